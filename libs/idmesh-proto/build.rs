@@ -1,0 +1,23 @@
+//! Generates the gRPC code for proto/ with protox, so no system `protoc` is
+//! needed, and writes the descriptor set to OUT_DIR for server reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        "idmesh/v1/common.proto",
+        "idmesh/v1/directory.proto",
+        "idmesh/v1/user.proto",
+    ];
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+
+    let descriptors = protox::compile(files, [&proto_root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("idmesh_descriptor.bin"), descriptors.encode_to_vec())?;
+
+    tonic_prost_build::configure().compile_fds(descriptors)?;
+    Ok(())
+}
