@@ -1,0 +1,116 @@
+//! One `connect(url)` for both supported databases.
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+use crate::StoreError;
+
+/// Serialises opening SQLite files within the process: switching a new file
+/// to WAL needs it to itself, and in `idmesh dev` every service opens the same
+/// file at once.
+static SQLITE_OPEN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// SQLSTATE of "database does not exist".
+const INVALID_CATALOG_NAME: &str = "3D000";
+/// SQLSTATE of "database already exists": another process won the race.
+const DUPLICATE_DATABASE: &str = "42P04";
+
+/// Opens a connection pool for `postgres://…` or `sqlite://…`.
+///
+/// SQLite files (and their directory) are created when missing and run in WAL
+/// mode with a busy timeout, so the services of one process can share a file.
+/// `LIKE` is made case-sensitive on SQLite, as it is on PostgreSQL, so a
+/// filter means the same on both. A PostgreSQL database that does not exist
+/// yet is created.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
+    if url.starts_with("sqlite:") {
+        connect_sqlite(url).await
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        connect_postgres(url).await
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+async fn connect_sqlite(url: &str) -> Result<DatabaseConnection, StoreError> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    let in_memory = path.is_empty() || path == ":memory:";
+    let parent = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = parent.filter(|_| !in_memory) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::SqliteDirectory {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    let url = if url.contains('?') {
+        url.to_owned()
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    let mut options = ConnectOptions::new(url);
+    options.sqlx_logging(false).map_sqlx_sqlite_opts(|opts| {
+        opts.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("case_sensitive_like", "ON")
+    });
+    if in_memory {
+        // Every connection to ":memory:" is a database of its own.
+        options.max_connections(1);
+    }
+    let _guard = SQLITE_OPEN.lock().await;
+    Ok(Database::connect(options).await?)
+}
+
+async fn connect_postgres(url: &str) -> Result<DatabaseConnection, StoreError> {
+    match Database::connect(postgres_options(url)).await {
+        Err(err) if sqlstate(&err).as_deref() == Some(INVALID_CATALOG_NAME) => {
+            create_postgres_database(url).await?;
+            Ok(Database::connect(postgres_options(url)).await?)
+        }
+        result => Ok(result?),
+    }
+}
+
+fn postgres_options(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10));
+    options
+}
+
+/// Creates the database `url` names, through the server's `postgres` database.
+async fn create_postgres_database(url: &str) -> Result<(), StoreError> {
+    let (server, rest) = url
+        .rsplit_once('/')
+        .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+    let (name, query) = match rest.split_once('?') {
+        Some((name, query)) => (name, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    tracing::info!(database = name, "creating missing PostgreSQL database");
+    let admin = Database::connect(postgres_options(&format!("{server}/postgres{query}"))).await?;
+    let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    let result = admin.execute_unprepared(&create).await;
+    admin.close().await?;
+    match result {
+        Err(err) if sqlstate(&err).as_deref() == Some(DUPLICATE_DATABASE) => Ok(()),
+        result => result.map(drop).map_err(StoreError::from),
+    }
+}
+
+fn sqlstate(err: &DbErr) -> Option<String> {
+    let sqlx_err = match err {
+        DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) => e,
+        _ => return None,
+    };
+    sqlx_err.as_database_error()?.code().map(|code| code.into_owned())
+}

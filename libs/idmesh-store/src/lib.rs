@@ -1,0 +1,40 @@
+//! What idmesh storage code shares. Each service keeps its own entities and
+//! migrations; this crate gives them one way to connect to PostgreSQL or
+//! SQLite, one migration runner, and the SCIM filter → SQL translation.
+
+mod connect;
+pub mod filter;
+mod migrate;
+
+pub use connect::connect;
+pub use migrate::migrate;
+
+/// Why the store could not be opened or prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?}: expected postgres://… or sqlite://…")]
+    UnsupportedUrl(String),
+    #[error("cannot create the directory for the SQLite file {path:?}: {source}")]
+    SqliteDirectory { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+}
+
+/// Begins a transaction that will write: on SQLite it takes the write lock at
+/// `BEGIN` (`BEGIN IMMEDIATE`). A deferred transaction that reads first and
+/// writes later fails at once with "database is locked" when another
+/// connection wrote in between, instead of waiting its turn.
+pub async fn begin_write(db: &sea_orm::DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    db.begin_with_options(options).await
+}
+
+/// Whether a database error is a unique-constraint violation, which services
+/// answer as SCIM 409 `uniqueness`.
+pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
