@@ -1,0 +1,4 @@
+//! The tables directory-service owns.
+
+pub mod directory;
+pub mod token;

@@ -1,0 +1,3 @@
+//! The tables user-service owns.
+
+pub mod user;
