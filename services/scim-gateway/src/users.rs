@@ -1,0 +1,133 @@
+//! `/scim/v2/{directory_id}/Users`: SCIM over HTTP ↔ `UserService` over gRPC.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use idmesh_proto::v1::{
+    CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest, PageRequest, PatchOperation,
+    PatchUserRequest, ReplaceUserRequest,
+};
+use idmesh_runtime::struct_json;
+use scim::ScimError;
+use scim::list::ListQuery;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::response::{BaseUrl, ScimBody, ScimJson, ScimResource, render_user};
+
+/// A resource body must be a JSON object.
+fn resource(body: Value) -> Result<prost_types::Struct, ApiError> {
+    match body {
+        Value::Object(map) => Ok(struct_json::to_struct(&map)),
+        _ => Err(ScimError::invalid_syntax("the request body must be a JSON object").into()),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(directory_id): Path<String>,
+    base: BaseUrl,
+    ScimJson(body): ScimJson,
+) -> Result<ScimResource, ApiError> {
+    let request = CreateUserRequest {
+        directory_id,
+        resource: Some(resource(body)?),
+    };
+    let user = state.users.clone().create_user(request).await?.into_inner();
+    render_user(&base, user, StatusCode::CREATED)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((directory_id, id)): Path<(String, String)>,
+    base: BaseUrl,
+) -> Result<ScimResource, ApiError> {
+    let user = state
+        .users
+        .clone()
+        .get_user(GetUserRequest { directory_id, id })
+        .await?
+        .into_inner();
+    render_user(&base, user, StatusCode::OK)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(directory_id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    base: BaseUrl,
+) -> Result<ScimBody, ApiError> {
+    let query = ListQuery::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let request = ListUsersRequest {
+        directory_id,
+        filter: query.filter.unwrap_or_default(),
+        page: Some(PageRequest {
+            start_index: i64::try_from(query.start_index).unwrap_or(i64::MAX),
+            count: i32::try_from(query.count).unwrap_or(i32::MAX),
+        }),
+    };
+    let response = state.users.clone().list_users(request).await?.into_inner();
+    let resources = response
+        .users
+        .into_iter()
+        .map(|user| render_user(&base, user, StatusCode::OK).map(|rendered| rendered.body))
+        .collect::<Result<Vec<_>, _>>()?;
+    let total = u64::try_from(response.total_results).unwrap_or_default();
+    Ok(ScimBody(scim::list::list_response(resources, total, query.start_index)))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    Path((directory_id, id)): Path<(String, String)>,
+    base: BaseUrl,
+    ScimJson(body): ScimJson,
+) -> Result<ScimResource, ApiError> {
+    let request = ReplaceUserRequest {
+        directory_id,
+        id,
+        resource: Some(resource(body)?),
+        expected_version: None,
+    };
+    let user = state.users.clone().replace_user(request).await?.into_inner();
+    render_user(&base, user, StatusCode::OK)
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Path((directory_id, id)): Path<(String, String)>,
+    base: BaseUrl,
+    ScimJson(body): ScimJson,
+) -> Result<ScimResource, ApiError> {
+    let operations = scim::patch::parse_request(&body)?
+        .into_iter()
+        .map(|op| PatchOperation {
+            op: op.op.as_str().to_owned(),
+            path: op.path.unwrap_or_default(),
+            value: op.value.as_ref().map(struct_json::to_value),
+        })
+        .collect();
+    let request = PatchUserRequest {
+        directory_id,
+        id,
+        operations,
+        expected_version: None,
+    };
+    let user = state.users.clone().patch_user(request).await?.into_inner();
+    render_user(&base, user, StatusCode::OK)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((directory_id, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .users
+        .clone()
+        .delete_user(DeleteUserRequest {
+            directory_id,
+            id,
+            expected_version: None,
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
