@@ -1,0 +1,288 @@
+//! The admin commands people type: directories and their tokens, over gRPC
+//! to a running directory-service.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
+use idmesh_proto::v1::{
+    CreateDirectoryRequest, Directory, IssueTokenRequest, ListDirectoriesRequest, ListTokensRequest,
+    RevokeTokenRequest, Token,
+};
+use serde_json::json;
+use tonic::transport::Channel;
+
+/// Where `idmesh dev` runs directory-service.
+pub const DEFAULT_DIRECTORY_ADDR: &str = "127.0.0.1:50051";
+
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// directory-service's gRPC address.
+    #[arg(long, env = "IDMESH_DIRECTORY_ADDR", default_value = DEFAULT_DIRECTORY_ADDR)]
+    directory_addr: String,
+    /// The SCIM endpoint's public base URL, to print SCIM base URLs.
+    #[arg(long, env = "IDMESH_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    public_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Create a directory and issue its first bearer token.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Print {"id", "scim_base_url", "token"} as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List directories with their SCIM base URLs.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a bearer token (a directory has at most two live tokens).
+    Issue {
+        #[arg(long)]
+        directory: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Make the token expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Revoke a token by its id (see `idmesh token list`).
+    Revoke {
+        #[arg(long)]
+        directory: String,
+        #[arg(long)]
+        token: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List a directory's tokens (never their secrets).
+    List {
+        #[arg(long)]
+        directory: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+impl Connection {
+    async fn client(&self) -> anyhow::Result<DirectoryServiceClient<Channel>> {
+        let channel = idmesh_runtime::grpc::lazy_channel(&self.directory_addr)?;
+        Ok(DirectoryServiceClient::new(channel))
+    }
+
+    fn context(&self) -> String {
+        format!(
+            "directory-service at {} (is `idmesh dev` running?)",
+            self.directory_addr
+        )
+    }
+
+    fn scim_base_url(&self, directory_id: &str) -> String {
+        scim_base_url(&self.public_url, directory_id)
+    }
+}
+
+fn scim_base_url(public_url: &str, directory_id: &str) -> String {
+    format!("{}/scim/v2/{directory_id}", public_url.trim_end_matches('/'))
+}
+
+fn timestamp_text(ts: Option<&prost_types::Timestamp>) -> String {
+    ts.and_then(idmesh_runtime::timestamp::from_proto)
+        .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+fn token_json(token: &Token) -> serde_json::Value {
+    json!({
+        "id": token.id,
+        "description": token.description,
+        "created": timestamp_text(token.created.as_ref()),
+        "expires_at": token.expires_at.as_ref().map(|ts| timestamp_text(Some(ts))),
+        "revoked_at": token.revoked_at.as_ref().map(|ts| timestamp_text(Some(ts))),
+    })
+}
+
+async fn create_with_token(
+    client: &mut DirectoryServiceClient<Channel>,
+    name: &str,
+) -> Result<(Directory, String), tonic::Status> {
+    let directory = client
+        .create_directory(CreateDirectoryRequest { name: name.to_owned() })
+        .await?
+        .into_inner();
+    let issued = client
+        .issue_token(IssueTokenRequest {
+            directory_id: directory.id.clone(),
+            description: "created with the directory".to_owned(),
+            expires_at: None,
+        })
+        .await?
+        .into_inner();
+    Ok((directory, issued.secret))
+}
+
+pub async fn directory(command: DirectoryCommand) -> anyhow::Result<()> {
+    match command {
+        DirectoryCommand::Create { name, json, connection } => {
+            let mut client = connection.client().await?;
+            let (directory, token) = create_with_token(&mut client, &name)
+                .await
+                .with_context(|| connection.context())?;
+            let base = connection.scim_base_url(&directory.id);
+            if json {
+                println!("{}", json!({"id": directory.id, "scim_base_url": base, "token": token}));
+            } else {
+                println!("Directory: {} ({})", directory.id, directory.name);
+                println!("SCIM base URL: {base}");
+                println!("Bearer token: {token}");
+            }
+        }
+        DirectoryCommand::List { json, connection } => {
+            let mut client = connection.client().await?;
+            let directories = client
+                .list_directories(ListDirectoriesRequest {})
+                .await
+                .with_context(|| connection.context())?
+                .into_inner()
+                .directories;
+            if json {
+                let list: Vec<_> = directories
+                    .iter()
+                    .map(|d| json!({"id": d.id, "name": d.name, "scim_base_url": connection.scim_base_url(&d.id)}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for d in &directories {
+                    println!("{}\t{}\t{}", d.id, d.name, connection.scim_base_url(&d.id));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Issue {
+            directory,
+            description,
+            expires_in_days,
+            json,
+            connection,
+        } => {
+            let expires_at = expires_in_days.map(|days| {
+                idmesh_runtime::timestamp::to_proto(time::OffsetDateTime::now_utc() + time::Duration::days(days.into()))
+            });
+            let mut client = connection.client().await?;
+            let issued = client
+                .issue_token(IssueTokenRequest {
+                    directory_id: directory,
+                    description,
+                    expires_at,
+                })
+                .await
+                .with_context(|| connection.context())?
+                .into_inner();
+            let token = issued.token.unwrap_or_default();
+            if json {
+                println!("{}", json!({"id": token.id, "token": issued.secret}));
+            } else {
+                println!("Token id: {}", token.id);
+                println!("Bearer token: {}", issued.secret);
+            }
+        }
+        TokenCommand::Revoke {
+            directory,
+            token,
+            connection,
+        } => {
+            let mut client = connection.client().await?;
+            let revoked = client
+                .revoke_token(RevokeTokenRequest {
+                    directory_id: directory,
+                    token_id: token,
+                })
+                .await
+                .with_context(|| connection.context())?
+                .into_inner();
+            println!(
+                "Revoked token {} at {}",
+                revoked.id,
+                timestamp_text(revoked.revoked_at.as_ref())
+            );
+        }
+        TokenCommand::List {
+            directory,
+            json,
+            connection,
+        } => {
+            let mut client = connection.client().await?;
+            let tokens = client
+                .list_tokens(ListTokensRequest {
+                    directory_id: directory,
+                })
+                .await
+                .with_context(|| connection.context())?
+                .into_inner()
+                .tokens;
+            if json {
+                println!("{}", serde_json::Value::Array(tokens.iter().map(token_json).collect()));
+            } else {
+                for t in &tokens {
+                    let state = if t.revoked_at.is_some() { "revoked" } else { "live" };
+                    println!(
+                        "{}\t{state}\t{}\t{}",
+                        t.id,
+                        timestamp_text(t.created.as_ref()),
+                        t.description
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `idmesh dev` on a fresh data dir: create a directory and show how to
+/// point an IdP at it. On later starts, show the existing directories.
+pub async fn announce_first_directory(directory_addr: &str, public_url: &str) -> anyhow::Result<()> {
+    let mut client = DirectoryServiceClient::new(idmesh_runtime::grpc::lazy_channel(directory_addr)?);
+    let existing = client
+        .list_directories(ListDirectoriesRequest {})
+        .await
+        .context("listing directories")?
+        .into_inner()
+        .directories;
+    if existing.is_empty() {
+        let (directory, token) = create_with_token(&mut client, "default")
+            .await
+            .context("creating the first directory")?;
+        println!("SCIM base URL: {}", scim_base_url(public_url, &directory.id));
+        println!("Bearer token: {token}");
+    } else {
+        for directory in &existing {
+            println!("SCIM base URL: {}", scim_base_url(public_url, &directory.id));
+        }
+        println!(
+            "Bearer tokens were shown when they were issued; `idmesh token issue --directory <id>` makes another."
+        );
+    }
+    Ok(())
+}

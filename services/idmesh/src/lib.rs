@@ -1,0 +1,116 @@
+//! Runs any set of idmesh services in one process, the way Loki and Mimir
+//! run as one binary with `-target`: `idmesh dev` runs them all, a Kubernetes
+//! Deployment runs one. In-process services still talk real gRPC over
+//! loopback, so every mode runs the same code path.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// A service the process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Target {
+    /// The SCIM HTTP endpoint.
+    Gateway,
+    /// directory-service: directories and tokens.
+    Directories,
+    /// user-service: users.
+    Users,
+}
+
+/// Where each target listens and how it reaches the others.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    pub database_url: String,
+    /// The gateway's HTTP listen address.
+    pub http_addr: SocketAddr,
+    pub directory_listen_addr: SocketAddr,
+    pub user_listen_addr: SocketAddr,
+    /// Where the gateway reaches directory-service when it runs elsewhere.
+    pub directory_addr: String,
+    /// Where the gateway reaches user-service when it runs elsewhere.
+    pub user_addr: String,
+    pub public_url: Option<String>,
+}
+
+/// The targets of a running process and the addresses they are bound to.
+#[derive(Debug)]
+pub struct Mesh {
+    pub http_addr: Option<SocketAddr>,
+    pub directory_addr: Option<SocketAddr>,
+    pub user_addr: Option<SocketAddr>,
+    tasks: JoinSet<anyhow::Result<()>>,
+    shutdown: CancellationToken,
+}
+
+/// Binds every target's listener (so port 0 works and peers know the real
+/// addresses), then starts the targets.
+pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: CancellationToken) -> anyhow::Result<Mesh> {
+    async fn bind(wanted: bool, addr: SocketAddr) -> anyhow::Result<Option<TcpListener>> {
+        if !wanted {
+            return Ok(None);
+        }
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot listen on {addr}: {err}"))?;
+        Ok(Some(listener))
+    }
+    let directory_listener = bind(targets.contains(&Target::Directories), config.directory_listen_addr).await?;
+    let user_listener = bind(targets.contains(&Target::Users), config.user_listen_addr).await?;
+    let gateway_listener = bind(targets.contains(&Target::Gateway), config.http_addr).await?;
+
+    let local = |listener: &Option<TcpListener>| listener.as_ref().and_then(|l| l.local_addr().ok());
+    let mut mesh = Mesh {
+        http_addr: local(&gateway_listener),
+        directory_addr: local(&directory_listener),
+        user_addr: local(&user_listener),
+        tasks: JoinSet::new(),
+        shutdown: shutdown.clone(),
+    };
+
+    if let Some(listener) = directory_listener {
+        let config = directory_service::Config {
+            database_url: config.database_url.clone(),
+        };
+        let shutdown = shutdown.clone();
+        mesh.tasks
+            .spawn(async move { Ok(directory_service::serve(listener, config, shutdown).await?) });
+    }
+    if let Some(listener) = user_listener {
+        let config = user_service::Config {
+            database_url: config.database_url.clone(),
+        };
+        let shutdown = shutdown.clone();
+        mesh.tasks
+            .spawn(async move { Ok(user_service::serve(listener, config, shutdown).await?) });
+    }
+    if let Some(listener) = gateway_listener {
+        let config = scim_gateway::Config {
+            directory_addr: mesh.directory_addr.map_or(config.directory_addr, |a| a.to_string()),
+            user_addr: mesh.user_addr.map_or(config.user_addr, |a| a.to_string()),
+            public_url: config.public_url,
+        };
+        let shutdown = shutdown.clone();
+        mesh.tasks
+            .spawn(async move { Ok(scim_gateway::serve(listener, config, shutdown).await?) });
+    }
+    Ok(mesh)
+}
+
+impl Mesh {
+    /// Waits until every target has stopped. The first target to fail stops
+    /// the others, and its error is returned.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let result = joined.map_err(anyhow::Error::from).and_then(|result| result);
+            if let Err(err) = result {
+                self.shutdown.cancel();
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,156 @@
+//! The `idmesh` binary as people run it: `idmesh dev` from the README, and
+//! the admin commands against a running directory-service.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use idmesh::{MeshConfig, Target};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const IDMESH: &str = env!("CARGO_BIN_EXE_idmesh");
+
+/// `idmesh dev` on ephemeral ports with its data in `data_dir`.
+fn start_dev(data_dir: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(IDMESH)
+        .args(["dev", "--data-dir"])
+        .arg(data_dir)
+        .args(["--http-addr", "127.0.0.1:0"])
+        .args(["--directory-listen-addr", "127.0.0.1:0"])
+        .args(["--user-listen-addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("idmesh dev starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines)
+}
+
+fn next_line(lines: &mpsc::Receiver<String>) -> String {
+    lines
+        .recv_timeout(Duration::from_secs(60))
+        .expect("idmesh dev prints a line")
+}
+
+fn value_after<'a>(line: &'a str, label: &str) -> &'a str {
+    line.strip_prefix(label)
+        .unwrap_or_else(|| panic!("expected {label:?}, got {line:?}"))
+        .trim()
+}
+
+fn stop(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = child.wait().expect("idmesh dev exits");
+    assert!(exit.success(), "idmesh dev exits cleanly on SIGTERM: {exit}");
+}
+
+#[tokio::test]
+async fn idmesh_dev_prints_a_working_scim_url_and_token_then_stops_on_sigterm() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let (child, lines) = start_dev(data_dir.path());
+    let base_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
+    let token = value_after(&next_line(&lines), "Bearer token:").to_owned();
+
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{base_url}/Users"))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(json!({"userName": "dev@example.com"}).to_string())
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(created.status().as_u16(), 201);
+    stop(child);
+
+    // A second start reuses the data: same directory, no new token.
+    let (child, lines) = start_dev(data_dir.path());
+    let again = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
+    assert_eq!(again.rsplit('/').next(), base_url.rsplit('/').next());
+    assert!(!next_line(&lines).starts_with("Bearer token:"));
+    stop(child);
+}
+
+// Multi-threaded: the admin commands run as blocking child processes while
+// the mesh serves them from this test's runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_create_json_gives_a_token_the_gateway_accepts() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let config = MeshConfig {
+        database_url: format!("sqlite://{}", data_dir.path().join("idmesh.db").display()),
+        http_addr: any_port,
+        directory_listen_addr: any_port,
+        user_listen_addr: any_port,
+        directory_addr: String::new(),
+        user_addr: String::new(),
+        public_url: None,
+    };
+    let shutdown = CancellationToken::new();
+    let targets = [Target::Directories, Target::Users, Target::Gateway];
+    let mesh = idmesh::launch(&targets, config, shutdown.clone())
+        .await
+        .expect("the mesh starts");
+    let (http_addr, directory_addr) = (
+        mesh.http_addr.expect("gateway"),
+        mesh.directory_addr.expect("directories"),
+    );
+    let running = tokio::spawn(mesh.wait());
+
+    let run = |args: &[&str]| {
+        let output = Command::new(IDMESH)
+            .args(args)
+            .args(["--directory-addr", &directory_addr.to_string()])
+            .args(["--public-url", &format!("http://{http_addr}")])
+            .output()
+            .expect("idmesh runs");
+        assert!(
+            output.status.success(),
+            "idmesh {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    };
+    let created: Value =
+        serde_json::from_str(&run(&["directory", "create", "--name", "Acme", "--json"])).expect("JSON output");
+    let (id, base_url, token) = (
+        created["id"].as_str().expect("id"),
+        created["scim_base_url"].as_str().expect("scim_base_url"),
+        created["token"].as_str().expect("token"),
+    );
+    assert_eq!(base_url, format!("http://{http_addr}/scim/v2/{id}"));
+
+    let listed = reqwest::Client::new()
+        .get(format!("{base_url}/Users"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(listed.status().as_u16(), 200);
+
+    let directories: Value = serde_json::from_str(&run(&["directory", "list", "--json"])).expect("JSON output");
+    assert_eq!(directories[0]["id"], json!(id));
+    let issued: Value = serde_json::from_str(&run(&["token", "issue", "--directory", id, "--json"])).expect("JSON");
+    let token_id = issued["id"].as_str().expect("token id");
+    assert!(run(&["token", "revoke", "--directory", id, "--token", token_id]).contains(token_id));
+    let tokens: Value = serde_json::from_str(&run(&["token", "list", "--directory", id, "--json"])).expect("JSON");
+    assert_eq!(tokens.as_array().map(Vec::len), Some(2));
+
+    shutdown.cancel();
+    running.await.expect("joined").expect("the mesh stops cleanly");
+}

@@ -1,0 +1,217 @@
+//! The gRPC API as platforms call it: the same rules hold without the
+//! gateway, and every service has health and reflection.
+
+use idmesh_proto::v1::{
+    CreateUserRequest, GetUserRequest, IssueTokenRequest, ListTokensRequest, ListUsersRequest, PatchOperation,
+    PatchUserRequest, ResolveTokenRequest, RevokeTokenRequest,
+};
+use idmesh_runtime::struct_json;
+use idmesh_tests::{Backend, TestMesh, both_backends};
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+fn resource(value: Value) -> Option<prost_types::Struct> {
+    let Value::Object(map) = value else {
+        panic!("a JSON object")
+    };
+    Some(struct_json::to_struct(&map))
+}
+
+fn scim_type(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt;
+    status.get_error_details().error_info().map(|info| info.reason.clone())
+}
+
+both_backends!(
+    user_service_validates_for_grpc_callers_too,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let mut users = mesh.users();
+        let missing = users
+            .create_user(CreateUserRequest {
+                directory_id: scim.directory_id.clone(),
+                resource: resource(json!({"displayName": "No Name"})),
+            })
+            .await
+            .expect_err("a user needs a userName");
+        assert_eq!(missing.code(), Code::InvalidArgument);
+        assert_eq!(scim_type(&missing).as_deref(), Some("invalidValue"));
+
+        let created = users
+            .create_user(CreateUserRequest {
+                directory_id: scim.directory_id.clone(),
+                resource: resource(json!({"userName": "Grpc.User@example.com", "externalId": "e-1"})),
+            })
+            .await
+            .expect("CreateUser")
+            .into_inner();
+        assert_eq!(created.user_name, "Grpc.User@example.com");
+        assert_eq!(created.external_id.as_deref(), Some("e-1"));
+        assert!(created.active, "users are active unless told otherwise");
+        assert_eq!(created.meta.as_ref().map(|m| m.version), Some(1));
+
+        let duplicate = users
+            .create_user(CreateUserRequest {
+                directory_id: scim.directory_id.clone(),
+                resource: resource(json!({"userName": "grpc.user@EXAMPLE.com"})),
+            })
+            .await
+            .expect_err("userName is unique ignoring case");
+        assert_eq!(duplicate.code(), Code::AlreadyExists);
+        assert_eq!(scim_type(&duplicate).as_deref(), Some("uniqueness"));
+    }
+);
+
+both_backends!(
+    a_stale_expected_version_fails_and_changes_nothing,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let mut users = mesh.users();
+        let created = users
+            .create_user(CreateUserRequest {
+                directory_id: scim.directory_id.clone(),
+                resource: resource(json!({"userName": "versioned@example.com"})),
+            })
+            .await
+            .expect("CreateUser")
+            .into_inner();
+        let patch = |expected_version| PatchUserRequest {
+            directory_id: scim.directory_id.clone(),
+            id: created.id.clone(),
+            operations: vec![PatchOperation {
+                op: "replace".to_owned(),
+                path: "title".to_owned(),
+                value: Some(struct_json::to_value(&json!("CTO"))),
+            }],
+            expected_version,
+        };
+        let stale = users.patch_user(patch(Some(7))).await.expect_err("version 7 is stale");
+        assert_eq!(stale.code(), Code::FailedPrecondition);
+        let patched = users.patch_user(patch(Some(1))).await.expect("PatchUser").into_inner();
+        assert_eq!(patched.meta.map(|m| m.version), Some(2));
+        let fetched = users
+            .get_user(GetUserRequest {
+                directory_id: scim.directory_id.clone(),
+                id: created.id.clone(),
+            })
+            .await
+            .expect("GetUser")
+            .into_inner();
+        let doc = struct_json::from_struct(fetched.resource.unwrap_or_default());
+        assert_eq!(doc.get("title"), Some(&json!("CTO")));
+    }
+);
+
+both_backends!(concurrent_patches_lose_no_change, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let created = scim.create_user("busy@example.com").await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let mut writers = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let scim = scim.clone();
+        let id = id.clone();
+        writers.spawn(async move {
+            let op = json!([{"op": "add", "path": "emails", "value": [{"value": format!("alias{i}@example.com"), "type": "other"}]}]);
+            scim.patch(&format!("/Users/{id}"), idmesh_tests::patch_op(op), 200).await;
+        });
+    }
+    while let Some(joined) = writers.join_next().await {
+        joined.expect("a writer finished");
+    }
+    let user = scim.get(&format!("/Users/{id}"), 200).await.body;
+    let emails = user["emails"].as_array().expect("emails");
+    assert_eq!(emails.len(), 11, "the original email plus ten aliases: {emails:#?}");
+    assert_eq!(user["meta"]["version"], json!("W/\"11\""));
+});
+
+both_backends!(list_users_never_crosses_directories, |mesh: TestMesh| async move {
+    let (a, b) = (mesh.new_directory().await, mesh.new_directory().await);
+    a.create_user("a1@example.com").await;
+    a.create_user("a2@example.com").await;
+    b.create_user("b1@example.com").await;
+    let listed = mesh
+        .users()
+        .list_users(ListUsersRequest {
+            directory_id: b.directory_id.clone(),
+            filter: String::new(),
+            page: Some(idmesh_proto::v1::PageRequest {
+                start_index: 1,
+                count: 10,
+            }),
+        })
+        .await
+        .expect("ListUsers")
+        .into_inner();
+    assert_eq!(listed.total_results, 1);
+    assert_eq!(listed.users[0].user_name, "b1@example.com");
+});
+
+both_backends!(a_directory_has_at_most_two_live_tokens, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let mut directories = mesh.directories();
+    let issue = || IssueTokenRequest {
+        directory_id: scim.directory_id.clone(),
+        description: "rotation".to_owned(),
+        expires_at: None,
+    };
+    let second = directories
+        .issue_token(issue())
+        .await
+        .expect("a second token")
+        .into_inner();
+    let third = directories.issue_token(issue()).await.expect_err("a third live token");
+    assert_eq!(third.code(), Code::FailedPrecondition);
+
+    let second_id = second.token.expect("token metadata").id;
+    directories
+        .revoke_token(RevokeTokenRequest {
+            directory_id: scim.directory_id.clone(),
+            token_id: second_id.clone(),
+        })
+        .await
+        .expect("RevokeToken");
+    let revoked = directories
+        .resolve_token(ResolveTokenRequest {
+            secret: second.secret.clone(),
+        })
+        .await
+        .expect_err("a revoked token resolves to nothing");
+    assert_eq!(revoked.code(), Code::NotFound);
+    directories.issue_token(issue()).await.expect("room for a token again");
+
+    let tokens = directories
+        .list_tokens(ListTokensRequest {
+            directory_id: scim.directory_id.clone(),
+        })
+        .await
+        .expect("ListTokens")
+        .into_inner()
+        .tokens;
+    assert_eq!(tokens.len(), 3);
+    assert_eq!(tokens.iter().filter(|t| t.revoked_at.is_some()).count(), 1);
+    let listed = format!("{tokens:?}");
+    assert!(!listed.contains(&second.secret), "secrets are never listed");
+});
+
+#[tokio::test]
+async fn every_service_reports_serving_on_grpc_health() {
+    let mesh = TestMesh::start(Backend::Sqlite).await;
+    for (addr, service) in [
+        (mesh.directory_addr, "idmesh.v1.DirectoryService"),
+        (mesh.user_addr, "idmesh.v1.UserService"),
+        (mesh.user_addr, ""),
+    ] {
+        let channel = idmesh_runtime::grpc::lazy_channel(&addr.to_string()).expect("address");
+        let response = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .expect("Health/Check")
+            .into_inner();
+        assert_eq!(response.status(), ServingStatus::Serving, "{service:?} at {addr}");
+    }
+}

@@ -1,0 +1,370 @@
+//! SCIM /Users through the gateway to user-service, on PostgreSQL and SQLite.
+
+use idmesh_tests::{TestMesh, both_backends, patch_op, user};
+use serde_json::{Value, json};
+
+fn id_of(resource: &Value) -> String {
+    resource["id"].as_str().expect("the resource has an id").to_owned()
+}
+
+both_backends!(
+    creating_a_user_answers_201_with_location_and_etag,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let created = scim.post("/Users", user("ada@example.com"), 201).await;
+        let id = id_of(&created.body);
+        let location = created.header("location").expect("a Location header").to_owned();
+        assert_eq!(location, format!("{}/Users/{id}", scim.base_url));
+        assert_eq!(created.body["meta"]["location"], json!(location));
+        assert_eq!(created.body["meta"]["resourceType"], json!("User"));
+        assert_eq!(created.header("etag"), Some("W/\"1\""));
+        assert_eq!(created.body["meta"]["version"], json!("W/\"1\""));
+        assert!(
+            created
+                .header("content-type")
+                .is_some_and(|ct| ct.starts_with("application/scim+json"))
+        );
+        assert_eq!(created.body["userName"], json!("ada@example.com"));
+        assert_eq!(created.body["name"]["familyName"], json!("User"));
+
+        let fetched = scim.get(&format!("/Users/{id}"), 200).await;
+        assert_eq!(fetched.body, created.body);
+    }
+);
+
+both_backends!(user_name_is_unique_ignoring_case, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    scim.create_user("Grace.Hopper@example.com").await;
+    let conflict = scim.post("/Users", user("grace.hopper@EXAMPLE.com"), 409).await;
+    assert_eq!(conflict.body["scimType"], json!("uniqueness"));
+    assert_eq!(conflict.body["status"], json!("409"));
+    assert_eq!(
+        conflict.body["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:Error"])
+    );
+});
+
+both_backends!(
+    the_same_user_name_may_exist_in_two_directories,
+    |mesh: TestMesh| async move {
+        let (a, b) = (mesh.new_directory().await, mesh.new_directory().await);
+        a.create_user("shared@example.com").await;
+        b.create_user("shared@example.com").await;
+    }
+);
+
+both_backends!(
+    user_name_filter_ignores_case_and_keeps_original_case,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let created = scim.create_user("Alan.Turing@example.com").await;
+        let found = scim.filter_users("userName eq \"ALAN.TURING@EXAMPLE.COM\"").await;
+        assert_eq!(found["totalResults"], json!(1));
+        assert_eq!(found["Resources"][0]["id"], created["id"]);
+        assert_eq!(found["Resources"][0]["userName"], json!("Alan.Turing@example.com"));
+        assert_eq!(
+            found["schemas"],
+            json!(["urn:ietf:params:scim:api:messages:2.0:ListResponse"])
+        );
+    }
+);
+
+both_backends!(
+    a_filter_that_matches_nothing_is_an_empty_list,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        scim.create_user("someone@example.com").await;
+        let found = scim.filter_users("userName eq \"nobody@example.com\"").await;
+        assert_eq!(found["totalResults"], json!(0));
+        assert_eq!(found["itemsPerPage"], json!(0));
+        assert_eq!(found["startIndex"], json!(1));
+        assert!(found["Resources"].as_array().is_none_or(Vec::is_empty));
+    }
+);
+
+both_backends!(
+    external_id_and_user_name_filters_combine_with_and,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let mut body = user("ext@example.com");
+        body["externalId"] = json!("00u1abcd");
+        let created = scim.post("/Users", body, 201).await.body;
+        scim.create_user("other@example.com").await;
+
+        let found = scim.filter_users("externalId eq \"00u1abcd\"").await;
+        assert_eq!(found["totalResults"], json!(1));
+        assert_eq!(found["Resources"][0]["id"], created["id"]);
+
+        let both = scim
+            .filter_users("userName Eq \"EXT@example.com\" and externalId eq \"00u1abcd\"")
+            .await;
+        assert_eq!(both["totalResults"], json!(1));
+        // externalId is case-exact.
+        let wrong_case = scim.filter_users("externalId eq \"00U1ABCD\"").await;
+        assert_eq!(wrong_case["totalResults"], json!(0));
+    }
+);
+
+both_backends!(
+    paging_with_count_2_visits_every_user_exactly_once,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let mut expected = Vec::new();
+        for i in 0..7 {
+            expected.push(id_of(&scim.create_user(&format!("page{i}@example.com")).await));
+        }
+        let mut seen = Vec::new();
+        let mut start_index = 1;
+        loop {
+            let page = scim
+                .get(&format!("/Users?startIndex={start_index}&count=2"), 200)
+                .await
+                .body;
+            assert_eq!(page["totalResults"], json!(7));
+            assert_eq!(page["startIndex"], json!(start_index));
+            let resources = page["Resources"].as_array().cloned().unwrap_or_default();
+            assert_eq!(page["itemsPerPage"], json!(resources.len()));
+            if resources.is_empty() {
+                break;
+            }
+            assert!(resources.len() <= 2);
+            seen.extend(resources.iter().map(id_of));
+            start_index += 2;
+        }
+        expected.sort();
+        seen.sort();
+        assert_eq!(seen, expected);
+    }
+);
+
+both_backends!(
+    patch_active_false_deactivates_in_okta_and_entra_dialects,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let okta = id_of(&scim.create_user("okta@example.com").await);
+        let entra = id_of(&scim.create_user("entra@example.com").await);
+
+        // Okta: a path-less replace with an object.
+        let patched = scim
+            .patch(
+                &format!("/Users/{okta}"),
+                patch_op(json!([{"op": "replace", "value": {"active": false}}])),
+                200,
+            )
+            .await;
+        assert_eq!(patched.body["active"], json!(false));
+        assert_eq!(patched.header("etag"), Some("W/\"2\""));
+        assert_eq!(
+            scim.get(&format!("/Users/{okta}"), 200).await.body["active"],
+            json!(false)
+        );
+
+        // Entra ID: capitalised op, a path, and the boolean as a string.
+        scim.patch(
+            &format!("/Users/{entra}"),
+            patch_op(json!([{"op": "Replace", "path": "active", "value": "False"}])),
+            200,
+        )
+        .await;
+        assert_eq!(
+            scim.get(&format!("/Users/{entra}"), 200).await.body["active"],
+            json!(false)
+        );
+
+        let inactive = scim.filter_users("active eq false").await;
+        assert_eq!(inactive["totalResults"], json!(2));
+    }
+);
+
+both_backends!(patch_applies_all_operations_or_none, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let id = id_of(&scim.create_user("atomic@example.com").await);
+    let failing = patch_op(json!([
+        {"op": "replace", "path": "displayName", "value": "Changed"},
+        {"op": "replace", "path": "id", "value": "hijacked"}
+    ]));
+    let rejected = scim.patch(&format!("/Users/{id}"), failing, 400).await;
+    assert_eq!(rejected.body["scimType"], json!("mutability"));
+    let unchanged = scim.get(&format!("/Users/{id}"), 200).await;
+    assert_eq!(unchanged.body.get("displayName"), None);
+    assert_eq!(unchanged.header("etag"), Some("W/\"1\""));
+});
+
+both_backends!(put_replaces_the_whole_user, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let mut body = user("replace@example.com");
+    body["title"] = json!("Engineer");
+    let id = id_of(&scim.post("/Users", body, 201).await.body);
+
+    let replacement = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "Replaced@example.com",
+        "displayName": "Replaced",
+        "active": true
+    });
+    let replaced = scim.put(&format!("/Users/{id}"), replacement, 200).await;
+    assert_eq!(replaced.body["userName"], json!("Replaced@example.com"));
+    assert_eq!(replaced.body["displayName"], json!("Replaced"));
+    assert_eq!(
+        replaced.body.get("title"),
+        None,
+        "attributes left out of a PUT are cleared"
+    );
+    assert_eq!(replaced.body.get("emails"), None);
+    assert_eq!(replaced.header("etag"), Some("W/\"2\""));
+    assert_eq!(scim.get(&format!("/Users/{id}"), 200).await.body, replaced.body);
+    assert_eq!(
+        scim.filter_users("userName eq \"replaced@example.com\"").await["totalResults"],
+        json!(1)
+    );
+});
+
+both_backends!(delete_answers_204_and_the_user_is_gone, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let id = id_of(&scim.create_user("gone@example.com").await);
+    let deleted = scim.delete(&format!("/Users/{id}"), 204).await;
+    assert_eq!(deleted.body, Value::Null);
+    let missing = scim.get(&format!("/Users/{id}"), 404).await;
+    assert_eq!(missing.body["status"], json!("404"));
+    scim.delete(&format!("/Users/{id}"), 404).await;
+    // The userName is free again.
+    scim.create_user("gone@example.com").await;
+});
+
+both_backends!(malformed_json_is_400_invalid_syntax, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let response = scim
+        .send_raw(
+            reqwest::Method::POST,
+            "/Users",
+            Some(b"{\"userName\": \"half".to_vec()),
+            400,
+        )
+        .await;
+    assert_eq!(response.body["scimType"], json!("invalidSyntax"));
+    let not_an_object = scim
+        .send_raw(reqwest::Method::POST, "/Users", Some(b"[1, 2]".to_vec()), 400)
+        .await;
+    assert_eq!(not_an_object.body["scimType"], json!("invalidSyntax"));
+});
+
+both_backends!(
+    a_user_without_user_name_is_400_invalid_value,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let mut body = user("x@example.com");
+        body.as_object_mut().expect("an object").remove("userName");
+        let response = scim.post("/Users", body, 400).await;
+        assert_eq!(response.body["scimType"], json!("invalidValue"));
+        assert!(response.body["detail"].as_str().is_some_and(|d| d.contains("userName")));
+    }
+);
+
+both_backends!(a_bad_filter_is_400_invalid_filter, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let response = scim.get("/Users?filter=userName%20eq", 400).await;
+    assert_eq!(response.body["scimType"], json!("invalidFilter"));
+});
+
+both_backends!(requests_without_a_valid_token_are_401, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let anonymous = scim.with_token(None).get("/Users", 401).await;
+    assert_eq!(anonymous.body["status"], json!("401"));
+    assert!(
+        anonymous
+            .header("www-authenticate")
+            .is_some_and(|h| h.starts_with("Bearer"))
+    );
+    scim.with_token(Some("idm_not-a-real-token")).get("/Users", 401).await;
+    scim.with_token(Some("idm_not-a-real-token"))
+        .post("/Users", user("sneaky@example.com"), 401)
+        .await;
+});
+
+both_backends!(a_token_works_only_on_its_own_directory, |mesh: TestMesh| async move {
+    let a = mesh.new_directory().await;
+    let b = mesh.new_directory().await;
+    let victim = id_of(&b.create_user("victim@example.com").await);
+
+    let a_token_on_b = b.with_token(a.token.as_deref());
+    a_token_on_b.get("/Users", 401).await;
+    a_token_on_b.get(&format!("/Users/{victim}"), 401).await;
+    a_token_on_b.post("/Users", user("intruder@example.com"), 401).await;
+    a_token_on_b
+        .patch(
+            &format!("/Users/{victim}"),
+            patch_op(json!([{"op": "replace", "value": {"active": false}}])),
+            401,
+        )
+        .await;
+    a_token_on_b.delete(&format!("/Users/{victim}"), 401).await;
+
+    let listed = b.get("/Users", 200).await.body;
+    assert_eq!(listed["totalResults"], json!(1));
+    let still_there = b.get(&format!("/Users/{victim}"), 200).await.body;
+    assert_eq!(still_there["active"], json!(true));
+    assert_eq!(still_there["meta"]["version"], json!("W/\"1\""));
+    // And directory A cannot see B's user under its own URL either.
+    a.get(&format!("/Users/{victim}"), 404).await;
+});
+
+both_backends!(passwords_are_accepted_but_never_returned, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let mut body = user("secret@example.com");
+    body["password"] = json!("hunter2-Correct-Horse");
+    let created = scim.post("/Users", body, 201).await.body;
+    assert_eq!(created.get("password"), None);
+    let id = id_of(&created);
+    assert_eq!(scim.get(&format!("/Users/{id}"), 200).await.body.get("password"), None);
+    let patched = scim
+        .patch(
+            &format!("/Users/{id}"),
+            patch_op(json!([{"op": "replace", "path": "password", "value": "n3w"}])),
+            200,
+        )
+        .await;
+    assert_eq!(patched.body.get("password"), None);
+});
+
+both_backends!(
+    enterprise_and_custom_extensions_are_kept_whole,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let custom = "urn:example:params:scim:schemas:extension:acme:1.0:User";
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", enterprise, custom],
+            "userName": "ext.user@example.com",
+            enterprise: {"department": "R&D", "employeeNumber": "42", "manager": {"value": "boss-id"}},
+            custom: {"badge": {"color": "blue", "floors": [1, 3]}, "clearance": "L2"}
+        });
+        let created = scim.post("/Users", body, 201).await.body;
+        assert_eq!(created[enterprise]["department"], json!("R&D"));
+        assert_eq!(created[enterprise]["manager"]["value"], json!("boss-id"));
+        assert_eq!(
+            created[custom],
+            json!({"badge": {"color": "blue", "floors": [1, 3]}, "clearance": "L2"})
+        );
+        let schemas = created["schemas"].as_array().expect("schemas");
+        assert!(schemas.contains(&json!(enterprise)) && schemas.contains(&json!(custom)));
+
+        // Entra ID sets enterprise attributes with URN-qualified paths.
+        let id = id_of(&created);
+        let patched = scim
+            .patch(
+                &format!("/Users/{id}"),
+                patch_op(json!([{"op": "Replace", "path": format!("{enterprise}:department"), "value": "Sales"}])),
+                200,
+            )
+            .await;
+        assert_eq!(patched.body[enterprise]["department"], json!("Sales"));
+        assert_eq!(patched.body[enterprise]["employeeNumber"], json!("42"));
+        assert_eq!(patched.body[custom]["clearance"], json!("L2"));
+    }
+);
+
+both_backends!(unknown_endpoints_answer_scim_404, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let missing = scim.get("/Widgets", 404).await;
+    assert_eq!(missing.body["status"], json!("404"));
+});
