@@ -14,8 +14,6 @@ static SQLITE_OPEN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// SQLSTATE of "database does not exist".
 const INVALID_CATALOG_NAME: &str = "3D000";
-/// SQLSTATE of "database already exists": another process won the race.
-const DUPLICATE_DATABASE: &str = "42P04";
 
 /// Opens a connection pool for `postgres://…` or `sqlite://…`.
 ///
@@ -71,8 +69,13 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection, StoreError> {
 async fn connect_postgres(url: &str) -> Result<DatabaseConnection, StoreError> {
     match Database::connect(postgres_options(url)).await {
         Err(err) if sqlstate(&err).as_deref() == Some(INVALID_CATALOG_NAME) => {
-            create_postgres_database(url).await?;
-            Ok(Database::connect(postgres_options(url)).await?)
+            let created = create_postgres_database(url).await;
+            match (Database::connect(postgres_options(url)).await, created) {
+                (Ok(db), _) => Ok(db),
+                // Why the database could not be created says more.
+                (Err(_), Err(create_err)) => Err(create_err),
+                (Err(err), Ok(())) => Err(err.into()),
+            }
         }
         result => Ok(result?),
     }
@@ -88,6 +91,8 @@ fn postgres_options(url: &str) -> ConnectOptions {
 }
 
 /// Creates the database `url` names, through the server's `postgres` database.
+/// When services start together, all but one lose the race to create it;
+/// their error is moot once the database exists.
 async fn create_postgres_database(url: &str) -> Result<(), StoreError> {
     let (server, rest) = url
         .rsplit_once('/')
@@ -101,10 +106,7 @@ async fn create_postgres_database(url: &str) -> Result<(), StoreError> {
     let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
     let result = admin.execute_unprepared(&create).await;
     admin.close().await?;
-    match result {
-        Err(err) if sqlstate(&err).as_deref() == Some(DUPLICATE_DATABASE) => Ok(()),
-        result => result.map(drop).map_err(StoreError::from),
-    }
+    result.map(drop).map_err(StoreError::from)
 }
 
 fn sqlstate(err: &DbErr) -> Option<String> {
