@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use tokio::net::TcpListener;
@@ -60,6 +61,12 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         public_url: config.public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
     };
     tracing::info!(addr = ?listener.local_addr().ok(), "scim-gateway listening");
+    // TCP_NODELAY: SCIM responses are small and must not wait for delayed ACKs.
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::warn!(%err, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
