@@ -52,19 +52,8 @@ impl TestMesh {
             }
             Backend::Sqlite => format!("sqlite://{}", data_dir.path().join("idmesh.db").display()),
         };
-        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-        let config = MeshConfig {
-            database_url,
-            http_addr: any_port,
-            directory_listen_addr: any_port,
-            user_listen_addr: any_port,
-            directory_addr: String::new(),
-            user_addr: String::new(),
-            public_url: None,
-        };
         let shutdown = CancellationToken::new();
-        let targets = [Target::Directories, Target::Users, Target::Gateway];
-        let mesh = idmesh::launch(&targets, config, shutdown.clone())
+        let mesh = idmesh::launch(&Target::ALL, MeshConfig::loopback(database_url), shutdown.clone())
             .await
             .expect("the mesh starts");
         let addrs = (mesh.http_addr, mesh.directory_addr, mesh.user_addr);

@@ -261,16 +261,20 @@ mod tests {
         Ok(api.issue_token(Request::new(request)).await?.into_inner().secret)
     }
 
+    async fn create_directory(api: &DirectoryApi) -> Directory {
+        let request = CreateDirectoryRequest {
+            name: "Acme".to_owned(),
+        };
+        api.create_directory(Request::new(request))
+            .await
+            .expect("CreateDirectory")
+            .into_inner()
+    }
+
     #[tokio::test]
     async fn an_expired_token_stops_resolving_and_frees_its_slot() {
         let (api, now, _dir) = api_with_clock().await;
-        let directory = api
-            .create_directory(Request::new(CreateDirectoryRequest {
-                name: "Acme".to_owned(),
-            }))
-            .await
-            .expect("CreateDirectory")
-            .into_inner();
+        let directory = create_directory(&api).await;
         let start = *now.lock().expect("clock lock");
         let short_lived = issue(&api, &directory.id, Some(start + Duration::hours(1)))
             .await
@@ -305,13 +309,7 @@ mod tests {
     #[tokio::test]
     async fn expiry_must_be_in_the_future() {
         let (api, now, _dir) = api_with_clock().await;
-        let directory = api
-            .create_directory(Request::new(CreateDirectoryRequest {
-                name: "Acme".to_owned(),
-            }))
-            .await
-            .expect("CreateDirectory")
-            .into_inner();
+        let directory = create_directory(&api).await;
         let past = *now.lock().expect("clock lock") - Duration::minutes(1);
         let err = issue(&api, &directory.id, Some(past))
             .await

@@ -20,6 +20,11 @@ pub enum Target {
     Users,
 }
 
+impl Target {
+    /// Every target: the whole mesh, as `idmesh dev` runs it.
+    pub const ALL: [Target; 3] = [Target::Directories, Target::Users, Target::Gateway];
+}
+
 /// Where each target listens and how it reaches the others.
 #[derive(Debug, Clone)]
 pub struct MeshConfig {
@@ -33,6 +38,23 @@ pub struct MeshConfig {
     /// Where the gateway reaches user-service when it runs elsewhere.
     pub user_addr: String,
     pub public_url: Option<String>,
+}
+
+impl MeshConfig {
+    /// Every target on 127.0.0.1 with a port the OS picks, reaching the others
+    /// at their bound addresses: how tests run a whole mesh side by side.
+    pub fn loopback(database_url: String) -> MeshConfig {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        MeshConfig {
+            database_url,
+            http_addr: any_port,
+            directory_listen_addr: any_port,
+            user_listen_addr: any_port,
+            directory_addr: String::new(),
+            user_addr: String::new(),
+            public_url: None,
+        }
+    }
 }
 
 /// The targets of a running process and the addresses they are bound to.

@@ -115,8 +115,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     };
     let shutdown = CancellationToken::new();
     idmesh_runtime::shutdown::cancel_on_signal(shutdown.clone());
-    let targets = [Target::Directories, Target::Users, Target::Gateway];
-    let mesh = idmesh::launch(&targets, config, shutdown).await?;
+    let mesh = idmesh::launch(&Target::ALL, config, shutdown).await?;
     // The bound addresses, not the requested ones: port 0 picks a free port.
     let http_addr = mesh.http_addr.unwrap_or(args.http_addr);
     let directory_addr = mesh.directory_addr.unwrap_or(args.directory_listen_addr);

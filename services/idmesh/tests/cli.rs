@@ -2,7 +2,6 @@
 //! the admin commands against a running directory-service.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -91,19 +90,9 @@ async fn idmesh_dev_prints_a_working_scim_url_and_token_then_stops_on_sigterm() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_create_json_gives_a_token_the_gateway_accepts() {
     let data_dir = tempfile::tempdir().expect("a temporary directory");
-    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-    let config = MeshConfig {
-        database_url: format!("sqlite://{}", data_dir.path().join("idmesh.db").display()),
-        http_addr: any_port,
-        directory_listen_addr: any_port,
-        user_listen_addr: any_port,
-        directory_addr: String::new(),
-        user_addr: String::new(),
-        public_url: None,
-    };
+    let config = MeshConfig::loopback(format!("sqlite://{}", data_dir.path().join("idmesh.db").display()));
     let shutdown = CancellationToken::new();
-    let targets = [Target::Directories, Target::Users, Target::Gateway];
-    let mesh = idmesh::launch(&targets, config, shutdown.clone())
+    let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
         .await
         .expect("the mesh starts");
     let (http_addr, directory_addr) = (
