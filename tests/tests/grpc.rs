@@ -215,3 +215,51 @@ async fn every_service_reports_serving_on_grpc_health() {
         assert_eq!(response.status(), ServingStatus::Serving, "{service:?} at {addr}");
     }
 }
+
+/// The services a reflection endpoint lists, through the generated client of
+/// one reflection version (`v1` or `v1alpha`).
+macro_rules! reflected_services {
+    ($version:ident, $addr:expr) => {{
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+
+        let channel = idmesh_runtime::grpc::lazy_channel(&$addr.to_string()).expect("address");
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("ServerReflectionInfo")
+            .into_inner();
+        let response = responses.message().await.expect("a response").expect("one message");
+        match response.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+            }
+            other => panic!("expected a service list, got {other:?}"),
+        }
+    }};
+}
+
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_list_the_services_and_health() {
+    let mesh = TestMesh::start(Backend::Sqlite).await;
+    // grpcurl 1.8 speaks only v1alpha; newer clients speak v1.
+    for services in [
+        reflected_services!(v1alpha, mesh.user_addr),
+        reflected_services!(v1, mesh.user_addr),
+    ] {
+        assert!(services.iter().any(|s| s == "idmesh.v1.UserService"), "{services:?}");
+        assert!(services.iter().any(|s| s == "grpc.health.v1.Health"), "{services:?}");
+    }
+    let directory_services = reflected_services!(v1alpha, mesh.directory_addr);
+    assert!(directory_services.iter().any(|s| s == "idmesh.v1.DirectoryService"));
+    assert!(
+        !directory_services.iter().any(|s| s == "idmesh.v1.UserService"),
+        "each process lists only what it serves: {directory_services:?}"
+    );
+}

@@ -14,6 +14,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic_health::ServingStatus;
 
+/// The standard health service every server runs.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
 /// How long in-flight calls get to finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,10 +50,16 @@ pub async fn serve(
     for name in service_names.iter().copied().chain([""]) {
         health_reporter.set_service_status(name, ServingStatus::Serving).await;
     }
+    // Advertise only what this process serves: every service's descriptors
+    // are in the set, but a user-service process has no DirectoryService.
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(idmesh_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        service_names.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(idmesh_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name(HEALTH_SERVICE),
+            |builder, name| builder.with_service_name(*name),
+        )
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
