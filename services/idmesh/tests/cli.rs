@@ -54,8 +54,8 @@ fn stop(mut child: Child) {
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let exit = child.wait().expect("idmesh dev exits");
-    assert!(exit.success(), "idmesh dev exits cleanly on SIGTERM: {exit}");
+    let exit = child.wait().expect("idmesh exits");
+    assert!(exit.success(), "idmesh exits cleanly on SIGTERM: {exit}");
 }
 
 #[tokio::test]
@@ -142,4 +142,89 @@ async fn directory_create_json_gives_a_token_the_gateway_accepts() {
 
     shutdown.cancel();
     running.await.expect("joined").expect("the mesh stops cleanly");
+}
+
+/// A loopback address with a port that was free a moment ago.
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("bound").to_string()
+}
+
+fn spawn_serve(args: &[&str]) -> Child {
+    Command::new(IDMESH)
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("idmesh serve starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let database_url = format!("sqlite://{}", data_dir.path().join("idmesh.db").display());
+    let (directory_addr, user_addr, http_addr) = (free_addr(), free_addr(), free_addr());
+    let services = spawn_serve(&[
+        "--targets",
+        "directories,users",
+        "--database-url",
+        &database_url,
+        "--directory-listen-addr",
+        &directory_addr,
+        "--user-listen-addr",
+        &user_addr,
+    ]);
+    let gateway = spawn_serve(&[
+        "--targets",
+        "gateway",
+        "--http-addr",
+        &http_addr,
+        "--directory-addr",
+        &directory_addr,
+        "--user-addr",
+        &user_addr,
+    ]);
+
+    let mut created = None;
+    for _ in 0..100 {
+        let output = Command::new(IDMESH)
+            .args(["directory", "create", "--name", "Split", "--json"])
+            .args(["--directory-addr", &directory_addr])
+            .args(["--public-url", &format!("http://{http_addr}")])
+            .output()
+            .expect("idmesh runs");
+        if output.status.success() {
+            created = Some(serde_json::from_slice::<Value>(&output.stdout).expect("JSON output"));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let created = created.expect("directory-service comes up");
+    let (base_url, token) = (
+        created["scim_base_url"].as_str().expect("scim_base_url"),
+        created["token"].as_str().expect("token"),
+    );
+
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{base_url}/Users"))
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .body(json!({"userName": "split@example.com"}).to_string())
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(response.status().as_u16(), 201);
+    let location = response.headers()["location"].to_str().expect("text").to_owned();
+    let fetched = http
+        .get(&location)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(fetched.status().as_u16(), 200);
+
+    stop(gateway);
+    stop(services);
 }
