@@ -625,21 +625,7 @@ mod tests {
     }
 
     fn typed(kind: AttributeType) -> Attribute {
-        use crate::schema::{Returned, Uniqueness};
-        Attribute {
-            name: "x",
-            kind,
-            multi_valued: false,
-            description: "",
-            required: false,
-            case_exact: false,
-            mutability: Mutability::ReadWrite,
-            returned: Returned::Default,
-            uniqueness: Uniqueness::None,
-            canonical_values: &[],
-            reference_types: &[],
-            sub_attributes: &[],
-        }
+        crate::schema::attr("x", kind, "")
     }
 
     #[test]

@@ -339,7 +339,7 @@ fn find(attributes: &'static [Attribute], name: &str) -> Option<&'static Attribu
 
 /// A readWrite, single-valued, non-case-exact attribute returned by
 /// default; the builder methods adjust the rest.
-const fn attr(name: &'static str, kind: AttributeType, description: &'static str) -> Attribute {
+pub(crate) const fn attr(name: &'static str, kind: AttributeType, description: &'static str) -> Attribute {
     Attribute {
         name,
         kind,

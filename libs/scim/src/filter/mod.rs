@@ -58,6 +58,19 @@ pub enum CompareOp {
 }
 
 impl CompareOp {
+    /// Every operator.
+    pub const ALL: [CompareOp; 9] = [
+        CompareOp::Eq,
+        CompareOp::Ne,
+        CompareOp::Co,
+        CompareOp::Sw,
+        CompareOp::Ew,
+        CompareOp::Gt,
+        CompareOp::Ge,
+        CompareOp::Lt,
+        CompareOp::Le,
+    ];
+
     /// The operator as written in filters, lower case.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,19 +88,9 @@ impl CompareOp {
 
     /// The operator for its name, any case.
     pub fn parse(s: &str) -> Option<CompareOp> {
-        [
-            CompareOp::Eq,
-            CompareOp::Ne,
-            CompareOp::Co,
-            CompareOp::Sw,
-            CompareOp::Ew,
-            CompareOp::Gt,
-            CompareOp::Ge,
-            CompareOp::Lt,
-            CompareOp::Le,
-        ]
-        .into_iter()
-        .find(|op| op.as_str().eq_ignore_ascii_case(s))
+        CompareOp::ALL
+            .into_iter()
+            .find(|op| op.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -223,17 +226,7 @@ mod tests {
     }
 
     fn compare_op() -> impl Strategy<Value = CompareOp> {
-        prop::sample::select(vec![
-            CompareOp::Eq,
-            CompareOp::Ne,
-            CompareOp::Co,
-            CompareOp::Sw,
-            CompareOp::Ew,
-            CompareOp::Gt,
-            CompareOp::Ge,
-            CompareOp::Lt,
-            CompareOp::Le,
-        ])
+        prop::sample::select(CompareOp::ALL.to_vec())
     }
 
     fn attr_expr() -> impl Strategy<Value = Filter> {
