@@ -368,3 +368,21 @@ both_backends!(unknown_endpoints_answer_scim_404, |mesh: TestMesh| async move {
     let missing = scim.get("/Widgets", 404).await;
     assert_eq!(missing.body["status"], json!("404"));
 });
+
+both_backends!(
+    renaming_to_a_taken_user_name_is_409_and_changes_nothing,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        scim.create_user("first@example.com").await;
+        let second = id_of(&scim.create_user("second@example.com").await);
+        let rename = json!({"userName": "FIRST@example.com"});
+        let put = scim.put(&format!("/Users/{second}"), rename, 409).await;
+        assert_eq!(put.body["scimType"], json!("uniqueness"));
+        let patch = patch_op(json!([{"op": "replace", "path": "userName", "value": "First@Example.com"}]));
+        let patched = scim.patch(&format!("/Users/{second}"), patch, 409).await;
+        assert_eq!(patched.body["scimType"], json!("uniqueness"));
+        let unchanged = scim.get(&format!("/Users/{second}"), 200).await;
+        assert_eq!(unchanged.body["userName"], json!("second@example.com"));
+        assert_eq!(unchanged.header("etag"), Some("W/\"1\""));
+    }
+);
