@@ -6,12 +6,14 @@
 //! serves PATCH value filters and anything that cannot go to the database.
 
 mod eval;
+mod fold;
 mod parser;
 
 use std::fmt;
 
 pub use eval::matches;
 pub(crate) use eval::matches_element;
+pub use fold::fold;
 pub use parser::parse;
 
 use crate::path::AttrPath;
