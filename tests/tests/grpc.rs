@@ -141,6 +141,7 @@ both_backends!(list_users_never_crosses_directories, |mesh: TestMesh| async move
                 start_index: 1,
                 count: 10,
             }),
+            sort: None,
         })
         .await
         .expect("ListUsers")

@@ -1,27 +1,39 @@
-//! SCIM filter → SQL condition, so that filtering happens in the database
-//! (DESIGN rule 5) and means the same on PostgreSQL and SQLite.
+//! SCIM filter → one SQL condition, and SCIM `sortBy` → one SQL sort key, so
+//! that filtering and sorting happen in the database (DESIGN rule 5) and
+//! mean the same on PostgreSQL, on SQLite and in [`scim::filter::matches`].
 //!
-//! A service says which SCIM attributes it keeps in which column; the
-//! attribute's schema says whether strings compare case-exactly. Attributes
-//! without a column are answered with 400 `invalidFilter` rather than being
-//! filtered in memory.
+//! A service keeps some attributes in columns of their own (indexed, like
+//! `userName`) and the whole resource in a JSON column holding
+//! [`scim::filter::fold`] of the document: every string of a non-caseExact
+//! attribute lower-cased in Rust, so that case-insensitive comparison never
+//! depends on a database's idea of case. Attributes without a column are
+//! reached inside that document: `name.familyName` as a path, multi-valued
+//! attributes (`emails.value`, `emails[type eq "work" and value co "@x"]`)
+//! through `EXISTS` over the array's elements (`jsonb_array_elements` on
+//! PostgreSQL, `json_each` on SQLite).
+//!
+//! Every predicate is two-valued (never SQL `NULL`), so `not (...)` means
+//! what it means in memory: an absent attribute is `ne` anything but
+//! `null`. Strings order by code point on both databases (`COLLATE "C"` on
+//! PostgreSQL), as Rust orders them.
 
 use scim::ScimError;
 use scim::filter::{CompValue, CompareOp, Filter};
 use scim::path::AttrPath;
-use scim::schema::ResourceSchema;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
-use time::OffsetDateTime;
+use scim::schema::{Attribute, AttributeType, COMMON_ATTRIBUTES, ResourceSchema};
+use sea_orm::DbBackend;
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, SimpleExpr};
 use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 /// How an attribute is stored in its column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
-    /// A string as received.
+    /// A string. For an attribute that is not caseExact the column must
+    /// hold the value lower-cased by [`str::to_lowercase`] (as
+    /// `user_name_folded` does), since filters compare it with the
+    /// lower-cased filter value.
     Text,
-    /// A string stored lower-cased (Unicode), for attributes that are not
-    /// case-exact and need an index that ignores case, like `userName`.
-    FoldedText,
     Boolean,
     Timestamp,
 }
@@ -33,108 +45,584 @@ pub struct FilterColumn {
     pub kind: ColumnKind,
 }
 
-/// Translates `filter` into one SQL condition over the columns `column_for`
-/// names.
-pub fn to_condition(
-    filter: &Filter,
-    schema: &ResourceSchema,
-    column_for: &dyn Fn(&AttrPath) -> Option<FilterColumn>,
-) -> Result<SimpleExpr, ScimError> {
-    let translate = |f: &Filter| to_condition(f, schema, column_for);
-    match filter {
-        Filter::And(left, right) => Ok(translate(left)?.and(translate(right)?)),
-        Filter::Or(left, right) => Ok(translate(left)?.or(translate(right)?)),
-        Filter::Not(inner) => Ok(translate(inner)?.not()),
-        Filter::Present(path) => {
-            let (column, _) = resolve(path, schema, column_for)?;
-            let present = Expr::col(column.name).is_not_null();
-            Ok(match column.kind {
-                ColumnKind::Text | ColumnKind::FoldedText => present.and(Expr::col(column.name).ne("")),
-                ColumnKind::Boolean | ColumnKind::Timestamp => present,
-            })
+/// Where one resource type's attributes are stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub backend: DbBackend,
+    pub schema: &'static ResourceSchema,
+    /// The JSON column holding [`scim::filter::fold`] of the document.
+    pub folded_document: &'static str,
+    /// The column of an attribute that has one. `id`, `externalId` and the
+    /// `meta` attributes are not in the document, so a path to one of them
+    /// without a column cannot be filtered on (400 `invalidFilter`).
+    pub column_for: fn(&AttrPath) -> Option<FilterColumn>,
+}
+
+impl Target {
+    /// `filter` as one SQL condition. Filters that cannot mean anything
+    /// (unknown attributes, a string compared with a boolean, `gt` on a
+    /// boolean, `co` on a dateTime, a complex attribute compared as a whole)
+    /// are 400 `invalidFilter` naming the problem.
+    pub fn condition(&self, filter: &Filter) -> Result<SimpleExpr, ScimError> {
+        self.translate(filter, &Scope::Resource)
+    }
+
+    /// The expression that orders resources by `path` (RFC 7644 §3.4.2.3):
+    /// an attribute's value, compared as the filter compares it (folded
+    /// unless caseExact); a multi-valued attribute by its primary value,
+    /// else its first. `NULL` for resources without a value.
+    pub fn sort_key(&self, path: &AttrPath) -> Result<SimpleExpr, ScimError> {
+        let unsortable = |why: &str| ScimError::invalid_value(format!("cannot sort by {path}: {why}"));
+        match self.reach(path, &Scope::Resource).map_err(|e| unsortable(&e.detail))? {
+            Reach::Column(column, _) => Ok(match column.kind {
+                ColumnKind::Text => self.code_point_order(Expr::col(column.name)),
+                ColumnKind::Boolean | ColumnKind::Timestamp => Expr::col(column.name),
+            }),
+            Reach::One { at, def } => {
+                let at = comparable_one(at, def, path).map_err(|e| unsortable(&e.detail))?;
+                Ok(self.code_point_order(self.scalar(&at)))
+            }
+            Reach::Each { array, def, sub } => {
+                let sub = match sub {
+                    Some(sub) => Some(sub),
+                    None if def.kind == AttributeType::Complex => Some(
+                        def.sub_attribute("value")
+                            .ok_or_else(|| unsortable("it is complex; name one of its sub-attributes"))?,
+                    ),
+                    None => None,
+                };
+                Ok(self.code_point_order(self.first_or_primary(&array, sub)))
+            }
         }
-        Filter::Compare { path, op, value } => {
-            let (column, case_exact) = resolve(path, schema, column_for)?;
-            compare(path, column, case_exact, *op, value)
+    }
+
+    fn translate(&self, filter: &Filter, scope: &Scope) -> Result<SimpleExpr, ScimError> {
+        match filter {
+            Filter::And(left, right) => Ok(self.translate(left, scope)?.and(self.translate(right, scope)?)),
+            Filter::Or(left, right) => Ok(self.translate(left, scope)?.or(self.translate(right, scope)?)),
+            Filter::Not(inner) => Ok(self.translate(inner, scope)?.not()),
+            Filter::Present(path) => self.present(self.reach(path, scope)?),
+            Filter::Compare { path, op, value } => self.compare(path, scope, *op, value),
+            Filter::ValuePath { path, filter } => {
+                let Scope::Resource = scope else {
+                    return Err(ScimError::invalid_filter(format!(
+                        "value filters do not nest: {path}[...] is inside another one"
+                    )));
+                };
+                match self.reach(path, scope)? {
+                    Reach::Each { array, def, sub: None } if def.kind == AttributeType::Complex => {
+                        let element = Scope::Element {
+                            at: Json::element(array.depth() + 1),
+                            parent: def,
+                        };
+                        let inner = self.translate(filter, &element)?;
+                        Ok(self.exists(&array, inner))
+                    }
+                    Reach::One { at, def } if def.kind == AttributeType::Complex => {
+                        self.translate(filter, &Scope::Element { at, parent: def })
+                    }
+                    _ => Err(ScimError::invalid_filter(format!(
+                        "{path}[...]: a value filter applies to a complex attribute"
+                    ))),
+                }
+            }
         }
-        Filter::ValuePath { path, .. } => Err(ScimError::invalid_filter(format!(
-            "filtering inside the multi-valued attribute {path} is not supported"
+    }
+
+    /// Where the values `path` names are stored.
+    fn reach(&self, path: &AttrPath, scope: &Scope) -> Result<Reach, ScimError> {
+        let unknown = || ScimError::invalid_filter(format!("unknown attribute {path} in filter"));
+        match scope {
+            Scope::Element { at, parent } => {
+                if path.urn.is_some() || path.sub_attr.is_some() {
+                    return Err(ScimError::invalid_filter(format!(
+                        "{path} inside a value filter of {} must name one of its sub-attributes",
+                        parent.name
+                    )));
+                }
+                let def = parent.sub_attribute(&path.attr).ok_or_else(unknown)?;
+                Ok(Reach::One {
+                    at: at.key(def.name),
+                    def,
+                })
+            }
+            Scope::Resource => {
+                let def = self.schema.resolve(path).ok_or_else(unknown)?;
+                if let Some(column) = (self.column_for)(path) {
+                    return Ok(Reach::Column(column, def.case_exact));
+                }
+                let top_path = AttrPath {
+                    sub_attr: None,
+                    ..path.clone()
+                };
+                let top = self.schema.resolve(&top_path).ok_or_else(unknown)?;
+                if COMMON_ATTRIBUTES.iter().any(|common| std::ptr::eq(common, top)) {
+                    return Err(ScimError::invalid_filter(format!(
+                        "filtering on {path} is not supported"
+                    )));
+                }
+                let mut at = Json::document(self.folded_document);
+                if let Some(extension) = path.urn.as_deref().and_then(|urn| self.schema.extension(urn)) {
+                    at = at.key(extension.id);
+                }
+                at = at.key(top.name);
+                let sub = path.sub_attr.is_some().then_some(def);
+                match (top.multi_valued, sub) {
+                    (true, sub) => Ok(Reach::Each {
+                        array: at,
+                        def: top,
+                        sub,
+                    }),
+                    (false, Some(sub)) => Ok(Reach::One {
+                        at: at.key(sub.name),
+                        def: sub,
+                    }),
+                    (false, None) => Ok(Reach::One { at, def: top }),
+                }
+            }
+        }
+    }
+
+    /// `path pr`: some value is present (not null, not an empty string;
+    /// an object with some present sub-attribute).
+    fn present(&self, reach: Reach) -> Result<SimpleExpr, ScimError> {
+        Ok(match reach {
+            Reach::Column(column, _) => {
+                let present = Expr::col(column.name).is_not_null();
+                match column.kind {
+                    ColumnKind::Text => present.and(Expr::col(column.name).ne("")),
+                    ColumnKind::Boolean | ColumnKind::Timestamp => present,
+                }
+            }
+            Reach::One { at, def } => self.present_at(&at, def.kind == AttributeType::Complex),
+            Reach::Each { array, def, sub } => {
+                let element = Json::element(array.depth() + 1);
+                let inner = match sub {
+                    Some(sub) => self.present_at(&element.key(sub.name), false),
+                    None => self.present_at(&element, def.kind == AttributeType::Complex),
+                };
+                self.exists(&array, inner)
+            }
+        })
+    }
+
+    fn present_at(&self, at: &Json, object: bool) -> SimpleExpr {
+        if object {
+            let member = Json::element(at.depth() + 1);
+            return self.exists_member(at, self.present_at(&member, false));
+        }
+        let text = self.scalar(at);
+        text.clone().is_not_null().and(text.ne(""))
+    }
+
+    fn compare(
+        &self,
+        path: &AttrPath,
+        scope: &Scope,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<SimpleExpr, ScimError> {
+        let reach = self.reach(path, scope)?;
+        if *value == CompValue::Null {
+            let present = self.present(comparable(reach, path)?)?;
+            return match op {
+                CompareOp::Eq => Ok(present.not()),
+                CompareOp::Ne => Ok(present),
+                _ => Err(ScimError::invalid_filter(format!(
+                    "{path}: only eq and ne compare with null"
+                ))),
+            };
+        }
+        // `ne` holds when no value equals, so an absent attribute is `ne` anything.
+        let (positive, negate) = match op {
+            CompareOp::Ne => (CompareOp::Eq, true),
+            other => (other, false),
+        };
+        let condition = match comparable(reach, path)? {
+            Reach::Column(column, case_exact) => self.compare_column(path, column, case_exact, positive, value)?,
+            Reach::One { at, def } => self.compare_json(path, &at, def, positive, value)?,
+            Reach::Each { array, sub, def } => {
+                let element = Json::element(array.depth() + 1);
+                let (at, def) = match sub {
+                    Some(sub) => (element.key(sub.name), sub),
+                    None => (element, def),
+                };
+                let inner = self.compare_json(path, &at, def, positive, value)?;
+                self.exists(&array, inner)
+            }
+        };
+        Ok(if negate { condition.not() } else { condition })
+    }
+
+    fn compare_column(
+        &self,
+        path: &AttrPath,
+        column: FilterColumn,
+        case_exact: bool,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<SimpleExpr, ScimError> {
+        let col = Expr::col(column.name);
+        let condition = match column.kind {
+            ColumnKind::Boolean => col.clone().eq(boolean(path, op, value)?),
+            ColumnKind::Timestamp => {
+                let at = timestamp(path, value)?;
+                ordered(path, col.clone(), op, Expr::val(at))?
+            }
+            ColumnKind::Text => self.compare_text(path, col.clone(), case_exact, op, value)?,
+        };
+        Ok(col.is_not_null().and(condition))
+    }
+
+    fn compare_json(
+        &self,
+        path: &AttrPath,
+        at: &Json,
+        def: &Attribute,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<SimpleExpr, ScimError> {
+        let scalar = self.scalar(at);
+        let condition = match def.kind {
+            AttributeType::Boolean => {
+                let expected = boolean(path, op, value)?;
+                scalar.clone().eq(self.json_boolean(expected))
+            }
+            AttributeType::String | AttributeType::Reference | AttributeType::Binary => {
+                self.compare_text(path, scalar.clone(), def.case_exact, op, value)?
+            }
+            AttributeType::DateTime | AttributeType::Decimal | AttributeType::Integer | AttributeType::Complex => {
+                return Err(ScimError::invalid_filter(format!(
+                    "filtering on the {} attribute {path} is not supported",
+                    def.kind.as_str()
+                )));
+            }
+        };
+        Ok(scalar.is_not_null().and(condition))
+    }
+
+    fn compare_text(
+        &self,
+        path: &AttrPath,
+        lhs: SimpleExpr,
+        case_exact: bool,
+        op: CompareOp,
+        value: &CompValue,
+    ) -> Result<SimpleExpr, ScimError> {
+        let CompValue::Str(s) = value else {
+            return Err(ScimError::invalid_filter(format!(
+                "{path} is a string; the filter compares it with {value}"
+            )));
+        };
+        let rhs = if case_exact { s.clone() } else { s.to_lowercase() };
+        let pattern = match op {
+            CompareOp::Co => format!("%{}%", escape_like(&rhs)),
+            CompareOp::Sw => format!("{}%", escape_like(&rhs)),
+            CompareOp::Ew => format!("%{}", escape_like(&rhs)),
+            // Equality needs no collation, and keeps the column's index usable.
+            CompareOp::Eq | CompareOp::Ne => return ordered(path, lhs, op, Expr::val(rhs)),
+            _ => return ordered(path, self.code_point_order(lhs), op, Expr::val(rhs)),
+        };
+        Ok(lhs.like(LikeExpr::new(pattern).escape('\\')))
+    }
+
+    /// A JSON scalar as an SQL value: text for strings, the backend's
+    /// boolean representation for booleans, `NULL` when absent.
+    fn scalar(&self, at: &Json) -> SimpleExpr {
+        match self.backend {
+            DbBackend::Postgres => custom(self.backend, "(? #>> '{}')", vec![self.jsonb(at)]),
+            _ => match at.keys.is_empty() {
+                true => at.base_expr(),
+                false => custom(
+                    self.backend,
+                    "json_extract(?, ?)",
+                    vec![at.base_expr(), Expr::val(sqlite_path(&at.keys))],
+                ),
+            },
+        }
+    }
+
+    /// What [`Target::scalar`] yields for a JSON boolean.
+    fn json_boolean(&self, value: bool) -> SimpleExpr {
+        match self.backend {
+            DbBackend::Postgres => Expr::val(if value { "true" } else { "false" }),
+            _ => Expr::val(i32::from(value)),
+        }
+    }
+
+    /// The location as a `jsonb` value (PostgreSQL).
+    fn jsonb(&self, at: &Json) -> SimpleExpr {
+        at.keys.iter().fold(at.base_expr(), |json, key| {
+            custom(self.backend, "(? -> ?)", vec![json, Expr::val(*key)])
+        })
+    }
+
+    /// `EXISTS` an element of the JSON array at `array` for which `condition`
+    /// holds; `condition` reads the element as `Json::element(depth + 1)`.
+    fn exists(&self, array: &Json, condition: SimpleExpr) -> SimpleExpr {
+        let alias = element_alias(array.depth() + 1);
+        match self.backend {
+            DbBackend::Postgres => {
+                let json = self.jsonb(array);
+                custom(
+                    self.backend,
+                    &format!(
+                        "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(?) WHEN 'array' THEN ? \
+                         ELSE '[]'::jsonb END) AS {alias}(value) WHERE ?)"
+                    ),
+                    vec![json.clone(), json, condition],
+                )
+            }
+            _ => self.sqlite_each(array, &alias, condition),
+        }
+    }
+
+    /// `EXISTS` a member of the JSON object at `object` for which `condition`
+    /// holds on its value.
+    fn exists_member(&self, object: &Json, condition: SimpleExpr) -> SimpleExpr {
+        let alias = element_alias(object.depth() + 1);
+        match self.backend {
+            DbBackend::Postgres => {
+                let json = self.jsonb(object);
+                custom(
+                    self.backend,
+                    &format!(
+                        "EXISTS (SELECT 1 FROM jsonb_each(CASE jsonb_typeof(?) WHEN 'object' THEN ? \
+                         ELSE '{{}}'::jsonb END) AS {alias}(key, value) WHERE ?)"
+                    ),
+                    vec![json.clone(), json, condition],
+                )
+            }
+            _ => self.sqlite_each(object, &alias, condition),
+        }
+    }
+
+    fn sqlite_each(&self, at: &Json, alias: &str, condition: SimpleExpr) -> SimpleExpr {
+        custom(
+            self.backend,
+            &format!("EXISTS (SELECT 1 FROM json_each(?, ?) AS {alias} WHERE ?)"),
+            vec![at.base_expr(), Expr::val(sqlite_path(&at.keys)), condition],
+        )
+    }
+
+    /// The primary element's `sub` (or the primary element itself), else
+    /// the first element's.
+    fn first_or_primary(&self, array: &Json, sub: Option<&Attribute>) -> SimpleExpr {
+        let element = Json::element(array.depth() + 1);
+        let alias = element_alias(array.depth() + 1);
+        let value = match sub {
+            Some(sub) => self.scalar(&element.key(sub.name)),
+            None => self.scalar(&element),
+        };
+        let primary = self.scalar(&element.key("primary"));
+        match self.backend {
+            DbBackend::Postgres => {
+                let json = self.jsonb(array);
+                custom(
+                    self.backend,
+                    &format!(
+                        "(SELECT ? FROM jsonb_array_elements(CASE jsonb_typeof(?) WHEN 'array' THEN ? \
+                         ELSE '[]'::jsonb END) WITH ORDINALITY AS {alias}(value, n) \
+                         ORDER BY COALESCE(? = 'true', FALSE) DESC, {alias}.n LIMIT 1)"
+                    ),
+                    vec![value, json.clone(), json, primary],
+                )
+            }
+            _ => custom(
+                self.backend,
+                &format!(
+                    "(SELECT ? FROM json_each(?, ?) AS {alias} ORDER BY COALESCE(? = 1, 0) DESC, {alias}.key LIMIT 1)"
+                ),
+                vec![value, array.base_expr(), Expr::val(sqlite_path(&array.keys)), primary],
+            ),
+        }
+    }
+
+    /// Strings compared by code point, as Rust compares them: SQLite's
+    /// default; PostgreSQL's `"C"` collation.
+    fn code_point_order(&self, text: SimpleExpr) -> SimpleExpr {
+        match self.backend {
+            DbBackend::Postgres => custom(self.backend, "(? COLLATE \"C\")", vec![text]),
+            _ => text,
+        }
+    }
+}
+
+/// What filter paths are relative to.
+enum Scope {
+    /// The resource.
+    Resource,
+    /// One value of a complex attribute, inside `parent[...]`.
+    Element { at: Json, parent: &'static Attribute },
+}
+
+/// Where the values a path names are stored.
+enum Reach {
+    /// A column, and whether the attribute is caseExact.
+    Column(FilterColumn, bool),
+    /// One JSON value, maybe absent.
+    One { at: Json, def: &'static Attribute },
+    /// Each element of a multi-valued attribute (`def`), or each element's
+    /// sub-attribute `sub`.
+    Each {
+        array: Json,
+        def: &'static Attribute,
+        sub: Option<&'static Attribute>,
+    },
+}
+
+/// A complex value compares through its `value` sub-attribute
+/// (`emails co "@example.com"` means `emails.value co ...`).
+fn comparable(reach: Reach, path: &AttrPath) -> Result<Reach, ScimError> {
+    Ok(match reach {
+        Reach::One { at, def } => {
+            let at = comparable_one(at, def, path)?;
+            Reach::One {
+                at,
+                def: def
+                    .sub_attribute("value")
+                    .filter(|_| def.kind == AttributeType::Complex)
+                    .unwrap_or(def),
+            }
+        }
+        Reach::Each { array, def, sub: None } if def.kind == AttributeType::Complex => Reach::Each {
+            array,
+            def,
+            sub: Some(def.sub_attribute("value").ok_or_else(|| whole_complex(path))?),
+        },
+        other => other,
+    })
+}
+
+fn comparable_one(at: Json, def: &Attribute, path: &AttrPath) -> Result<Json, ScimError> {
+    if def.kind != AttributeType::Complex {
+        return Ok(at);
+    }
+    let value = def.sub_attribute("value").ok_or_else(|| whole_complex(path))?;
+    Ok(at.key(value.name))
+}
+
+fn whole_complex(path: &AttrPath) -> ScimError {
+    ScimError::invalid_filter(format!("{path} is complex; compare one of its sub-attributes"))
+}
+
+/// A place in a JSON document: the document column or an element of an
+/// enclosing `EXISTS`, then object keys (schema spellings).
+#[derive(Debug, Clone)]
+struct Json {
+    base: Base,
+    keys: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Base {
+    Column(&'static str),
+    /// The element row of the `EXISTS` at this nesting depth (1-based).
+    Element(usize),
+}
+
+impl Json {
+    fn document(column: &'static str) -> Json {
+        Json {
+            base: Base::Column(column),
+            keys: Vec::new(),
+        }
+    }
+
+    fn element(depth: usize) -> Json {
+        Json {
+            base: Base::Element(depth),
+            keys: Vec::new(),
+        }
+    }
+
+    /// The value under `key` of the object here.
+    fn key(&self, key: &'static str) -> Json {
+        let mut keys = self.keys.clone();
+        keys.push(key);
+        Json { base: self.base, keys }
+    }
+
+    fn depth(&self) -> usize {
+        match self.base {
+            Base::Column(_) => 0,
+            Base::Element(depth) => depth,
+        }
+    }
+
+    fn base_expr(&self) -> SimpleExpr {
+        match self.base {
+            Base::Column(name) => Expr::col(name),
+            Base::Element(depth) => Expr::cust(format!("{}.value", element_alias(depth))),
+        }
+    }
+}
+
+fn element_alias(depth: usize) -> String {
+    format!("scim_e{depth}")
+}
+
+/// A SQLite JSON path with every key quoted: `$."urn:...:User"."department"`.
+fn sqlite_path(keys: &[&str]) -> String {
+    let mut path = String::from("$");
+    for key in keys {
+        path.push_str(".\"");
+        path.push_str(key);
+        path.push('"');
+    }
+    path
+}
+
+/// `template` with each `?` replaced by the next of `exprs`, in the
+/// backend's placeholder syntax (`?` for SQLite, `$1` for PostgreSQL).
+fn custom(backend: DbBackend, template: &str, exprs: Vec<SimpleExpr>) -> SimpleExpr {
+    match backend {
+        DbBackend::Postgres => {
+            let mut numbered = String::with_capacity(template.len() + 8);
+            let mut n = 0;
+            for c in template.chars() {
+                if c == '?' {
+                    n += 1;
+                    numbered.push_str(&format!("${n}"));
+                } else {
+                    numbered.push(c);
+                }
+            }
+            Expr::cust_with_exprs(numbered, exprs)
+        }
+        _ => Expr::cust_with_exprs(template.to_owned(), exprs),
+    }
+}
+
+fn boolean(path: &AttrPath, op: CompareOp, value: &CompValue) -> Result<bool, ScimError> {
+    if op != CompareOp::Eq {
+        return Err(ScimError::invalid_filter(format!(
+            "{path} is a boolean: only eq, ne and pr apply"
+        )));
+    }
+    match value {
+        CompValue::Bool(b) => Ok(*b),
+        // Entra ID writes booleans as strings.
+        CompValue::Str(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        CompValue::Str(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        other => Err(ScimError::invalid_filter(format!(
+            "{path} is a boolean; the filter compares it with {other}"
         ))),
     }
 }
 
-fn resolve(
-    path: &AttrPath,
-    schema: &ResourceSchema,
-    column_for: &dyn Fn(&AttrPath) -> Option<FilterColumn>,
-) -> Result<(FilterColumn, bool), ScimError> {
-    let attribute = schema
-        .resolve(path)
-        .ok_or_else(|| ScimError::invalid_filter(format!("unknown attribute {path} in filter")))?;
-    let column =
-        column_for(path).ok_or_else(|| ScimError::invalid_filter(format!("filtering on {path} is not supported")))?;
-    Ok((column, attribute.case_exact))
-}
-
-fn compare(
-    path: &AttrPath,
-    column: FilterColumn,
-    case_exact: bool,
-    op: CompareOp,
-    value: &CompValue,
-) -> Result<SimpleExpr, ScimError> {
-    let mismatch = |expected: &str| {
-        ScimError::invalid_filter(format!("{path} is {expected}; the filter compares it with {value:?}"))
+fn timestamp(path: &AttrPath, value: &CompValue) -> Result<OffsetDateTime, ScimError> {
+    let CompValue::Str(s) = value else {
+        return Err(ScimError::invalid_filter(format!(
+            "{path} is a dateTime; the filter compares it with {value}"
+        )));
     };
-    if *value == CompValue::Null {
-        return match op {
-            CompareOp::Eq => Ok(Expr::col(column.name).is_null()),
-            CompareOp::Ne => Ok(Expr::col(column.name).is_not_null()),
-            _ => Err(ScimError::invalid_filter(format!(
-                "{path}: only eq and ne compare with null"
-            ))),
-        };
-    }
-    match column.kind {
-        ColumnKind::Boolean => {
-            let CompValue::Bool(b) = value else {
-                return Err(mismatch("a boolean"));
-            };
-            match op {
-                CompareOp::Eq => Ok(Expr::col(column.name).eq(*b)),
-                CompareOp::Ne => Ok(Expr::col(column.name).ne(*b)),
-                _ => Err(ScimError::invalid_filter(format!(
-                    "{path} is a boolean: only eq, ne and pr apply"
-                ))),
-            }
-        }
-        ColumnKind::Timestamp => {
-            let CompValue::Str(s) = value else {
-                return Err(mismatch("a dateTime"));
-            };
-            let at = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-                ScimError::invalid_filter(format!("{path} compares with {s:?}, which is not an RFC 3339 dateTime"))
-            })?;
-            ordered(path, Expr::col(column.name), op, Expr::val(at))
-        }
-        ColumnKind::Text | ColumnKind::FoldedText => {
-            let CompValue::Str(s) = value else {
-                return Err(mismatch("a string"));
-            };
-            let (lhs, rhs) = match (column.kind, case_exact) {
-                (_, true) => (Expr::col(column.name), s.clone()),
-                (ColumnKind::FoldedText, false) => (Expr::col(column.name), s.to_lowercase()),
-                (_, false) => (Func::lower(Expr::col(column.name)).into(), s.to_lowercase()),
-            };
-            let pattern = match op {
-                CompareOp::Co => format!("%{}%", escape_like(&rhs)),
-                CompareOp::Sw => format!("{}%", escape_like(&rhs)),
-                CompareOp::Ew => format!("%{}", escape_like(&rhs)),
-                _ => return ordered(path, lhs, op, Expr::val(rhs)),
-            };
-            Ok(lhs.like(LikeExpr::new(pattern).escape('\\')))
-        }
-    }
+    let at = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+        ScimError::invalid_filter(format!("{path} compares with {s:?}, which is not an RFC 3339 dateTime"))
+    })?;
+    // Stored times are UTC; SQLite compares them as text, so the instant
+    // must be written the same way.
+    Ok(at.to_offset(UtcOffset::UTC))
 }
 
 /// `lhs op rhs` for the operators that compare by order (and equality).

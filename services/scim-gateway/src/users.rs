@@ -65,6 +65,7 @@ pub async fn list(
             start_index: i64::try_from(query.start_index).unwrap_or(i64::MAX),
             count: i32::try_from(query.count).unwrap_or(i32::MAX),
         }),
+        sort: None,
     };
     let response = state.users.clone().list_users(request).await?.into_inner();
     let resources = response

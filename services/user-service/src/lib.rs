@@ -6,6 +6,8 @@ mod entity;
 mod error;
 mod migration;
 mod password;
+#[cfg(test)]
+mod pushdown_tests;
 mod service;
 
 use tokio::net::TcpListener;

@@ -1,9 +1,11 @@
 //! user-service's schema, tracked in its own migrations table so that it can
 //! share a database with the other services.
 
+use scim::schema::USER_RESOURCE;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    big_integer, boolean, json_binary, string, string_null, text_null, timestamp_with_time_zone,
+    big_integer, boolean, json_binary, json_binary_null, string, string_null, text_null, timestamp_with_time_zone,
 };
 
 pub struct Migrator;
@@ -11,7 +13,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateUsers)]
+        vec![Box::new(CreateUsers), Box::new(AddFoldedResource)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -87,5 +89,59 @@ impl MigrationTrait for CreateUsers {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table("users").to_owned()).await
+    }
+}
+
+/// Adds `resource_folded`, the case-folded document that filters and
+/// sorting read, and fills it in for the users already stored.
+struct AddFoldedResource;
+
+impl MigrationName for AddFoldedResource {
+    fn name(&self) -> &str {
+        "m0002_add_resource_folded"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddFoldedResource {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("users")
+                    .add_column(json_binary_null("resource_folded"))
+                    .to_owned(),
+            )
+            .await?;
+        let db = manager.get_connection();
+        let backend = db.get_database_backend();
+        let rows = db
+            .query_all_raw(Statement::from_string(backend, "SELECT id, resource FROM users"))
+            .await?;
+        let update = match backend {
+            DbBackend::Postgres => "UPDATE users SET resource_folded = $1 WHERE id = $2",
+            _ => "UPDATE users SET resource_folded = ? WHERE id = ?",
+        };
+        for row in rows {
+            let id: String = row.try_get("", "id")?;
+            let resource: serde_json::Value = row.try_get("", "resource")?;
+            let folded = match &resource {
+                serde_json::Value::Object(doc) => serde_json::Value::Object(scim::filter::fold(doc, &USER_RESOURCE)),
+                other => other.clone(),
+            };
+            db.execute_raw(Statement::from_sql_and_values(
+                backend,
+                update,
+                [folded.into(), id.into()],
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(Table::alter().table("users").drop_column("resource_folded").to_owned())
+            .await
     }
 }

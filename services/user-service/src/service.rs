@@ -13,15 +13,16 @@ use idmesh_proto::v1::{
 };
 use idmesh_runtime::clock::Clock;
 use idmesh_runtime::{struct_json, timestamp};
-use idmesh_store::filter::{ColumnKind, FilterColumn};
+use idmesh_store::filter::{ColumnKind, FilterColumn, Target};
 use scim::ScimError;
 use scim::patch::PatchOperation;
 use scim::path::AttrPath;
 use scim::resource::Normalized;
 use scim::schema::{USER_RESOURCE, USER_SCHEMA_ID};
+use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, Set,
 };
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
@@ -70,6 +71,12 @@ impl Indexed {
     }
 }
 
+/// What filters and sorting read: the document with every string that
+/// compares case-insensitively lower-cased.
+fn folded(doc: &Map<String, Value>) -> Value {
+    Value::Object(scim::filter::fold(doc, &USER_RESOURCE))
+}
+
 /// Validates a SCIM User document and fills in what the server decides:
 /// a user is active unless told otherwise.
 fn normalize_user(body: Value) -> Result<Normalized, Error> {
@@ -84,7 +91,9 @@ fn request_body(resource: Option<prost_types::Struct>) -> Value {
     Value::Object(struct_json::from_struct(resource.unwrap_or_default()))
 }
 
-/// Which column holds a filterable User attribute.
+/// Which column holds a User attribute that filters and sorting read from a
+/// column rather than from the folded document: the indexed ones, and
+/// those (`id`, `meta.*`) that are not in the document at all.
 fn filter_column(path: &AttrPath) -> Option<FilterColumn> {
     if path
         .urn
@@ -97,10 +106,9 @@ fn filter_column(path: &AttrPath) -> Option<FilterColumn> {
     let sub_attr = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
     let (name, kind) = match (attr.as_str(), sub_attr.as_deref()) {
         ("id", None) => ("id", ColumnKind::Text),
-        ("username", None) => ("user_name_folded", ColumnKind::FoldedText),
+        ("username", None) => ("user_name_folded", ColumnKind::Text),
         ("externalid", None) => ("external_id", ColumnKind::Text),
         ("active", None) => ("active", ColumnKind::Boolean),
-        ("displayname", None) => ("display_name", ColumnKind::Text),
         ("meta", Some("created")) => ("created", ColumnKind::Timestamp),
         ("meta", Some("lastmodified")) => ("last_modified", ColumnKind::Timestamp),
         _ => return None,
@@ -158,6 +166,27 @@ impl UserApi {
         Self { db, clock }
     }
 
+    /// Where filters and sorting find User attributes.
+    fn target(&self) -> Target {
+        Target {
+            backend: self.db.get_database_backend(),
+            schema: &USER_RESOURCE,
+            folded_document: "resource_folded",
+            column_for: filter_column,
+        }
+    }
+
+    /// The users of a directory that match a SCIM filter (all of them when
+    /// the filter is blank), as one query.
+    pub(crate) fn matching(&self, directory_id: &str, filter: &str) -> Result<Select<user::Entity>, Error> {
+        let query = user::Entity::find().filter(user::Column::DirectoryId.eq(directory_id));
+        if filter.trim().is_empty() {
+            return Ok(query);
+        }
+        let filter = scim::filter::parse(filter)?;
+        Ok(query.filter(self.target().condition(&filter)?))
+    }
+
     async fn load(&self, directory_id: &str, id: &str) -> Result<user::Model, Error> {
         user::Entity::find_by_id(id)
             .filter(user::Column::DirectoryId.eq(directory_id))
@@ -208,6 +237,7 @@ impl UserApi {
             external_id: indexed.external_id,
             active: indexed.active,
             display_name: indexed.display_name,
+            resource_folded: folded(&doc),
             resource: Value::Object(doc),
             password_hash,
             version: current.version + 1,
@@ -253,6 +283,7 @@ impl UserService for UserApi {
             external_id: Set(indexed.external_id),
             active: Set(indexed.active),
             display_name: Set(indexed.display_name),
+            resource_folded: Set(folded(&normalized.doc)),
             resource: Set(Value::Object(normalized.doc)),
             password_hash: Set(password_hash),
             version: Set(1),
@@ -336,14 +367,19 @@ impl UserService for UserApi {
 
     async fn list_users(&self, request: Request<ListUsersRequest>) -> Result<Response<ListUsersResponse>, Status> {
         let request = request.into_inner();
-        let mut query = user::Entity::find().filter(user::Column::DirectoryId.eq(&request.directory_id));
-        if !request.filter.trim().is_empty() {
-            let filter = scim::filter::parse(&request.filter).map_err(Error::from)?;
-            let condition =
-                idmesh_store::filter::to_condition(&filter, &USER_RESOURCE, &filter_column).map_err(Error::from)?;
-            query = query.filter(condition);
-        }
+        let mut query = self.matching(&request.directory_id, &request.filter)?;
         let total_results = query.clone().count(&self.db).await.map_err(Error::from)?;
+        if let Some(sort) = request.sort.filter(|sort| !sort.sort_by.trim().is_empty()) {
+            let path = AttrPath::parse(sort.sort_by.trim())
+                .map_err(|err| Error::from(ScimError::invalid_value(format!("sortBy: {}", err.detail))))?;
+            let order = if sort.descending { Order::Desc } else { Order::Asc };
+            // Users without a value come last whichever the order.
+            query = query.order_by_with_nulls(
+                self.target().sort_key(&path).map_err(Error::from)?,
+                order,
+                NullOrdering::Last,
+            );
+        }
         let page = request.page.unwrap_or_default();
         let offset = u64::try_from(page.start_index.max(1) - 1).unwrap_or_default();
         let limit = u64::try_from(page.count).unwrap_or_default();

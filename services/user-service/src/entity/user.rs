@@ -19,6 +19,9 @@ pub struct Model {
     pub display_name: Option<String>,
     /// The normalised SCIM document, without id, meta and password.
     pub resource: Json,
+    /// `scim::filter::fold` of `resource`: what filters and sorting read,
+    /// so that case-insensitive comparison is the same on every database.
+    pub resource_folded: Json,
     /// Argon2 PHC string of the password an IdP sent, if any.
     pub password_hash: Option<String>,
     pub version: i64,

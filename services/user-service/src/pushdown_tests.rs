@@ -1,0 +1,513 @@
+//! Filters pushed to SQL mean what they mean in memory.
+//!
+//! The same random users are stored in PostgreSQL and in SQLite through the
+//! real service; random filters (every operator, sub-attributes, value
+//! paths, URN-qualified extension attributes, `not`, mixed-case names and
+//! values in several scripts) then select users in both databases, and each
+//! answer must equal what `scim::filter::matches` says about the stored
+//! resources. A second test checks that an indexed `userName eq` in a
+//! directory of 100,000 users reads the index rather than scanning.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use idmesh_proto::v1::user_service_server::UserService;
+use idmesh_proto::v1::{CreateUserRequest, ListUsersRequest, PageRequest, User};
+use idmesh_runtime::{struct_json, timestamp};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestRunner};
+use scim::filter::{CompValue, CompareOp, Filter};
+use scim::meta::Meta;
+use scim::path::AttrPath;
+use scim::schema::USER_RESOURCE;
+use sea_orm::{ConnectionTrait, DatabaseConnection, QueryTrait, Statement, TransactionTrait};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tonic::Request;
+
+use crate::UserApi;
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// When the first test user was created; each next one a second later.
+const EPOCH: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
+const USERS: usize = 60;
+/// Issue 3 asks for at least 2,000 random filters in CI.
+const FILTER_CASES: u32 = 2_000;
+
+fn postgres_url() -> String {
+    std::env::var("IDMESH_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/idmesh_test".to_owned())
+}
+
+/// A user-service on `url` whose clock starts at [`EPOCH`] and advances one
+/// second per reading, so both databases get the same timestamps.
+async fn service(url: &str) -> (UserApi, DatabaseConnection) {
+    let db = idmesh_store::connect(url).await.expect("connect");
+    idmesh_store::migrate::<crate::migration::Migrator>(&db)
+        .await
+        .expect("migrate");
+    let tick = Arc::new(AtomicI64::new(0));
+    let clock = Arc::new(move || EPOCH + time::Duration::seconds(tick.fetch_add(1, Ordering::SeqCst)));
+    (UserApi::new(db.clone(), clock), db)
+}
+
+/// Strings from a small pool, so that filters often hit: mixed case, a
+/// few scripts whose case folding SQL gets wrong, and LIKE's wildcards.
+const WORDS: &[&str] = &[
+    "ann", "Ann", "ANN", "bob", "Émile", "émile", "ÉMILE", "straße", "STRASSE", "zoë", "Zoë", "İpek", "r&d", "R&D",
+    "sales", "50%_off", "a_b", "work", "Work", "home", "other", "ext-1", "EXT-1", "",
+];
+
+fn word() -> impl Strategy<Value = String> {
+    prop::sample::select(WORDS).prop_map(str::to_owned)
+}
+
+fn email() -> impl Strategy<Value = Value> {
+    (
+        word(),
+        prop::sample::select(&["example.com", "Example.ORG"][..]),
+        word(),
+    )
+        .prop_map(|(local, domain, kind)| json!({"value": format!("{local}@{domain}"), "type": kind}))
+}
+
+fn user(index: usize) -> impl Strategy<Value = Value> {
+    let emails = (
+        prop::collection::vec(email(), 0..3),
+        any::<prop::sample::Index>(),
+        any::<bool>(),
+    );
+    let name = (prop::option::of(word()), prop::option::of(word()));
+    let enterprise = prop::option::of((prop::option::of(word()), prop::option::of(word())));
+    (
+        word(),
+        prop::option::of(word()),
+        prop::option::of(word()),
+        any::<bool>(),
+        name,
+        emails,
+        prop::collection::vec(word(), 0..2),
+        enterprise,
+    )
+        .prop_map(
+            move |(
+                stem,
+                display_name,
+                title,
+                active,
+                (given, family),
+                (mut emails, primary, has_primary),
+                phones,
+                ext,
+            )| {
+                if has_primary && !emails.is_empty() {
+                    let at = primary.index(emails.len());
+                    emails[at]["primary"] = Value::Bool(true);
+                }
+                let mut doc = json!({
+                    "userName": format!("{stem}{index}@example.com"),
+                    "active": active,
+                    "emails": emails,
+                    "phoneNumbers": phones.iter().map(|p| json!({"value": p, "type": "work"})).collect::<Vec<_>>(),
+                });
+                let mut set = |key: &str, value: Option<Value>| {
+                    if let Some(value) = value {
+                        doc[key] = value;
+                    }
+                };
+                set("displayName", display_name.map(Value::from));
+                set("title", title.map(Value::from));
+                set(
+                    "externalId",
+                    (!index.is_multiple_of(3)).then(|| Value::from(format!("ext-{}", index % 7))),
+                );
+                let mut name = serde_json::Map::new();
+                name.extend(given.map(|g| ("givenName".to_owned(), Value::from(g))));
+                name.extend(family.map(|f| ("familyName".to_owned(), Value::from(f))));
+                set("name", (!name.is_empty()).then_some(Value::Object(name)));
+                if let Some((department, manager)) = ext {
+                    let mut extension = serde_json::Map::new();
+                    extension.extend(department.map(|d| ("department".to_owned(), Value::from(d))));
+                    extension.extend(manager.map(|m| ("manager".to_owned(), json!({"value": m}))));
+                    set(ENTERPRISE, Some(Value::Object(extension)));
+                }
+                doc
+            },
+        )
+}
+
+/// A path written in a random case: attribute names match in any case.
+fn path(text: &'static str) -> impl Strategy<Value = AttrPath> {
+    any::<bool>().prop_map(move |upper| {
+        let written = if upper && !text.starts_with("urn:") {
+            text.to_uppercase()
+        } else {
+            text.to_owned()
+        };
+        AttrPath::parse(&written).expect("a valid path")
+    })
+}
+
+fn string_op() -> impl Strategy<Value = CompareOp> {
+    prop::sample::select(&CompareOp::ALL[..])
+}
+
+fn text_value() -> impl Strategy<Value = CompValue> {
+    prop_oneof![
+        8 => word().prop_map(CompValue::Str),
+        2 => prop::sample::select(&["@example.com", "@EXAMPLE.org", "É", "é", "ss", "_", "%", "0@"][..])
+            .prop_map(|s| CompValue::Str(s.to_owned())),
+    ]
+}
+
+const STRING_PATHS: &[&str] = &[
+    "userName",
+    "displayName",
+    "title",
+    "externalId",
+    "name.givenName",
+    "name.familyName",
+    "emails",
+    "emails.value",
+    "emails.type",
+    "phoneNumbers.value",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+];
+
+const PRESENT_PATHS: &[&str] = &[
+    "userName",
+    "displayName",
+    "title",
+    "externalId",
+    "name",
+    "name.givenName",
+    "emails",
+    "emails.primary",
+    "phoneNumbers",
+    "active",
+    "meta.created",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+];
+
+/// An instant near the users' creation times, in a random UTC offset.
+fn instant() -> impl Strategy<Value = CompValue> {
+    (
+        0..(USERS as i64 + 2),
+        prop::sample::select(&["Z", "+02:00", "-05:30"][..]),
+    )
+        .prop_map(|(second, offset)| {
+            let at = EPOCH + time::Duration::seconds(second);
+            let zone = match offset {
+                "Z" => time::UtcOffset::UTC,
+                "+02:00" => time::macros::offset!(+2),
+                _ => time::macros::offset!(-5:30),
+            };
+            let local = at.to_offset(zone);
+            let text = local
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("formattable");
+            CompValue::Str(text)
+        })
+}
+
+fn leaf() -> impl Strategy<Value = Filter> {
+    let string_compare = (
+        prop::sample::select(STRING_PATHS).prop_flat_map(path),
+        string_op(),
+        text_value(),
+    )
+        .prop_map(|(path, op, value)| Filter::Compare { path, op, value });
+    let null_compare = (
+        prop::sample::select(STRING_PATHS).prop_flat_map(path),
+        prop::sample::select(&[CompareOp::Eq, CompareOp::Ne][..]),
+    )
+        .prop_map(|(path, op)| Filter::Compare {
+            path,
+            op,
+            value: CompValue::Null,
+        });
+    let boolean_compare = (
+        prop::sample::select(&["active", "emails.primary"][..]).prop_flat_map(path),
+        prop::sample::select(&[CompareOp::Eq, CompareOp::Ne][..]),
+        prop_oneof![
+            any::<bool>().prop_map(CompValue::Bool),
+            prop::sample::select(&["True", "false"][..]).prop_map(|s| CompValue::Str(s.to_owned())),
+        ],
+    )
+        .prop_map(|(path, op, value)| Filter::Compare { path, op, value });
+    let time_compare = (
+        prop::sample::select(&["meta.created", "meta.lastModified"][..]).prop_flat_map(path),
+        prop::sample::select(
+            &[
+                CompareOp::Eq,
+                CompareOp::Ne,
+                CompareOp::Gt,
+                CompareOp::Ge,
+                CompareOp::Lt,
+                CompareOp::Le,
+            ][..],
+        ),
+        instant(),
+    )
+        .prop_map(|(path, op, value)| Filter::Compare { path, op, value });
+    let present = prop::sample::select(PRESENT_PATHS)
+        .prop_flat_map(path)
+        .prop_map(Filter::Present);
+    let element = prop_oneof![
+        (
+            prop::sample::select(&["value", "type", "display"][..]).prop_flat_map(path),
+            string_op(),
+            text_value()
+        )
+            .prop_map(|(path, op, value)| Filter::Compare { path, op, value }),
+        any::<bool>().prop_map(|b| Filter::Compare {
+            path: AttrPath::parse("primary").expect("path"),
+            op: CompareOp::Eq,
+            value: CompValue::Bool(b),
+        }),
+        prop::sample::select(&["value", "type", "primary"][..])
+            .prop_flat_map(path)
+            .prop_map(Filter::Present),
+    ];
+    let element_filter = element.prop_recursive(2, 6, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(l, r)| Filter::And(Box::new(l), Box::new(r))),
+            (inner.clone(), inner.clone()).prop_map(|(l, r)| Filter::Or(Box::new(l), Box::new(r))),
+            inner.prop_map(|f| Filter::Not(Box::new(f))),
+        ]
+    });
+    let value_path = (
+        prop::sample::select(&["emails", "phoneNumbers"][..]).prop_flat_map(path),
+        element_filter,
+    )
+        .prop_map(|(path, filter)| Filter::ValuePath {
+            path,
+            filter: Box::new(filter),
+        });
+    prop_oneof![
+        6 => string_compare,
+        1 => null_compare,
+        2 => boolean_compare,
+        2 => time_compare,
+        2 => present,
+        3 => value_path,
+    ]
+}
+
+fn filter() -> impl Strategy<Value = Filter> {
+    leaf().prop_recursive(4, 12, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(l, r)| Filter::And(Box::new(l), Box::new(r))),
+            (inner.clone(), inner.clone()).prop_map(|(l, r)| Filter::Or(Box::new(l), Box::new(r))),
+            inner.prop_map(|f| Filter::Not(Box::new(f))),
+        ]
+    })
+}
+
+/// A stored user as a client sees it: what the in-memory evaluator reads.
+fn rendered(user: &User) -> Value {
+    let meta = user.meta.unwrap_or_default();
+    let at = |t: Option<prost_types::Timestamp>| timestamp::from_proto(&t.unwrap_or_default()).expect("a timestamp");
+    let doc = struct_json::from_struct(user.resource.clone().unwrap_or_default());
+    scim::meta::render(
+        &doc,
+        &user.id,
+        &Meta {
+            resource_type: "User",
+            created: at(meta.created),
+            last_modified: at(meta.last_modified),
+            version: meta.version,
+            location: String::new(),
+        },
+    )
+}
+
+struct Stored {
+    api: UserApi,
+    directory_id: String,
+    /// Rendered resources, by userName.
+    users: Vec<(String, Value)>,
+}
+
+impl Stored {
+    async fn create(api: UserApi, bodies: &[Value]) -> Stored {
+        let directory_id = uuid::Uuid::now_v7().to_string();
+        let mut users = Vec::new();
+        for body in bodies {
+            let doc = body.as_object().expect("users are objects");
+            let user = api
+                .create_user(Request::new(CreateUserRequest {
+                    directory_id: directory_id.clone(),
+                    resource: Some(struct_json::to_struct(doc)),
+                }))
+                .await
+                .expect("create user")
+                .into_inner();
+            users.push((user.user_name.clone(), rendered(&user)));
+        }
+        Stored {
+            api,
+            directory_id,
+            users,
+        }
+    }
+
+    async fn select(&self, filter: &str) -> Result<BTreeSet<String>, tonic::Status> {
+        let listed = self
+            .api
+            .list_users(Request::new(ListUsersRequest {
+                directory_id: self.directory_id.clone(),
+                filter: filter.to_owned(),
+                page: Some(PageRequest {
+                    start_index: 1,
+                    count: i32::try_from(USERS).expect("small"),
+                }),
+                sort: None,
+            }))
+            .await?
+            .into_inner();
+        assert_eq!(
+            usize::try_from(listed.total_results).expect("count"),
+            listed.users.len()
+        );
+        Ok(listed.users.into_iter().map(|u| u.user_name).collect())
+    }
+
+    fn expected(&self, filter: &Filter) -> BTreeSet<String> {
+        self.users
+            .iter()
+            .filter(|(_, doc)| scim::filter::matches(filter, doc, &USER_RESOURCE))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+#[test]
+fn postgres_sqlite_and_memory_select_the_same_users() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut runner = TestRunner::deterministic();
+    let bodies: Vec<Value> = (0..USERS)
+        .map(|i| user(i).new_tree(&mut runner).expect("a user").current())
+        .collect();
+    let sqlite_dir = tempfile::tempdir().expect("temp dir");
+    let sqlite_url = format!("sqlite://{}", sqlite_dir.path().join("users.db").display());
+    let (postgres, sqlite) = rt.block_on(async {
+        let postgres = Stored::create(service(&postgres_url()).await.0, &bodies).await;
+        let sqlite = Stored::create(service(&sqlite_url).await.0, &bodies).await;
+        (postgres, sqlite)
+    });
+
+    let mut runner = TestRunner::new(Config {
+        cases: FILTER_CASES,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let outcome = runner.run(&filter(), |filter| {
+        let text = filter.to_string();
+        let reparsed = scim::filter::parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e:?}")))?;
+        prop_assert_eq!(&reparsed, &filter, "{} does not parse back", text);
+        for (backend, stored) in [("PostgreSQL", &postgres), ("SQLite", &sqlite)] {
+            let selected = rt
+                .block_on(stored.select(&text))
+                .map_err(|status| TestCaseError::fail(format!("{backend} rejects {text}: {status:?}")))?;
+            prop_assert_eq!(
+                &selected,
+                &stored.expected(&filter),
+                "{} disagrees with memory on {}",
+                backend,
+                text
+            );
+        }
+        Ok(())
+    });
+    if let Err(failure) = outcome {
+        panic!(
+            "{failure}\nusers: {}",
+            serde_json::to_string_pretty(&bodies).unwrap_or_default()
+        );
+    }
+}
+
+/// What the database plans for `userName eq` among 100,000 users.
+async fn plan_for_user_name_eq(api: &UserApi, db: &impl ConnectionTrait, directory_id: &str) -> String {
+    let backend = db.get_database_backend();
+    let query = api
+        .matching(directory_id, r#"userName eq "User77777@Example.com""#)
+        .expect("a valid filter")
+        .build(backend);
+    let explain = match backend {
+        sea_orm::DbBackend::Postgres => "EXPLAIN",
+        _ => "EXPLAIN QUERY PLAN",
+    };
+    let statement = Statement::from_sql_and_values(
+        backend,
+        format!("{explain} {}", query.sql),
+        query.values.map(|v| v.0).unwrap_or_default(),
+    );
+    let rows = db.query_all_raw(statement).await.expect("explain");
+    rows.iter()
+        .map(|row| {
+            let column = match backend {
+                sea_orm::DbBackend::Postgres => "QUERY PLAN",
+                _ => "detail",
+            };
+            row.try_get::<String>("", column).expect("a plan line")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// 100,000 users in one directory, written by the database itself.
+const HUNDRED_THOUSAND_USERS: &str = "INSERT INTO users (id, directory_id, user_name, user_name_folded, external_id, active, \
+     display_name, resource, resource_folded, password_hash, version, created, last_modified) \
+     SELECT 'id-' || g, $DIR, 'User' || g || '@Example.com', 'user' || g || '@example.com', NULL, TRUE, NULL, \
+     $DOC, $DOC, NULL, 1, $NOW, $NOW FROM $SERIES";
+
+async fn fill(db: &impl ConnectionTrait, directory_id: &str) {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => HUNDRED_THOUSAND_USERS
+            .replace("$DOC", "'{}'::jsonb")
+            .replace("$NOW", "now()")
+            .replace("$SERIES", "generate_series(1, 100000) AS g"),
+        _ => format!(
+            "WITH RECURSIVE series(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM series WHERE g < 100000) {}",
+            HUNDRED_THOUSAND_USERS
+                .replace("$DOC", "'{}'")
+                .replace("$NOW", "'2026-01-01 00:00:00+00:00'")
+                .replace("$SERIES", "series")
+        ),
+    }
+    .replace("$DIR", &format!("'{directory_id}'"));
+    db.execute_unprepared(&sql).await.expect("insert 100,000 users");
+    db.execute_unprepared("ANALYZE users").await.expect("analyze");
+}
+
+#[tokio::test]
+async fn user_name_eq_reads_the_index_among_100_000_users_on_postgres() {
+    let (api, db) = service(&postgres_url()).await;
+    let directory_id = uuid::Uuid::now_v7().to_string();
+    // Inside a transaction that is rolled back: the shared test database
+    // does not keep the 100,000 rows.
+    let tx = db.begin().await.expect("begin");
+    fill(&tx, &directory_id).await;
+    let plan = plan_for_user_name_eq(&api, &tx, &directory_id).await;
+    tx.rollback().await.expect("rollback");
+    assert!(plan.contains("users_unique_user_name"), "{plan}");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+}
+
+#[tokio::test]
+async fn user_name_eq_reads_the_index_among_100_000_users_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (api, db) = service(&format!("sqlite://{}", dir.path().join("users.db").display())).await;
+    let directory_id = uuid::Uuid::now_v7().to_string();
+    fill(&db, &directory_id).await;
+    let plan = plan_for_user_name_eq(&api, &db, &directory_id).await;
+    assert!(plan.contains("USING INDEX users_unique_user_name"), "{plan}");
+}
