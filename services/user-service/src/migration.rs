@@ -145,3 +145,77 @@ impl MigrationTrait for AddFoldedResource {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+    use serde_json::{Value, json};
+
+    use super::Migrator;
+    use sea_orm_migration::MigratorTrait;
+
+    /// A database at the first migration, holding one user written by it.
+    async fn database_before_folding(db: &DatabaseConnection) {
+        Migrator::up(db, Some(1)).await.expect("first migration");
+        let backend = db.get_database_backend();
+        let resource = json!({"userName": "Ada@Example.COM", "title": "Chief ÉNGINEER", "externalId": "Ext-1"});
+        let insert = "INSERT INTO users (id, directory_id, user_name, user_name_folded, external_id, active, \
+                      display_name, resource, password_hash, version, created, last_modified) \
+                      VALUES ('u1', 'd1', 'Ada@Example.COM', 'ada@example.com', 'Ext-1', TRUE, NULL, $1, NULL, 1, \
+                      CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)";
+        let insert = match backend {
+            sea_orm::DbBackend::Postgres => insert.to_owned(),
+            _ => insert.replace("$1", "?"),
+        };
+        db.execute_raw(Statement::from_sql_and_values(backend, insert, [resource.into()]))
+            .await
+            .expect("a user from before the migration");
+    }
+
+    async fn folded_after_migrating(db: &DatabaseConnection) -> Value {
+        idmesh_store::migrate::<Migrator>(db).await.expect("migrate");
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT resource_folded FROM users WHERE id = 'u1'",
+            ))
+            .await
+            .expect("select")
+            .expect("the user");
+        row.try_get("", "resource_folded").expect("a folded document")
+    }
+
+    const FOLDED: &str = r#"{"userName": "ada@example.com", "title": "chief éngineer", "externalId": "Ext-1"}"#;
+
+    #[tokio::test]
+    async fn existing_users_get_a_folded_document_on_sqlite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = idmesh_store::connect(&format!("sqlite://{}", dir.path().join("users.db").display()))
+            .await
+            .expect("connect");
+        database_before_folding(&db).await;
+        let expected: Value = serde_json::from_str(FOLDED).expect("json");
+        assert_eq!(folded_after_migrating(&db).await, expected);
+    }
+
+    #[tokio::test]
+    async fn existing_users_get_a_folded_document_on_postgres() {
+        let base = std::env::var("IDMESH_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/idmesh_test".to_owned());
+        let (server, _) = base.rsplit_once('/').expect("a database URL");
+        let name = format!("idmesh_migration_{}", uuid::Uuid::now_v7().simple());
+        let db = idmesh_store::connect(&format!("{server}/{name}"))
+            .await
+            .expect("connect");
+        database_before_folding(&db).await;
+        let folded = folded_after_migrating(&db).await;
+        db.close().await.expect("close");
+        let admin = idmesh_store::connect(&base).await.expect("connect");
+        admin
+            .execute_unprepared(&format!("DROP DATABASE {name}"))
+            .await
+            .expect("drop the scratch database");
+        let expected: Value = serde_json::from_str(FOLDED).expect("json");
+        assert_eq!(folded, expected);
+    }
+}
