@@ -272,7 +272,7 @@ impl<'a> Parser<'a> {
             Tok::Word(w) if w.eq_ignore_ascii_case("true") => Ok(CompValue::Bool(true)),
             Tok::Word(w) if w.eq_ignore_ascii_case("false") => Ok(CompValue::Bool(false)),
             Tok::Word(w) if w.eq_ignore_ascii_case("null") => Ok(CompValue::Null),
-            Tok::Word(w) => serde_json::from_str::<Number>(w).map(CompValue::Num).map_err(|_| {
+            Tok::Word(w) => number(w).map(CompValue::Num).ok_or_else(|| {
                 error(
                     token.pos,
                     format!("'{w}' is not a value (a quoted string, number, true, false or null)"),
@@ -289,6 +289,20 @@ impl<'a> Parser<'a> {
         } else {
             Err(token.unexpected(what))
         }
+    }
+}
+
+/// A JSON number literal. serde_json checks the grammar and keeps integers
+/// exact; any other number is read with the standard library's correctly
+/// rounded parser, because serde_json's default one can be an ulp off on
+/// long literals, and then the filter would print (and be stored or pushed
+/// to SQL as) a different number than the one parsed.
+fn number(literal: &str) -> Option<Number> {
+    let n = serde_json::from_str::<Number>(literal).ok()?;
+    if n.is_f64() {
+        literal.parse::<f64>().ok().and_then(Number::from_f64)
+    } else {
+        Some(n)
     }
 }
 
@@ -469,6 +483,24 @@ mod tests {
                 CompValue::Num(Number::from_f64(-1500.0).expect("finite"))
             ))
         );
+    }
+
+    #[test]
+    fn long_number_literals_are_read_exactly_and_print_back_the_same() {
+        // Found by the filter_parse fuzz target: serde_json's default float
+        // parser read this one ulp off, so its printed form parsed to another
+        // number.
+        let f = parse("x eq 66666666666666666666666666666666660666666666666661").expect("filter");
+        assert_eq!(
+            f,
+            cmp(
+                "x",
+                CompareOp::Eq,
+                CompValue::Num(Number::from_f64(6.666666666666666e49).expect("finite"))
+            )
+        );
+        assert_eq!(parse(&f.to_string()), Ok(f));
+        assert!(err("x eq 1e400").detail.contains("'1e400' is not a value"));
     }
 
     #[test]
