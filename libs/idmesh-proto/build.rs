@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "idmesh/v1/common.proto",
         "idmesh/v1/directory.proto",
         "idmesh/v1/user.proto",
+        "idmesh/v1/session.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
 
