@@ -3,6 +3,8 @@
 //! each request into gRPC calls on the services that own the data.
 
 mod auth;
+mod conditional;
+mod discovery;
 mod error;
 mod response;
 mod users;
@@ -83,6 +85,11 @@ fn router(state: AppState) -> Router {
                 .patch(users::patch)
                 .delete(users::delete),
         )
+        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{id}", get(discovery::schema))
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{id}", get(discovery::resource_type))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_directory_token,

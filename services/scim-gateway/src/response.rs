@@ -54,6 +54,13 @@ impl FromRequestParts<AppState> for BaseUrl {
     }
 }
 
+impl BaseUrl {
+    /// The SCIM base URL of a directory, `{base}/scim/v2/{directory_id}`.
+    pub fn directory(&self, directory_id: &str) -> String {
+        format!("{}/scim/v2/{directory_id}", self.0)
+    }
+}
+
 /// A rendered SCIM resource with its status, ETag and, for 201, Location.
 #[derive(Debug)]
 pub struct ScimResource {
@@ -80,7 +87,17 @@ impl IntoResponse for ScimResource {
     }
 }
 
-/// A SCIM body that is not a resource (a ListResponse).
+/// 304 Not Modified for a resource at `version`: its ETag and no body
+/// (RFC 7232 §4.1).
+pub fn not_modified(version: i64) -> Response {
+    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    if let Ok(etag) = HeaderValue::from_str(&scim::meta::etag(version)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+/// A SCIM body that is not a resource (a ListResponse, a discovery resource).
 #[derive(Debug)]
 pub struct ScimBody(pub Value);
 
@@ -102,7 +119,7 @@ pub fn render_user(base: &BaseUrl, user: User, status: StatusCode) -> Result<Sci
             .and_then(idmesh_runtime::timestamp::from_proto)
             .ok_or_else(|| ApiError(ScimError::internal()))
     };
-    let location = format!("{}/scim/v2/{}/Users/{}", base.0, user.directory_id, user.id);
+    let location = format!("{}/Users/{}", base.directory(&user.directory_id), user.id);
     let doc = idmesh_runtime::struct_json::from_struct(user.resource.unwrap_or_default());
     let body = scim::meta::render(
         &doc,

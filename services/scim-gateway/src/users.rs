@@ -1,7 +1,10 @@
 //! `/scim/v2/{directory_id}/Users`: SCIM over HTTP ↔ `UserService` over gRPC.
+//! GET, PUT, PATCH and DELETE of one user honour `If-Match` and
+//! `If-None-Match` (see [`crate::conditional`]).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use idmesh_proto::v1::{
     CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest, PageRequest, PatchOperation,
     PatchUserRequest, ReplaceUserRequest,
@@ -12,8 +15,9 @@ use scim::list::ListQuery;
 use serde_json::Value;
 
 use crate::AppState;
+use crate::conditional::{Freshness, Preconditions};
 use crate::error::ApiError;
-use crate::response::{BaseUrl, ScimBody, ScimJson, ScimResource, render_user};
+use crate::response::{BaseUrl, ScimBody, ScimJson, ScimResource, not_modified, render_user};
 
 /// A resource body must be a JSON object.
 fn resource(body: Value) -> Result<prost_types::Struct, ApiError> {
@@ -37,18 +41,38 @@ pub async fn create(
     render_user(&base, user, StatusCode::CREATED)
 }
 
+/// The version a user is at now, for preconditions that cannot be left to
+/// the write's own `expected_version` check.
+async fn current_version(state: &AppState, directory_id: &str, id: &str) -> Result<i64, ApiError> {
+    let request = GetUserRequest {
+        directory_id: directory_id.to_owned(),
+        id: id.to_owned(),
+    };
+    let user = state.users.clone().get_user(request).await?.into_inner();
+    user.meta
+        .map(|meta| meta.version)
+        .ok_or_else(|| ApiError(ScimError::internal()))
+}
+
+/// GET one user; `If-None-Match` naming its version is 304, `If-Match`
+/// naming another is 412.
 pub async fn get(
     State(state): State<AppState>,
     Path((directory_id, id)): Path<(String, String)>,
     base: BaseUrl,
-) -> Result<ScimResource, ApiError> {
+    preconditions: Preconditions,
+) -> Result<Response, ApiError> {
     let user = state
         .users
         .clone()
         .get_user(GetUserRequest { directory_id, id })
         .await?
         .into_inner();
-    render_user(&base, user, StatusCode::OK)
+    let rendered = render_user(&base, user, StatusCode::OK)?;
+    Ok(match preconditions.check_read(rendered.version)? {
+        Freshness::Modified => rendered.into_response(),
+        Freshness::NotModified => not_modified(rendered.version),
+    })
 }
 
 pub async fn list(
@@ -81,13 +105,18 @@ pub async fn replace(
     State(state): State<AppState>,
     Path((directory_id, id)): Path<(String, String)>,
     base: BaseUrl,
+    preconditions: Preconditions,
     ScimJson(body): ScimJson,
 ) -> Result<ScimResource, ApiError> {
+    let resource = resource(body)?;
+    let expected_version = preconditions
+        .expected_version(current_version(&state, &directory_id, &id))
+        .await?;
     let request = ReplaceUserRequest {
         directory_id,
         id,
-        resource: Some(resource(body)?),
-        expected_version: None,
+        resource: Some(resource),
+        expected_version,
     };
     let user = state.users.clone().replace_user(request).await?.into_inner();
     render_user(&base, user, StatusCode::OK)
@@ -97,6 +126,7 @@ pub async fn patch(
     State(state): State<AppState>,
     Path((directory_id, id)): Path<(String, String)>,
     base: BaseUrl,
+    preconditions: Preconditions,
     ScimJson(body): ScimJson,
 ) -> Result<ScimResource, ApiError> {
     let operations = scim::patch::parse_request(&body)?
@@ -107,11 +137,14 @@ pub async fn patch(
             value: op.value.as_ref().map(struct_json::to_value),
         })
         .collect();
+    let expected_version = preconditions
+        .expected_version(current_version(&state, &directory_id, &id))
+        .await?;
     let request = PatchUserRequest {
         directory_id,
         id,
         operations,
-        expected_version: None,
+        expected_version,
     };
     let user = state.users.clone().patch_user(request).await?.into_inner();
     render_user(&base, user, StatusCode::OK)
@@ -120,14 +153,18 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     Path((directory_id, id)): Path<(String, String)>,
+    preconditions: Preconditions,
 ) -> Result<StatusCode, ApiError> {
+    let expected_version = preconditions
+        .expected_version(current_version(&state, &directory_id, &id))
+        .await?;
     state
         .users
         .clone()
         .delete_user(DeleteUserRequest {
             directory_id,
             id,
-            expected_version: None,
+            expected_version,
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
