@@ -1,0 +1,109 @@
+//! session-service: sessions of directory users, their revocation, and a
+//! watch stream that tells internal services the moment a user or a session
+//! is revoked.
+//!
+//! Sessions live in Redis (one node or a cluster) so that every replica
+//! sees every revocation; without a Redis URL they live in the process, for
+//! `idmesh dev` and other single-process installs.
+
+pub mod model;
+mod service;
+pub mod store;
+
+use idmesh_runtime::clock::Clock;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use service::SessionApi;
+use store::SessionStore;
+use store::memory::MemoryStore;
+use store::redis::RedisStore;
+
+/// The key prefix used unless configured otherwise.
+pub const DEFAULT_KEY_PREFIX: &str = "idmesh";
+/// About how many revocations the log keeps for watchers to resume from.
+pub const DEFAULT_REVOCATION_LOG_LEN: usize = 100_000;
+
+/// How session-service runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `redis://host:port` for one Redis node, or
+    /// `redis+cluster://host:port,host:port,…` for a Redis Cluster (the
+    /// nodes are seeds: the rest of the cluster is discovered). `None` keeps
+    /// sessions in this process only.
+    pub redis_url: Option<String>,
+    /// Prepended to every Redis key, so that several installs (or test
+    /// runs) can share one Redis.
+    pub key_prefix: String,
+    /// About how many revocations the log keeps; a watcher away for longer
+    /// than that many revocations must resynchronise.
+    pub revocation_log_len: usize,
+}
+
+impl Config {
+    /// The defaults, with sessions in Redis at `redis_url` or, without one,
+    /// in the process.
+    pub fn new(redis_url: Option<String>) -> Config {
+        Config {
+            redis_url,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            revocation_log_len: DEFAULT_REVOCATION_LOG_LEN,
+        }
+    }
+}
+
+/// Why session-service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("session-service: invalid Redis URL: {0}")]
+    RedisUrl(redis::RedisError),
+    #[error("session-service gRPC: {0}")]
+    Grpc(#[from] idmesh_runtime::grpc::GrpcError),
+}
+
+/// Serves the gRPC API on `listener` until `shutdown` is cancelled.
+///
+/// Redis need not be up yet: until it is, calls answer UNAVAILABLE.
+pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    serve_with_clock(listener, config, idmesh_runtime::clock::system(), shutdown).await
+}
+
+/// [`serve`], telling time by `clock`: how tests expire sessions without
+/// waiting.
+pub async fn serve_with_clock(
+    listener: TcpListener,
+    config: Config,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    match &config.redis_url {
+        Some(url) => {
+            let store =
+                RedisStore::open(url, &config.key_prefix, config.revocation_log_len).map_err(ServeError::RedisUrl)?;
+            run(listener, store, clock, shutdown).await
+        }
+        None => {
+            tracing::warn!(
+                "session-service keeps sessions in this process: other processes do not see its \
+                 revocations and a restart forgets them; set a Redis URL (IDMESH_REDIS_URL) to run \
+                 more than one process"
+            );
+            let store = MemoryStore::new(config.revocation_log_len, clock());
+            run(listener, store, clock, shutdown).await
+        }
+    }
+}
+
+async fn run<S: SessionStore>(
+    listener: TcpListener,
+    store: S,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let api = SessionApi::new(store, clock, shutdown.clone());
+    let server = idmesh_proto::v1::session_service_server::SessionServiceServer::new(api);
+    let routes = tonic::service::Routes::new(server);
+    tracing::info!(addr = ?listener.local_addr().ok(), "session-service listening");
+    idmesh_runtime::grpc::serve(listener, routes, &[SessionApi::<S>::SERVICE_NAME], shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Starting session-service on an ephemeral port against a backend, with a
+//! clock the test moves, and cleaning up its Redis keys afterwards.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use idmesh_proto::v1::session_service_client::SessionServiceClient;
+use redis::Commands;
+use session_service::Config;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// The Redis the tests use, unless `IDMESH_TEST_REDIS_URL` says otherwise.
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The Redis Cluster `scripts/ensure-services` starts, unless
+/// `IDMESH_TEST_REDIS_CLUSTER_URL` says otherwise.
+const DEFAULT_REDIS_CLUSTER_URL: &str = "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+
+/// Where a service under test keeps its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    InProcess,
+    Redis,
+    RedisCluster,
+}
+
+impl Backend {
+    pub fn redis_url(self) -> Option<String> {
+        let (var, default) = match self {
+            Backend::InProcess => return None,
+            Backend::Redis => ("IDMESH_TEST_REDIS_URL", DEFAULT_REDIS_URL),
+            Backend::RedisCluster => ("IDMESH_TEST_REDIS_CLUSTER_URL", DEFAULT_REDIS_CLUSTER_URL),
+        };
+        Some(std::env::var(var).unwrap_or_else(|_| default.to_owned()))
+    }
+
+    /// A config of this backend with keys under a prefix of the test's own.
+    pub fn config(self) -> Config {
+        let mut config = Config::new(self.redis_url());
+        config.key_prefix = format!("idmesh-test-{}", uuid::Uuid::now_v7().simple());
+        config
+    }
+}
+
+/// A clock that stands still until the test moves it.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<OffsetDateTime>>);
+
+impl ManualClock {
+    /// Starts at the real time, to the microsecond as the system clock.
+    pub fn new() -> ManualClock {
+        let now = OffsetDateTime::now_utc();
+        ManualClock(Arc::new(Mutex::new(
+            now.replace_microsecond(now.microsecond()).expect("a valid microsecond"),
+        )))
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        *self.0.lock().expect("clock lock")
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().expect("clock lock") += by;
+    }
+
+    fn clock(&self) -> idmesh_runtime::clock::Clock {
+        let now = Arc::clone(&self.0);
+        Arc::new(move || *now.lock().expect("clock lock"))
+    }
+}
+
+/// A running session-service; dropping it shuts it down and deletes its
+/// Redis keys.
+#[derive(Debug)]
+pub struct TestService {
+    pub addr: SocketAddr,
+    pub config: Config,
+    shutdown: CancellationToken,
+    stopped: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestService {
+    /// Starts a service with `config`, telling time by `clock`.
+    pub async fn start(config: Config, clock: &ManualClock) -> TestService {
+        idmesh_runtime::telemetry::init();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let addr = listener.local_addr().expect("a bound address");
+        let shutdown = CancellationToken::new();
+        let serving = session_service::serve_with_clock(listener, config.clone(), clock.clock(), shutdown.clone());
+        let stopped = tokio::spawn(async move {
+            if let Err(err) = serving.await {
+                panic!("session-service failed: {err}");
+            }
+        });
+        TestService {
+            addr,
+            config,
+            shutdown,
+            stopped: Some(stopped),
+        }
+    }
+
+    pub fn client(&self) -> SessionServiceClient<Channel> {
+        let channel = idmesh_runtime::grpc::lazy_channel(&self.addr.to_string()).expect("a valid address");
+        SessionServiceClient::new(channel)
+    }
+
+    /// Shuts the service down and waits until it has stopped.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(stopped) = self.stopped.take() {
+            stopped.await.expect("session-service stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestService {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(url) = &self.config.redis_url {
+            delete_keys(url, &self.config.key_prefix);
+        }
+    }
+}
+
+/// Deletes every key under `prefix` on each node `url` names. Runs on a
+/// thread of its own with the blocking client, since it runs in `Drop`.
+fn delete_keys(url: &str, prefix: &str) {
+    let nodes: Vec<String> = match url.strip_prefix("redis+cluster://") {
+        Some(nodes) => nodes.split(',').map(|node| format!("redis://{node}")).collect(),
+        None => vec![url.to_owned()],
+    };
+    let pattern = format!("{prefix}:*");
+    let cleanup = std::thread::spawn(move || {
+        for node in nodes {
+            let Ok(mut connection) = redis::Client::open(node.as_str()).and_then(|c| c.get_connection()) else {
+                continue;
+            };
+            let keys: Vec<String> = match connection.scan_match::<_, String>(&pattern) {
+                Ok(keys) => keys.filter_map(Result::ok).collect(),
+                Err(_) => continue,
+            };
+            for key in keys {
+                let _: Result<i64, _> = redis::cmd("UNLINK").arg(&key).query(&mut connection);
+            }
+        }
+    });
+    let _ = cleanup.join();
+}
+
+/// A random user of a random directory, so tests sharing one Redis never
+/// touch each other's users.
+pub fn new_user() -> (String, String) {
+    (
+        format!("dir-{}", uuid::Uuid::now_v7().simple()),
+        format!("user-{}", uuid::Uuid::now_v7().simple()),
+    )
+}
+
+/// A port on 127.0.0.1 where nothing listens.
+pub async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    listener.local_addr().expect("a bound address").port()
+}
