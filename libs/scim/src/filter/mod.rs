@@ -124,6 +124,11 @@ impl fmt::Display for CompValue {
 
 /// Writes the filter so that [`parse`] reads back the same AST:
 /// parentheses appear exactly where precedence and associativity need them.
+///
+/// The text is canonical (single spaces, lower-case keywords, strings
+/// escaped as JSON, numbers as serde_json prints them), so it can be longer
+/// than the text that was parsed — `n eq 1e5` prints as `n eq 100000.0` —
+/// and a filter parsed near [`MAX_FILTER_LEN`] may print past it.
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -182,6 +187,19 @@ mod tests {
     fn display_escapes_strings_as_json() {
         let f = parse(r#"displayName eq "say \"hi\"\n""#).expect("filter");
         assert_eq!(f.to_string(), r#"displayName eq "say \"hi\"\n""#);
+    }
+
+    #[test]
+    fn a_filter_at_the_length_limit_can_print_past_it() {
+        // Found by the filter_parse fuzz target: the canonical text adds
+        // spaces and digits, so the length limit, which guards the parser,
+        // can reject a filter's own printed form.
+        let text = format!("n eq 1e5 or s ew\"{}\"", "x".repeat(MAX_FILTER_LEN - 18));
+        assert_eq!(text.len(), MAX_FILTER_LEN);
+        let printed = parse(&text).expect("within the limit").to_string();
+        assert!(printed.starts_with("n eq 100000.0 or s ew \"xxx"), "{printed}");
+        assert_eq!(printed.len(), MAX_FILTER_LEN + 6);
+        assert!(parse(&printed).is_err_and(|e| e.detail.contains("the limit is 4096")));
     }
 
     #[test]
