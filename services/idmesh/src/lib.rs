@@ -18,21 +18,27 @@ pub enum Target {
     Directories,
     /// user-service: users.
     Users,
+    /// session-service: sessions, revocation and the revocation watch.
+    Sessions,
 }
 
 impl Target {
     /// Every target: the whole mesh, as `idmesh dev` runs it.
-    pub const ALL: [Target; 3] = [Target::Directories, Target::Users, Target::Gateway];
+    pub const ALL: [Target; 4] = [Target::Directories, Target::Users, Target::Sessions, Target::Gateway];
 }
 
 /// Where each target listens and how it reaches the others.
 #[derive(Debug, Clone)]
 pub struct MeshConfig {
     pub database_url: String,
+    /// Where session-service keeps sessions: `redis://…` or
+    /// `redis+cluster://…`; `None` keeps them in the process.
+    pub redis_url: Option<String>,
     /// The gateway's HTTP listen address.
     pub http_addr: SocketAddr,
     pub directory_listen_addr: SocketAddr,
     pub user_listen_addr: SocketAddr,
+    pub session_listen_addr: SocketAddr,
     /// Where the gateway reaches directory-service when it runs elsewhere.
     pub directory_addr: String,
     /// Where the gateway reaches user-service when it runs elsewhere.
@@ -47,9 +53,11 @@ impl MeshConfig {
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         MeshConfig {
             database_url,
+            redis_url: None,
             http_addr: any_port,
             directory_listen_addr: any_port,
             user_listen_addr: any_port,
+            session_listen_addr: any_port,
             directory_addr: String::new(),
             user_addr: String::new(),
             public_url: None,
@@ -63,6 +71,7 @@ pub struct Mesh {
     pub http_addr: Option<SocketAddr>,
     pub directory_addr: Option<SocketAddr>,
     pub user_addr: Option<SocketAddr>,
+    pub session_addr: Option<SocketAddr>,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
 }
@@ -81,6 +90,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
     }
     let directory_listener = bind(targets.contains(&Target::Directories), config.directory_listen_addr).await?;
     let user_listener = bind(targets.contains(&Target::Users), config.user_listen_addr).await?;
+    let session_listener = bind(targets.contains(&Target::Sessions), config.session_listen_addr).await?;
     let gateway_listener = bind(targets.contains(&Target::Gateway), config.http_addr).await?;
 
     let local = |listener: &Option<TcpListener>| listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -88,6 +98,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         http_addr: local(&gateway_listener),
         directory_addr: local(&directory_listener),
         user_addr: local(&user_listener),
+        session_addr: local(&session_listener),
         tasks: JoinSet::new(),
         shutdown: shutdown.clone(),
     };
@@ -107,6 +118,12 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         let shutdown = shutdown.clone();
         mesh.tasks
             .spawn(async move { Ok(user_service::serve(listener, config, shutdown).await?) });
+    }
+    if let Some(listener) = session_listener {
+        let config = session_service::Config::new(config.redis_url.clone());
+        let shutdown = shutdown.clone();
+        mesh.tasks
+            .spawn(async move { Ok(session_service::serve(listener, config, shutdown).await?) });
     }
     if let Some(listener) = gateway_listener {
         let config = scim_gateway::Config {

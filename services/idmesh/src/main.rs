@@ -50,6 +50,13 @@ struct DevArgs {
     /// user-service's listen address.
     #[arg(long, env = "IDMESH_USER_LISTEN_ADDR", default_value = "127.0.0.1:50052")]
     user_listen_addr: SocketAddr,
+    /// session-service's listen address.
+    #[arg(long, env = "IDMESH_SESSION_LISTEN_ADDR", default_value = "127.0.0.1:50053")]
+    session_listen_addr: SocketAddr,
+    /// Keep sessions in Redis (redis://… or redis+cluster://host:port,host:port,…)
+    /// instead of in this process.
+    #[arg(long, env = "IDMESH_REDIS_URL")]
+    redis_url: Option<String>,
     /// Externally visible base URL, for meta.location (default: the request's Host).
     #[arg(long, env = "IDMESH_PUBLIC_URL")]
     public_url: Option<String>,
@@ -72,6 +79,14 @@ struct ServeArgs {
     /// user-service's gRPC listen address.
     #[arg(long, env = "IDMESH_USER_LISTEN_ADDR", default_value = "0.0.0.0:50052")]
     user_listen_addr: SocketAddr,
+    /// session-service's gRPC listen address.
+    #[arg(long, env = "IDMESH_SESSION_LISTEN_ADDR", default_value = "0.0.0.0:50053")]
+    session_listen_addr: SocketAddr,
+    /// Where session-service keeps sessions: redis://… for one Redis, or
+    /// redis+cluster://host:port,host:port,… for a Redis Cluster. Without it,
+    /// sessions stay in the process, which is right for one replica only.
+    #[arg(long, env = "IDMESH_REDIS_URL")]
+    redis_url: Option<String>,
     /// Where the gateway reaches directory-service, when it runs elsewhere.
     #[arg(long, env = "IDMESH_DIRECTORY_ADDR", default_value = admin::DEFAULT_DIRECTORY_ADDR)]
     directory_addr: String,
@@ -106,9 +121,11 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("idmesh.db").display()));
     let config = MeshConfig {
         database_url,
+        redis_url: args.redis_url,
         http_addr: args.http_addr,
         directory_listen_addr: args.directory_listen_addr,
         user_listen_addr: args.user_listen_addr,
+        session_listen_addr: args.session_listen_addr,
         directory_addr: args.directory_listen_addr.to_string(),
         user_addr: args.user_listen_addr.to_string(),
         public_url: args.public_url.clone(),
@@ -127,9 +144,11 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = MeshConfig {
         database_url: args.database_url,
+        redis_url: args.redis_url,
         http_addr: args.http_addr,
         directory_listen_addr: args.directory_listen_addr,
         user_listen_addr: args.user_listen_addr,
+        session_listen_addr: args.session_listen_addr,
         directory_addr: args.directory_addr,
         user_addr: args.user_addr,
         public_url: args.public_url,

@@ -7,6 +7,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use idmesh::{MeshConfig, Target};
+use idmesh_proto::v1::session_service_client::SessionServiceClient;
+use idmesh_proto::v1::{CheckSessionRequest, CreateSessionRequest, SessionStatus};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +22,7 @@ fn start_dev(data_dir: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
         .args(["--http-addr", "127.0.0.1:0"])
         .args(["--directory-listen-addr", "127.0.0.1:0"])
         .args(["--user-listen-addr", "127.0.0.1:0"])
+        .args(["--session-listen-addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -227,4 +230,78 @@ async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
 
     stop(gateway);
     stop(services);
+}
+
+/// A session of a new user through session-service at `addr`, retrying while
+/// the service comes up.
+async fn create_session(addr: &str) -> String {
+    let channel = idmesh_runtime::grpc::lazy_channel(addr).expect("a valid address");
+    let mut sessions = SessionServiceClient::new(channel);
+    let request = CreateSessionRequest {
+        directory_id: "directory".into(),
+        user_id: format!("user-{}", std::process::id()),
+        ttl: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+        attributes: Default::default(),
+    };
+    for _ in 0..100 {
+        match sessions.create_session(request.clone()).await {
+            Ok(session) => return session.into_inner().id,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("session-service at {addr} does not come up");
+}
+
+async fn session_status(addr: &str, session_id: &str) -> SessionStatus {
+    let channel = idmesh_runtime::grpc::lazy_channel(addr).expect("a valid address");
+    SessionServiceClient::new(channel)
+        .check_session(CheckSessionRequest {
+            session_id: session_id.to_owned(),
+        })
+        .await
+        .expect("CheckSession succeeds")
+        .into_inner()
+        .status()
+}
+
+#[tokio::test]
+async fn the_whole_mesh_keeps_sessions_in_process_without_a_redis_url() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let config = MeshConfig::loopback(format!("sqlite://{}", data_dir.path().join("idmesh.db").display()));
+    let shutdown = CancellationToken::new();
+    let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
+        .await
+        .expect("the mesh starts");
+    let addr = mesh.session_addr.expect("session-service").to_string();
+    let running = tokio::spawn(mesh.wait());
+    let session = create_session(&addr).await;
+    assert_eq!(session_status(&addr, &session).await, SessionStatus::Valid);
+    shutdown.cancel();
+    running.await.expect("joined").expect("the mesh stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_redis_url_shares_sessions_between_processes() {
+    let redis_url = std::env::var("IDMESH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let (one, two) = (free_addr(), free_addr());
+    let serve_sessions = |addr: &str| {
+        spawn_serve(&[
+            "--targets",
+            "sessions",
+            "--session-listen-addr",
+            addr,
+            "--redis-url",
+            &redis_url,
+        ])
+    };
+    let (first, second) = (serve_sessions(&one), serve_sessions(&two));
+    let session = create_session(&one).await;
+    create_session(&two).await;
+    assert_eq!(
+        session_status(&two, &session).await,
+        SessionStatus::Valid,
+        "created through one process, valid through the other"
+    );
+    stop(first);
+    stop(second);
 }
