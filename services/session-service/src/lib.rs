@@ -6,15 +6,15 @@
 //! sees every revocation; without a Redis URL they live in the process, for
 //! `idmesh dev` and other single-process installs.
 
-pub mod model;
+mod model;
 mod service;
-pub mod store;
+mod store;
 
 use idmesh_runtime::clock::Clock;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use service::SessionApi;
+use service::SessionApi;
 use store::SessionStore;
 use store::memory::MemoryStore;
 use store::redis::RedisStore;

@@ -1,7 +1,7 @@
 //! The `idmesh.v1.SessionService` gRPC API: validates requests, converts
 //! between protobuf messages and the domain, and runs revocation watches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,12 +46,6 @@ pub struct SessionApi<S> {
     /// Ends open watches when the server shuts down, so that draining does
     /// not wait for streams that never end by themselves.
     shutdown: CancellationToken,
-}
-
-impl<S> std::fmt::Debug for SessionApi<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionApi").finish_non_exhaustive()
-    }
 }
 
 impl<S: SessionStore> SessionApi<S> {
@@ -117,7 +111,7 @@ fn ttl(ttl: Option<prost_types::Duration>) -> Result<Duration, Status> {
     let valid = (ttl.seconds > 0 && (0..1_000_000_000).contains(&ttl.nanos))
         || (ttl.seconds == 0 && (1..1_000_000_000).contains(&ttl.nanos));
     if !valid {
-        return Err(invalid("ttl must be more than zero"));
+        return Err(invalid("ttl must be a positive duration"));
     }
     // Both parts are non-negative here, so the casts are exact.
     let ttl = Duration::new(ttl.seconds as u64, ttl.nanos as u32);
@@ -130,7 +124,7 @@ fn ttl(ttl: Option<prost_types::Duration>) -> Result<Duration, Status> {
     Ok(ttl)
 }
 
-fn attributes(attributes: HashMap<String, String>) -> Result<std::collections::BTreeMap<String, String>, Status> {
+fn attributes(attributes: HashMap<String, String>) -> Result<BTreeMap<String, String>, Status> {
     if attributes.len() > MAX_ATTRIBUTES {
         return Err(invalid(format!("at most {MAX_ATTRIBUTES} attributes")));
     }
