@@ -190,6 +190,33 @@ both_backends!(patch_applies_all_operations_or_none, |mesh: TestMesh| async move
     assert_eq!(unchanged.header("etag"), Some("W/\"1\""));
 });
 
+both_backends!(
+    a_user_is_created_active_and_active_can_be_removed,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let mut body = user("unassigned@example.com");
+        body.as_object_mut().expect("object").remove("active");
+        let created = scim.post("/Users", body, 201).await.body;
+        assert_eq!(created["active"], json!(true));
+        let id = id_of(&created);
+
+        let removed = scim
+            .patch(
+                &format!("/Users/{id}"),
+                patch_op(json!([{"op": "remove", "path": "active"}])),
+                200,
+            )
+            .await;
+        assert_eq!(removed.body.get("active"), None, "{:#}", removed.body);
+        assert_eq!(scim.get(&format!("/Users/{id}"), 200).await.body.get("active"), None);
+        assert_eq!(scim.filter_users("active pr").await["totalResults"], json!(0));
+        assert_eq!(
+            scim.filter_users("not (active eq false)").await["totalResults"],
+            json!(1)
+        );
+    }
+);
+
 both_backends!(put_replaces_the_whole_user, |mesh: TestMesh| async move {
     let scim = mesh.new_directory().await;
     let mut body = user("replace@example.com");

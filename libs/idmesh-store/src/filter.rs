@@ -34,7 +34,6 @@ pub enum ColumnKind {
     /// `user_name_folded` does), since filters compare it with the
     /// lower-cased filter value.
     Text,
-    Boolean,
     Timestamp,
 }
 
@@ -76,7 +75,7 @@ impl Target {
         match self.reach(path, &Scope::Resource).map_err(|e| unsortable(&e.detail))? {
             Reach::Column(column, _) => Ok(match column.kind {
                 ColumnKind::Text => self.code_point_order(Expr::col(column.name)),
-                ColumnKind::Boolean | ColumnKind::Timestamp => Expr::col(column.name),
+                ColumnKind::Timestamp => Expr::col(column.name),
             }),
             Reach::One { at, def } => {
                 let at = comparable_one(at, def, path).map_err(|e| unsortable(&e.detail))?;
@@ -191,7 +190,7 @@ impl Target {
                 let present = Expr::col(column.name).is_not_null();
                 match column.kind {
                     ColumnKind::Text => present.and(Expr::col(column.name).ne("")),
-                    ColumnKind::Boolean | ColumnKind::Timestamp => present,
+                    ColumnKind::Timestamp => present,
                 }
             }
             Reach::One { at, def } => self.present_at(&at, def.kind == AttributeType::Complex),
@@ -264,7 +263,6 @@ impl Target {
     ) -> Result<SimpleExpr, ScimError> {
         let col = Expr::col(column.name);
         let condition = match column.kind {
-            ColumnKind::Boolean => col.clone().eq(boolean(path, op, value)?),
             ColumnKind::Timestamp => {
                 let at = timestamp(path, value)?;
                 ordered(path, col.clone(), op, Expr::val(at))?

@@ -65,6 +65,7 @@ impl Indexed {
             user_name_folded: user_name.to_lowercase(),
             user_name,
             external_id: text("externalId"),
+            // Unassigned (removed by a PATCH) is not deactivated.
             active: doc.get("active").and_then(Value::as_bool).unwrap_or(true),
             display_name: text("displayName"),
         }
@@ -77,10 +78,16 @@ fn folded(doc: &Map<String, Value>) -> Value {
     Value::Object(scim::filter::fold(doc, &USER_RESOURCE))
 }
 
-/// Validates a SCIM User document and fills in what the server decides:
-/// a user is active unless told otherwise.
+/// Validates a SCIM User document.
 fn normalize_user(body: Value) -> Result<Normalized, Error> {
-    let mut normalized = scim::resource::normalize(body, &USER_RESOURCE)?;
+    Ok(scim::resource::normalize(body, &USER_RESOURCE)?)
+}
+
+/// Validates a new user's document and fills in what the server decides: a
+/// user is created active unless told otherwise. Later writes keep what the
+/// client sends, so a PATCH that removes `active` leaves it unassigned.
+fn normalize_new_user(body: Value) -> Result<Normalized, Error> {
+    let mut normalized = normalize_user(body)?;
     normalized.doc.entry("active").or_insert(Value::Bool(true));
     Ok(normalized)
 }
@@ -108,7 +115,6 @@ fn filter_column(path: &AttrPath) -> Option<FilterColumn> {
         ("id", None) => ("id", ColumnKind::Text),
         ("username", None) => ("user_name_folded", ColumnKind::Text),
         ("externalid", None) => ("external_id", ColumnKind::Text),
-        ("active", None) => ("active", ColumnKind::Boolean),
         ("meta", Some("created")) => ("created", ColumnKind::Timestamp),
         ("meta", Some("lastmodified")) => ("last_modified", ColumnKind::Timestamp),
         _ => return None,
@@ -268,7 +274,7 @@ impl UserApi {
 impl UserService for UserApi {
     async fn create_user(&self, request: Request<CreateUserRequest>) -> Result<Response<User>, Status> {
         let request = request.into_inner();
-        let normalized = normalize_user(request_body(request.resource))?;
+        let normalized = normalize_new_user(request_body(request.resource))?;
         let password_hash = match normalized.password {
             Some(password) => Some(password::hash(password).await?),
             None => None,
