@@ -7,6 +7,7 @@
 //! and URN-keyed PATCH values, bare manager ids, Okta's path-less replace)
 //! are handled here, once, so every caller gets the same answers.
 
+pub mod attributes;
 pub mod discovery;
 pub mod error;
 pub mod filter;

@@ -21,13 +21,13 @@ pub struct ListQuery {
     pub start_index: u64,
     /// How many results to return at most.
     pub count: u32,
-    /// `attributes`, accepted and not yet applied.
+    /// `attributes`, comma-separated; see [`crate::attributes::Projection`].
     pub attributes: Option<String>,
-    /// `excludedAttributes`, accepted and not yet applied.
+    /// `excludedAttributes`, comma-separated.
     pub excluded_attributes: Option<String>,
-    /// `sortBy`, accepted and not yet applied.
+    /// `sortBy`: an attribute path, checked by the service that sorts.
     pub sort_by: Option<String>,
-    /// `sortOrder`, accepted and not yet applied.
+    /// `sortOrder`; see [`ListQuery::descending`].
     pub sort_order: Option<String>,
 }
 
@@ -76,6 +76,85 @@ impl ListQuery {
             }
         }
         Ok(query)
+    }
+}
+
+/// The schema URN of a SearchRequest, the body of `POST .search`.
+pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+impl ListQuery {
+    /// Reads the body of `POST /.search` (RFC 7644 §3.4.3) with the same
+    /// rules as [`ListQuery::from_pairs`]: `attributes` and
+    /// `excludedAttributes` as arrays of names (or one comma-separated
+    /// string), `startIndex` and `count` as numbers (or numeric strings).
+    /// `schemas`, when present, must name [`SEARCH_REQUEST_SCHEMA`]; any
+    /// other member is 400 `invalidValue`.
+    pub fn from_search_request(body: &Value) -> Result<ListQuery, ScimError> {
+        let Value::Object(members) = body else {
+            return Err(ScimError::invalid_syntax("a SearchRequest must be a JSON object"));
+        };
+        let mut pairs = Vec::new();
+        for (name, value) in members {
+            let wrong = |expected: &str| ScimError::invalid_value(format!("SearchRequest {name} must be {expected}"));
+            match name.to_ascii_lowercase().as_str() {
+                "schemas" => {
+                    let names_search = value
+                        .as_array()
+                        .is_some_and(|ids| ids.iter().any(|id| id.as_str() == Some(SEARCH_REQUEST_SCHEMA)));
+                    if !names_search {
+                        return Err(ScimError::invalid_value(format!(
+                            "SearchRequest schemas must be [\"{SEARCH_REQUEST_SCHEMA}\"]"
+                        )));
+                    }
+                }
+                "attributes" | "excludedattributes" => {
+                    let list = match value {
+                        Value::String(list) => list.clone(),
+                        Value::Array(items) => items
+                            .iter()
+                            .map(|item| item.as_str().ok_or_else(|| wrong("an array of attribute names")))
+                            .collect::<Result<Vec<_>, _>>()?
+                            .join(","),
+                        Value::Null => continue,
+                        _ => return Err(wrong("an array of attribute names")),
+                    };
+                    pairs.push((name.as_str(), list));
+                }
+                "filter" | "sortby" | "sortorder" => match value {
+                    Value::String(text) => pairs.push((name.as_str(), text.clone())),
+                    Value::Null => {}
+                    _ => return Err(wrong("a string")),
+                },
+                "startindex" | "count" => match value {
+                    Value::Number(n) => pairs.push((name.as_str(), n.to_string())),
+                    Value::String(text) => pairs.push((name.as_str(), text.clone())),
+                    Value::Null => {}
+                    _ => return Err(wrong("an integer")),
+                },
+                _ => {
+                    return Err(ScimError::invalid_value(format!("SearchRequest has no member {name}")));
+                }
+            }
+        }
+        ListQuery::from_pairs(pairs.iter().map(|(name, value)| (*name, value.as_str())))
+    }
+
+    /// Whether `sortOrder` asks for descending order: `ascending` (the
+    /// default) or `descending`, in any case; anything else is 400
+    /// `invalidValue`.
+    pub fn descending(&self) -> Result<bool, ScimError> {
+        match self
+            .sort_order
+            .as_deref()
+            .map(|order| order.trim().to_ascii_lowercase())
+        {
+            None => Ok(false),
+            Some(order) if order == "ascending" => Ok(false),
+            Some(order) if order == "descending" => Ok(true),
+            Some(order) => Err(ScimError::invalid_value(format!(
+                "sortOrder must be ascending or descending, not {order:?}"
+            ))),
+        }
     }
 }
 
@@ -222,5 +301,53 @@ mod tests {
         let body = list_response(Vec::new(), 0, 1);
         assert_eq!(body["Resources"], json!([]));
         assert_eq!(body["itemsPerPage"], json!(0));
+    }
+
+    #[test]
+    fn search_request_reads_like_query_parameters() {
+        let body = serde_json::json!({
+            "schemas": [SEARCH_REQUEST_SCHEMA],
+            "attributes": ["userName", "emails.value"],
+            "excludedAttributes": "meta",
+            "filter": "userName sw \"b\"",
+            "sortBy": "name.familyName",
+            "sortOrder": "Descending",
+            "startIndex": 3,
+            "count": "5000"
+        });
+        let query = ListQuery::from_search_request(&body).expect("valid");
+        assert_eq!(query.attributes.as_deref(), Some("userName,emails.value"));
+        assert_eq!(query.excluded_attributes.as_deref(), Some("meta"));
+        assert_eq!(query.filter.as_deref(), Some("userName sw \"b\""));
+        assert_eq!(query.sort_by.as_deref(), Some("name.familyName"));
+        assert_eq!(query.descending(), Ok(true));
+        assert_eq!((query.start_index, query.count), (3, MAX_COUNT));
+        assert_eq!(
+            ListQuery::from_search_request(&serde_json::json!({})),
+            Ok(ListQuery::default())
+        );
+    }
+
+    #[test]
+    fn malformed_search_requests_are_rejected() {
+        let invalid = |body: serde_json::Value, scim_type: ScimType| {
+            let err = ListQuery::from_search_request(&body).expect_err("invalid");
+            assert_eq!(err.scim_type, Some(scim_type), "{body}: {err:?}");
+        };
+        invalid(serde_json::json!([]), ScimType::InvalidSyntax);
+        invalid(serde_json::json!({"schemas": ["urn:other"]}), ScimType::InvalidValue);
+        invalid(serde_json::json!({"filters": "userName pr"}), ScimType::InvalidValue);
+        invalid(serde_json::json!({"count": true}), ScimType::InvalidValue);
+        invalid(serde_json::json!({"attributes": [1]}), ScimType::InvalidValue);
+        invalid(serde_json::json!({"startIndex": "one"}), ScimType::InvalidValue);
+    }
+
+    #[test]
+    fn sort_order_is_ascending_or_descending() {
+        let order = |value: &str| query(&[("sortOrder", value)]).expect("valid").descending();
+        assert_eq!(order("ascending"), Ok(false));
+        assert_eq!(order("DESCENDING"), Ok(true));
+        assert_eq!(ListQuery::default().descending(), Ok(false));
+        assert_eq!(order("up").map_err(|e| e.scim_type), Err(Some(ScimType::InvalidValue)));
     }
 }

@@ -1,0 +1,365 @@
+//! `attributes` and `excludedAttributes` (RFC 7644 §3.4.2.5, §3.9): which
+//! attributes a response carries, with each attribute's `returned`
+//! characteristic (RFC 7643 §7) honoured.
+//!
+//! - `always` attributes (`id`, and `schemas`) are in every response.
+//! - `never` attributes (`password`) are in none.
+//! - `request` attributes appear only when `attributes` names them.
+//! - `default` attributes appear unless `excludedAttributes` names them, or
+//!   `attributes` is given and does not.
+//!
+//! Names match in any case, may be URN-qualified, may name a sub-attribute
+//! (`name.givenName`, `emails.value`, `meta.lastModified`) or a whole
+//! extension by its URN. Names this resource type does not define are
+//! ignored, as the RFC asks nothing more of a provider and IdPs send
+//! attributes of other resource types (`excludedAttributes=members` on a
+//! User list). When both parameters are given, `attributes` chooses and
+//! `excludedAttributes` then removes.
+
+use serde_json::{Map, Value};
+
+use crate::error::ScimError;
+use crate::path::AttrPath;
+use crate::schema::{Attribute, ResourceSchema, Returned, Schema};
+
+/// What a response should contain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Projection {
+    /// `attributes`, when given: only these (and `always` ones).
+    only: Option<Vec<Named>>,
+    /// `excludedAttributes`: not these (unless `always`).
+    except: Vec<Named>,
+}
+
+/// One name of an attribute list, resolved against the schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Named {
+    /// A whole extension object.
+    Extension(&'static str),
+    /// An attribute, in the core (`extension: None`) or in an extension, or
+    /// one of its sub-attributes.
+    Attribute {
+        extension: Option<&'static str>,
+        attr: &'static str,
+        sub: Option<&'static str>,
+    },
+}
+
+impl Projection {
+    /// Reads the comma-separated `attributes` and `excludedAttributes`
+    /// values. A name that is not an attribute path at all is 400
+    /// `invalidValue`; a well-formed name this schema lacks is ignored.
+    pub fn parse(
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+        schema: &ResourceSchema,
+    ) -> Result<Projection, ScimError> {
+        let only = attributes
+            .filter(|list| !list.trim().is_empty())
+            .map(|list| names(list, schema, "attributes"))
+            .transpose()?;
+        let except = excluded
+            .map(|list| names(list, schema, "excludedAttributes"))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Projection { only, except })
+    }
+
+    /// Whether the response will carry the top-level core attribute `attr`
+    /// (in whole or in part): lets a service skip reading what will not be
+    /// returned, such as a group's `members`.
+    pub fn includes(&self, schema: &ResourceSchema, attr: &str) -> bool {
+        let Some(def) = schema.core_attribute(attr) else {
+            return false;
+        };
+        self.decide(None, def) != Decision::Drop
+    }
+
+    /// Removes from a rendered resource (`schemas`, `id`, attributes,
+    /// extension objects, `meta`) what the response should not carry.
+    pub fn apply(&self, resource: &mut Value, schema: &ResourceSchema) {
+        let Value::Object(doc) = resource else { return };
+        let keys: Vec<String> = doc.keys().cloned().collect();
+        for key in keys {
+            if key == "schemas" {
+                continue;
+            }
+            let keep = match (schema.extension(&key), doc.get_mut(&key)) {
+                (Some(extension), Some(Value::Object(inner))) => {
+                    self.apply_extension(extension, inner);
+                    !inner.is_empty()
+                }
+                (_, Some(value)) => match schema.core_attribute(&key) {
+                    Some(def) => self.apply_attribute(None, def, value),
+                    // Unknown keys are objects of undeclared extensions:
+                    // returned by default, like any default attribute.
+                    None => self.only.is_none(),
+                },
+                (_, None) => false,
+            };
+            if !keep {
+                doc.shift_remove(&key);
+            }
+        }
+    }
+
+    fn apply_extension(&self, extension: &'static Schema, inner: &mut Map<String, Value>) {
+        let whole = |list: &[Named]| list.contains(&Named::Extension(extension.id));
+        if whole(&self.except) {
+            inner.clear();
+            return;
+        }
+        let everything = self.only.as_deref().is_some_and(whole);
+        let keys: Vec<String> = inner.keys().cloned().collect();
+        for key in keys {
+            let keep = match (extension.attribute(&key), inner.get_mut(&key)) {
+                (Some(def), Some(value)) if everything => {
+                    let widened = Projection {
+                        only: None,
+                        except: self.except.clone(),
+                    };
+                    widened.apply_attribute(Some(extension.id), def, value)
+                }
+                (Some(def), Some(value)) => self.apply_attribute(Some(extension.id), def, value),
+                _ => self.only.is_none(),
+            };
+            if !keep {
+                inner.shift_remove(&key);
+            }
+        }
+    }
+
+    /// Trims one attribute's value; `false` when it goes altogether.
+    fn apply_attribute(&self, extension: Option<&'static str>, def: &'static Attribute, value: &mut Value) -> bool {
+        match self.decide(extension, def) {
+            Decision::Keep => true,
+            Decision::Drop => false,
+            Decision::Some => {
+                let trim = |object: &mut Map<String, Value>| {
+                    object.retain(|key, _| match def.sub_attribute(key) {
+                        Some(sub) => self.keeps_sub(extension, def, sub),
+                        None => self.only.is_none(),
+                    });
+                    !object.is_empty()
+                };
+                match value {
+                    Value::Object(object) => trim(object),
+                    Value::Array(items) => {
+                        items.retain_mut(|item| match item {
+                            Value::Object(object) => trim(object),
+                            _ => true,
+                        });
+                        !items.is_empty()
+                    }
+                    _ => true,
+                }
+            }
+        }
+    }
+
+    fn decide(&self, extension: Option<&'static str>, def: &'static Attribute) -> Decision {
+        match def.returned {
+            Returned::Always => return Decision::Keep,
+            Returned::Never => return Decision::Drop,
+            Returned::Default | Returned::Request => {}
+        }
+        let named = |list: &[Named], whole: bool| {
+            list.iter().any(|n| match n {
+                Named::Attribute {
+                    extension: e,
+                    attr,
+                    sub,
+                } => *e == extension && *attr == def.name && (sub.is_none() || !whole),
+                Named::Extension(_) => false,
+            })
+        };
+        let chosen = match &self.only {
+            Some(only) if named(only, true) => Decision::Keep,
+            Some(only) if named(only, false) => Decision::Some,
+            Some(_) => return Decision::Drop,
+            None if def.returned == Returned::Request => return Decision::Drop,
+            None => Decision::Keep,
+        };
+        if named(&self.except, true) {
+            Decision::Drop
+        } else if named(&self.except, false) || def.sub_attributes.iter().any(|s| s.returned == Returned::Request) {
+            Decision::Some
+        } else {
+            chosen
+        }
+    }
+
+    fn keeps_sub(&self, extension: Option<&'static str>, def: &Attribute, sub: &Attribute) -> bool {
+        let is = |n: &Named| {
+            matches!(n, Named::Attribute { extension: e, attr, sub: Some(s) }
+                if *e == extension && *attr == def.name && *s == sub.name)
+        };
+        let whole = |n: &Named| {
+            matches!(n, Named::Attribute { extension: e, attr, sub: None }
+                if *e == extension && *attr == def.name)
+        };
+        match sub.returned {
+            Returned::Always => return true,
+            Returned::Never => return false,
+            Returned::Default | Returned::Request => {}
+        }
+        if self.except.iter().any(is) {
+            return false;
+        }
+        match &self.only {
+            Some(only) => only
+                .iter()
+                .any(|n| is(n) || (whole(n) && sub.returned == Returned::Default)),
+            None => sub.returned == Returned::Default,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Keep,
+    Drop,
+    /// Keep some sub-attributes.
+    Some,
+}
+
+fn names(list: &str, schema: &ResourceSchema, parameter: &str) -> Result<Vec<Named>, ScimError> {
+    let mut named = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if let Some(extension) = schema.extension(name) {
+            named.push(Named::Extension(extension.id));
+            continue;
+        }
+        let path = AttrPath::parse(name)
+            .map_err(|_| ScimError::invalid_value(format!("{parameter}: {name:?} is not an attribute name")))?;
+        let top = AttrPath {
+            sub_attr: None,
+            ..path.clone()
+        };
+        let Some(def) = schema.resolve(&top) else { continue };
+        let sub = match path.sub_attr.as_deref() {
+            None => None,
+            Some(sub) => match def.sub_attribute(sub) {
+                Some(sub) => Some(sub.name),
+                None => continue,
+            },
+        };
+        let extension = path.urn.as_deref().and_then(|urn| schema.extension(urn)).map(|e| e.id);
+        named.push(Named::Attribute {
+            extension,
+            attr: def.name,
+            sub,
+        });
+    }
+    Ok(named)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::schema::USER_RESOURCE;
+
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+    fn user() -> Value {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+            "id": "u1",
+            "externalId": "e1",
+            "userName": "bjensen",
+            "name": {"givenName": "Barbara", "familyName": "Jensen"},
+            "emails": [{"value": "b@x.org", "type": "work", "primary": true}, {"value": "h@x.org", "type": "home"}],
+            "active": true,
+            ENTERPRISE: {"department": "R&D", "employeeNumber": "7"},
+            "urn:example:custom:1.0": {"shoe": 44},
+            "meta": {"resourceType": "User", "lastModified": "2026-01-01T00:00:00Z", "version": "W/\"1\""}
+        })
+    }
+
+    fn project(attributes: Option<&str>, excluded: Option<&str>) -> Value {
+        let mut doc = user();
+        Projection::parse(attributes, excluded, &USER_RESOURCE)
+            .expect("valid")
+            .apply(&mut doc, &USER_RESOURCE);
+        doc
+    }
+
+    #[test]
+    fn no_parameters_return_the_default_set() {
+        assert_eq!(project(None, None), user());
+        assert_eq!(project(Some(" "), Some("")), user());
+    }
+
+    #[test]
+    fn attributes_returns_those_and_the_always_ones() {
+        assert_eq!(
+            project(Some("USERNAME,name.givenName"), None),
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+                "id": "u1",
+                "userName": "bjensen",
+                "name": {"givenName": "Barbara"}
+            })
+        );
+    }
+
+    #[test]
+    fn sub_attributes_of_multi_valued_attributes_and_meta_are_selected_in_each_value() {
+        let doc = project(Some("emails.value,meta.lastModified"), None);
+        assert_eq!(doc["emails"], json!([{"value": "b@x.org"}, {"value": "h@x.org"}]));
+        assert_eq!(doc["meta"], json!({"lastModified": "2026-01-01T00:00:00Z"}));
+    }
+
+    #[test]
+    fn extension_attributes_are_selected_by_urn_or_whole() {
+        let one = project(Some(&format!("{ENTERPRISE}:department")), None);
+        assert_eq!(one[ENTERPRISE], json!({"department": "R&D"}));
+        assert_eq!(one.get("userName"), None);
+        let whole = project(Some(ENTERPRISE), None);
+        assert_eq!(whole[ENTERPRISE], user()[ENTERPRISE]);
+        assert_eq!(whole.get("urn:example:custom:1.0"), None);
+    }
+
+    #[test]
+    fn excluded_attributes_removes_from_the_default_set_but_never_id() {
+        let doc = project(None, Some("emails,id,name.familyName,meta"));
+        assert_eq!(doc.get("emails"), None);
+        assert_eq!(doc.get("meta"), None);
+        assert_eq!(doc["id"], "u1");
+        assert_eq!(doc["name"], json!({"givenName": "Barbara"}));
+        assert_eq!(doc["userName"], "bjensen");
+        assert_eq!(doc["urn:example:custom:1.0"], json!({"shoe": 44}));
+        let no_extension = project(None, Some(ENTERPRISE));
+        assert_eq!(no_extension.get(ENTERPRISE), None);
+    }
+
+    #[test]
+    fn both_parameters_choose_then_remove() {
+        let doc = project(Some("name,emails"), Some("name.givenName"));
+        assert_eq!(doc["name"], json!({"familyName": "Jensen"}));
+        assert!(doc.get("emails").is_some());
+        assert_eq!(doc.get("userName"), None);
+    }
+
+    #[test]
+    fn unknown_names_are_ignored_and_malformed_ones_rejected() {
+        assert_eq!(project(None, Some("members,urn:example:other:1.0:x")), user());
+        let err = Projection::parse(Some("userName,[bad"), None, &USER_RESOURCE).expect_err("malformed");
+        assert_eq!(err.scim_type, Some(crate::ScimType::InvalidValue));
+    }
+
+    #[test]
+    fn includes_answers_whether_an_attribute_is_returned() {
+        let members = |a, e| {
+            Projection::parse(a, e, &USER_RESOURCE)
+                .expect("valid")
+                .includes(&USER_RESOURCE, "emails")
+        };
+        assert!(members(None, None));
+        assert!(!members(None, Some("emails")));
+        assert!(members(Some("emails.value"), None));
+        assert!(!members(Some("userName"), None));
+    }
+}
