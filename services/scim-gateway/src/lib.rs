@@ -6,13 +6,14 @@ mod auth;
 mod conditional;
 mod discovery;
 mod error;
+mod projection;
 mod response;
 mod users;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
@@ -78,6 +79,8 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
 fn router(state: AppState) -> Router {
     let directory_routes = Router::new()
         .route("/Users", get(users::list).post(users::create))
+        .route("/Users/.search", post(users::search))
+        .route("/.search", post(users::search))
         .route(
             "/Users/{id}",
             get(users::get)

@@ -7,7 +7,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use idmesh_proto::v1::User;
 use scim::ScimError;
+use scim::attributes::Projection;
 use scim::meta::Meta;
+use scim::schema::USER_RESOURCE;
 use serde_json::Value;
 
 use crate::AppState;
@@ -111,8 +113,14 @@ impl IntoResponse for ScimBody {
     }
 }
 
-/// Renders a user as its SCIM resource, located under `base`.
-pub fn render_user(base: &BaseUrl, user: User, status: StatusCode) -> Result<ScimResource, ApiError> {
+/// Renders a user as its SCIM resource, located under `base`, carrying
+/// what `projection` asks for.
+pub fn render_user(
+    base: &BaseUrl,
+    user: User,
+    status: StatusCode,
+    projection: &Projection,
+) -> Result<ScimResource, ApiError> {
     let meta = user.meta.unwrap_or_default();
     let instant = |ts: Option<prost_types::Timestamp>| {
         ts.as_ref()
@@ -121,7 +129,7 @@ pub fn render_user(base: &BaseUrl, user: User, status: StatusCode) -> Result<Sci
     };
     let location = format!("{}/Users/{}", base.directory(&user.directory_id), user.id);
     let doc = idmesh_runtime::struct_json::from_struct(user.resource.unwrap_or_default());
-    let body = scim::meta::render(
+    let mut body = scim::meta::render(
         &doc,
         &user.id,
         &Meta {
@@ -132,6 +140,7 @@ pub fn render_user(base: &BaseUrl, user: User, status: StatusCode) -> Result<Sci
             location: location.clone(),
         },
     );
+    projection.apply(&mut body, &USER_RESOURCE);
     Ok(ScimResource {
         status,
         body,

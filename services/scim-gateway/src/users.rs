@@ -1,22 +1,27 @@
 //! `/scim/v2/{directory_id}/Users`: SCIM over HTTP ↔ `UserService` over gRPC.
 //! GET, PUT, PATCH and DELETE of one user honour `If-Match` and
-//! `If-None-Match` (see [`crate::conditional`]).
+//! `If-None-Match` (see [`crate::conditional`]); every response carrying
+//! users honours `attributes` and `excludedAttributes` (see
+//! [`crate::projection`]). Lists filter, sort and page in user-service.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use idmesh_proto::v1::{
     CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest, PageRequest, PatchOperation,
-    PatchUserRequest, ReplaceUserRequest,
+    PatchUserRequest, ReplaceUserRequest, SortRequest,
 };
 use idmesh_runtime::struct_json;
 use scim::ScimError;
+use scim::attributes::Projection;
 use scim::list::ListQuery;
+use scim::schema::USER_RESOURCE;
 use serde_json::Value;
 
 use crate::AppState;
 use crate::conditional::{Freshness, Preconditions};
 use crate::error::ApiError;
+use crate::projection::AttributeQuery;
 use crate::response::{BaseUrl, ScimBody, ScimJson, ScimResource, not_modified, render_user};
 
 /// A resource body must be a JSON object.
@@ -31,14 +36,16 @@ pub async fn create(
     State(state): State<AppState>,
     Path(directory_id): Path<String>,
     base: BaseUrl,
+    returning: AttributeQuery,
     ScimJson(body): ScimJson,
 ) -> Result<ScimResource, ApiError> {
+    let projection = returning.projection(&USER_RESOURCE)?;
     let request = CreateUserRequest {
         directory_id,
         resource: Some(resource(body)?),
     };
     let user = state.users.clone().create_user(request).await?.into_inner();
-    render_user(&base, user, StatusCode::CREATED)
+    render_user(&base, user, StatusCode::CREATED, &projection)
 }
 
 /// The version a user is at now, for preconditions that cannot be left to
@@ -60,15 +67,17 @@ pub async fn get(
     State(state): State<AppState>,
     Path((directory_id, id)): Path<(String, String)>,
     base: BaseUrl,
+    returning: AttributeQuery,
     preconditions: Preconditions,
 ) -> Result<Response, ApiError> {
+    let projection = returning.projection(&USER_RESOURCE)?;
     let user = state
         .users
         .clone()
         .get_user(GetUserRequest { directory_id, id })
         .await?
         .into_inner();
-    let rendered = render_user(&base, user, StatusCode::OK)?;
+    let rendered = render_user(&base, user, StatusCode::OK, &projection)?;
     Ok(match preconditions.check_read(rendered.version)? {
         Freshness::Modified => rendered.into_response(),
         Freshness::NotModified => not_modified(rendered.version),
@@ -82,6 +91,40 @@ pub async fn list(
     base: BaseUrl,
 ) -> Result<ScimBody, ApiError> {
     let query = ListQuery::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    list_users(&state, directory_id, query, &base).await
+}
+
+/// `POST /Users/.search`, and `POST /.search` at the directory's root
+/// (where users are the only resources so far): the query in a
+/// SearchRequest body (RFC 7644 §3.4.3), answered like a GET list.
+pub async fn search(
+    State(state): State<AppState>,
+    Path(directory_id): Path<String>,
+    base: BaseUrl,
+    ScimJson(body): ScimJson,
+) -> Result<ScimBody, ApiError> {
+    let query = ListQuery::from_search_request(&body)?;
+    list_users(&state, directory_id, query, &base).await
+}
+
+async fn list_users(
+    state: &AppState,
+    directory_id: String,
+    query: ListQuery,
+    base: &BaseUrl,
+) -> Result<ScimBody, ApiError> {
+    let projection = Projection::parse(
+        query.attributes.as_deref(),
+        query.excluded_attributes.as_deref(),
+        &USER_RESOURCE,
+    )?;
+    let sort = match &query.sort_by {
+        Some(sort_by) => Some(SortRequest {
+            sort_by: sort_by.clone(),
+            descending: query.descending()?,
+        }),
+        None => None,
+    };
     let request = ListUsersRequest {
         directory_id,
         filter: query.filter.unwrap_or_default(),
@@ -89,13 +132,13 @@ pub async fn list(
             start_index: i64::try_from(query.start_index).unwrap_or(i64::MAX),
             count: i32::try_from(query.count).unwrap_or(i32::MAX),
         }),
-        sort: None,
+        sort,
     };
     let response = state.users.clone().list_users(request).await?.into_inner();
     let resources = response
         .users
         .into_iter()
-        .map(|user| render_user(&base, user, StatusCode::OK).map(|rendered| rendered.body))
+        .map(|user| render_user(base, user, StatusCode::OK, &projection).map(|rendered| rendered.body))
         .collect::<Result<Vec<_>, _>>()?;
     let total = u64::try_from(response.total_results).unwrap_or_default();
     Ok(ScimBody(scim::list::list_response(resources, total, query.start_index)))
@@ -105,9 +148,11 @@ pub async fn replace(
     State(state): State<AppState>,
     Path((directory_id, id)): Path<(String, String)>,
     base: BaseUrl,
+    returning: AttributeQuery,
     preconditions: Preconditions,
     ScimJson(body): ScimJson,
 ) -> Result<ScimResource, ApiError> {
+    let projection = returning.projection(&USER_RESOURCE)?;
     let resource = resource(body)?;
     let expected_version = preconditions
         .expected_version(current_version(&state, &directory_id, &id))
@@ -119,16 +164,18 @@ pub async fn replace(
         expected_version,
     };
     let user = state.users.clone().replace_user(request).await?.into_inner();
-    render_user(&base, user, StatusCode::OK)
+    render_user(&base, user, StatusCode::OK, &projection)
 }
 
 pub async fn patch(
     State(state): State<AppState>,
     Path((directory_id, id)): Path<(String, String)>,
     base: BaseUrl,
+    returning: AttributeQuery,
     preconditions: Preconditions,
     ScimJson(body): ScimJson,
 ) -> Result<ScimResource, ApiError> {
+    let projection = returning.projection(&USER_RESOURCE)?;
     let operations = scim::patch::parse_request(&body)?
         .into_iter()
         .map(|op| PatchOperation {
@@ -147,7 +194,7 @@ pub async fn patch(
         expected_version,
     };
     let user = state.users.clone().patch_user(request).await?.into_inner();
-    render_user(&base, user, StatusCode::OK)
+    render_user(&base, user, StatusCode::OK, &projection)
 }
 
 pub async fn delete(
