@@ -405,7 +405,9 @@ fn apply_target(
             }
             (PatchOpKind::Add, None | Some(Value::Null)) => Ok(()),
             (_, Some(Value::Object(entries))) => {
-                for (key, value) in entries {
+                // Clients copy the extension object from a resource they
+                // read, `schemas` and all; it names no attribute to write.
+                for (key, value) in entries.iter().filter(|(key, _)| !key.eq_ignore_ascii_case("schemas")) {
                     apply_entry(doc, &format!("{}:{key}", ext.id), kind, value, schema)?;
                 }
                 Ok(())
@@ -1084,6 +1086,17 @@ mod tests {
         doc.shift_remove("name");
         let out = patch(&doc, vec![op("Add", Some("name.givenName"), Some(json!("X")))]);
         assert_eq!(out["name"], json!({"givenName": "X"}));
+    }
+
+    #[test]
+    fn a_whole_extension_value_may_carry_schemas() {
+        let ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        for kind in ["add", "replace"] {
+            let value = json!({"schemas": [ext], "department": "R&D"});
+            let patched = patch(&user(), vec![op(kind, Some(ext), Some(value))]);
+            assert_eq!(patched[ext]["department"], json!("R&D"), "{kind}");
+            assert_eq!(patched[ext].get("schemas"), None, "{kind}");
+        }
     }
 
     #[test]
