@@ -1089,6 +1089,37 @@ mod tests {
     }
 
     #[test]
+    fn entra_address_locality_and_dotted_pathless_keys() {
+        let doc = patch(
+            &user(),
+            vec![
+                op(
+                    "Add",
+                    Some(r#"addresses[type eq "work"].locality"#),
+                    Some(json!("Paris")),
+                ),
+                op(
+                    "Replace",
+                    Some(r#"addresses[type eq "work"].locality"#),
+                    Some(json!("Lyon")),
+                ),
+                op(
+                    "replace",
+                    None,
+                    Some(json!({"name.givenName": "Babs", "emails[type eq \"work\"].primary": "True"})),
+                ),
+            ],
+        );
+        assert_eq!(doc["addresses"], json!([{"type": "work", "locality": "Lyon"}]));
+        assert_eq!(doc["name"]["givenName"], "Babs");
+        let work = doc["emails"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["type"] == "work"))
+            .cloned();
+        assert_eq!(work.map(|w| w["primary"].clone()), Some(json!(true)));
+    }
+
+    #[test]
     fn a_whole_extension_value_may_carry_schemas() {
         let ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
         for kind in ["add", "replace"] {
