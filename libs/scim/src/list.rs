@@ -4,6 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::error::ScimError;
+use crate::path::AttrPath;
+use crate::schema::{Attribute, AttributeType, ResourceSchema, Returned};
 
 /// The schema URN of a ListResponse.
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -25,9 +27,9 @@ pub struct ListQuery {
     pub attributes: Option<String>,
     /// `excludedAttributes`, comma-separated.
     pub excluded_attributes: Option<String>,
-    /// `sortBy`: an attribute path, checked by the service that sorts.
+    /// `sortBy`: an attribute path; see [`SortSpec::parse`].
     pub sort_by: Option<String>,
-    /// `sortOrder`; see [`ListQuery::descending`].
+    /// `sortOrder`; see [`ListQuery::descending`] and [`SortSpec::parse`].
     pub sort_order: Option<String>,
 }
 
@@ -87,25 +89,29 @@ impl ListQuery {
     /// rules as [`ListQuery::from_pairs`]: `attributes` and
     /// `excludedAttributes` as arrays of names (or one comma-separated
     /// string), `startIndex` and `count` as numbers (or numeric strings).
-    /// `schemas`, when present, must name [`SEARCH_REQUEST_SCHEMA`]; any
-    /// other member is 400 `invalidValue`.
+    ///
+    /// A body that is not a JSON object is 400 `invalidSyntax`. A member of
+    /// the wrong type, a member the RFC does not define (named in the
+    /// error) and a missing or wrong `schemas` (RFC 7644 §3.4.3 requires it
+    /// to name [`SEARCH_REQUEST_SCHEMA`]; any case) are 400 `invalidValue`,
+    /// the members being checked first so that the error names the
+    /// misspelt one rather than the missing `schemas`.
     pub fn from_search_request(body: &Value) -> Result<ListQuery, ScimError> {
         let Value::Object(members) = body else {
             return Err(ScimError::invalid_syntax("a SearchRequest must be a JSON object"));
         };
+        let mut names_search = false;
         let mut pairs = Vec::new();
         for (name, value) in members {
             let wrong = |expected: &str| ScimError::invalid_value(format!("SearchRequest {name} must be {expected}"));
             match name.to_ascii_lowercase().as_str() {
                 "schemas" => {
-                    let names_search = value
-                        .as_array()
-                        .is_some_and(|ids| ids.iter().any(|id| id.as_str() == Some(SEARCH_REQUEST_SCHEMA)));
-                    if !names_search {
-                        return Err(ScimError::invalid_value(format!(
-                            "SearchRequest schemas must be [\"{SEARCH_REQUEST_SCHEMA}\"]"
-                        )));
-                    }
+                    names_search = value.as_array().is_some_and(|ids| {
+                        ids.iter().any(|id| {
+                            id.as_str()
+                                .is_some_and(|id| id.eq_ignore_ascii_case(SEARCH_REQUEST_SCHEMA))
+                        })
+                    });
                 }
                 "attributes" | "excludedattributes" => {
                     let list = match value {
@@ -136,6 +142,11 @@ impl ListQuery {
                 }
             }
         }
+        if !names_search {
+            return Err(ScimError::invalid_value(format!(
+                "a SearchRequest must have \"schemas\": [\"{SEARCH_REQUEST_SCHEMA}\"]"
+            )));
+        }
         ListQuery::from_pairs(pairs.iter().map(|(name, value)| (*name, value.as_str())))
     }
 
@@ -143,18 +154,114 @@ impl ListQuery {
     /// default) or `descending`, in any case; anything else is 400
     /// `invalidValue`.
     pub fn descending(&self) -> Result<bool, ScimError> {
-        match self
-            .sort_order
-            .as_deref()
-            .map(|order| order.trim().to_ascii_lowercase())
-        {
-            None => Ok(false),
-            Some(order) if order == "ascending" => Ok(false),
-            Some(order) if order == "descending" => Ok(true),
-            Some(order) => Err(ScimError::invalid_value(format!(
-                "sortOrder must be ascending or descending, not {order:?}"
-            ))),
+        descending(self.sort_order.as_deref())
+    }
+}
+
+/// `sortBy` and `sortOrder` (RFC 7644 §3.4.2.3), checked against a resource
+/// type's schema.
+///
+/// [`ListQuery`] keeps both as text, so that reading the query needs no
+/// schema; `SortSpec::parse` is the schema-aware step. What it accepts:
+///
+/// - a single-valued attribute that is not complex (`userName`,
+///   `meta.lastModified`, `name.familyName`, an extension attribute by its
+///   URN-qualified name);
+/// - a sub-attribute of a multi-valued complex attribute (`emails.value`),
+///   or such an attribute by itself, which means its `value`
+///   (`emails` sorts as `emails.value`); each resource then sorts by its
+///   primary value, or else by its first (RFC 7644 §3.4.2.3);
+/// - names in any case, resolved to their schema spelling.
+///
+/// Everything else is 400 `invalidValue`: an unknown attribute (unlike
+/// `attributes`, where unknown names are ignored, a sort key that cannot be
+/// honoured would silently return an unsorted page), a complex attribute
+/// without a sub-attribute to compare (`name`), and an attribute that is
+/// never returned (`password`), whose order would leak its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortSpec {
+    /// The attribute sorted by, in its schema spelling; URN-qualified for an
+    /// extension attribute, and with `.value` added when the client named a
+    /// multi-valued complex attribute alone.
+    pub path: AttrPath,
+    /// The definition of the values compared (for `emails.value`, that of
+    /// `value`): its type and `caseExact` say how to compare them.
+    pub attribute: &'static Attribute,
+    /// Whether a resource can have several values of `path`, so that it
+    /// sorts by its primary one, or else its first.
+    pub multi_valued: bool,
+    /// `sortOrder=descending`.
+    pub descending: bool,
+}
+
+impl SortSpec {
+    /// Checks `sortBy` and `sortOrder` as [`ListQuery`] holds them: `None`
+    /// when there is no `sortBy` (a `sortOrder` alone is still checked, so a
+    /// misspelt one is not silently ignored).
+    pub fn parse(
+        sort_by: Option<&str>,
+        sort_order: Option<&str>,
+        schema: &ResourceSchema,
+    ) -> Result<Option<SortSpec>, ScimError> {
+        let descending = descending(sort_order)?;
+        let Some(text) = sort_by.map(str::trim).filter(|text| !text.is_empty()) else {
+            return Ok(None);
+        };
+        let unsortable = |why: &str| ScimError::invalid_value(format!("cannot sort by {text}: {why}"));
+        let path = AttrPath::parse(text).map_err(|err| unsortable(&err.detail))?;
+        let extension = match path.urn.as_deref() {
+            Some(urn) if !urn.eq_ignore_ascii_case(schema.core.id) => Some(
+                schema
+                    .extension(urn)
+                    .ok_or_else(|| unsortable(&format!("{} has no schema {urn}", schema.name)))?,
+            ),
+            _ => None,
+        };
+        let top_path = AttrPath {
+            sub_attr: None,
+            ..path.clone()
+        };
+        let top = schema
+            .resolve(&top_path)
+            .ok_or_else(|| unsortable(&format!("{} has no attribute {}", schema.name, path.attr)))?;
+        let sub = match (path.sub_attr.as_deref(), top.kind) {
+            (Some(name), _) => Some(
+                top.sub_attribute(name)
+                    .ok_or_else(|| unsortable(&format!("{} has no sub-attribute {name}", top.name)))?,
+            ),
+            (None, AttributeType::Complex) if top.multi_valued => Some(
+                top.sub_attribute("value")
+                    .ok_or_else(|| unsortable("it is complex; name one of its sub-attributes"))?,
+            ),
+            (None, AttributeType::Complex) => return Err(unsortable("it is complex; name one of its sub-attributes")),
+            (None, _) => None,
+        };
+        let attribute = sub.unwrap_or(top);
+        if [top, attribute].iter().any(|def| def.returned == Returned::Never) {
+            return Err(unsortable("it is never returned"));
         }
+        Ok(Some(SortSpec {
+            path: AttrPath {
+                urn: extension.map(|ext| ext.id.to_owned()),
+                attr: top.name.to_owned(),
+                sub_attr: sub.map(|sub| sub.name.to_owned()),
+            },
+            attribute,
+            multi_valued: top.multi_valued,
+            descending,
+        }))
+    }
+}
+
+/// Reads `sortOrder`; see [`ListQuery::descending`].
+fn descending(sort_order: Option<&str>) -> Result<bool, ScimError> {
+    match sort_order.map(|order| order.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(order) if order == "ascending" => Ok(false),
+        Some(order) if order == "descending" => Ok(true),
+        Some(order) => Err(ScimError::invalid_value(format!(
+            "sortOrder must be ascending or descending, not {order:?}"
+        ))),
     }
 }
 
@@ -191,6 +298,7 @@ pub fn list_response(resources: Vec<Value>, total_results: u64, start_index: u64
 mod tests {
     use super::*;
     use crate::error::ScimType;
+    use crate::schema::{ENTERPRISE_USER_SCHEMA_ID, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA_ID};
 
     fn query(pairs: &[(&str, &str)]) -> Result<ListQuery, ScimError> {
         ListQuery::from_pairs(pairs.iter().copied())
@@ -323,9 +431,26 @@ mod tests {
         assert_eq!(query.descending(), Ok(true));
         assert_eq!((query.start_index, query.count), (3, MAX_COUNT));
         assert_eq!(
-            ListQuery::from_search_request(&serde_json::json!({})),
+            ListQuery::from_search_request(&serde_json::json!({"schemas": [SEARCH_REQUEST_SCHEMA]})),
             Ok(ListQuery::default())
         );
+    }
+
+    #[test]
+    fn search_request_paging_is_clamped_like_query_parameters() {
+        let search = |members: Value| {
+            let mut body = json!({"Schemas": [SEARCH_REQUEST_SCHEMA.to_lowercase()]});
+            if let (Some(body), Value::Object(members)) = (body.as_object_mut(), members) {
+                body.extend(members);
+            }
+            ListQuery::from_search_request(&body).expect("valid")
+        };
+        let q = search(json!({"startIndex": -4, "count": -1, "filter": null, "attributes": null}));
+        assert_eq!((q.start_index, q.count, q.filter, q.attributes), (1, 0, None, None));
+        let q = search(json!({"startIndex": "7", "count": 20, "filter": "  "}));
+        assert_eq!((q.start_index, q.count, q.filter), (7, 20, None));
+        let q = search(json!({"startIndex": u64::MAX, "count": u64::MAX}));
+        assert_eq!((q.start_index, q.count), (u64::MAX, MAX_COUNT));
     }
 
     #[test]
@@ -335,11 +460,36 @@ mod tests {
             assert_eq!(err.scim_type, Some(scim_type), "{body}: {err:?}");
         };
         invalid(serde_json::json!([]), ScimType::InvalidSyntax);
+        invalid(serde_json::json!("filter=userName pr"), ScimType::InvalidSyntax);
+        invalid(serde_json::json!({}), ScimType::InvalidValue);
+        invalid(serde_json::json!({"filter": "userName pr"}), ScimType::InvalidValue);
         invalid(serde_json::json!({"schemas": ["urn:other"]}), ScimType::InvalidValue);
-        invalid(serde_json::json!({"filters": "userName pr"}), ScimType::InvalidValue);
-        invalid(serde_json::json!({"count": true}), ScimType::InvalidValue);
-        invalid(serde_json::json!({"attributes": [1]}), ScimType::InvalidValue);
-        invalid(serde_json::json!({"startIndex": "one"}), ScimType::InvalidValue);
+        invalid(
+            serde_json::json!({"schemas": SEARCH_REQUEST_SCHEMA}),
+            ScimType::InvalidValue,
+        );
+        let schemas = json!([SEARCH_REQUEST_SCHEMA]);
+        for (member, value) in [
+            ("count", json!(true)),
+            ("count", json!(2.5)),
+            ("startIndex", json!("one")),
+            ("startIndex", json!([1])),
+            ("attributes", json!([1])),
+            ("excludedAttributes", json!({"name": true})),
+            ("filter", json!(["userName pr"])),
+            ("sortBy", json!(1)),
+            ("sortOrder", json!(false)),
+        ] {
+            invalid(json!({"schemas": schemas, member: value}), ScimType::InvalidValue);
+        }
+        for body in [
+            json!({"schemas": schemas, "filters": "userName pr"}),
+            json!({"filters": "userName pr"}),
+        ] {
+            let err = ListQuery::from_search_request(&body).expect_err("unknown member");
+            assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+            assert!(err.detail.contains("filters"), "{}", err.detail);
+        }
     }
 
     #[test]
@@ -349,5 +499,87 @@ mod tests {
         assert_eq!(order("DESCENDING"), Ok(true));
         assert_eq!(ListQuery::default().descending(), Ok(false));
         assert_eq!(order("up").map_err(|e| e.scim_type), Err(Some(ScimType::InvalidValue)));
+    }
+
+    fn sort(sort_by: &str, sort_order: Option<&str>) -> Result<Option<SortSpec>, ScimError> {
+        SortSpec::parse(Some(sort_by), sort_order, &USER_RESOURCE)
+    }
+
+    #[test]
+    fn sort_by_resolves_to_the_schema_spelling_ascending_by_default() {
+        let spec = sort("USERNAME", None).expect("valid").expect("a sort");
+        assert_eq!(spec.path.to_string(), "userName");
+        assert_eq!(spec.attribute.name, "userName");
+        assert!(!spec.attribute.case_exact, "userName compares ignoring case");
+        assert!(!spec.multi_valued && !spec.descending);
+        let spec = sort("name.FAMILYNAME", Some("Descending"))
+            .expect("valid")
+            .expect("a sort");
+        assert_eq!(spec.path.to_string(), "name.familyName");
+        assert!(spec.descending);
+        let spec = sort("meta.lastmodified", None).expect("valid").expect("a sort");
+        assert_eq!(spec.attribute.kind, AttributeType::DateTime);
+        let spec = sort(&format!("{USER_SCHEMA_ID}:id"), None)
+            .expect("valid")
+            .expect("a sort");
+        assert_eq!(spec.path.to_string(), "id");
+    }
+
+    #[test]
+    fn sort_by_an_extension_attribute_needs_its_urn() {
+        let path = format!("{}:Department", ENTERPRISE_USER_SCHEMA_ID.to_lowercase());
+        let spec = sort(&path, None).expect("valid").expect("a sort");
+        assert_eq!(spec.path.to_string(), format!("{ENTERPRISE_USER_SCHEMA_ID}:department"));
+        let path = format!("{ENTERPRISE_USER_SCHEMA_ID}:manager.value");
+        assert_eq!(
+            sort(&path, None).expect("valid").expect("a sort").path.to_string(),
+            path
+        );
+        let err = sort("department", None).expect_err("core has no department");
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+    }
+
+    #[test]
+    fn sort_by_a_multi_valued_attribute_sorts_by_its_primary_or_first_value() {
+        let spec = sort("emails.value", None).expect("valid").expect("a sort");
+        assert!(spec.multi_valued);
+        assert_eq!(spec.attribute.name, "value");
+        let whole = sort("Emails", None).expect("valid").expect("a sort");
+        assert_eq!(whole.path.to_string(), "emails.value");
+        assert_eq!(whole, spec);
+        assert!(sort("emails.type", None).expect("valid").expect("a sort").multi_valued);
+    }
+
+    #[test]
+    fn sort_by_what_cannot_be_sorted_is_invalid_value() {
+        for sort_by in [
+            "shoeSize",
+            "name",
+            "meta",
+            "name.nickname",
+            "userName.value",
+            "password",
+            "emails[type eq \"work\"].value",
+            "urn:example:other:1.0:User:x",
+            "1st",
+        ] {
+            let err = sort(sort_by, None).expect_err(sort_by);
+            assert_eq!(err.scim_type, Some(ScimType::InvalidValue), "{sort_by}");
+            assert!(err.detail.contains(sort_by), "{}", err.detail);
+        }
+        let err = SortSpec::parse(Some("members.value"), None, &GROUP_RESOURCE);
+        assert_eq!(err.map(|s| s.map(|s| s.multi_valued)), Ok(Some(true)));
+        assert!(sort("members", None).is_err(), "a User has no members");
+    }
+
+    #[test]
+    fn sort_order_is_checked_with_or_without_sort_by() {
+        assert_eq!(SortSpec::parse(None, None, &USER_RESOURCE), Ok(None));
+        assert_eq!(SortSpec::parse(Some(" "), Some("ascending"), &USER_RESOURCE), Ok(None));
+        for order in ["up", "asc", ""] {
+            let err = SortSpec::parse(None, Some(order), &USER_RESOURCE).expect_err(order);
+            assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+            assert!(sort("userName", Some(order)).is_err(), "{order}");
+        }
     }
 }
