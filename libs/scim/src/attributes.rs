@@ -11,10 +11,13 @@
 //! Names match in any case, may be URN-qualified, may name a sub-attribute
 //! (`name.givenName`, `emails.value`, `meta.lastModified`) or a whole
 //! extension by its URN. Names this resource type does not define are
-//! ignored, as the RFC asks nothing more of a provider and IdPs send
-//! attributes of other resource types (`excludedAttributes=members` on a
-//! User list). When both parameters are given, `attributes` chooses and
-//! `excludedAttributes` then removes.
+//! ignored: RFC 7644 defines no error for them (only that names are in
+//! attribute notation, so a malformed name is 400 `invalidValue`), and IdPs
+//! send attributes of other resource types (`excludedAttributes=members` on
+//! a User list). RFC 7644 §3.4.2.5 lets a client use one of the two
+//! parameters and says nothing of both; when both are given, `attributes`
+//! chooses and `excludedAttributes` then removes, so that neither is
+//! silently ignored.
 
 use serde_json::{Map, Value};
 
@@ -361,5 +364,143 @@ mod tests {
         assert!(!members(None, Some("emails")));
         assert!(members(Some("emails.value"), None));
         assert!(!members(Some("userName"), None));
+    }
+
+    #[test]
+    fn never_returned_attributes_are_dropped_even_when_asked_for() {
+        let mut doc = user();
+        doc["password"] = json!("s3cret");
+        let projection = Projection::parse(Some("password,userName"), None, &USER_RESOURCE).expect("valid");
+        projection.apply(&mut doc, &USER_RESOURCE);
+        assert_eq!(doc.get("password"), None);
+        assert_eq!(doc["userName"], "bjensen");
+        let mut doc = user();
+        doc["password"] = json!("s3cret");
+        Projection::default().apply(&mut doc, &USER_RESOURCE);
+        assert_eq!(doc, user());
+        assert!(!Projection::default().includes(&USER_RESOURCE, "password"));
+    }
+
+    #[test]
+    fn id_stays_whatever_is_asked() {
+        let keys = |doc: &Value| doc.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+        let only_id = project(Some("id"), None);
+        assert_eq!(keys(&only_id), Some(vec!["schemas".to_owned(), "id".to_owned()]));
+        assert_eq!(project(Some("meta.version"), Some("id,schemas"))["id"], "u1");
+    }
+
+    /// A resource type with `request` attributes, which the standard
+    /// schemas lack.
+    mod badges {
+        use crate::schema::{Attribute, AttributeType, ResourceSchema, Returned, Schema, attr};
+
+        const fn on_request(a: Attribute) -> Attribute {
+            Attribute {
+                returned: Returned::Request,
+                ..a
+            }
+        }
+
+        static BADGE_SUBS: [Attribute; 2] = [
+            attr("value", AttributeType::String, "The badge number."),
+            on_request(attr("pin", AttributeType::String, "The badge's PIN.")),
+        ];
+        static ATTRIBUTES: [Attribute; 3] = [
+            attr("displayName", AttributeType::String, "A name."),
+            on_request(attr("salary", AttributeType::Integer, "Only on request.")),
+            Attribute {
+                multi_valued: true,
+                sub_attributes: &BADGE_SUBS,
+                ..attr("badges", AttributeType::Complex, "Badges.")
+            },
+        ];
+        static CORE: Schema = Schema {
+            id: "urn:example:schemas:1.0:Employee",
+            name: "Employee",
+            description: "A resource type with request-only attributes.",
+            attributes: &ATTRIBUTES,
+        };
+        pub static EMPLOYEE: ResourceSchema = ResourceSchema {
+            name: "Employee",
+            endpoint: "/Employees",
+            core: &CORE,
+            extensions: &[],
+        };
+    }
+
+    #[test]
+    fn request_attributes_appear_only_when_named() {
+        let employee = || {
+            json!({
+                "schemas": ["urn:example:schemas:1.0:Employee"],
+                "id": "e1",
+                "displayName": "Ada",
+                "salary": 100,
+                "badges": [{"value": "b1", "pin": "1234"}, {"value": "b2", "pin": "5678"}]
+            })
+        };
+        let project = |attributes: Option<&str>, excluded: Option<&str>| {
+            let mut doc = employee();
+            Projection::parse(attributes, excluded, &badges::EMPLOYEE)
+                .expect("valid")
+                .apply(&mut doc, &badges::EMPLOYEE);
+            doc
+        };
+        let default = project(None, None);
+        assert_eq!(default.get("salary"), None);
+        assert_eq!(default["badges"], json!([{"value": "b1"}, {"value": "b2"}]));
+        assert_eq!(project(None, Some("displayName")).get("salary"), None);
+
+        let asked = project(Some("salary,badges.pin"), None);
+        assert_eq!(asked["salary"], 100);
+        assert_eq!(asked["badges"], json!([{"pin": "1234"}, {"pin": "5678"}]));
+        assert_eq!(asked.get("displayName"), None);
+        assert_eq!(project(Some("badges"), None)["badges"], default["badges"]);
+
+        let wants = |attributes, attr| {
+            Projection::parse(attributes, None, &badges::EMPLOYEE)
+                .expect("valid")
+                .includes(&badges::EMPLOYEE, attr)
+        };
+        assert!(!wants(None, "salary"));
+        assert!(wants(Some("SALARY"), "salary"));
+        assert!(wants(None, "badges"));
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn projecting_only_removes_keeps_id_and_is_idempotent(
+            doc in crate::test_support::user_doc(),
+            attributes in proptest::option::of(proptest::collection::vec(crate::test_support::key(), 0..4)),
+            excluded in proptest::option::of(proptest::collection::vec(crate::test_support::key(), 0..4)),
+        ) {
+            let mut doc = Value::Object(doc);
+            doc["id"] = json!("u1");
+            let attributes = attributes.map(|names| names.join(","));
+            let excluded = excluded.map(|names| names.join(","));
+            let Ok(projection) = Projection::parse(attributes.as_deref(), excluded.as_deref(), &USER_RESOURCE) else {
+                return Ok(());
+            };
+            let mut projected = doc.clone();
+            projection.apply(&mut projected, &USER_RESOURCE);
+            prop_assert_eq!(&projected["id"], &json!("u1"));
+            prop_assert!(projected.get("password").is_none());
+            let original = doc.as_object().expect("object");
+            for key in projected.as_object().expect("object").keys() {
+                prop_assert!(original.contains_key(key), "{} appeared", key);
+            }
+            let mut again = projected.clone();
+            projection.apply(&mut again, &USER_RESOURCE);
+            prop_assert_eq!(&again, &projected);
+
+            let chosen = Projection::parse(attributes.as_deref(), None, &USER_RESOURCE).expect("parsed before");
+            let mut wider = doc.clone();
+            chosen.apply(&mut wider, &USER_RESOURCE);
+            for key in projected.as_object().expect("object").keys() {
+                prop_assert!(wider.get(key).is_some(), "excluding added {}", key);
+            }
+        }
     }
 }
