@@ -152,11 +152,12 @@ fn parse_operation(op: &Value) -> Result<PatchOperation, ScimError> {
 /// An element whose `value` is removed is removed with it.
 ///
 /// A value filter that matches nothing is fine for `remove`. For `add` and
-/// `replace` it is 400 `noTarget` unless the filter is made of `eq`
-/// comparisons joined by `and` (`emails[type eq "work"].value`, as Entra ID
-/// sends for a user without a work email): then a new element is created
-/// from those comparisons plus the value — so the operation does what the
-/// IdP means instead of failing a whole provisioning run.
+/// `replace` it is 400 `noTarget` (RFC 7644 §3.5.2.3 asks this of
+/// `replace`) unless the filter is made of `eq` comparisons joined by `and`
+/// (`emails[type eq "work"].value`, as Entra ID sends for a user without a
+/// work email): then a new element is created from those comparisons plus
+/// the value — so the operation does what the IdP means instead of failing
+/// a whole provisioning run. This departs from the RFC on purpose.
 ///
 /// When an operation makes an element primary, every other element of that
 /// attribute loses its `primary`: the new one wins.
@@ -1194,6 +1195,42 @@ mod tests {
     }
 
     #[test]
+    fn okta_pathless_replace_with_the_users_own_id_deactivates() {
+        let out = patch(
+            &user(),
+            vec![op(
+                "replace",
+                None,
+                Some(json!({"id": "2819c223", "active": false, "meta": {"version": "W/\"1\""}, "groups": []})),
+            )],
+        );
+        let mut expected = user();
+        expected.insert("active".to_owned(), json!(false));
+        assert_eq!(
+            out, expected,
+            "read-only keys in a path-less value are ignored, as in a PUT"
+        );
+    }
+
+    #[test]
+    fn boolean_strings_are_read_in_any_case() {
+        let out = patch(
+            &user(),
+            vec![
+                op("replace", None, Some(json!({"active": "FALSE"}))),
+                op(
+                    "add",
+                    Some("emails"),
+                    Some(json!({"value": "c@x.org", "primary": "true"})),
+                ),
+            ],
+        );
+        assert_eq!(out["active"], json!(false));
+        assert_eq!(out["emails"][2], json!({"value": "c@x.org", "primary": true}));
+        assert!(out["emails"][0].get("primary").is_none());
+    }
+
+    #[test]
     fn entra_group_member_add_and_remove_by_value() {
         let group = object(json!({"displayName": "G", "members": [{"value": "u1"}, {"value": "u2"}]}));
         let ops = [
@@ -1371,6 +1408,48 @@ mod tests {
             )],
         );
         assert_eq!(err.scim_type, Some(ScimType::NoTarget));
+    }
+
+    #[test]
+    fn add_with_filter_matching_nothing_is_no_target_unless_the_filter_describes_the_element() {
+        for path in [
+            r#"emails[value co "nowhere"].type"#,
+            r#"emails[not (type eq "work" or type eq "home")].display"#,
+        ] {
+            let err = patch_err(&user(), vec![op("add", Some(path), Some(json!("x")))]);
+            assert_eq!(err.scim_type, Some(ScimType::NoTarget), "{path}");
+        }
+        let out = patch(
+            &user(),
+            vec![op(
+                "add",
+                Some(r#"emails[type eq "other"].value"#),
+                Some(json!("o@x.org")),
+            )],
+        );
+        assert_eq!(out["emails"][2], json!({"type": "other", "value": "o@x.org"}));
+    }
+
+    #[test]
+    fn a_new_element_made_primary_through_a_filter_takes_primary_from_the_old_one() {
+        let out = patch(
+            &user(),
+            vec![op(
+                "add",
+                Some(r#"emails[type eq "other"]"#),
+                Some(json!({"value": "o@x.org", "primary": true})),
+            )],
+        );
+        let primaries: Vec<&Value> = out["emails"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|e| is_primary(e))
+            .collect();
+        assert_eq!(
+            primaries,
+            [&json!({"type": "other", "value": "o@x.org", "primary": true})]
+        );
     }
 
     #[test]
@@ -1594,6 +1673,28 @@ mod tests {
             vec![op("add", None, Some(json!({ENTERPRISE_USER_SCHEMA_ID: "x"})))],
         );
         assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+    }
+
+    #[test]
+    fn values_of_the_wrong_shape_are_invalid_value() {
+        let err = patch_err(
+            &user(),
+            vec![op(
+                "replace",
+                Some(r#"addresses[type eq "work"]"#),
+                Some(json!("Paris")),
+            )],
+        );
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+        for (path, value) in [
+            ("active", json!("maybe")),
+            ("name", json!(["x"])),
+            ("emails", json!([[1]])),
+        ] {
+            let out = patch(&user(), vec![op("replace", Some(path), Some(value))]);
+            let err = normalize(Value::Object(out), &USER_RESOURCE).expect_err(path);
+            assert_eq!(err.scim_type, Some(ScimType::InvalidValue), "{path}: {err}");
+        }
     }
 
     #[test]
