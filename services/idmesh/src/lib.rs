@@ -43,6 +43,8 @@ pub struct MeshConfig {
     pub directory_addr: String,
     /// Where the gateway reaches user-service when it runs elsewhere.
     pub user_addr: String,
+    /// Where user-service reaches session-service when it runs elsewhere.
+    pub session_addr: String,
     pub public_url: Option<String>,
 }
 
@@ -60,6 +62,7 @@ impl MeshConfig {
             session_listen_addr: any_port,
             directory_addr: String::new(),
             user_addr: String::new(),
+            session_addr: String::new(),
             public_url: None,
         }
     }
@@ -114,6 +117,9 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
     if let Some(listener) = user_listener {
         let config = user_service::Config {
             database_url: config.database_url.clone(),
+            session_addr: mesh
+                .session_addr
+                .map_or_else(|| config.session_addr.clone(), |a| a.to_string()),
         };
         let shutdown = shutdown.clone();
         mesh.tasks

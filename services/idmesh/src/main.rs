@@ -93,6 +93,10 @@ struct ServeArgs {
     /// Where the gateway reaches user-service, when it runs elsewhere.
     #[arg(long, env = "IDMESH_USER_ADDR", default_value = "127.0.0.1:50052")]
     user_addr: String,
+    /// Where user-service reaches session-service, when it runs elsewhere:
+    /// deactivating or deleting a user revokes their sessions there.
+    #[arg(long, env = "IDMESH_SESSION_ADDR", default_value = "127.0.0.1:50053")]
+    session_addr: String,
     /// Externally visible base URL, for meta.location (default: the request's Host).
     #[arg(long, env = "IDMESH_PUBLIC_URL")]
     public_url: Option<String>,
@@ -128,6 +132,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         session_listen_addr: args.session_listen_addr,
         directory_addr: args.directory_listen_addr.to_string(),
         user_addr: args.user_listen_addr.to_string(),
+        session_addr: args.session_listen_addr.to_string(),
         public_url: args.public_url.clone(),
     };
     let shutdown = CancellationToken::new();
@@ -151,6 +156,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         session_listen_addr: args.session_listen_addr,
         directory_addr: args.directory_addr,
         user_addr: args.user_addr,
+        session_addr: args.session_addr,
         public_url: args.public_url,
     };
     let shutdown = CancellationToken::new();

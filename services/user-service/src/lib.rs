@@ -1,6 +1,10 @@
 //! user-service: the users of each directory, stored as validated SCIM
 //! documents with the attributes that are queried or constrained (userName,
 //! externalId, active, displayName) in columns of their own.
+//!
+//! Deactivating or deleting a user revokes the user's sessions through
+//! session-service, and never loses that revocation: it is stored with the
+//! user change and retried until session-service confirms it.
 
 mod entity;
 mod error;
@@ -8,19 +12,26 @@ mod migration;
 mod password;
 #[cfg(test)]
 mod pushdown_tests;
+mod revocation;
+#[cfg(test)]
+mod revocation_tests;
 mod service;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use error::Error;
-pub use service::UserApi;
+use revocation::Revocations;
+use service::UserApi;
 
 /// How user-service runs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `postgres://…` or `sqlite://…`.
     pub database_url: String,
+    /// Where session-service listens ("host:port" or "http://host:port"):
+    /// deactivating or deleting a user revokes their sessions there.
+    pub session_addr: String,
 }
 
 /// Why user-service could not start or stopped.
@@ -33,14 +44,28 @@ pub enum ServeError {
 }
 
 /// Connects to the database, applies migrations and serves the gRPC API on
-/// `listener` until `shutdown` is cancelled.
+/// `listener` until `shutdown` is cancelled, delivering stored session
+/// revocations meanwhile.
+///
+/// session-service need not be up yet: revocations wait for it.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     let db = idmesh_store::connect(&config.database_url).await?;
     idmesh_store::migrate::<migration::Migrator>(&db).await?;
-    let api = UserApi::new(db, idmesh_runtime::clock::system());
+    let clock = idmesh_runtime::clock::system();
+    let sessions = idmesh_runtime::grpc::lazy_channel(&config.session_addr)?;
+    let revocations = Revocations::new(db.clone(), sessions, clock.clone());
+    let stop_delivering = shutdown.child_token();
+    let deliverer = tokio::spawn(revocations.clone().run(stop_delivering.clone()));
+    let api = UserApi::new(db, clock, revocations);
     let server = idmesh_proto::v1::user_service_server::UserServiceServer::new(api);
     let routes = tonic::service::Routes::new(server);
-    tracing::info!(addr = ?listener.local_addr().ok(), "user-service listening");
-    idmesh_runtime::grpc::serve(listener, routes, &[UserApi::SERVICE_NAME], shutdown).await?;
+    tracing::info!(addr = ?listener.local_addr().ok(), session_addr = %config.session_addr, "user-service listening");
+    let served = idmesh_runtime::grpc::serve(listener, routes, &[UserApi::SERVICE_NAME], shutdown).await;
+    // The deliverer stops with the server, also when the server failed.
+    stop_delivering.cancel();
+    if let Err(err) = deliverer.await {
+        tracing::error!(error = %err, "the session revocation deliverer panicked");
+    }
+    served?;
     Ok(())
 }

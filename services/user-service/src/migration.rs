@@ -5,7 +5,8 @@ use scim::schema::USER_RESOURCE;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    big_integer, boolean, json_binary, json_binary_null, string, string_null, text_null, timestamp_with_time_zone,
+    big_integer, boolean, integer, json_binary, json_binary_null, string, string_null, text_null,
+    timestamp_with_time_zone,
 };
 
 pub struct Migrator;
@@ -13,7 +14,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateUsers), Box::new(AddFoldedResource)]
+        vec![
+            Box::new(CreateUsers),
+            Box::new(AddFoldedResource),
+            Box::new(CreateSessionRevocations),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -142,6 +147,64 @@ impl MigrationTrait for AddFoldedResource {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .alter_table(Table::alter().table("users").drop_column("resource_folded").to_owned())
+            .await
+    }
+}
+
+/// The outbox of session revocations waiting for delivery
+/// (`entity::session_revocation`).
+struct CreateSessionRevocations;
+
+impl MigrationName for CreateSessionRevocations {
+    fn name(&self) -> &str {
+        "m0003_create_session_revocations"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSessionRevocations {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("session_revocations")
+                    .col(string("id").primary_key())
+                    .col(string("directory_id"))
+                    .col(string("user_id"))
+                    .col(string("reason"))
+                    .col(timestamp_with_time_zone("created"))
+                    .col(integer("attempts"))
+                    .col(big_integer("deliver_after"))
+                    .col(string_null("claim"))
+                    .col(text_null("last_error"))
+                    .to_owned(),
+            )
+            .await?;
+        // Deliverers claim the rows that are due, earliest first.
+        manager
+            .create_index(
+                Index::create()
+                    .name("session_revocations_by_deliver_after")
+                    .table("session_revocations")
+                    .col("deliver_after")
+                    .to_owned(),
+            )
+            .await?;
+        // A claimant reads back the rows it claimed.
+        manager
+            .create_index(
+                Index::create()
+                    .name("session_revocations_by_claim")
+                    .table("session_revocations")
+                    .col("claim")
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("session_revocations").to_owned())
             .await
     }
 }

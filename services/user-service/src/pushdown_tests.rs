@@ -29,6 +29,7 @@ use time::macros::datetime;
 use tonic::Request;
 
 use crate::UserApi;
+use crate::revocation::Revocations;
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// When the first test user was created; each next one a second later.
@@ -50,8 +51,12 @@ async fn service(url: &str) -> (UserApi, DatabaseConnection) {
         .await
         .expect("migrate");
     let tick = Arc::new(AtomicI64::new(0));
-    let clock = Arc::new(move || EPOCH + time::Duration::seconds(tick.fetch_add(1, Ordering::SeqCst)));
-    (UserApi::new(db.clone(), clock), db)
+    let clock: idmesh_runtime::clock::Clock =
+        Arc::new(move || EPOCH + time::Duration::seconds(tick.fetch_add(1, Ordering::SeqCst)));
+    // No user is deactivated or deleted here, so session-service is never called.
+    let sessions = idmesh_runtime::grpc::lazy_channel("127.0.0.1:9").expect("an address");
+    let revocations = Revocations::new(db.clone(), sessions, clock.clone());
+    (UserApi::new(db.clone(), clock, revocations), db)
 }
 
 /// Strings from a small pool, so that filters often hit: mixed case, a

@@ -5,11 +5,17 @@
 //! its operations in memory and writes back only if nobody wrote in between,
 //! retrying otherwise. Two IdP requests therefore never lose each other's
 //! changes, on PostgreSQL and SQLite alike, without holding row locks.
+//!
+//! A write that deactivates a user (stored `active` from true, or
+//! unassigned, to false) and every delete also revoke the user's sessions:
+//! the revocation is stored in the write's transaction and delivered before
+//! the call answers ([`crate::revocation`]).
 
 use idmesh_proto::v1::user_service_server::UserService;
 use idmesh_proto::v1::{
-    CreateUserRequest, DeleteUserRequest, DeleteUserResponse, GetUserRequest, ListUsersRequest, ListUsersResponse,
-    PatchUserRequest, ReplaceUserRequest, ResourceMeta, User,
+    CreateUserRequest, DeleteUserRequest, DeleteUserResponse, GetRevocationBacklogRequest,
+    GetRevocationBacklogResponse, GetUserRequest, ListUsersRequest, ListUsersResponse, PatchUserRequest,
+    ReplaceUserRequest, ResourceMeta, User,
 };
 use idmesh_runtime::clock::Clock;
 use idmesh_runtime::{struct_json, timestamp};
@@ -27,7 +33,8 @@ use sea_orm::{
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
-use crate::entity::user;
+use crate::entity::{session_revocation, user};
+use crate::revocation::{Revocations, USER_DEACTIVATED, USER_DELETED};
 use crate::{Error, password};
 
 /// How often a write is retried when another write to the same user won the
@@ -40,6 +47,7 @@ const MAX_WRITE_ATTEMPTS: usize = 32;
 pub struct UserApi {
     db: DatabaseConnection,
     clock: Clock,
+    revocations: Revocations,
 }
 
 impl std::fmt::Debug for UserApi {
@@ -70,6 +78,13 @@ impl Indexed {
             display_name: text("displayName"),
         }
     }
+}
+
+/// A user row as written, and the revocation of their sessions that the
+/// write stored, still to be delivered.
+struct Written {
+    user: user::Model,
+    revocation: Option<session_revocation::Model>,
 }
 
 /// What filters and sorting read: the document with every string that
@@ -168,8 +183,8 @@ impl UserApi {
     /// The fully qualified gRPC service name, for health reporting.
     pub const SERVICE_NAME: &'static str = "idmesh.v1.UserService";
 
-    pub fn new(db: DatabaseConnection, clock: Clock) -> Self {
-        Self { db, clock }
+    pub(crate) fn new(db: DatabaseConnection, clock: Clock, revocations: Revocations) -> Self {
+        Self { db, clock, revocations }
     }
 
     /// Where filters and sorting find User attributes.
@@ -221,21 +236,25 @@ impl UserApi {
                 Some(password) => Some(password::hash(password).await?),
                 None => current.password_hash.clone(),
             };
-            if let Some(updated) = self.compare_and_set(current, normalized.doc, password_hash).await? {
-                return Ok(updated);
+            if let Some(written) = self.compare_and_set(current, normalized.doc, password_hash).await? {
+                if let Some(revocation) = written.revocation {
+                    self.revocations.deliver_claimed(revocation).await;
+                }
+                return Ok(written.user);
             }
         }
         Err(ScimError::new(409, None, "the user is being changed concurrently; retry the request").into())
     }
 
     /// Writes `doc` over `current` if the row is still at `current.version`;
-    /// `None` if it is not.
+    /// `None` if it is not. A write that deactivates the user stores the
+    /// revocation of the user's sessions with it, and returns it to deliver.
     async fn compare_and_set(
         &self,
         current: user::Model,
         doc: Map<String, Value>,
         password_hash: Option<String>,
-    ) -> Result<Option<user::Model>, Error> {
+    ) -> Result<Option<Written>, Error> {
         let indexed = Indexed::of(&doc);
         let updated = user::Model {
             user_name: indexed.user_name,
@@ -250,23 +269,43 @@ impl UserApi {
             last_modified: (self.clock)(),
             ..current
         };
+        let deactivated = current.active && !updated.active;
         let mut changes = user::ActiveModel::from(updated.clone()).reset_all();
         changes.id = sea_orm::ActiveValue::NotSet;
         changes.directory_id = sea_orm::ActiveValue::NotSet;
         changes.created = sea_orm::ActiveValue::NotSet;
+        let txn = idmesh_store::begin_write(&self.db).await?;
         let result = user::Entity::update_many()
             .set(changes)
             .filter(user::Column::Id.eq(&updated.id))
             .filter(user::Column::DirectoryId.eq(&updated.directory_id))
             .filter(user::Column::Version.eq(current.version))
-            .exec(&self.db)
+            .exec(&txn)
             .await;
+        // Returning early drops `txn`, which rolls it back.
         match result {
-            Ok(result) if result.rows_affected == 1 => Ok(Some(updated)),
-            Ok(_) => Ok(None),
-            Err(err) if idmesh_store::is_unique_violation(&err) => Err(taken(&updated.user_name)),
-            Err(err) => Err(err.into()),
+            Ok(result) if result.rows_affected == 1 => {}
+            Ok(_) => return Ok(None),
+            Err(err) if idmesh_store::is_unique_violation(&err) => return Err(taken(&updated.user_name)),
+            Err(err) => return Err(err.into()),
         }
+        let revocation = if deactivated {
+            let revocation = self
+                .revocations
+                .record(&txn, &updated.directory_id, &updated.id, USER_DEACTIVATED)
+                .await?;
+            Some(revocation)
+        } else {
+            None
+        };
+        txn.commit().await?;
+        if deactivated {
+            tracing::info!(directory_id = %updated.directory_id, user_id = %updated.id, "user deactivated; revoking their sessions");
+        }
+        Ok(Some(Written {
+            user: updated,
+            revocation,
+        }))
     }
 }
 
@@ -356,18 +395,27 @@ impl UserService for UserApi {
         if let Some(version) = request.expected_version {
             condition = condition.add(user::Column::Version.eq(version));
         }
+        let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
         let deleted = user::Entity::delete_many()
             .filter(condition)
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(Error::from)?;
         if deleted.rows_affected == 0 {
+            txn.rollback().await.map_err(Error::from)?;
             // Either there is no such user, or it is not at the expected version.
             let current = self.load(&request.directory_id, &request.id).await?;
             let expected = request.expected_version.ok_or_else(|| not_found(&request.id))?;
             return Err(stale_version(expected, current.version).into());
         }
-        tracing::info!(directory_id = %request.directory_id, user_id = %request.id, "user deleted");
+        let revocation = self
+            .revocations
+            .record(&txn, &request.directory_id, &request.id, USER_DELETED)
+            .await
+            .map_err(Error::from)?;
+        txn.commit().await.map_err(Error::from)?;
+        tracing::info!(directory_id = %request.directory_id, user_id = %request.id, "user deleted; revoking their sessions");
+        self.revocations.deliver_claimed(revocation).await;
         Ok(Response::new(DeleteUserResponse {}))
     }
 
@@ -403,6 +451,17 @@ impl UserService for UserApi {
         Ok(Response::new(ListUsersResponse {
             users: users.into_iter().map(to_proto).collect(),
             total_results: i64::try_from(total_results).unwrap_or(i64::MAX),
+        }))
+    }
+
+    async fn get_revocation_backlog(
+        &self,
+        _request: Request<GetRevocationBacklogRequest>,
+    ) -> Result<Response<GetRevocationBacklogResponse>, Status> {
+        let backlog = self.revocations.backlog().await.map_err(Error::from)?;
+        Ok(Response::new(GetRevocationBacklogResponse {
+            pending: i64::try_from(backlog.pending).unwrap_or(i64::MAX),
+            oldest: backlog.oldest.map(timestamp::to_proto),
         }))
     }
 }

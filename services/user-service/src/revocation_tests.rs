@@ -1,0 +1,488 @@
+//! Deactivating and deleting users store session revocations, and a stored
+//! revocation reaches session-service however long it is away.
+//!
+//! Each test runs on SQLite and on a PostgreSQL database of its own: the
+//! outbox spans directories, so in the shared test database another test's
+//! deliverer would deliver these rows to its own session-service. The
+//! session-service is real, over gRPC, keeping sessions in its process.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use idmesh_proto::v1::session_service_client::SessionServiceClient;
+use idmesh_proto::v1::user_service_server::UserService;
+use idmesh_proto::v1::{
+    CheckSessionRequest, CheckTokenRequest, CreateSessionRequest, CreateUserRequest, DeleteUserRequest,
+    GetRevocationBacklogRequest, GetUserRequest, PatchOperation, PatchUserRequest, ReplaceUserRequest, SessionStatus,
+    TokenStatus,
+};
+use idmesh_runtime::clock::Clock;
+use idmesh_runtime::{struct_json, timestamp};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::Request;
+use tonic::transport::Channel;
+
+use crate::entity::session_revocation::{self, Column, Entity};
+use crate::revocation::{Revocations, USER_DEACTIVATED, USER_DELETED};
+use crate::service::UserApi;
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `body` on a fresh, migrated database of `backend`, and removes the
+/// database afterwards, also when `body` panics.
+async fn on_fresh_database<F, Fut>(backend: Backend, body: F)
+where
+    F: FnOnce(DatabaseConnection) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    idmesh_runtime::telemetry::init();
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let db = idmesh_store::connect(&format!("sqlite://{}", dir.path().join("users.db").display()))
+                .await
+                .expect("connect");
+            idmesh_store::migrate::<crate::migration::Migrator>(&db)
+                .await
+                .expect("migrate");
+            body(db).await;
+        }
+        Backend::Postgres => {
+            let base = std::env::var("IDMESH_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/idmesh_test".to_owned());
+            let (server, _) = base.rsplit_once('/').expect("a database URL");
+            let name = format!("idmesh_revocations_{}", uuid::Uuid::now_v7().simple());
+            let db = idmesh_store::connect(&format!("{server}/{name}"))
+                .await
+                .expect("connect");
+            idmesh_store::migrate::<crate::migration::Migrator>(&db)
+                .await
+                .expect("migrate");
+            let outcome = tokio::spawn(body(db)).await;
+            let admin = idmesh_store::connect(&base).await.expect("connect");
+            admin
+                .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .await
+                .expect("drop the scratch database");
+            if let Err(failed) = outcome {
+                std::panic::resume_unwind(failed.into_panic());
+            }
+        }
+    }
+}
+
+/// One test on both backends: `on_both!(name, |db| async move { … })`.
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                on_fresh_database(Backend::Sqlite, $body).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                on_fresh_database(Backend::Postgres, $body).await;
+            }
+        }
+    };
+}
+
+/// A clock that stands still until the test moves it.
+#[derive(Clone)]
+struct ManualClock(Arc<Mutex<OffsetDateTime>>);
+
+impl ManualClock {
+    fn new() -> ManualClock {
+        let now = OffsetDateTime::now_utc();
+        ManualClock(Arc::new(Mutex::new(
+            now.replace_microsecond(now.microsecond()).expect("a valid microsecond"),
+        )))
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().expect("clock lock")
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.0.lock().expect("clock lock") += by;
+    }
+
+    fn clock(&self) -> Clock {
+        let now = Arc::clone(&self.0);
+        Arc::new(move || *now.lock().expect("clock lock"))
+    }
+}
+
+/// An address on 127.0.0.1 where nothing listens yet.
+async fn unused_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    listener.local_addr().expect("a bound address")
+}
+
+/// user-service on `db`, revoking sessions through session-service at
+/// `session_addr`, telling time by `clock`.
+fn user_service(db: &DatabaseConnection, session_addr: SocketAddr, clock: &ManualClock) -> (UserApi, Revocations) {
+    let revocations = Revocations::new(db.clone(), channel(session_addr), clock.clock());
+    let api = UserApi::new(db.clone(), clock.clock(), revocations.clone());
+    (api, revocations)
+}
+
+fn channel(addr: SocketAddr) -> Channel {
+    idmesh_runtime::grpc::lazy_channel(&addr.to_string()).expect("a valid address")
+}
+
+/// A session-service on `addr`, keeping sessions in its process; it stops
+/// when the token is dropped.
+async fn start_session_service(addr: SocketAddr) -> (SessionServiceClient<Channel>, tokio_util::sync::DropGuard) {
+    let listener = TcpListener::bind(addr).await.expect("the session-service port is free");
+    let shutdown = CancellationToken::new();
+    let config = session_service::Config::new(None);
+    tokio::spawn(session_service::serve(listener, config, shutdown.clone()));
+    (SessionServiceClient::new(channel(addr)), shutdown.drop_guard())
+}
+
+fn document(resource: &Value) -> prost_types::Struct {
+    struct_json::to_struct(resource.as_object().expect("a JSON object"))
+}
+
+async fn create_user(api: &UserApi, directory_id: &str) -> String {
+    let resource = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": format!("{}@example.com", uuid::Uuid::now_v7().simple()),
+    });
+    api.create_user(Request::new(CreateUserRequest {
+        directory_id: directory_id.to_owned(),
+        resource: Some(document(&resource)),
+    }))
+    .await
+    .expect("CreateUser")
+    .into_inner()
+    .id
+}
+
+async fn patch(api: &UserApi, directory_id: &str, id: &str, op: &str, path: &str, value: Option<Value>) {
+    api.patch_user(Request::new(PatchUserRequest {
+        directory_id: directory_id.to_owned(),
+        id: id.to_owned(),
+        operations: vec![PatchOperation {
+            op: op.to_owned(),
+            path: path.to_owned(),
+            value: value.as_ref().map(struct_json::to_value),
+        }],
+        expected_version: None,
+    }))
+    .await
+    .expect("PatchUser");
+}
+
+async fn deactivate(api: &UserApi, directory_id: &str, id: &str) {
+    patch(api, directory_id, id, "replace", "active", Some(json!(false))).await;
+}
+
+/// The reasons of the revocations stored for a user, oldest first.
+async fn stored_reasons(db: &DatabaseConnection, user_id: &str) -> Vec<String> {
+    Entity::find()
+        .filter(Column::UserId.eq(user_id))
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+        .expect("read the outbox")
+        .into_iter()
+        .map(|row| row.reason)
+        .collect()
+}
+
+async fn stored(db: &DatabaseConnection) -> Vec<session_revocation::Model> {
+    Entity::find()
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+        .expect("read the outbox")
+}
+
+async fn token_status(
+    sessions: &mut SessionServiceClient<Channel>,
+    directory_id: &str,
+    user_id: &str,
+    issued_at: OffsetDateTime,
+) -> TokenStatus {
+    sessions
+        .check_token(CheckTokenRequest {
+            directory_id: directory_id.to_owned(),
+            user_id: user_id.to_owned(),
+            issued_at: Some(timestamp::to_proto(issued_at)),
+        })
+        .await
+        .expect("CheckToken")
+        .into_inner()
+        .status()
+}
+
+on_both!(only_deactivating_and_deleting_store_a_revocation, |db| async move {
+    let clock = ManualClock::new();
+    let (api, _) = user_service(&db, unused_addr().await, &clock);
+    let id = create_user(&api, "d1").await;
+    assert!(stored_reasons(&db, &id).await.is_empty(), "creating revokes nothing");
+
+    patch(&api, "d1", &id, "replace", "displayName", Some(json!("Ada"))).await;
+    assert!(
+        stored_reasons(&db, &id).await.is_empty(),
+        "other changes revoke nothing"
+    );
+
+    deactivate(&api, "d1", &id).await;
+    assert_eq!(stored_reasons(&db, &id).await, [USER_DEACTIVATED]);
+
+    deactivate(&api, "d1", &id).await;
+    patch(&api, "d1", &id, "replace", "active", Some(json!(true))).await;
+    patch(&api, "d1", &id, "remove", "active", None).await;
+    assert_eq!(
+        stored_reasons(&db, &id).await,
+        [USER_DEACTIVATED],
+        "deactivating an inactive user, reactivating and unassigning active revoke nothing more"
+    );
+
+    // From unassigned to false, by replacing the whole user.
+    let resource = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "replaced@example.com",
+        "active": false,
+    });
+    api.replace_user(Request::new(ReplaceUserRequest {
+        directory_id: "d1".to_owned(),
+        id: id.clone(),
+        resource: Some(document(&resource)),
+        expected_version: None,
+    }))
+    .await
+    .expect("ReplaceUser");
+    assert_eq!(stored_reasons(&db, &id).await, [USER_DEACTIVATED; 2]);
+
+    // A path-less replace, as Okta sends it.
+    patch(&api, "d1", &id, "replace", "active", Some(json!(true))).await;
+    patch(&api, "d1", &id, "replace", "", Some(json!({"active": false}))).await;
+    api.delete_user(Request::new(DeleteUserRequest {
+        directory_id: "d1".to_owned(),
+        id: id.clone(),
+        expected_version: None,
+    }))
+    .await
+    .expect("DeleteUser");
+    assert_eq!(
+        stored_reasons(&db, &id).await,
+        [USER_DEACTIVATED, USER_DEACTIVATED, USER_DEACTIVATED, USER_DELETED]
+    );
+});
+
+on_both!(a_failed_write_stores_no_revocation, |db| async move {
+    let clock = ManualClock::new();
+    let (api, _) = user_service(&db, unused_addr().await, &clock);
+    let id = create_user(&api, "d1").await;
+    let stale = api
+        .delete_user(Request::new(DeleteUserRequest {
+            directory_id: "d1".to_owned(),
+            id: id.clone(),
+            expected_version: Some(7),
+        }))
+        .await
+        .expect_err("a stale version");
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+    let invalid = api
+        .patch_user(Request::new(PatchUserRequest {
+            directory_id: "d1".to_owned(),
+            id: id.clone(),
+            operations: vec![
+                PatchOperation {
+                    op: "replace".to_owned(),
+                    path: "active".to_owned(),
+                    value: Some(struct_json::to_value(&json!(false))),
+                },
+                PatchOperation {
+                    op: "replace".to_owned(),
+                    path: "userName".to_owned(),
+                    value: Some(struct_json::to_value(&json!(42))),
+                },
+            ],
+            expected_version: None,
+        }))
+        .await
+        .expect_err("an invalid userName");
+    assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
+    assert!(stored(&db).await.is_empty());
+    let user = api
+        .get_user(Request::new(GetUserRequest {
+            directory_id: "d1".to_owned(),
+            id,
+        }))
+        .await
+        .expect("the user is still there")
+        .into_inner();
+    assert!(user.active, "the failed PATCH changed nothing");
+});
+
+on_both!(
+    a_deactivation_commits_while_session_service_is_down_and_is_delivered_when_it_is_back,
+    |db| async move {
+        let clock = ManualClock::new();
+        let session_addr = unused_addr().await;
+        let (api, revocations) = user_service(&db, session_addr, &clock);
+        let id = create_user(&api, "d1").await;
+        let before = clock.now();
+        clock.advance(Duration::from_secs(1));
+
+        deactivate(&api, "d1", &id).await;
+        let user = api
+            .get_user(Request::new(GetUserRequest {
+                directory_id: "d1".to_owned(),
+                id: id.clone(),
+            }))
+            .await
+            .expect("GetUser")
+            .into_inner();
+        assert!(!user.active, "the change committed");
+        let [row] = stored(&db).await.try_into().expect("one stored revocation");
+        assert_eq!(row.attempts, 1, "the request tried once");
+        assert!(row.claim.is_none(), "and gave the row up");
+        assert!(row.last_error.is_some());
+        let backlog = api
+            .get_revocation_backlog(Request::new(GetRevocationBacklogRequest {}))
+            .await
+            .expect("GetRevocationBacklog")
+            .into_inner();
+        assert_eq!(backlog.pending, 1);
+        assert_eq!(backlog.oldest, Some(timestamp::to_proto(clock.now())));
+
+        let (mut sessions, _running) = start_session_service(session_addr).await;
+        assert_eq!(token_status(&mut sessions, "d1", &id, before).await, TokenStatus::Valid);
+        assert_eq!(
+            revocations.deliver_due().await.expect("deliver"),
+            0,
+            "not before the backoff has passed"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(revocations.deliver_due().await.expect("deliver"), 1);
+        assert_eq!(
+            token_status(&mut sessions, "d1", &id, before).await,
+            TokenStatus::Revoked
+        );
+        assert!(stored(&db).await.is_empty(), "a delivered revocation is deleted");
+        let backlog = revocations.backlog().await.expect("backlog");
+        assert_eq!((backlog.pending, backlog.oldest), (0, None));
+    }
+);
+
+on_both!(
+    a_revocation_left_by_a_request_that_died_is_delivered_once_its_lease_runs_out,
+    |db| async move {
+        let clock = ManualClock::new();
+        let session_addr = unused_addr().await;
+        let (mut sessions, _running) = start_session_service(session_addr).await;
+        let (_, revocations) = user_service(&db, session_addr, &clock);
+        let session = sessions
+            .create_session(CreateSessionRequest {
+                directory_id: "d1".to_owned(),
+                user_id: "u1".to_owned(),
+                ttl: Some(prost_types::Duration { seconds: 600, nanos: 0 }),
+                attributes: Default::default(),
+            })
+            .await
+            .expect("CreateSession")
+            .into_inner();
+        // What a request leaves behind when it dies between committing and
+        // delivering.
+        let txn = idmesh_store::begin_write(&db).await.expect("begin");
+        revocations
+            .record(&txn, "d1", "u1", USER_DEACTIVATED)
+            .await
+            .expect("record");
+        txn.commit().await.expect("commit");
+
+        assert_eq!(revocations.deliver_due().await.expect("deliver"), 0, "leased");
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(revocations.deliver_due().await.expect("deliver"), 1);
+        let checked = sessions
+            .check_session(CheckSessionRequest { session_id: session.id })
+            .await
+            .expect("CheckSession")
+            .into_inner();
+        assert_eq!(checked.status(), SessionStatus::Revoked);
+        let revocation = checked.session.and_then(|s| s.revocation).expect("a revocation");
+        assert_eq!(revocation.reason, USER_DEACTIVATED);
+    }
+);
+
+/// Stores `count` revocations that are due, as if their requests had died.
+async fn abandoned_revocations(db: &DatabaseConnection, revocations: &Revocations, clock: &ManualClock, count: usize) {
+    let txn = idmesh_store::begin_write(db).await.expect("begin");
+    for n in 0..count {
+        revocations
+            .record(&txn, "d1", &format!("u{n}"), USER_DELETED)
+            .await
+            .expect("record");
+    }
+    txn.commit().await.expect("commit");
+    clock.advance(Duration::from_secs(30));
+}
+
+on_both!(replicas_never_claim_the_same_revocation, |db| async move {
+    let clock = ManualClock::new();
+    let session_addr = unused_addr().await;
+    let (_, first) = user_service(&db, session_addr, &clock);
+    abandoned_revocations(&db, &first, &clock, 200).await;
+
+    let mut replicas = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (_, replica) = user_service(&db, session_addr, &clock);
+        replicas.spawn(async move {
+            let mut claimed = Vec::new();
+            loop {
+                let batch = replica.claim_due().await.expect("claim");
+                if batch.is_empty() {
+                    return claimed;
+                }
+                assert!(batch.len() <= 32, "a batch of {}", batch.len());
+                claimed.extend(batch.into_iter().map(|row| row.id));
+            }
+        });
+    }
+    let mut ids: Vec<String> = replicas.join_all().await.into_iter().flatten().collect();
+    let claims = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), claims, "no revocation claimed twice");
+    assert_eq!(ids.len(), 200, "every due revocation claimed");
+});
+
+on_both!(
+    when_session_service_is_unreachable_the_rest_of_the_batch_waits_as_long_as_the_first,
+    |db| async move {
+        let clock = ManualClock::new();
+        let (_, revocations) = user_service(&db, unused_addr().await, &clock);
+        abandoned_revocations(&db, &revocations, &clock, 3).await;
+
+        assert_eq!(revocations.deliver_due().await.expect("deliver"), 0);
+        let rows = stored(&db).await;
+        let attempts: Vec<i32> = rows.iter().map(|row| row.attempts).collect();
+        assert_eq!(attempts, [1, 0, 0], "only the first was tried");
+        let retry_at = rows[0].deliver_after;
+        assert!(
+            rows.iter()
+                .all(|row| row.deliver_after == retry_at && row.claim.is_none())
+        );
+        let now_ms = i64::try_from(clock.now().unix_timestamp_nanos() / 1_000_000).expect("in range");
+        assert_eq!(retry_at, now_ms + 1_000, "a second after the first failure");
+    }
+);
