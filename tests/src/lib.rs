@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
+use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_proto::v1::{CreateDirectoryRequest, IssueTokenRequest};
 use reqwest::Method;
@@ -31,6 +32,9 @@ pub struct TestMesh {
     pub http_addr: SocketAddr,
     pub directory_addr: SocketAddr,
     pub user_addr: SocketAddr,
+    /// Where user-service reaches session-service: the mesh's own, or the
+    /// address the test configured when the mesh runs without one.
+    pub session_addr: SocketAddr,
     shutdown: CancellationToken,
     _data_dir: tempfile::TempDir,
 }
@@ -44,6 +48,14 @@ impl Drop for TestMesh {
 impl TestMesh {
     /// Starts every service on 127.0.0.1 with ephemeral ports.
     pub async fn start(backend: Backend) -> TestMesh {
+        TestMesh::start_with(backend, &Target::ALL, |_| {}).await
+    }
+
+    /// Starts `targets` on 127.0.0.1 with ephemeral ports, with what
+    /// `configure` changes in the configuration (a Redis URL, or where
+    /// session-service is when the mesh runs without one). The gateway needs
+    /// directory-service and user-service among the targets.
+    pub async fn start_with(backend: Backend, targets: &[Target], configure: impl FnOnce(&mut MeshConfig)) -> TestMesh {
         idmesh_runtime::telemetry::init();
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let database_url = match backend {
@@ -53,22 +65,27 @@ impl TestMesh {
             Backend::Sqlite => format!("sqlite://{}", data_dir.path().join("idmesh.db").display()),
         };
         let shutdown = CancellationToken::new();
-        let mesh = idmesh::launch(&Target::ALL, MeshConfig::loopback(database_url), shutdown.clone())
+        let mut config = MeshConfig::loopback(database_url);
+        configure(&mut config);
+        let configured_session_addr: Option<SocketAddr> = config.session_addr.parse().ok();
+        let mesh = idmesh::launch(targets, config, shutdown.clone())
             .await
             .expect("the mesh starts");
-        let addrs = (mesh.http_addr, mesh.directory_addr, mesh.user_addr);
+        let session_addr = mesh.session_addr.or(configured_session_addr);
+        let addrs = (mesh.http_addr, mesh.directory_addr, mesh.user_addr, session_addr);
         tokio::spawn(async move {
             if let Err(err) = mesh.wait().await {
                 panic!("a service of the mesh failed: {err:#}");
             }
         });
-        let (Some(http_addr), Some(directory_addr), Some(user_addr)) = addrs else {
-            panic!("every target is bound: {addrs:?}");
+        let (Some(http_addr), Some(directory_addr), Some(user_addr), Some(session_addr)) = addrs else {
+            panic!("every target is bound, or session-service's address configured: {addrs:?}");
         };
         TestMesh {
             http_addr,
             directory_addr,
             user_addr,
+            session_addr,
             shutdown,
             _data_dir: data_dir,
         }
@@ -82,6 +99,12 @@ impl TestMesh {
     /// A gRPC client of user-service.
     pub fn users(&self) -> UserServiceClient<Channel> {
         UserServiceClient::new(channel(self.user_addr))
+    }
+
+    /// A gRPC client of the session-service that user-service revokes
+    /// sessions in.
+    pub fn sessions(&self) -> SessionServiceClient<Channel> {
+        SessionServiceClient::new(channel(self.session_addr))
     }
 
     /// A fresh directory with a token, and a SCIM client for it.
