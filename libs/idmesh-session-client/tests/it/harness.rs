@@ -1,0 +1,206 @@
+//! A real session-service on a loopback port, in this process, on the
+//! in-process store or on the Redis at 127.0.0.1:6379; stopped and
+//! restarted on the same address to cut the client's watch.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use idmesh_proto::v1::session_service_client::SessionServiceClient;
+use idmesh_proto::v1::{CreateSessionRequest, RevokeSessionRequest, RevokeUserSessionsRequest};
+use idmesh_session_client::{Options, SessionClient, UserRef};
+use session_service::Config;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// The Redis the tests use, unless `IDMESH_TEST_REDIS_URL` says otherwise.
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Where the service under test keeps its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    InProcess,
+    Redis,
+}
+
+impl Backend {
+    /// A config with Redis keys under a prefix of the test's own.
+    pub fn config(self) -> Config {
+        let redis_url = match self {
+            Backend::InProcess => None,
+            Backend::Redis => {
+                Some(std::env::var("IDMESH_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned()))
+            }
+        };
+        let mut config = Config::new(redis_url);
+        config.key_prefix = format!("idmesh-client-test-{}", uuid::Uuid::now_v7().simple());
+        config
+    }
+}
+
+/// A running session-service.
+#[derive(Debug)]
+pub struct Service {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    stopped: Option<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Starts a service with `config` on a free port.
+    pub async fn start(config: Config) -> Service {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        Service::serve(listener, config)
+    }
+
+    /// Starts a service with `config` on `addr`, where one was stopped.
+    pub async fn start_at(addr: SocketAddr, config: Config) -> Service {
+        let listener = TcpListener::bind(addr).await.expect("the address is free again");
+        Service::serve(listener, config)
+    }
+
+    fn serve(listener: TcpListener, config: Config) -> Service {
+        idmesh_runtime::telemetry::init();
+        let addr = listener.local_addr().expect("a bound address");
+        let shutdown = CancellationToken::new();
+        let serving = session_service::serve(listener, config, shutdown.clone());
+        let stopped = tokio::spawn(async move {
+            if let Err(err) = serving.await {
+                panic!("session-service failed: {err}");
+            }
+        });
+        Service {
+            addr,
+            shutdown,
+            stopped: Some(stopped),
+        }
+    }
+
+    /// A plain gRPC client of this service, for what the tests change.
+    pub fn grpc(&self) -> SessionServiceClient<Channel> {
+        let channel = idmesh_runtime::grpc::lazy_channel(&self.addr.to_string()).expect("a valid address");
+        SessionServiceClient::new(channel)
+    }
+
+    /// A client with a local view, synced within 5 s.
+    pub async fn synced_client(&self) -> SessionClient {
+        let client = SessionClient::connect(&self.addr.to_string(), quick_options()).expect("a valid address");
+        wait_synced(&client).await;
+        client
+    }
+
+    /// Stops the service, ending its watches, and waits until it has.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(stopped) = self.stopped.take() {
+            stopped.await.expect("session-service stops cleanly");
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Options that reconnect quickly, so tests do not wait on backoff.
+pub fn quick_options() -> Options {
+    Options {
+        reconnect_delay: Duration::from_millis(20),
+        max_reconnect_delay: Duration::from_millis(200),
+        request_timeout: Duration::from_secs(1),
+        ..Options::default()
+    }
+}
+
+pub async fn wait_synced(client: &SessionClient) {
+    tokio::time::timeout(Duration::from_secs(5), client.synced())
+        .await
+        .expect("the client's watch is synced within 5 s");
+}
+
+/// Waits until `condition` holds, checking every millisecond, and says how
+/// long that took; panics after `within`.
+pub async fn eventually(within: Duration, what: &str, mut condition: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < within, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    started.elapsed()
+}
+
+/// Deletes the Redis keys of `config` when dropped, so that tests sharing
+/// one Redis leave nothing behind (the revocation log has no TTL).
+#[derive(Debug)]
+pub struct RedisKeys(pub Config);
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let Some(url) = self.0.redis_url.clone() else { return };
+        let pattern = format!("{}:*", self.0.key_prefix);
+        // The blocking client, on a thread of its own: this runs in Drop,
+        // inside the test's runtime.
+        let cleanup = std::thread::spawn(move || {
+            use redis::Commands;
+            let Ok(mut connection) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection()) else {
+                return;
+            };
+            let keys: Vec<String> = match connection.scan_match::<_, String>(&pattern) {
+                Ok(keys) => keys.filter_map(Result::ok).collect(),
+                Err(_) => return,
+            };
+            for key in keys {
+                let _: Result<i64, _> = redis::cmd("UNLINK").arg(&key).query(&mut connection);
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A random user of a random directory.
+pub fn new_user() -> UserRef {
+    UserRef::new(
+        format!("dir-{}", uuid::Uuid::now_v7().simple()),
+        format!("user-{}", uuid::Uuid::now_v7().simple()),
+    )
+}
+
+/// A new hour-long session of `user`; its id.
+pub async fn create_session(grpc: &mut SessionServiceClient<Channel>, user: &UserRef) -> String {
+    grpc.create_session(CreateSessionRequest {
+        directory_id: user.directory_id.clone(),
+        user_id: user.user_id.clone(),
+        ttl: Some(prost_types::Duration {
+            seconds: 3600,
+            nanos: 0,
+        }),
+        attributes: HashMap::new(),
+    })
+    .await
+    .expect("CreateSession succeeds")
+    .into_inner()
+    .id
+}
+
+pub async fn revoke_session(grpc: &mut SessionServiceClient<Channel>, session_id: &str) {
+    grpc.revoke_session(RevokeSessionRequest {
+        session_id: session_id.to_owned(),
+        reason: "signed out".into(),
+    })
+    .await
+    .expect("RevokeSession succeeds");
+}
+
+pub async fn revoke_user(grpc: &mut SessionServiceClient<Channel>, user: &UserRef) {
+    grpc.revoke_user_sessions(RevokeUserSessionsRequest {
+        directory_id: user.directory_id.clone(),
+        user_id: user.user_id.clone(),
+        reason: "deprovisioned".into(),
+    })
+    .await
+    .expect("RevokeUserSessions succeeds");
+}
