@@ -173,19 +173,17 @@ impl Revocations {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = poll.tick() => {}
-                _ = report.tick() => {
-                    last_pending = self.report_backlog(last_pending).await;
-                    continue;
-                }
-            }
-            // Stopping mid-batch is safe: what was claimed and not deleted is
-            // delivered again once the lease runs out.
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                result = self.deliver_due() => {
-                    if let Err(err) = result {
-                        tracing::warn!(error = %err, "could not read the session revocation outbox");
+                _ = report.tick() => last_pending = self.report_backlog(last_pending).await,
+                _ = poll.tick() => {
+                    // Stopping mid-batch is safe: what was claimed and not
+                    // deleted is delivered again once the lease runs out.
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        result = self.deliver_due() => {
+                            if let Err(err) = result {
+                                tracing::warn!(error = %err, "could not read the session revocation outbox");
+                            }
+                        }
                     }
                 }
             }
