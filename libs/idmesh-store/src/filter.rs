@@ -75,7 +75,7 @@ impl Target {
         match self.reach(path, &Scope::Resource).map_err(|e| unsortable(&e.detail))? {
             Reach::Column(column, _) => Ok(match column.kind {
                 ColumnKind::Text => self.code_point_order(Expr::col(column.name)),
-                ColumnKind::Timestamp => Expr::col(column.name),
+                ColumnKind::Timestamp => self.instant_order(Expr::col(column.name)),
             }),
             Reach::One { at, def } => {
                 let at = comparable_one(at, def, path).map_err(|e| unsortable(&e.detail))?;
@@ -265,7 +265,11 @@ impl Target {
         let condition = match column.kind {
             ColumnKind::Timestamp => {
                 let at = timestamp(path, value)?;
-                ordered(path, col.clone(), op, Expr::val(at))?
+                let at = match self.backend {
+                    DbBackend::Postgres => Expr::val(at),
+                    _ => Expr::val(sqlite_instant(at)),
+                };
+                ordered(path, self.instant_order(col.clone()), op, at)?
             }
             ColumnKind::Text => self.compare_text(path, col.clone(), case_exact, op, value)?,
         };
@@ -432,6 +436,23 @@ impl Target {
                     "(SELECT ? FROM json_each(?, ?) AS {alias} ORDER BY COALESCE(? = 1, 0) DESC, {alias}.key LIMIT 1)"
                 ),
                 vec![value, array.base_expr(), Expr::val(sqlite_path(&array.keys)), primary],
+            ),
+        }
+    }
+
+    /// A timestamp column as something that orders by instant. PostgreSQL's
+    /// `timestamptz` does. SQLite holds RFC 3339 text in UTC whose fraction
+    /// of a second has as many digits as it needs (`…:25Z`, `…:25.25Z`), so
+    /// it is compared as a fixed-width key, `YYYY-MM-DDTHH:MM:SS` and nine
+    /// digits of nanoseconds, like [`sqlite_instant`] writes.
+    fn instant_order(&self, column: SimpleExpr) -> SimpleExpr {
+        match self.backend {
+            DbBackend::Postgres => column,
+            _ => custom(
+                self.backend,
+                "(substr(?, 1, 19) || CASE WHEN substr(?, 20, 1) = '.' \
+                 THEN substr(substr(?, 21, length(?) - 21) || '000000000', 1, 9) ELSE '000000000' END)",
+                vec![column; 4],
             ),
         }
     }
@@ -621,6 +642,20 @@ fn timestamp(path: &AttrPath, value: &CompValue) -> Result<OffsetDateTime, ScimE
     // Stored times are UTC; SQLite compares them as text, so the instant
     // must be written the same way.
     Ok(at.to_offset(UtcOffset::UTC))
+}
+
+/// An instant as the key [`Target::instant_order`] compares on SQLite.
+fn sqlite_instant(at: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{:09}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.nanosecond()
+    )
 }
 
 /// `lhs op rhs` for the operators that compare by order (and equality).

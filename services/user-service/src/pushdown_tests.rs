@@ -32,7 +32,8 @@ use crate::UserApi;
 use crate::revocation::Revocations;
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-/// When the first test user was created; each next one a second later.
+/// When the first test user was created; each next one 1.25 s later, so
+/// that stored times have fractions of a second of different lengths.
 const EPOCH: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
 const USERS: usize = 60;
 /// Issue 3 asks for at least 2,000 random filters in CI.
@@ -43,8 +44,8 @@ fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/idmesh_test".to_owned())
 }
 
-/// A user-service on `url` whose clock starts at [`EPOCH`] and advances one
-/// second per reading, so both databases get the same timestamps.
+/// A user-service on `url` whose clock starts at [`EPOCH`] and advances
+/// 1.25 s per reading, so both databases get the same timestamps.
 async fn service(url: &str) -> (UserApi, DatabaseConnection) {
     let db = idmesh_store::connect(url).await.expect("connect");
     idmesh_store::migrate::<crate::migration::Migrator>(&db)
@@ -52,7 +53,7 @@ async fn service(url: &str) -> (UserApi, DatabaseConnection) {
         .expect("migrate");
     let tick = Arc::new(AtomicI64::new(0));
     let clock: idmesh_runtime::clock::Clock =
-        Arc::new(move || EPOCH + time::Duration::seconds(tick.fetch_add(1, Ordering::SeqCst)));
+        Arc::new(move || EPOCH + time::Duration::milliseconds(1_250 * tick.fetch_add(1, Ordering::SeqCst)));
     // No user is deactivated or deleted here, so session-service is never called.
     let sessions = idmesh_runtime::grpc::lazy_channel("127.0.0.1:9").expect("an address");
     let revocations = Revocations::new(db.clone(), sessions, clock.clone());
@@ -202,11 +203,11 @@ const PRESENT_PATHS: &[&str] = &[
 /// An instant near the users' creation times, in a random UTC offset.
 fn instant() -> impl Strategy<Value = CompValue> {
     (
-        0..(USERS as i64 + 2),
+        0..5 * (USERS as i64 + 2),
         prop::sample::select(&["Z", "+02:00", "-05:30"][..]),
     )
-        .prop_map(|(second, offset)| {
-            let at = EPOCH + time::Duration::seconds(second);
+        .prop_map(|(quarter, offset)| {
+            let at = EPOCH + time::Duration::milliseconds(250 * quarter);
             let zone = match offset {
                 "Z" => time::UtcOffset::UTC,
                 "+02:00" => time::macros::offset!(+2),
