@@ -176,12 +176,27 @@ impl ScimClient {
     /// Sends raw bytes as `application/scim+json` to `path` (relative to the
     /// directory's base URL) and checks the status.
     pub async fn send_raw(&self, method: Method, path: &str, body: Option<Vec<u8>>, expect: u16) -> ScimResponse {
+        self.exchange(method, path, &[], body, expect).await
+    }
+
+    /// One request with extra headers and a raw body; checks the status.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        expect: u16,
+    ) -> ScimResponse {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base_url))
             .header("accept", "application/scim+json");
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.header("content-type", "application/scim+json").body(body);
@@ -302,32 +317,7 @@ impl ScimClient {
         body: Option<Value>,
         expect: u16,
     ) -> ScimResponse {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base_url))
-            .header("accept", "application/scim+json");
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/scim+json")
-                .body(serde_json::to_vec(&body).expect("JSON"));
-        }
-        let response = request.send().await.expect("the gateway answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("a response body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        assert_eq!(status, expect, "{method} {path} answered {status}: {body:#}");
-        ScimResponse { status, headers, body }
+        let bytes = body.map(|b| serde_json::to_vec(&b).expect("JSON"));
+        self.exchange(method, path, headers, bytes, expect).await
     }
 }
