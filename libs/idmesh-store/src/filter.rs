@@ -115,7 +115,7 @@ impl Target {
                             parent: def,
                         };
                         let inner = self.translate(filter, &element)?;
-                        Ok(self.exists(&array, inner))
+                        Ok(self.exists(&array, Each::Element, inner))
                     }
                     Reach::One { at, def } if def.kind == AttributeType::Complex => {
                         self.translate(filter, &Scope::Element { at, parent: def })
@@ -200,7 +200,7 @@ impl Target {
                     Some(sub) => self.present_at(&element.key(sub.name), false),
                     None => self.present_at(&element, def.kind == AttributeType::Complex),
                 };
-                self.exists(&array, inner)
+                self.exists(&array, Each::Element, inner)
             }
         })
     }
@@ -208,7 +208,7 @@ impl Target {
     fn present_at(&self, at: &Json, object: bool) -> SimpleExpr {
         if object {
             let member = Json::element(at.depth() + 1);
-            return self.exists_member(at, self.present_at(&member, false));
+            return self.exists(at, Each::Member, self.present_at(&member, false));
         }
         let text = self.scalar(at);
         text.clone().is_not_null().and(text.ne(""))
@@ -247,7 +247,7 @@ impl Target {
                     None => (element, def),
                 };
                 let inner = self.compare_json(path, &at, def, positive, value)?;
-                self.exists(&array, inner)
+                self.exists(&array, Each::Element, inner)
             }
         };
         Ok(if negate { condition.not() } else { condition })
@@ -359,52 +359,33 @@ impl Target {
         })
     }
 
-    /// `EXISTS` an element of the JSON array at `array` for which `condition`
-    /// holds; `condition` reads the element as `Json::element(depth + 1)`.
-    fn exists(&self, array: &Json, condition: SimpleExpr) -> SimpleExpr {
+    /// `EXISTS` an element of the JSON array at `array` (or, for
+    /// [`Each::Member`], a member of the object there) for which `condition`
+    /// holds; `condition` reads it as `Json::element(depth + 1)`.
+    fn exists(&self, array: &Json, each: Each, condition: SimpleExpr) -> SimpleExpr {
         let alias = element_alias(array.depth() + 1);
         match self.backend {
             DbBackend::Postgres => {
+                let (function, kind, empty, columns) = match each {
+                    Each::Element => ("jsonb_array_elements", "array", "[]", "value"),
+                    Each::Member => ("jsonb_each", "object", "{}", "key, value"),
+                };
                 let json = self.jsonb(array);
                 custom(
                     self.backend,
                     &format!(
-                        "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(?) WHEN 'array' THEN ? \
-                         ELSE '[]'::jsonb END) AS {alias}(value) WHERE ?)"
+                        "EXISTS (SELECT 1 FROM {function}(CASE jsonb_typeof(?) WHEN '{kind}' THEN ? \
+                         ELSE '{empty}'::jsonb END) AS {alias}({columns}) WHERE ?)"
                     ),
                     vec![json.clone(), json, condition],
                 )
             }
-            _ => self.sqlite_each(array, &alias, condition),
+            _ => custom(
+                self.backend,
+                &format!("EXISTS (SELECT 1 FROM json_each(?, ?) AS {alias} WHERE ?)"),
+                vec![array.base_expr(), Expr::val(sqlite_path(&array.keys)), condition],
+            ),
         }
-    }
-
-    /// `EXISTS` a member of the JSON object at `object` for which `condition`
-    /// holds on its value.
-    fn exists_member(&self, object: &Json, condition: SimpleExpr) -> SimpleExpr {
-        let alias = element_alias(object.depth() + 1);
-        match self.backend {
-            DbBackend::Postgres => {
-                let json = self.jsonb(object);
-                custom(
-                    self.backend,
-                    &format!(
-                        "EXISTS (SELECT 1 FROM jsonb_each(CASE jsonb_typeof(?) WHEN 'object' THEN ? \
-                         ELSE '{{}}'::jsonb END) AS {alias}(key, value) WHERE ?)"
-                    ),
-                    vec![json.clone(), json, condition],
-                )
-            }
-            _ => self.sqlite_each(object, &alias, condition),
-        }
-    }
-
-    fn sqlite_each(&self, at: &Json, alias: &str, condition: SimpleExpr) -> SimpleExpr {
-        custom(
-            self.backend,
-            &format!("EXISTS (SELECT 1 FROM json_each(?, ?) AS {alias} WHERE ?)"),
-            vec![at.base_expr(), Expr::val(sqlite_path(&at.keys)), condition],
-        )
     }
 
     /// The primary element's `sub` (or the primary element itself), else
@@ -465,6 +446,15 @@ impl Target {
             _ => text,
         }
     }
+}
+
+/// What an `EXISTS` over JSON iterates.
+#[derive(Debug, Clone, Copy)]
+enum Each {
+    /// The elements of an array.
+    Element,
+    /// The members of an object.
+    Member,
 }
 
 /// What filter paths are relative to.
