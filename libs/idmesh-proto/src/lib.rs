@@ -1,6 +1,6 @@
 //! The idmesh gRPC contracts, generated from `proto/idmesh/v1` at build time.
 
-/// `idmesh.v1`: directories, users, sessions and the types they share.
+/// `idmesh.v1`: directories, users, groups, sessions and the types they share.
 pub mod v1 {
     tonic::include_proto!("idmesh.v1");
 }

@@ -14,8 +14,8 @@
 use idmesh_proto::v1::user_service_server::UserService;
 use idmesh_proto::v1::{
     CreateUserRequest, DeleteUserRequest, DeleteUserResponse, GetRevocationBacklogRequest,
-    GetRevocationBacklogResponse, GetUserRequest, ListUsersRequest, ListUsersResponse, PatchUserRequest,
-    ReplaceUserRequest, ResourceMeta, User,
+    GetRevocationBacklogResponse, GetUserRequest, ListUsersRequest, ListUsersResponse, LookupUsersRequest,
+    LookupUsersResponse, PatchUserRequest, ReplaceUserRequest, ResourceMeta, User, UserSummary,
 };
 use idmesh_runtime::clock::Clock;
 use idmesh_runtime::{struct_json, timestamp};
@@ -36,6 +36,12 @@ use tonic::{Request, Response, Status};
 use crate::entity::{session_revocation, user};
 use crate::revocation::{Revocations, USER_DEACTIVATED, USER_DELETED};
 use crate::{Error, password};
+
+/// The most ids one LookupUsers call may name.
+const MAX_LOOKUP_IDS: usize = 10_000;
+/// How many ids go into one `IN (...)` list: well below SQLite's and
+/// PostgreSQL's limits on bound parameters.
+const LOOKUP_CHUNK: usize = 1_000;
 
 /// How often a write is retried when another write to the same user won the
 /// race. Conflicts need two writers on one user at the same instant, so
@@ -452,6 +458,38 @@ impl UserService for UserApi {
             users: users.into_iter().map(to_proto).collect(),
             total_results: i64::try_from(total_results).unwrap_or(i64::MAX),
         }))
+    }
+
+    async fn lookup_users(
+        &self,
+        request: Request<LookupUsersRequest>,
+    ) -> Result<Response<LookupUsersResponse>, Status> {
+        let request = request.into_inner();
+        if request.ids.len() > MAX_LOOKUP_IDS {
+            return Err(Error::from(ScimError::invalid_value(format!(
+                "at most {MAX_LOOKUP_IDS} ids per lookup, not {}",
+                request.ids.len()
+            )))
+            .into());
+        }
+        let mut users = Vec::with_capacity(request.ids.len());
+        for ids in request.ids.chunks(LOOKUP_CHUNK) {
+            let found: Vec<(String, String, Option<String>)> = user::Entity::find()
+                .select_only()
+                .columns([user::Column::Id, user::Column::UserName, user::Column::DisplayName])
+                .filter(user::Column::DirectoryId.eq(&request.directory_id))
+                .filter(user::Column::Id.is_in(ids.iter().cloned()))
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(Error::from)?;
+            users.extend(found.into_iter().map(|(id, user_name, display_name)| UserSummary {
+                id,
+                user_name,
+                display_name: display_name.unwrap_or_default(),
+            }));
+        }
+        Ok(Response::new(LookupUsersResponse { users }))
     }
 
     async fn get_revocation_backlog(
