@@ -4,7 +4,9 @@
 //!
 //! Deactivating or deleting a user revokes the user's sessions through
 //! session-service, and never loses that revocation: it is stored with the
-//! user change and retried until session-service confirms it.
+//! user change and retried until session-service confirms it. Deleting a
+//! user removes it from every group through group-service, stored and
+//! retried the same way.
 
 mod entity;
 mod error;
@@ -32,6 +34,9 @@ pub struct Config {
     /// Where session-service listens ("host:port" or "http://host:port"):
     /// deactivating or deleting a user revokes their sessions there.
     pub session_addr: String,
+    /// Where group-service listens: deleting a user removes it from every
+    /// group there.
+    pub group_addr: String,
 }
 
 /// Why user-service could not start or stopped.
@@ -53,13 +58,14 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     idmesh_store::migrate::<migration::Migrator>(&db).await?;
     let clock = idmesh_runtime::clock::system();
     let sessions = idmesh_runtime::grpc::lazy_channel(&config.session_addr)?;
-    let revocations = Revocations::new(db.clone(), sessions, clock.clone());
+    let groups = idmesh_runtime::grpc::lazy_channel(&config.group_addr)?;
+    let revocations = Revocations::new(db.clone(), sessions, groups, clock.clone());
     let stop_delivering = shutdown.child_token();
     let deliverer = tokio::spawn(revocations.clone().run(stop_delivering.clone()));
     let api = UserApi::new(db, clock, revocations);
     let server = idmesh_proto::v1::user_service_server::UserServiceServer::new(api);
     let routes = tonic::service::Routes::new(server);
-    tracing::info!(addr = ?listener.local_addr().ok(), session_addr = %config.session_addr, "user-service listening");
+    tracing::info!(addr = ?listener.local_addr().ok(), session_addr = %config.session_addr, group_addr = %config.group_addr, "user-service listening");
     let served = idmesh_runtime::grpc::serve(listener, routes, &[UserApi::SERVICE_NAME], shutdown).await;
     // The deliverer stops with the server, also when the server failed.
     stop_delivering.cancel();

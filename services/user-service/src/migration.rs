@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateUsers),
             Box::new(AddFoldedResource),
             Box::new(CreateSessionRevocations),
+            Box::new(AddMembershipRemoval),
         ]
     }
 
@@ -205,6 +206,42 @@ impl MigrationTrait for CreateSessionRevocations {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("session_revocations").to_owned())
+            .await
+    }
+}
+
+/// A deleted user leaves its groups: the outbox row that revokes its
+/// sessions also asks group-service to remove its memberships. Rows stored
+/// before this migration only revoke sessions, as they did.
+struct AddMembershipRemoval;
+
+impl MigrationName for AddMembershipRemoval {
+    fn name(&self) -> &str {
+        "m0004_add_membership_removal"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddMembershipRemoval {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("session_revocations")
+                    .add_column(boolean("remove_memberships").default(false))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("session_revocations")
+                    .drop_column("remove_memberships")
+                    .to_owned(),
+            )
             .await
     }
 }

@@ -54,9 +54,10 @@ async fn service(url: &str) -> (UserApi, DatabaseConnection) {
     let tick = Arc::new(AtomicI64::new(0));
     let clock: idmesh_runtime::clock::Clock =
         Arc::new(move || EPOCH + time::Duration::milliseconds(1_250 * tick.fetch_add(1, Ordering::SeqCst)));
-    // No user is deactivated or deleted here, so session-service is never called.
-    let sessions = idmesh_runtime::grpc::lazy_channel("127.0.0.1:9").expect("an address");
-    let revocations = Revocations::new(db.clone(), sessions, clock.clone());
+    // No user is deactivated or deleted here, so neither session-service
+    // nor group-service is ever called.
+    let nowhere = || idmesh_runtime::grpc::lazy_channel("127.0.0.1:9").expect("an address");
+    let revocations = Revocations::new(db.clone(), nowhere(), nowhere(), clock.clone());
     (UserApi::new(db.clone(), clock, revocations), db)
 }
 

@@ -1,5 +1,6 @@
 //! The session revocations that deprovisioning calls for, delivered to
-//! session-service at least once.
+//! session-service at least once; for a deleted user also the removal of
+//! its memberships, delivered to group-service the same way.
 //!
 //! A write that deactivates or deletes a user stores a row in
 //! `session_revocations` in its own transaction ([`Revocations::record`]), so
@@ -19,8 +20,9 @@
 
 use std::time::Duration;
 
-use idmesh_proto::v1::RevokeUserSessionsRequest;
+use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
+use idmesh_proto::v1::{RemoveMemberEverywhereRequest, RevokeUserSessionsRequest};
 use idmesh_runtime::clock::Clock;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -36,14 +38,17 @@ use crate::entity::session_revocation::{self, Column, Entity};
 
 /// What session-service records as the reason when a user is deactivated.
 pub(crate) const USER_DEACTIVATED: &str = "user deactivated";
-/// What session-service records as the reason when a user is deleted.
+/// What session-service records as the reason when a user is deleted. A
+/// deleted user also leaves every group: the same row asks group-service
+/// for that, and is done only when both have confirmed.
 pub(crate) const USER_DELETED: &str = "user deleted";
 
 /// How long a claim keeps other deliverers off a row: longer than a
 /// delivery can take ([`DELIVERY_TIMEOUT`]), short enough that the rows of
 /// a replica that died are soon picked up by another.
 const LEASE: Duration = Duration::from_secs(30);
-/// How long one RevokeUserSessions call may take before it counts as failed.
+/// How long one RevokeUserSessions (or RemoveMemberEverywhere) call may
+/// take before it counts as failed.
 /// It bounds how much longer a deprovisioning request takes when
 /// session-service hangs; a session-service whose Redis is down answers
 /// UNAVAILABLE well within it.
@@ -65,6 +70,7 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(30);
 pub(crate) struct Revocations {
     db: DatabaseConnection,
     sessions: SessionServiceClient<Channel>,
+    groups: GroupServiceClient<Channel>,
     clock: Clock,
 }
 
@@ -119,11 +125,13 @@ fn rejects_the_request(status: &Status) -> bool {
 
 impl Revocations {
     /// Revocations stored in `db` and delivered over `sessions`, a channel
-    /// to session-service.
-    pub(crate) fn new(db: DatabaseConnection, sessions: Channel, clock: Clock) -> Revocations {
+    /// to session-service; membership removals over `groups`, a channel to
+    /// group-service.
+    pub(crate) fn new(db: DatabaseConnection, sessions: Channel, groups: Channel, clock: Clock) -> Revocations {
         Revocations {
             db,
             sessions: SessionServiceClient::new(sessions),
+            groups: GroupServiceClient::new(groups),
             clock,
         }
     }
@@ -144,6 +152,7 @@ impl Revocations {
             directory_id: Set(directory_id.to_owned()),
             user_id: Set(user_id.to_owned()),
             reason: Set(reason.to_owned()),
+            remove_memberships: Set(reason == USER_DELETED),
             created: Set(now),
             attempts: Set(0),
             deliver_after: Set(epoch_millis(now).saturating_add(millis(LEASE))),
@@ -287,31 +296,26 @@ impl Revocations {
             .await
     }
 
-    /// Asks session-service to revoke the user's sessions. On success the row
-    /// is deleted; on failure it is rescheduled after a backoff, unless
-    /// another deliverer has claimed it since.
+    /// Asks session-service to revoke the user's sessions and, for a
+    /// deleted user, group-service to remove it from every group. On
+    /// success the row is deleted; on failure it is rescheduled after a
+    /// backoff, unless another deliverer has claimed it since. Both calls
+    /// are idempotent, so a retry repeats the one that succeeded harmlessly.
     async fn deliver(&self, row: session_revocation::Model) -> Result<Outcome, DbErr> {
-        let request = RevokeUserSessionsRequest {
-            directory_id: row.directory_id.clone(),
-            user_id: row.user_id.clone(),
-            reason: row.reason.clone(),
-        };
-        let mut sessions = self.sessions.clone();
-        let answer = match tokio::time::timeout(DELIVERY_TIMEOUT, sessions.revoke_user_sessions(request)).await {
-            Ok(answer) => answer,
-            Err(_) => Err(Status::deadline_exceeded(format!(
-                "session-service did not answer within {DELIVERY_TIMEOUT:?}"
-            ))),
+        let answer = match self.revoke_sessions(&row).await {
+            Ok(revoked) if row.remove_memberships => self.remove_memberships(&row).await.map(|()| revoked),
+            answer => answer,
         };
         let failures = row.attempts.saturating_add(1);
         match answer {
-            Ok(answer) => {
+            Ok(revoked_sessions) => {
                 Entity::delete_by_id(row.id.clone()).exec(&self.db).await?;
                 tracing::info!(
                     directory_id = %row.directory_id,
                     user_id = %row.user_id,
                     reason = %row.reason,
-                    revoked_sessions = answer.into_inner().revoked_sessions,
+                    revoked_sessions,
+                    memberships_removed = row.remove_memberships,
                     failed_attempts = row.attempts,
                     "user's sessions revoked"
                 );
@@ -344,12 +348,35 @@ impl Revocations {
                         user_id = %row.user_id,
                         error = %status,
                         retry_in = ?wait,
-                        "session revocation not delivered yet"
+                        "session revocation or membership removal not delivered yet"
                     );
                     Ok(Outcome::Unreachable { retry_at })
                 }
             }
         }
+    }
+
+    /// RevokeUserSessions for the row's user: how many sessions it revoked.
+    async fn revoke_sessions(&self, row: &session_revocation::Model) -> Result<i64, Status> {
+        let request = RevokeUserSessionsRequest {
+            directory_id: row.directory_id.clone(),
+            user_id: row.user_id.clone(),
+            reason: row.reason.clone(),
+        };
+        let mut sessions = self.sessions.clone();
+        let answer = within_timeout("session-service", sessions.revoke_user_sessions(request)).await?;
+        Ok(answer.into_inner().revoked_sessions)
+    }
+
+    /// RemoveMemberEverywhere for the row's (deleted) user.
+    async fn remove_memberships(&self, row: &session_revocation::Model) -> Result<(), Status> {
+        let request = RemoveMemberEverywhereRequest {
+            directory_id: row.directory_id.clone(),
+            member_id: row.user_id.clone(),
+        };
+        let mut groups = self.groups.clone();
+        within_timeout("group-service", groups.remove_member_everywhere(request)).await?;
+        Ok(())
     }
 
     /// Releases claimed rows that were not attempted, due again at `retry_at`.
@@ -366,6 +393,16 @@ impl Revocations {
             .await?;
         Ok(())
     }
+}
+
+/// A call's answer, or DEADLINE_EXCEEDED once it has taken longer than
+/// [`DELIVERY_TIMEOUT`].
+async fn within_timeout<T>(service: &str, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    tokio::time::timeout(DELIVERY_TIMEOUT, call).await.unwrap_or_else(|_| {
+        Err(Status::deadline_exceeded(format!(
+            "{service} did not answer within {DELIVERY_TIMEOUT:?}"
+        )))
+    })
 }
 
 #[cfg(test)]

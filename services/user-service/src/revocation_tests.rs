@@ -133,9 +133,11 @@ async fn unused_addr() -> SocketAddr {
 }
 
 /// user-service on `db`, revoking sessions through session-service at
-/// `session_addr`, telling time by `clock`.
+/// `session_addr`, telling time by `clock`. No group-service answers: the
+/// tests here that delete a user see its revocation stay stored.
 fn user_service(db: &DatabaseConnection, session_addr: SocketAddr, clock: &ManualClock) -> (UserApi, Revocations) {
-    let revocations = Revocations::new(db.clone(), channel(session_addr), clock.clock());
+    let groups = channel("127.0.0.1:9".parse().expect("an address"));
+    let revocations = Revocations::new(db.clone(), channel(session_addr), groups, clock.clock());
     let api = UserApi::new(db.clone(), clock.clock(), revocations.clone());
     (api, revocations)
 }

@@ -1,7 +1,8 @@
 //! `session_revocations`: the outbox of session revocations that
 //! session-service has not confirmed yet. A row is written in the same
 //! transaction as the user change that calls for it, and deleted once
-//! session-service has revoked the user's sessions.
+//! session-service has revoked the user's sessions (and, for a deleted
+//! user, group-service has removed it from its groups).
 
 use sea_orm::entity::prelude::*;
 
@@ -15,6 +16,9 @@ pub struct Model {
     pub user_id: String,
     /// What session-service is told, e.g. "user deactivated".
     pub reason: String,
+    /// Whether group-service must also remove the user from every group
+    /// (the user was deleted).
+    pub remove_memberships: bool,
     pub created: TimeDateTimeWithTimeZone,
     /// Failed deliveries so far; each one makes the next wait longer.
     pub attempts: i32,
