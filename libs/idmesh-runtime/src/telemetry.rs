@@ -29,3 +29,21 @@ pub fn init() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Why the Prometheus endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics endpoint on {addr}: {source}")]
+pub struct MetricsError {
+    addr: std::net::SocketAddr,
+    source: metrics_exporter_prometheus::BuildError,
+}
+
+/// Serves the process's metrics (those recorded with the `metrics` crate)
+/// in the Prometheus text format at `http://{addr}/metrics`, for scraping.
+/// A process installs it once; without it, recording metrics costs nothing.
+pub fn serve_metrics(addr: std::net::SocketAddr) -> Result<(), MetricsError> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|source| MetricsError { addr, source })
+}

@@ -63,6 +63,19 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 /// How often the deliverer logs the backlog while revocations wait.
 const REPORT_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the deliverer updates the backlog metrics.
+const MEASURE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Gauge: revocations stored and not yet delivered (Prometheus, when the
+/// process serves metrics).
+pub(crate) const BACKLOG_METRIC: &str = "idmesh_session_revocation_backlog";
+/// Gauge: how long the oldest undelivered revocation has waited, in
+/// seconds; 0 when none waits.
+pub(crate) const OLDEST_METRIC: &str = "idmesh_session_revocation_oldest_seconds";
+/// Counter: revocations delivered.
+const DELIVERED_METRIC: &str = "idmesh_session_revocations_delivered_total";
+/// Counter: failed delivery attempts.
+const FAILURES_METRIC: &str = "idmesh_session_revocation_failures_total";
 
 /// The session revocations of one user-service, stored with the user
 /// changes that call for them and delivered to session-service.
@@ -173,16 +186,19 @@ impl Revocations {
     }
 
     /// Delivers the stored revocations as they fall due until `shutdown`,
-    /// and logs the backlog every [`REPORT_INTERVAL`] while it is not empty.
+    /// keeps the backlog metrics current, and logs the backlog every
+    /// [`REPORT_INTERVAL`] while it is not empty.
     pub(crate) async fn run(self, shutdown: CancellationToken) {
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut report = tokio::time::interval(REPORT_INTERVAL);
+        let mut measure = tokio::time::interval(MEASURE_INTERVAL);
         let mut last_pending = 0;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = report.tick() => last_pending = self.report_backlog(last_pending).await,
+                _ = measure.tick() => self.measure_backlog().await,
                 _ = poll.tick() => {
                     // Stopping mid-batch is safe: what was claimed and not
                     // deleted is delivered again once the lease runs out.
@@ -207,6 +223,20 @@ impl Revocations {
             pending,
             oldest: oldest.map(|row| row.created),
         })
+    }
+
+    /// Sets the backlog gauges ([`BACKLOG_METRIC`], [`OLDEST_METRIC`]).
+    pub(crate) async fn measure_backlog(&self) {
+        match self.backlog().await {
+            Ok(backlog) => {
+                let waited = backlog
+                    .oldest
+                    .map_or(0.0, |oldest| ((self.clock)() - oldest).as_seconds_f64().max(0.0));
+                metrics::gauge!(BACKLOG_METRIC).set(backlog.pending as f64);
+                metrics::gauge!(OLDEST_METRIC).set(waited);
+            }
+            Err(err) => tracing::warn!(error = %err, "could not measure the session revocation backlog"),
+        }
     }
 
     /// Logs the backlog: a warning while revocations wait, a note when it has
@@ -310,6 +340,7 @@ impl Revocations {
         match answer {
             Ok(revoked_sessions) => {
                 Entity::delete_by_id(row.id.clone()).exec(&self.db).await?;
+                metrics::counter!(DELIVERED_METRIC).increment(1);
                 tracing::info!(
                     directory_id = %row.directory_id,
                     user_id = %row.user_id,
@@ -322,6 +353,7 @@ impl Revocations {
                 Ok(Outcome::Delivered)
             }
             Err(status) => {
+                metrics::counter!(FAILURES_METRIC).increment(1);
                 let wait = backoff(failures);
                 let retry_at = epoch_millis((self.clock)()).saturating_add(millis(wait));
                 Entity::update_many()

@@ -488,3 +488,35 @@ on_both!(
         assert_eq!(retry_at, now_ms + 1_000, "a second after the first failure");
     }
 );
+
+on_both!(the_backlog_is_a_prometheus_metric, |db| async move {
+    let clock = ManualClock::new();
+    let metrics_addr = unused_addr().await;
+    idmesh_runtime::telemetry::serve_metrics(metrics_addr).expect("serve metrics");
+    let (api, revocations) = user_service(&db, unused_addr().await, &clock);
+    let id = create_user(&api, "d1").await;
+    deactivate(&api, "d1", &id).await;
+    clock.advance(Duration::from_secs(7));
+
+    revocations.measure_backlog().await;
+    let scraped = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("the metrics text");
+    let value = |name: &str| {
+        scraped
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{scraped}"))
+            .to_owned()
+    };
+    assert_eq!(value(crate::revocation::BACKLOG_METRIC), "1");
+    assert_eq!(value(crate::revocation::OLDEST_METRIC), "7");
+    assert_eq!(
+        value("idmesh_session_revocation_failures_total"),
+        "1",
+        "the request's own attempt failed"
+    );
+});
