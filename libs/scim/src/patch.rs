@@ -266,16 +266,10 @@ fn resolve(
             return Ok(Target::UnknownObject(text.to_owned()));
         }
     }
-    let (attr_text, filter, sub) = split_value_filter(text)?;
-    let mut attr_path = AttrPath::parse(attr_text)?;
-    if filter.is_some() {
-        if attr_path.sub_attr.is_some() {
-            return Err(ScimError::invalid_path(format!(
-                "{text:?}: a value filter applies to an attribute, not a sub-attribute"
-            )));
-        }
-        attr_path.sub_attr = sub;
-    }
+    let PatchPath {
+        attr: attr_path,
+        filter,
+    } = PatchPath::parse(text)?;
     let (container, def) = match schema.container(attr_path.urn.as_deref()) {
         Container::Core => (None, Some(schema.core_attribute(&attr_path.attr))),
         Container::Extension(ext) => (Some(ext.id.to_owned()), Some(ext.attribute(&attr_path.attr))),
@@ -317,6 +311,41 @@ fn resolve(
         filter,
         sub,
     }))
+}
+
+/// A PATCH path taken apart, without a schema: the attribute (whose
+/// sub-attribute may come after a value filter, as in
+/// `emails[type eq "work"].value`) and the value filter, if any.
+///
+/// For services that keep an attribute outside the stored document (group
+/// members are rows) and must tell which operations act on it before
+/// handing the others to [`apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchPath {
+    /// The attribute, with the sub-attribute named after the filter.
+    pub attr: AttrPath,
+    /// The value filter between brackets.
+    pub filter: Option<Filter>,
+}
+
+impl PatchPath {
+    /// Parses `attr`, `attr.sub`, `attr[filter]` and `attr[filter].sub`,
+    /// each optionally URN-qualified. Malformed paths and filters are 400
+    /// `invalidPath`.
+    pub fn parse(text: &str) -> Result<PatchPath, ScimError> {
+        let text = text.trim();
+        let (attr_text, filter, sub) = split_value_filter(text)?;
+        let mut attr = AttrPath::parse(attr_text)?;
+        if filter.is_some() {
+            if attr.sub_attr.is_some() {
+                return Err(ScimError::invalid_path(format!(
+                    "{text:?}: a value filter applies to an attribute, not a sub-attribute"
+                )));
+            }
+            attr.sub_attr = sub;
+        }
+        Ok(PatchPath { attr, filter })
+    }
 }
 
 /// Splits `attr[filter].sub` into its three parts.
@@ -892,6 +921,49 @@ mod tests {
     use crate::resource::normalize;
     use crate::schema::{ENTERPRISE_USER_SCHEMA_ID, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA_ID};
     use serde_json::json;
+
+    #[test]
+    fn patch_paths_split_into_attribute_filter_and_sub_attribute() {
+        let plain = PatchPath::parse(" members ").expect("a path");
+        assert_eq!(
+            (plain.attr.attr.as_str(), plain.attr.sub_attr, plain.filter),
+            ("members", None, None)
+        );
+        let filtered = PatchPath::parse(r#"members[value eq "a" or type eq "Group"]"#).expect("a path");
+        assert_eq!(filtered.attr.attr, "members");
+        assert_eq!(filtered.attr.sub_attr, None);
+        assert_eq!(
+            filtered.filter.map(|f| f.to_string()).as_deref(),
+            Some(r#"value eq "a" or type eq "Group""#)
+        );
+        let sub = PatchPath::parse(r#"urn:ietf:params:scim:schemas:core:2.0:Group:members[value eq "x"].display"#)
+            .expect("a path");
+        assert_eq!(
+            sub.attr.urn.as_deref(),
+            Some("urn:ietf:params:scim:schemas:core:2.0:Group")
+        );
+        assert_eq!(
+            (sub.attr.attr.as_str(), sub.attr.sub_attr.as_deref()),
+            ("members", Some("display"))
+        );
+        assert!(sub.filter.is_some());
+        let dotted = PatchPath::parse("members.value").expect("a path");
+        assert_eq!(dotted.attr.sub_attr.as_deref(), Some("value"));
+    }
+
+    #[test]
+    fn malformed_patch_paths_are_invalid_path() {
+        for bad in [
+            "members[value eq",
+            "members]",
+            "members.value[type pr]",
+            "members[value eq \"x\"]x",
+            "",
+        ] {
+            let err = PatchPath::parse(bad).expect_err(bad);
+            assert_eq!(err.scim_type, Some(ScimType::InvalidPath), "{bad}");
+        }
+    }
 
     fn object(v: Value) -> Map<String, Value> {
         match v {

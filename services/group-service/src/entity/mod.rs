@@ -1,0 +1,4 @@
+//! The tables group-service owns.
+
+pub mod group;
+pub mod group_member;

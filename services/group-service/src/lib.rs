@@ -1,0 +1,62 @@
+//! group-service: the groups of each directory and their members. A group
+//! is a validated SCIM document (without members) plus the columns that
+//! are queried or constrained (displayName, externalId); its members are
+//! rows of their own, so that adding or removing members costs what is
+//! changed whatever the group's size, and reading a group never reads its
+//! members.
+//!
+//! Member ids are checked before anything is written: groups against this
+//! service's own table, users by asking user-service (`LookupUsers`),
+//! since no service reads another's tables.
+
+mod entity;
+mod error;
+mod filter;
+mod members;
+mod migration;
+mod patch;
+mod service;
+#[cfg(test)]
+mod service_tests;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::Error;
+pub use service::GroupApi;
+
+/// How group-service runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `postgres://…` or `sqlite://…`.
+    pub database_url: String,
+    /// Where user-service listens ("host:port" or "http://host:port"):
+    /// new members that are not groups are looked up there.
+    pub user_addr: String,
+}
+
+/// Why group-service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("group-service store: {0}")]
+    Store(#[from] idmesh_store::StoreError),
+    #[error("group-service gRPC: {0}")]
+    Grpc(#[from] idmesh_runtime::grpc::GrpcError),
+}
+
+/// Connects to the database, applies migrations and serves the gRPC API on
+/// `listener` until `shutdown` is cancelled.
+///
+/// user-service need not be up yet: adding a user as a member waits for it
+/// (and answers UNAVAILABLE while it is down).
+pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let db = idmesh_store::connect(&config.database_url).await?;
+    idmesh_store::migrate::<migration::Migrator>(&db).await?;
+    let users = idmesh_runtime::grpc::lazy_channel(&config.user_addr)?;
+    let api = GroupApi::new(db, users, idmesh_runtime::clock::system());
+    let server = idmesh_proto::v1::group_service_server::GroupServiceServer::new(api);
+    let routes = tonic::service::Routes::new(server);
+    tracing::info!(addr = ?listener.local_addr().ok(), user_addr = %config.user_addr, "group-service listening");
+    idmesh_runtime::grpc::serve(listener, routes, &[GroupApi::SERVICE_NAME], shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! Member rows: who may become a member, and membership changes written in
+//! chunks, so that adding or removing N members costs O(N) whatever the
+//! group's size, and `member_count` follows from the rows each statement
+//! touched rather than from counting the group.
+
+use std::collections::{BTreeSet, HashMap};
+
+use idmesh_proto::v1::LookupUsersRequest;
+use idmesh_proto::v1::user_service_client::UserServiceClient;
+use scim::ScimError;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use time::OffsetDateTime;
+use tonic::transport::Channel;
+
+use crate::Error;
+use crate::entity::{group, group_member};
+use crate::filter::GroupFilters;
+use crate::patch::MemberChange;
+
+/// Rows per INSERT and ids per `IN (...)` list: well below SQLite's and
+/// PostgreSQL's limits on bound parameters.
+const CHUNK: usize = 1_000;
+/// The most ids one UserService.LookupUsers call may name.
+const LOOKUP_BATCH: usize = 10_000;
+/// How many offending ids an error message names.
+const NAMED_IN_ERRORS: usize = 5;
+
+/// What a member row records of a user or group that may be added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub member_type: &'static str,
+    pub display: String,
+}
+
+/// Candidates by id.
+pub(crate) type Candidates = HashMap<String, Candidate>;
+
+/// Finds what the ids to add are: groups of the directory (from our own
+/// table) or users of it (from user-service). The group itself, or an id
+/// that is neither, is 400 `invalidValue` naming the first offenders, and
+/// nothing of the request has been written yet.
+pub(crate) async fn resolve<'a>(
+    db: &DatabaseConnection,
+    users: &UserServiceClient<Channel>,
+    directory_id: &str,
+    group_id: &str,
+    ids: impl Iterator<Item = &'a String>,
+) -> Result<Candidates, Error> {
+    let mut wanted: BTreeSet<&str> = ids.map(String::as_str).collect();
+    if wanted.contains(group_id) {
+        return Err(ScimError::invalid_value(format!("members: group {group_id} cannot be a member of itself")).into());
+    }
+    let mut found = Candidates::with_capacity(wanted.len());
+    let all: Vec<&str> = wanted.iter().copied().collect();
+    for chunk in all.chunks(CHUNK) {
+        let groups: Vec<(String, String)> = group::Entity::find()
+            .select_only()
+            .columns([group::Column::Id, group::Column::DisplayName])
+            .filter(group::Column::DirectoryId.eq(directory_id))
+            .filter(group::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (id, display) in groups {
+            wanted.remove(id.as_str());
+            found.insert(
+                id,
+                Candidate {
+                    member_type: group_member::GROUP,
+                    display,
+                },
+            );
+        }
+    }
+    let rest: Vec<String> = wanted.iter().map(|id| (*id).to_owned()).collect();
+    for batch in rest.chunks(LOOKUP_BATCH) {
+        let response = users
+            .clone()
+            .lookup_users(LookupUsersRequest {
+                directory_id: directory_id.to_owned(),
+                ids: batch.to_vec(),
+            })
+            .await
+            .map_err(Error::UserService)?;
+        for user in response.into_inner().users {
+            if !wanted.remove(user.id.as_str()) {
+                continue;
+            }
+            let display = if user.display_name.is_empty() {
+                user.user_name
+            } else {
+                user.display_name
+            };
+            found.insert(
+                user.id,
+                Candidate {
+                    member_type: group_member::USER,
+                    display,
+                },
+            );
+        }
+    }
+    if !wanted.is_empty() {
+        let named: Vec<&str> = wanted.iter().copied().take(NAMED_IN_ERRORS).collect();
+        let more = wanted.len().saturating_sub(NAMED_IN_ERRORS);
+        let tail = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        return Err(ScimError::invalid_value(format!(
+            "members: not a user or group of this directory: {}{tail}",
+            named.join(", ")
+        ))
+        .into());
+    }
+    Ok(found)
+}
+
+/// Applies member changes to one group in order, inside the transaction
+/// that holds the group's lock, and returns how much its member count
+/// changed.
+pub(crate) async fn apply(
+    txn: &DatabaseTransaction,
+    filters: GroupFilters,
+    group: &group::Model,
+    changes: &[MemberChange],
+    candidates: &Candidates,
+) -> Result<i64, Error> {
+    let mut delta: i64 = 0;
+    for change in changes {
+        match change {
+            MemberChange::Add(ids) => delta += count(insert(txn, group, ids, candidates).await?),
+            MemberChange::Remove(ids) => delta -= count(remove(txn, &group.id, ids).await?),
+            MemberChange::RemoveMatching(filter) => {
+                let removed = group_member::Entity::delete_many()
+                    .filter(group_member::Column::GroupId.eq(&group.id))
+                    .filter(filters.members(filter)?)
+                    .exec(txn)
+                    .await?;
+                delta -= count(removed.rows_affected);
+            }
+            MemberChange::RemoveAll => delta -= count(remove_all(txn, &group.id).await?),
+        }
+    }
+    Ok(delta)
+}
+
+fn count(rows: u64) -> i64 {
+    i64::try_from(rows).unwrap_or(i64::MAX)
+}
+
+/// Inserts member rows, skipping those present; how many were new.
+async fn insert(
+    txn: &DatabaseTransaction,
+    group: &group::Model,
+    ids: &[String],
+    candidates: &Candidates,
+) -> Result<u64, Error> {
+    let mut inserted = 0;
+    for chunk in ids.chunks(CHUNK) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            // Every added id was resolved before the transaction began.
+            let candidate = candidates.get(id).ok_or_else(ScimError::internal)?;
+            rows.push(group_member::ActiveModel {
+                directory_id: Set(group.directory_id.clone()),
+                group_id: Set(group.id.clone()),
+                member_id: Set(id.clone()),
+                member_type: Set(candidate.member_type.to_owned()),
+                display: Set(candidate.display.clone()),
+                display_folded: Set(candidate.display.to_lowercase()),
+            });
+        }
+        inserted += group_member::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([group_member::Column::GroupId, group_member::Column::MemberId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(inserted)
+}
+
+/// Deletes the listed members' rows; how many there were.
+async fn remove(txn: &DatabaseTransaction, group_id: &str, ids: &[String]) -> Result<u64, Error> {
+    let mut removed = 0;
+    for chunk in ids.chunks(CHUNK) {
+        removed += group_member::Entity::delete_many()
+            .filter(group_member::Column::GroupId.eq(group_id))
+            .filter(group_member::Column::MemberId.is_in(chunk.iter().cloned()))
+            .exec(txn)
+            .await?
+            .rows_affected;
+    }
+    Ok(removed)
+}
+
+/// Deletes every member row of a group.
+pub(crate) async fn remove_all(txn: &DatabaseTransaction, group_id: &str) -> Result<u64, Error> {
+    Ok(group_member::Entity::delete_many()
+        .filter(group_member::Column::GroupId.eq(group_id))
+        .exec(txn)
+        .await?
+        .rows_affected)
+}
+
+/// Removes `member_id` from every group of the directory that has it, each
+/// of which gets one member fewer and a new version; returns how many.
+///
+/// The groups are locked (in id order, so that two of these never wait on
+/// each other) before their rows are read again and deleted: every writer
+/// of a group's members holds its lock, so the count adjusts exactly the
+/// rows deleted.
+pub(crate) async fn leave_all(
+    txn: &DatabaseTransaction,
+    directory_id: &str,
+    member_id: &str,
+    now: OffsetDateTime,
+) -> Result<u64, Error> {
+    let of_member = || {
+        group_member::Entity::find()
+            .select_only()
+            .column(group_member::Column::GroupId)
+            .filter(group_member::Column::DirectoryId.eq(directory_id))
+            .filter(group_member::Column::MemberId.eq(member_id))
+    };
+    let candidates: Vec<String> = of_member().into_tuple().all(txn).await?;
+    let mut left = 0;
+    for chunk in candidates.chunks(CHUNK) {
+        let locked: Vec<String> = group::Entity::find()
+            .select_only()
+            .column(group::Column::Id)
+            .filter(group::Column::Id.is_in(chunk.iter().cloned()))
+            .order_by_asc(group::Column::Id)
+            .lock_exclusive()
+            .into_tuple()
+            .all(txn)
+            .await?;
+        let member_of: Vec<String> = of_member()
+            .filter(group_member::Column::GroupId.is_in(locked))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        if member_of.is_empty() {
+            continue;
+        }
+        group_member::Entity::delete_many()
+            .filter(group_member::Column::MemberId.eq(member_id))
+            .filter(group_member::Column::GroupId.is_in(member_of.iter().cloned()))
+            .exec(txn)
+            .await?;
+        group::Entity::update_many()
+            .col_expr(group::Column::MemberCount, Expr::col(group::Column::MemberCount).sub(1))
+            .col_expr(group::Column::Version, Expr::col(group::Column::Version).add(1))
+            .col_expr(group::Column::LastModified, Expr::val(now))
+            .filter(group::Column::Id.is_in(member_of.iter().cloned()))
+            .exec(txn)
+            .await?;
+        left += u64::try_from(member_of.len()).unwrap_or(u64::MAX);
+    }
+    Ok(left)
+}

@@ -1,0 +1,550 @@
+//! The `idmesh.v1.GroupService` gRPC API.
+//!
+//! Every write validates what it adds before it begins: the document with
+//! `scim`, and each new member id against this directory's groups and,
+//! through user-service, its users. It then runs in one transaction that
+//! first locks the group's row (`SELECT … FOR UPDATE` on PostgreSQL; on
+//! SQLite the write transaction's `BEGIN IMMEDIATE` already serialises
+//! writers), so concurrent writes to one group queue up instead of
+//! retrying, and none is lost. `expected_version` is checked under that
+//! lock.
+
+use idmesh_proto::v1::group_service_server::GroupService;
+use idmesh_proto::v1::user_service_client::UserServiceClient;
+use idmesh_proto::v1::{
+    CreateGroupRequest, DeleteGroupRequest, DeleteGroupResponse, GetGroupRequest, Group, ListGroupsOfMemberRequest,
+    ListGroupsOfMemberResponse, ListGroupsRequest, ListGroupsResponse, ListMembersRequest, ListMembersResponse, Member,
+    MemberType, Membership, PatchGroupRequest, PatchMembersRequest, RemoveMemberEverywhereRequest,
+    RemoveMemberEverywhereResponse, ReplaceMembersRequest, ResourceMeta, UpdateGroupRequest,
+};
+use idmesh_runtime::clock::Clock;
+use idmesh_runtime::{struct_json, timestamp};
+use scim::ScimError;
+use scim::patch::PatchOperation;
+use scim::path::AttrPath;
+use scim::schema::GROUP_RESOURCE;
+use sea_orm::sea_query::NullOrdering;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use serde_json::{Map, Value};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::Error;
+use crate::entity::{group, group_member};
+use crate::filter::GroupFilters;
+use crate::members::{self, Candidates};
+use crate::patch::{self, MemberChange};
+
+/// Members per ListMembers page unless asked otherwise, and the most.
+const DEFAULT_MEMBER_PAGE: u64 = 1_000;
+const MAX_MEMBER_PAGE: u64 = 10_000;
+/// The most member ids one ListGroupsOfMember call may name.
+const MAX_MEMBERSHIP_IDS: usize = 1_000;
+/// Group ids per `IN (...)` list.
+const CHUNK: usize = 1_000;
+
+/// The group-service gRPC implementation.
+#[derive(Clone)]
+pub struct GroupApi {
+    db: DatabaseConnection,
+    users: UserServiceClient<Channel>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for GroupApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupApi").finish_non_exhaustive()
+    }
+}
+
+/// A validated group document without members, and the columns derived
+/// from it.
+struct Document {
+    doc: Map<String, Value>,
+    display_name: String,
+    external_id: Option<String>,
+}
+
+impl Document {
+    /// Validates a SCIM Group document from which members were taken out.
+    fn normalize(body: Map<String, Value>) -> Result<Document, Error> {
+        let doc = scim::resource::normalize(Value::Object(body), &GROUP_RESOURCE)?.doc;
+        let text = |key: &str| doc.get(key).and_then(Value::as_str).map(str::to_owned);
+        Ok(Document {
+            display_name: text("displayName").unwrap_or_default(),
+            external_id: text("externalId"),
+            doc,
+        })
+    }
+
+    fn folded(&self) -> Value {
+        Value::Object(scim::filter::fold(&self.doc, &GROUP_RESOURCE))
+    }
+}
+
+/// A Group document from a request, and the member ids it lists.
+fn document_and_members(resource: Option<prost_types::Struct>) -> Result<(Document, Vec<String>), Error> {
+    let mut body = struct_json::from_struct(resource.unwrap_or_default());
+    let mut ids = Vec::new();
+    for members in patch::take_members(&mut body)? {
+        ids.extend(patch::ids(&members)?);
+    }
+    Ok((Document::normalize(body)?, ids))
+}
+
+fn to_proto(model: group::Model) -> Group {
+    let resource = match &model.resource {
+        Value::Object(doc) => struct_json::to_struct(doc),
+        _ => prost_types::Struct::default(),
+    };
+    Group {
+        id: model.id,
+        directory_id: model.directory_id,
+        display_name: model.display_name,
+        external_id: model.external_id,
+        resource: Some(resource),
+        member_count: model.member_count,
+        meta: Some(ResourceMeta {
+            version: model.version,
+            created: Some(timestamp::to_proto(model.created)),
+            last_modified: Some(timestamp::to_proto(model.last_modified)),
+        }),
+    }
+}
+
+fn member_to_proto(row: group_member::Model) -> Member {
+    let kind = match row.member_type.as_str() {
+        group_member::GROUP => MemberType::Group,
+        _ => MemberType::User,
+    };
+    Member {
+        value: row.member_id,
+        r#type: kind.into(),
+        display: row.display,
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    ScimError::not_found(format!("Group {id} not found")).into()
+}
+
+fn stale_version(expected: i64, actual: i64) -> Error {
+    ScimError::precondition_failed(format!(
+        "version W/\"{expected}\" is stale: the group is at W/\"{actual}\""
+    ))
+    .into()
+}
+
+fn taken(external_id: Option<&str>) -> Error {
+    ScimError::uniqueness(format!(
+        "externalId {:?} is already taken in this directory",
+        external_id.unwrap_or_default()
+    ))
+    .into()
+}
+
+fn patch_operation(op: idmesh_proto::v1::PatchOperation) -> Result<PatchOperation, Error> {
+    let path = Some(op.path).filter(|path| !path.is_empty());
+    let value = op.value.map(struct_json::from_value);
+    Ok(PatchOperation::new(&op.op, path, value)?)
+}
+
+/// What a write does to a group besides its member rows.
+enum DocumentChange {
+    Keep,
+    Replace(Document),
+    Patch(Vec<PatchOperation>),
+}
+
+impl GroupApi {
+    /// The fully qualified gRPC service name, for health reporting.
+    pub const SERVICE_NAME: &'static str = "idmesh.v1.GroupService";
+
+    pub(crate) fn new(db: DatabaseConnection, users: Channel, clock: Clock) -> Self {
+        Self {
+            db,
+            users: UserServiceClient::new(users),
+            clock,
+        }
+    }
+
+    fn filters(&self) -> GroupFilters {
+        GroupFilters::new(self.db.get_database_backend())
+    }
+
+    async fn load(&self, directory_id: &str, id: &str) -> Result<group::Model, Error> {
+        group::Entity::find_by_id(id)
+            .filter(group::Column::DirectoryId.eq(directory_id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// The group's row, locked until `txn` ends.
+    async fn lock(
+        &self,
+        txn: &DatabaseTransaction,
+        directory_id: &str,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> Result<group::Model, Error> {
+        let current = group::Entity::find_by_id(id)
+            .filter(group::Column::DirectoryId.eq(directory_id))
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        if let Some(expected) = expected_version.filter(|v| *v != current.version) {
+            return Err(stale_version(expected, current.version));
+        }
+        Ok(current)
+    }
+
+    /// Resolves the members a write adds, before its transaction begins.
+    async fn candidates(
+        &self,
+        directory_id: &str,
+        group_id: &str,
+        changes: &[MemberChange],
+    ) -> Result<Candidates, Error> {
+        let added = changes.iter().flat_map(|change| match change {
+            MemberChange::Add(ids) => ids.as_slice(),
+            _ => &[],
+        });
+        members::resolve(&self.db, &self.users, directory_id, group_id, added).await
+    }
+
+    /// One write to a group: its document and its member rows, under the
+    /// group's lock, all or nothing; the version goes up by one.
+    async fn write(
+        &self,
+        directory_id: &str,
+        id: &str,
+        expected_version: Option<i64>,
+        document: DocumentChange,
+        changes: Vec<MemberChange>,
+    ) -> Result<group::Model, Error> {
+        let candidates = self.candidates(directory_id, id, &changes).await?;
+        // Returning early drops `txn`, which rolls it back.
+        let txn = idmesh_store::begin_write(&self.db).await?;
+        let current = self.lock(&txn, directory_id, id, expected_version).await?;
+        let document = match document {
+            DocumentChange::Keep => None,
+            DocumentChange::Replace(document) => Some(document),
+            DocumentChange::Patch(ops) if ops.is_empty() => None,
+            DocumentChange::Patch(ops) => {
+                let Value::Object(doc) = &current.resource else {
+                    return Err(ScimError::internal().into());
+                };
+                Some(Document::normalize(scim::patch::apply(doc, &ops, &GROUP_RESOURCE)?)?)
+            }
+        };
+        let delta = members::apply(&txn, self.filters(), &current, &changes, &candidates).await?;
+        let mut updated = group::Model {
+            member_count: current.member_count + delta,
+            version: current.version + 1,
+            last_modified: (self.clock)(),
+            ..current
+        };
+        if let Some(document) = document {
+            updated.display_name_folded = document.display_name.to_lowercase();
+            updated.resource_folded = document.folded();
+            updated.display_name = document.display_name;
+            updated.external_id = document.external_id;
+            updated.resource = Value::Object(document.doc);
+        }
+        let mut row = group::ActiveModel::from(updated.clone()).reset_all();
+        row.id = sea_orm::ActiveValue::NotSet;
+        row.directory_id = sea_orm::ActiveValue::NotSet;
+        row.created = sea_orm::ActiveValue::NotSet;
+        match group::Entity::update_many()
+            .set(row)
+            .filter(group::Column::Id.eq(&updated.id))
+            .exec(&txn)
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if idmesh_store::is_unique_violation(&err) => {
+                return Err(taken(updated.external_id.as_deref()));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        txn.commit().await?;
+        Ok(updated)
+    }
+}
+
+#[tonic::async_trait]
+impl GroupService for GroupApi {
+    async fn create_group(&self, request: Request<CreateGroupRequest>) -> Result<Response<Group>, Status> {
+        let request = request.into_inner();
+        let (document, ids) = document_and_members(request.resource)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let changes = vec![MemberChange::Add(ids)];
+        let candidates = self.candidates(&request.directory_id, &id, &changes).await?;
+        let now = (self.clock)();
+        let row = group::Model {
+            id,
+            directory_id: request.directory_id,
+            display_name_folded: document.display_name.to_lowercase(),
+            resource_folded: document.folded(),
+            display_name: document.display_name,
+            external_id: document.external_id,
+            resource: Value::Object(document.doc),
+            member_count: 0,
+            version: 1,
+            created: now,
+            last_modified: now,
+        };
+        let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
+        let added = members::apply(&txn, self.filters(), &row, &changes, &candidates).await?;
+        let row = group::Model {
+            member_count: added,
+            ..row
+        };
+        let model = match group::ActiveModel::from(row.clone()).insert(&txn).await {
+            Ok(model) => model,
+            Err(err) if idmesh_store::is_unique_violation(&err) => {
+                return Err(taken(row.external_id.as_deref()).into());
+            }
+            Err(err) => return Err(Error::from(err).into()),
+        };
+        txn.commit().await.map_err(Error::from)?;
+        tracing::info!(directory_id = %model.directory_id, group_id = %model.id, members = model.member_count, "group created");
+        Ok(Response::new(to_proto(model)))
+    }
+
+    async fn get_group(&self, request: Request<GetGroupRequest>) -> Result<Response<Group>, Status> {
+        let request = request.into_inner();
+        Ok(Response::new(to_proto(
+            self.load(&request.directory_id, &request.id).await?,
+        )))
+    }
+
+    async fn list_groups(&self, request: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+        let request = request.into_inner();
+        let mut query = group::Entity::find().filter(group::Column::DirectoryId.eq(&request.directory_id));
+        if !request.filter.trim().is_empty() {
+            let filter = scim::filter::parse(&request.filter).map_err(Error::from)?;
+            query = query.filter(self.filters().groups(&filter).map_err(Error::from)?);
+        }
+        let total_results = query.clone().count(&self.db).await.map_err(Error::from)?;
+        if let Some(sort) = request.sort.filter(|sort| !sort.sort_by.trim().is_empty()) {
+            let path = AttrPath::parse(sort.sort_by.trim())
+                .map_err(|err| Error::from(ScimError::invalid_value(format!("sortBy: {}", err.detail))))?;
+            let order = if sort.descending { Order::Desc } else { Order::Asc };
+            // Groups without a value come last whichever the order.
+            let key = self.filters().target().sort_key(&path).map_err(Error::from)?;
+            query = query.order_by_with_nulls(key, order, NullOrdering::Last);
+        }
+        let page = request.page.unwrap_or_default();
+        let offset = u64::try_from(page.start_index.max(1) - 1).unwrap_or_default();
+        let limit = u64::try_from(page.count).unwrap_or_default();
+        let groups = if limit == 0 {
+            Vec::new()
+        } else {
+            query
+                .order_by_asc(group::Column::Id)
+                .offset(offset)
+                .limit(limit)
+                .all(&self.db)
+                .await
+                .map_err(Error::from)?
+        };
+        Ok(Response::new(ListGroupsResponse {
+            groups: groups.into_iter().map(to_proto).collect(),
+            total_results: i64::try_from(total_results).unwrap_or(i64::MAX),
+        }))
+    }
+
+    async fn update_group(&self, request: Request<UpdateGroupRequest>) -> Result<Response<Group>, Status> {
+        let request = request.into_inner();
+        let (document, ids) = document_and_members(request.resource)?;
+        let model = self
+            .write(
+                &request.directory_id,
+                &request.id,
+                request.expected_version,
+                DocumentChange::Replace(document),
+                vec![MemberChange::RemoveAll, MemberChange::Add(ids)],
+            )
+            .await?;
+        tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, "group replaced");
+        Ok(Response::new(to_proto(model)))
+    }
+
+    async fn patch_group(&self, request: Request<PatchGroupRequest>) -> Result<Response<Group>, Status> {
+        let request = request.into_inner();
+        let operations = request
+            .operations
+            .into_iter()
+            .map(patch_operation)
+            .collect::<Result<Vec<_>, _>>()?;
+        let split = patch::split(operations).map_err(Error::from)?;
+        let model = self
+            .write(
+                &request.directory_id,
+                &request.id,
+                request.expected_version,
+                DocumentChange::Patch(split.document),
+                split.members,
+            )
+            .await?;
+        tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, members = model.member_count, "group patched");
+        Ok(Response::new(to_proto(model)))
+    }
+
+    async fn patch_members(&self, request: Request<PatchMembersRequest>) -> Result<Response<Group>, Status> {
+        let request = request.into_inner();
+        let model = self
+            .write(
+                &request.directory_id,
+                &request.group_id,
+                request.expected_version,
+                DocumentChange::Keep,
+                vec![MemberChange::Add(request.add), MemberChange::Remove(request.remove)],
+            )
+            .await?;
+        tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, members = model.member_count, "group members changed");
+        Ok(Response::new(to_proto(model)))
+    }
+
+    async fn replace_members(&self, request: Request<ReplaceMembersRequest>) -> Result<Response<Group>, Status> {
+        let request = request.into_inner();
+        let model = self
+            .write(
+                &request.directory_id,
+                &request.group_id,
+                request.expected_version,
+                DocumentChange::Keep,
+                vec![MemberChange::RemoveAll, MemberChange::Add(request.members)],
+            )
+            .await?;
+        tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, members = model.member_count, "group members replaced");
+        Ok(Response::new(to_proto(model)))
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<ListMembersRequest>,
+    ) -> Result<Response<ListMembersResponse>, Status> {
+        let request = request.into_inner();
+        self.load(&request.directory_id, &request.group_id).await?;
+        let size = match u64::try_from(request.page_size) {
+            Ok(0) | Err(_) => DEFAULT_MEMBER_PAGE,
+            Ok(size) => size.min(MAX_MEMBER_PAGE),
+        };
+        let mut query = group_member::Entity::find()
+            .filter(group_member::Column::GroupId.eq(&request.group_id))
+            .filter(group_member::Column::DirectoryId.eq(&request.directory_id));
+        if !request.page_token.is_empty() {
+            query = query.filter(group_member::Column::MemberId.gt(&request.page_token));
+        }
+        // One row beyond the page tells whether another page follows.
+        let mut rows = query
+            .order_by_asc(group_member::Column::MemberId)
+            .limit(size + 1)
+            .all(&self.db)
+            .await
+            .map_err(Error::from)?;
+        let more = u64::try_from(rows.len()).unwrap_or(u64::MAX) > size;
+        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+        let next_page_token = match rows.last() {
+            Some(last) if more => last.member_id.clone(),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListMembersResponse {
+            members: rows.into_iter().map(member_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_groups_of_member(
+        &self,
+        request: Request<ListGroupsOfMemberRequest>,
+    ) -> Result<Response<ListGroupsOfMemberResponse>, Status> {
+        let request = request.into_inner();
+        if request.member_ids.len() > MAX_MEMBERSHIP_IDS {
+            return Err(Error::from(ScimError::invalid_value(format!(
+                "at most {MAX_MEMBERSHIP_IDS} member ids per call, not {}",
+                request.member_ids.len()
+            )))
+            .into());
+        }
+        let rows: Vec<(String, String)> = group_member::Entity::find()
+            .select_only()
+            .columns([group_member::Column::MemberId, group_member::Column::GroupId])
+            .filter(group_member::Column::DirectoryId.eq(&request.directory_id))
+            .filter(group_member::Column::MemberId.is_in(request.member_ids))
+            .order_by_asc(group_member::Column::MemberId)
+            .order_by_asc(group_member::Column::GroupId)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(Error::from)?;
+        let mut group_ids: Vec<&String> = rows.iter().map(|(_, group_id)| group_id).collect();
+        group_ids.sort_unstable();
+        group_ids.dedup();
+        let mut names = std::collections::HashMap::with_capacity(group_ids.len());
+        for chunk in group_ids.chunks(CHUNK) {
+            let found: Vec<(String, String)> = group::Entity::find()
+                .select_only()
+                .columns([group::Column::Id, group::Column::DisplayName])
+                .filter(group::Column::DirectoryId.eq(&request.directory_id))
+                .filter(group::Column::Id.is_in(chunk.iter().map(|id| (*id).clone())))
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(Error::from)?;
+            names.extend(found);
+        }
+        let memberships = rows
+            .into_iter()
+            .map(|(member_id, group_id)| Membership {
+                group_display_name: names.get(&group_id).cloned().unwrap_or_default(),
+                member_id,
+                group_id,
+            })
+            .collect();
+        Ok(Response::new(ListGroupsOfMemberResponse { memberships }))
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<DeleteGroupRequest>,
+    ) -> Result<Response<DeleteGroupResponse>, Status> {
+        let request = request.into_inner();
+        let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
+        let current = self
+            .lock(&txn, &request.directory_id, &request.id, request.expected_version)
+            .await?;
+        let members = members::remove_all(&txn, &current.id).await?;
+        let parents = members::leave_all(&txn, &current.directory_id, &current.id, (self.clock)()).await?;
+        group::Entity::delete_by_id(&current.id)
+            .exec(&txn)
+            .await
+            .map_err(Error::from)?;
+        txn.commit().await.map_err(Error::from)?;
+        tracing::info!(directory_id = %current.directory_id, group_id = %current.id, members, parents, "group deleted");
+        Ok(Response::new(DeleteGroupResponse {}))
+    }
+
+    async fn remove_member_everywhere(
+        &self,
+        request: Request<RemoveMemberEverywhereRequest>,
+    ) -> Result<Response<RemoveMemberEverywhereResponse>, Status> {
+        let request = request.into_inner();
+        let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
+        let groups = members::leave_all(&txn, &request.directory_id, &request.member_id, (self.clock)()).await?;
+        txn.commit().await.map_err(Error::from)?;
+        if groups > 0 {
+            tracing::info!(directory_id = %request.directory_id, member_id = %request.member_id, groups, "member removed from every group");
+        }
+        Ok(Response::new(RemoveMemberEverywhereResponse {
+            groups: i64::try_from(groups).unwrap_or(i64::MAX),
+        }))
+    }
+}

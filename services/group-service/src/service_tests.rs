@@ -1,0 +1,869 @@
+//! group-service over gRPC, with a real user-service beside it, on SQLite
+//! and on a PostgreSQL database of each test's own.
+//!
+//! Both services share the test's database, as they may in small installs,
+//! each with its own tables. user-service's session and group addresses
+//! point at ports where nothing answers except when a test says otherwise:
+//! nothing here deactivates or deletes a user.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use idmesh_proto::v1::group_service_client::GroupServiceClient;
+use idmesh_proto::v1::user_service_client::UserServiceClient;
+use idmesh_proto::v1::{
+    CreateGroupRequest, CreateUserRequest, DeleteGroupRequest, GetGroupRequest, Group, ListGroupsOfMemberRequest,
+    ListGroupsRequest, ListMembersRequest, Member, MemberType, PageRequest, PatchGroupRequest, PatchMembersRequest,
+    PatchOperation, RemoveMemberEverywhereRequest, ReplaceMembersRequest, SortRequest, UpdateGroupRequest,
+};
+use idmesh_runtime::struct_json;
+use scim::ScimType;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A user-service and a group-service on one database, and a directory of
+/// the test's own.
+#[derive(Clone)]
+struct Mesh {
+    groups: GroupServiceClient<Channel>,
+    users: UserServiceClient<Channel>,
+    directory_id: String,
+    database_url: String,
+}
+
+fn channel(addr: SocketAddr) -> Channel {
+    idmesh_runtime::grpc::lazy_channel(&addr.to_string()).expect("a valid address")
+}
+
+/// An address on 127.0.0.1 where nothing listens.
+async fn unused_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    listener.local_addr().expect("a bound address")
+}
+
+/// Starts group-service on `database_url`, looking users up at `user_addr`.
+async fn start_group_service(database_url: &str, user_addr: SocketAddr, shutdown: &CancellationToken) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().expect("a bound address");
+    let config = crate::Config {
+        database_url: database_url.to_owned(),
+        user_addr: user_addr.to_string(),
+    };
+    tokio::spawn(crate::serve(listener, config, shutdown.clone()));
+    addr
+}
+
+/// Starts both services on `database_url`; they stop when `shutdown` is
+/// cancelled.
+async fn start_mesh(database_url: String, shutdown: &CancellationToken) -> Mesh {
+    let user_listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let user_addr = user_listener.local_addr().expect("a bound address");
+    let group_addr = start_group_service(&database_url, user_addr, shutdown).await;
+    let config = user_service::Config {
+        database_url: database_url.clone(),
+        session_addr: unused_addr().await.to_string(),
+        group_addr: group_addr.to_string(),
+    };
+    tokio::spawn(user_service::serve(user_listener, config, shutdown.clone()));
+    Mesh {
+        groups: GroupServiceClient::new(channel(group_addr)),
+        users: UserServiceClient::new(channel(user_addr)),
+        directory_id: uuid::Uuid::now_v7().to_string(),
+        database_url,
+    }
+}
+
+/// Runs `body` against a fresh mesh on `backend`, and removes the database
+/// afterwards, also when `body` panics.
+async fn on_fresh_mesh<F, Fut>(backend: Backend, body: F)
+where
+    F: FnOnce(Mesh) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    idmesh_runtime::telemetry::init();
+    let shutdown = CancellationToken::new();
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("idmesh.db").display());
+            let mesh = start_mesh(url, &shutdown).await;
+            let outcome = tokio::spawn(body(mesh)).await;
+            shutdown.cancel();
+            if let Err(failed) = outcome {
+                std::panic::resume_unwind(failed.into_panic());
+            }
+        }
+        Backend::Postgres => {
+            let base = std::env::var("IDMESH_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/idmesh_test".to_owned());
+            let (server, _) = base.rsplit_once('/').expect("a database URL");
+            let name = format!("idmesh_groups_{}", uuid::Uuid::now_v7().simple());
+            let mesh = start_mesh(format!("{server}/{name}"), &shutdown).await;
+            let outcome = tokio::spawn(body(mesh)).await;
+            shutdown.cancel();
+            let admin = idmesh_store::connect(&base).await.expect("connect");
+            sea_orm::ConnectionTrait::execute_unprepared(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await
+            .expect("drop the scratch database");
+            if let Err(failed) = outcome {
+                std::panic::resume_unwind(failed.into_panic());
+            }
+        }
+    }
+}
+
+/// One test on both backends: `on_both!(name, |mesh| async move { … })`.
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                on_fresh_mesh(Backend::Sqlite, $body).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                on_fresh_mesh(Backend::Postgres, $body).await;
+            }
+        }
+    };
+}
+
+fn document(resource: &Value) -> prost_types::Struct {
+    struct_json::to_struct(resource.as_object().expect("a JSON object"))
+}
+
+/// The SCIM error type a status carries.
+fn scim_type(status: &Status) -> Option<ScimType> {
+    idmesh_runtime::status::to_scim(status).scim_type
+}
+
+impl Mesh {
+    /// A user with `user_name` and, if given, a displayName; its id.
+    async fn user(&self, user_name: &str, display_name: Option<&str>) -> String {
+        let mut resource = json!({"userName": user_name});
+        if let Some(display_name) = display_name {
+            resource["displayName"] = json!(display_name);
+        }
+        self.users
+            .clone()
+            .create_user(CreateUserRequest {
+                directory_id: self.directory_id.clone(),
+                resource: Some(document(&resource)),
+            })
+            .await
+            .expect("CreateUser")
+            .into_inner()
+            .id
+    }
+
+    async fn users(&self, n: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            ids.push(self.user(&format!("user{i}@example.com"), None).await);
+        }
+        ids
+    }
+
+    async fn try_create(&self, resource: Value) -> Result<Group, Status> {
+        self.groups
+            .clone()
+            .create_group(CreateGroupRequest {
+                directory_id: self.directory_id.clone(),
+                resource: Some(document(&resource)),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn group(&self, display_name: &str, members: &[&String]) -> Group {
+        let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
+        self.try_create(json!({"displayName": display_name, "members": members}))
+            .await
+            .expect("CreateGroup")
+    }
+
+    async fn get(&self, id: &str) -> Group {
+        self.groups
+            .clone()
+            .get_group(GetGroupRequest {
+                directory_id: self.directory_id.clone(),
+                id: id.to_owned(),
+            })
+            .await
+            .expect("GetGroup")
+            .into_inner()
+    }
+
+    async fn try_patch(&self, id: &str, operations: Value, expected_version: Option<i64>) -> Result<Group, Status> {
+        let operations = operations
+            .as_array()
+            .expect("an array of operations")
+            .iter()
+            .map(|op| PatchOperation {
+                op: op["op"].as_str().expect("an op").to_owned(),
+                path: op.get("path").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                value: op.get("value").map(struct_json::to_value),
+            })
+            .collect();
+        self.groups
+            .clone()
+            .patch_group(PatchGroupRequest {
+                directory_id: self.directory_id.clone(),
+                id: id.to_owned(),
+                operations,
+                expected_version,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn patch(&self, id: &str, operations: Value) -> Group {
+        self.try_patch(id, operations, None).await.expect("PatchGroup")
+    }
+
+    async fn try_patch_members(&self, id: &str, add: &[&String], remove: &[&String]) -> Result<Group, Status> {
+        self.groups
+            .clone()
+            .patch_members(PatchMembersRequest {
+                directory_id: self.directory_id.clone(),
+                group_id: id.to_owned(),
+                add: add.iter().map(|id| (*id).clone()).collect(),
+                remove: remove.iter().map(|id| (*id).clone()).collect(),
+                expected_version: None,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Every member, page by page, asserting that no member comes twice.
+    async fn members_paged(&self, id: &str, page_size: i32) -> Vec<Member> {
+        let mut members = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .groups
+                .clone()
+                .list_members(ListMembersRequest {
+                    directory_id: self.directory_id.clone(),
+                    group_id: id.to_owned(),
+                    page_size,
+                    page_token,
+                })
+                .await
+                .expect("ListMembers")
+                .into_inner();
+            assert!(page.members.len() <= usize::try_from(page_size.max(1)).expect("a size") || page_size == 0);
+            members.extend(page.members);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        let ids: BTreeSet<&str> = members.iter().map(|m| m.value.as_str()).collect();
+        assert_eq!(ids.len(), members.len(), "a member came twice");
+        members
+    }
+
+    /// The member ids, in id order.
+    async fn member_ids(&self, id: &str) -> Vec<String> {
+        self.members_paged(id, 0).await.into_iter().map(|m| m.value).collect()
+    }
+
+    async fn list(&self, filter: &str) -> Vec<String> {
+        self.groups
+            .clone()
+            .list_groups(ListGroupsRequest {
+                directory_id: self.directory_id.clone(),
+                filter: filter.to_owned(),
+                page: Some(PageRequest {
+                    start_index: 1,
+                    count: 100,
+                }),
+                sort: Some(SortRequest {
+                    sort_by: "displayName".to_owned(),
+                    descending: false,
+                }),
+            })
+            .await
+            .expect("ListGroups")
+            .into_inner()
+            .groups
+            .into_iter()
+            .map(|g| g.display_name)
+            .collect()
+    }
+}
+
+fn sorted(ids: &[&String]) -> Vec<String> {
+    let mut ids: Vec<String> = ids.iter().map(|id| (*id).clone()).collect();
+    ids.sort();
+    ids
+}
+
+on_both!(
+    creating_a_group_with_members_records_their_type_and_display,
+    |mesh| async move {
+        let ada = mesh.user("ada@example.com", Some("Ada Lovelace")).await;
+        let bob = mesh.user("bob@example.com", None).await;
+        let team = mesh.group("Team", &[]).await;
+        let group = mesh.group("Engineering", &[&ada, &bob, &team.id, &ada]).await;
+        assert_eq!(group.member_count, 3);
+        assert_eq!(group.display_name, "Engineering");
+        let resource = struct_json::from_struct(group.resource.expect("a resource"));
+        assert!(
+            !resource.contains_key("members"),
+            "members are rows, not part of the document"
+        );
+        let members = mesh.members_paged(&group.id, 0).await;
+        let summary: BTreeSet<(String, i32, String)> =
+            members.into_iter().map(|m| (m.value, m.r#type, m.display)).collect();
+        let expected: BTreeSet<(String, i32, String)> = [
+            (ada, MemberType::User as i32, "Ada Lovelace".to_owned()),
+            (bob, MemberType::User as i32, "bob@example.com".to_owned()),
+            (team.id, MemberType::Group as i32, "Team".to_owned()),
+        ]
+        .into();
+        assert_eq!(summary, expected);
+    }
+);
+
+on_both!(okta_patch_shapes_work, |mesh| async move {
+    let ids = mesh.users(4).await;
+    let group = mesh.group("Okta", &[&ids[0], &ids[1]]).await;
+    // Okta swaps one member for another in one request.
+    let patched = mesh
+        .patch(
+            &group.id,
+            json!([
+                {"op": "remove", "path": format!("members[value eq \"{}\"]", ids[0])},
+                {"op": "add", "path": "members", "value": [{"value": ids[2], "display": "whatever Okta says"}]},
+            ]),
+        )
+        .await;
+    assert_eq!(patched.member_count, 2);
+    assert_eq!(patched.meta.as_ref().expect("meta").version, 2);
+    assert_eq!(mesh.member_ids(&group.id).await, sorted(&[&ids[1], &ids[2]]));
+    // A full replace of the members.
+    let replaced = mesh
+        .patch(
+            &group.id,
+            json!([{"op": "replace", "path": "members", "value": [{"value": ids[3]}, {"value": ids[0]}]}]),
+        )
+        .await;
+    assert_eq!(replaced.member_count, 2);
+    assert_eq!(mesh.member_ids(&group.id).await, sorted(&[&ids[0], &ids[3]]));
+    // A path-less rename that carries the group's id along.
+    let renamed = mesh
+        .patch(
+            &group.id,
+            json!([{"op": "replace", "value": {"id": group.id, "displayName": "Okta Renamed"}}]),
+        )
+        .await;
+    assert_eq!(renamed.display_name, "Okta Renamed");
+    assert_eq!(renamed.member_count, 2);
+    assert_eq!(mesh.list("displayName eq \"okta renamed\"").await, vec!["Okta Renamed"]);
+});
+
+on_both!(entra_patch_shapes_work, |mesh| async move {
+    let ids = mesh.users(3).await;
+    let group = mesh.group("Entra", &[&ids[0], &ids[1]]).await;
+    let added = mesh
+        .patch(
+            &group.id,
+            json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": ids[2]}]}]),
+        )
+        .await;
+    assert_eq!(added.member_count, 3);
+    let removed = mesh
+        .patch(
+            &group.id,
+            json!([{"op": "Remove", "path": "members", "value": [{"value": ids[0]}]}]),
+        )
+        .await;
+    assert_eq!(
+        removed.member_count, 2,
+        "Remove with a value removes exactly the listed members"
+    );
+    assert_eq!(mesh.member_ids(&group.id).await, sorted(&[&ids[1], &ids[2]]));
+    let replaced = mesh
+        .patch(
+            &group.id,
+            json!([{"op": "Replace", "path": "displayName", "value": "Entra 2"}]),
+        )
+        .await;
+    assert_eq!((replaced.display_name.as_str(), replaced.member_count), ("Entra 2", 2));
+});
+
+on_both!(members_are_removed_by_filter_or_all_at_once, |mesh| async move {
+    let ids = mesh.users(3).await;
+    let child = mesh.group("Child", &[]).await;
+    let group = mesh.group("Mixed", &[&ids[0], &ids[1], &ids[2], &child.id]).await;
+    let without_groups = mesh
+        .patch(
+            &group.id,
+            json!([{"op": "remove", "path": "members[type eq \"group\"]"}]),
+        )
+        .await;
+    assert_eq!(without_groups.member_count, 3);
+    let filter = format!("members[value eq \"{}\" or value eq \"{}\"]", ids[0], ids[2]);
+    let two_fewer = mesh.patch(&group.id, json!([{"op": "remove", "path": filter}])).await;
+    assert_eq!(two_fewer.member_count, 1);
+    assert_eq!(mesh.member_ids(&group.id).await, vec![ids[1].clone()]);
+    let none_matched = mesh
+        .patch(
+            &group.id,
+            json!([{"op": "remove", "path": "members[display eq \"nobody\"]"}]),
+        )
+        .await;
+    assert_eq!(none_matched.member_count, 1);
+    let emptied = mesh
+        .patch(&group.id, json!([{"op": "remove", "path": "members"}]))
+        .await;
+    assert_eq!(emptied.member_count, 0);
+    assert!(mesh.member_ids(&group.id).await.is_empty());
+    // Path-less objects with members, and a single member object.
+    let pathless = mesh
+        .patch(
+            &group.id,
+            json!([
+                {"op": "add", "value": {"members": [{"value": ids[0]}], "displayName": "Mixed 2"}},
+                {"op": "add", "path": "members", "value": {"value": ids[1]}},
+            ]),
+        )
+        .await;
+    assert_eq!((pathless.display_name.as_str(), pathless.member_count), ("Mixed 2", 2));
+    let replaced = mesh
+        .patch(
+            &group.id,
+            json!([{"op": "replace", "value": {"members": [{"value": ids[2]}]}}]),
+        )
+        .await;
+    assert_eq!(replaced.member_count, 1);
+    assert_eq!(mesh.member_ids(&group.id).await, vec![ids[2].clone()]);
+});
+
+on_both!(an_unknown_member_fails_the_whole_request, |mesh| async move {
+    let ids = mesh.users(1).await;
+    let group = mesh.group("Careful", &[&ids[0]]).await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let err = mesh
+        .try_patch(
+            &group.id,
+            json!([
+                {"op": "replace", "path": "displayName", "value": "Changed"},
+                {"op": "remove", "path": "members"},
+                {"op": "add", "path": "members", "value": [{"value": unknown}]},
+            ]),
+            None,
+        )
+        .await
+        .expect_err("an unknown member");
+    assert_eq!(
+        (err.code(), scim_type(&err)),
+        (Code::InvalidArgument, Some(ScimType::InvalidValue))
+    );
+    assert!(err.message().contains(&unknown), "{}", err.message());
+    let after = mesh.get(&group.id).await;
+    assert_eq!((after.display_name.as_str(), after.member_count), ("Careful", 1));
+    assert_eq!(after.meta.expect("meta").version, 1);
+    assert_eq!(mesh.member_ids(&group.id).await, vec![ids[0].clone()]);
+    // A user of another directory is no member candidate either.
+    let elsewhere = Mesh {
+        directory_id: uuid::Uuid::now_v7().to_string(),
+        ..mesh.clone()
+    }
+    .user("stranger@example.com", None)
+    .await;
+    let err = mesh
+        .try_patch_members(&group.id, &[&elsewhere], &[])
+        .await
+        .expect_err("another directory's user");
+    assert_eq!(scim_type(&err), Some(ScimType::InvalidValue));
+    let err = mesh
+        .try_create(json!({"displayName": "New", "members": [{"value": unknown}]}))
+        .await
+        .expect_err("an unknown member");
+    assert_eq!(scim_type(&err), Some(ScimType::InvalidValue));
+    assert!(mesh.list("displayName eq \"New\"").await.is_empty());
+});
+
+on_both!(a_group_cannot_be_its_own_member, |mesh| async move {
+    let group = mesh.group("Narcissus", &[]).await;
+    let err = mesh
+        .try_patch_members(&group.id, &[&group.id], &[])
+        .await
+        .expect_err("self");
+    assert_eq!(
+        (err.code(), scim_type(&err)),
+        (Code::InvalidArgument, Some(ScimType::InvalidValue))
+    );
+    assert_eq!(mesh.get(&group.id).await.member_count, 0);
+});
+
+on_both!(
+    adding_a_present_member_and_removing_an_absent_one_are_fine,
+    |mesh| async move {
+        let ids = mesh.users(2).await;
+        let group = mesh.group("Idempotent", &[&ids[0]]).await;
+        let again = mesh
+            .try_patch_members(&group.id, &[&ids[0]], &[&ids[1]])
+            .await
+            .expect("PatchMembers");
+        assert_eq!(again.member_count, 1);
+        let absent = mesh
+            .patch(
+                &group.id,
+                json!([{"op": "remove", "path": "members", "value": [{"value": ids[1]}]}]),
+            )
+            .await;
+        assert_eq!(absent.member_count, 1);
+        assert_eq!(absent.meta.expect("meta").version, 3, "every write bumps the version");
+        assert_eq!(mesh.member_ids(&group.id).await, vec![ids[0].clone()]);
+    }
+);
+
+on_both!(member_sub_attributes_cannot_be_patched, |mesh| async move {
+    let ids = mesh.users(1).await;
+    let group = mesh.group("Fixed", &[&ids[0]]).await;
+    let path = format!("members[value eq \"{}\"].display", ids[0]);
+    for (op, path) in [("replace", path.as_str()), ("replace", "members.value")] {
+        let err = mesh
+            .try_patch(&group.id, json!([{"op": op, "path": path, "value": "x"}]), None)
+            .await
+            .expect_err(path);
+        assert_eq!(scim_type(&err), Some(ScimType::Mutability), "{path}: {}", err.message());
+    }
+});
+
+on_both!(list_members_pages_visit_every_member_once, |mesh| async move {
+    let ids = mesh.users(23).await;
+    let refs: Vec<&String> = ids.iter().collect();
+    let group = mesh.group("Paged", &refs).await;
+    assert_eq!(group.member_count, 23);
+    let refs: Vec<&String> = ids.iter().collect();
+    for page_size in [1, 5, 23, 100] {
+        let members: Vec<String> = mesh
+            .members_paged(&group.id, page_size)
+            .await
+            .into_iter()
+            .map(|m| m.value)
+            .collect();
+        assert_eq!(members, sorted(&refs), "page size {page_size}");
+    }
+});
+
+on_both!(list_groups_filters_by_name_external_id_and_member, |mesh| async move {
+    let ids = mesh.users(2).await;
+    mesh.try_create(json!({"displayName": "Admins", "externalId": "okta-1", "members": [{"value": ids[0]}]}))
+        .await
+        .expect("CreateGroup");
+    mesh.try_create(json!({"displayName": "admins", "externalId": "okta-2"}))
+        .await
+        .expect("a second group of the same name");
+    let child = mesh.group("Child", &[&ids[1]]).await;
+    mesh.group("Parent", &[&child.id]).await;
+    assert_eq!(mesh.list("displayName eq \"ADMINS\"").await.len(), 2);
+    assert_eq!(mesh.list("externalId eq \"okta-2\"").await, vec!["admins"]);
+    assert!(
+        mesh.list("externalId eq \"OKTA-2\"").await.is_empty(),
+        "externalId is caseExact"
+    );
+    assert_eq!(
+        mesh.list(&format!("members[value eq \"{}\"]", ids[0])).await,
+        vec!["Admins"]
+    );
+    assert_eq!(
+        mesh.list(&format!("members.value eq \"{}\"", ids[1])).await,
+        vec!["Child"]
+    );
+    assert_eq!(mesh.list("members[type eq \"Group\"]").await, vec!["Parent"]);
+    assert_eq!(mesh.list("members pr").await, vec!["Admins", "Child", "Parent"]);
+    assert_eq!(mesh.list("not (members pr)").await, vec!["admins"]);
+    assert_eq!(mesh.list("displayName sw \"adm\" and members pr").await, vec!["Admins"]);
+    assert_eq!(mesh.list("").await.len(), 4);
+    let err = mesh
+        .groups
+        .clone()
+        .list_groups(ListGroupsRequest {
+            directory_id: mesh.directory_id.clone(),
+            filter: "members eq \"x\"".to_owned(),
+            page: None,
+            sort: None,
+        })
+        .await
+        .expect_err("a complex attribute compared whole");
+    assert_eq!(scim_type(&err), Some(ScimType::InvalidFilter));
+});
+
+on_both!(external_id_is_unique_per_directory, |mesh| async move {
+    mesh.try_create(json!({"displayName": "A", "externalId": "ext"}))
+        .await
+        .expect("CreateGroup");
+    let err = mesh
+        .try_create(json!({"displayName": "B", "externalId": "ext"}))
+        .await
+        .expect_err("a taken externalId");
+    assert_eq!(
+        (err.code(), scim_type(&err)),
+        (Code::AlreadyExists, Some(ScimType::Uniqueness))
+    );
+    let other = mesh.group("C", &[]).await;
+    let err = mesh
+        .try_patch(
+            &other.id,
+            json!([{"op": "replace", "path": "externalId", "value": "ext"}]),
+            None,
+        )
+        .await
+        .expect_err("a taken externalId");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let elsewhere = Mesh {
+        directory_id: uuid::Uuid::now_v7().to_string(),
+        ..mesh.clone()
+    };
+    elsewhere
+        .try_create(json!({"displayName": "A", "externalId": "ext"}))
+        .await
+        .expect("another directory may use the same externalId");
+});
+
+on_both!(concurrent_member_patches_lose_none, |mesh| async move {
+    let ids = mesh.users(50).await;
+    let group = mesh.group("Busy", &[]).await;
+    let mut patches = tokio::task::JoinSet::new();
+    for id in ids.clone() {
+        let mesh = mesh.clone();
+        let group_id = group.id.clone();
+        patches.spawn(async move { mesh.try_patch_members(&group_id, &[&id], &[]).await });
+    }
+    while let Some(result) = patches.join_next().await {
+        result.expect("the task").expect("PatchMembers");
+    }
+    let after = mesh.get(&group.id).await;
+    assert_eq!(after.member_count, 50);
+    assert_eq!(after.meta.expect("meta").version, 51);
+    let refs: Vec<&String> = ids.iter().collect();
+    assert_eq!(mesh.member_ids(&group.id).await, sorted(&refs));
+});
+
+on_both!(
+    concurrent_add_and_remove_of_one_member_end_in_a_serial_order,
+    |mesh| async move {
+        let ids = mesh.users(1).await;
+        let group = mesh.group("Racy", &[]).await;
+        for _ in 0..10 {
+            let (adding, removing) = (mesh.clone(), mesh.clone());
+            let (group_id, other_group_id) = (group.id.clone(), group.id.clone());
+            let (id, other_id) = (ids[0].clone(), ids[0].clone());
+            let add = tokio::spawn(async move { adding.try_patch_members(&group_id, &[&id], &[]).await });
+            let remove =
+                tokio::spawn(async move { removing.try_patch_members(&other_group_id, &[], &[&other_id]).await });
+            let added = add.await.expect("the task").expect("add");
+            let removed = remove.await.expect("the task").expect("remove");
+            let version = |g: &Group| g.meta.as_ref().expect("meta").version;
+            let after = mesh.get(&group.id).await;
+            let members = mesh.member_ids(&group.id).await;
+            // Whichever ran last decides, and the count agrees with the rows.
+            let expected = if version(&added) > version(&removed) {
+                vec![ids[0].clone()]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(members, expected);
+            assert_eq!(after.member_count, i64::try_from(members.len()).expect("a count"));
+            assert_eq!(version(&after), version(&added).max(version(&removed)));
+        }
+    }
+);
+
+on_both!(a_stale_expected_version_is_failed_precondition, |mesh| async move {
+    let ids = mesh.users(1).await;
+    let group = mesh.group("Versioned", &[]).await;
+    let err = mesh
+        .try_patch(
+            &group.id,
+            json!([{"op": "add", "path": "members", "value": [{"value": ids[0]}]}]),
+            Some(7),
+        )
+        .await
+        .expect_err("a stale version");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    mesh.try_patch(
+        &group.id,
+        json!([{"op": "add", "path": "members", "value": [{"value": ids[0]}]}]),
+        Some(1),
+    )
+    .await
+    .expect("the current version");
+    let err = mesh
+        .groups
+        .clone()
+        .replace_members(ReplaceMembersRequest {
+            directory_id: mesh.directory_id.clone(),
+            group_id: group.id.clone(),
+            members: Vec::new(),
+            expected_version: Some(1),
+        })
+        .await
+        .expect_err("a stale version");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = mesh
+        .groups
+        .clone()
+        .delete_group(DeleteGroupRequest {
+            directory_id: mesh.directory_id.clone(),
+            id: group.id.clone(),
+            expected_version: Some(1),
+        })
+        .await
+        .expect_err("a stale version");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(mesh.get(&group.id).await.member_count, 1);
+});
+
+on_both!(update_group_replaces_document_and_members, |mesh| async move {
+    let ids = mesh.users(3).await;
+    let group = mesh.group("Before", &[&ids[0], &ids[1]]).await;
+    let updated = mesh
+        .groups
+        .clone()
+        .update_group(UpdateGroupRequest {
+            directory_id: mesh.directory_id.clone(),
+            id: group.id.clone(),
+            resource: Some(document(
+                &json!({"displayName": "After", "externalId": "e", "members": [{"value": ids[2]}]}),
+            )),
+            expected_version: Some(1),
+        })
+        .await
+        .expect("UpdateGroup")
+        .into_inner();
+    assert_eq!(
+        (updated.display_name.as_str(), updated.external_id.as_deref()),
+        ("After", Some("e"))
+    );
+    assert_eq!(updated.member_count, 1);
+    assert_eq!(mesh.member_ids(&group.id).await, vec![ids[2].clone()]);
+});
+
+on_both!(deleting_a_group_removes_it_from_its_parents, |mesh| async move {
+    let ids = mesh.users(2).await;
+    let child = mesh.group("Child", &[&ids[0], &ids[1]]).await;
+    let parent = mesh.group("Parent", &[&child.id, &ids[0]]).await;
+    let grandparent = mesh.group("Grandparent", &[&child.id]).await;
+    mesh.groups
+        .clone()
+        .delete_group(DeleteGroupRequest {
+            directory_id: mesh.directory_id.clone(),
+            id: child.id.clone(),
+            expected_version: Some(1),
+        })
+        .await
+        .expect("DeleteGroup");
+    let parent_after = mesh.get(&parent.id).await;
+    assert_eq!(parent_after.member_count, 1);
+    assert_eq!(parent_after.meta.expect("meta").version, 2);
+    assert_eq!(mesh.member_ids(&parent.id).await, vec![ids[0].clone()]);
+    assert_eq!(mesh.get(&grandparent.id).await.member_count, 0);
+    let err = mesh
+        .groups
+        .clone()
+        .get_group(GetGroupRequest {
+            directory_id: mesh.directory_id.clone(),
+            id: child.id.clone(),
+        })
+        .await
+        .expect_err("deleted");
+    assert_eq!(err.code(), Code::NotFound);
+    let memberships = mesh
+        .groups
+        .clone()
+        .list_groups_of_member(ListGroupsOfMemberRequest {
+            directory_id: mesh.directory_id.clone(),
+            member_ids: vec![child.id.clone(), ids[1].clone()],
+        })
+        .await
+        .expect("ListGroupsOfMember")
+        .into_inner()
+        .memberships;
+    assert!(memberships.is_empty(), "{memberships:?}");
+});
+
+on_both!(remove_member_everywhere_leaves_every_group_once, |mesh| async move {
+    let ids = mesh.users(2).await;
+    let first = mesh.group("First", &[&ids[0], &ids[1]]).await;
+    let second = mesh.group("Second", &[&ids[0]]).await;
+    let memberships = mesh
+        .groups
+        .clone()
+        .list_groups_of_member(ListGroupsOfMemberRequest {
+            directory_id: mesh.directory_id.clone(),
+            member_ids: vec![ids[1].clone(), ids[0].clone()],
+        })
+        .await
+        .expect("ListGroupsOfMember")
+        .into_inner()
+        .memberships;
+    let mut expected = vec![
+        (ids[0].clone(), first.id.clone(), "First".to_owned()),
+        (ids[0].clone(), second.id.clone(), "Second".to_owned()),
+        (ids[1].clone(), first.id.clone(), "First".to_owned()),
+    ];
+    expected.sort();
+    let got: Vec<(String, String, String)> = memberships
+        .into_iter()
+        .map(|m| (m.member_id, m.group_id, m.group_display_name))
+        .collect();
+    assert_eq!(got, expected, "ordered by member id, then group id");
+    for expected_groups in [2, 0] {
+        let removed = mesh
+            .groups
+            .clone()
+            .remove_member_everywhere(RemoveMemberEverywhereRequest {
+                directory_id: mesh.directory_id.clone(),
+                member_id: ids[0].clone(),
+            })
+            .await
+            .expect("RemoveMemberEverywhere")
+            .into_inner();
+        assert_eq!(removed.groups, expected_groups, "idempotent");
+    }
+    assert_eq!(mesh.get(&first.id).await.member_count, 1);
+    let second_after = mesh.get(&second.id).await;
+    assert_eq!(second_after.member_count, 0);
+    assert_eq!(second_after.meta.expect("meta").version, 2);
+});
+
+on_both!(an_unreachable_user_service_is_unavailable, |mesh| async move {
+    let ids = mesh.users(1).await;
+    let group = mesh.group("Lonely", &[]).await;
+    let shutdown = CancellationToken::new();
+    let addr = start_group_service(&mesh.database_url, unused_addr().await, &shutdown).await;
+    let cut_off = Mesh {
+        groups: GroupServiceClient::new(channel(addr)),
+        ..mesh.clone()
+    };
+    let err = cut_off
+        .try_patch_members(&group.id, &[&ids[0]], &[])
+        .await
+        .expect_err("no user-service");
+    assert_eq!(err.code(), Code::Unavailable);
+    shutdown.cancel();
+    assert_eq!(mesh.get(&group.id).await.member_count, 0);
+});
