@@ -1,5 +1,6 @@
 //! Deactivating and deleting users store session revocations, and a stored
-//! revocation reaches session-service however long it is away.
+//! revocation reaches session-service however long it is away; so does a
+//! deleted user's removal from its groups, to group-service.
 //!
 //! Each test runs on SQLite and on a PostgreSQL database of its own: the
 //! outbox spans directories, so in the shared test database another test's
@@ -11,12 +12,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
-use idmesh_proto::v1::user_service_server::UserService;
+use idmesh_proto::v1::user_service_server::{UserService, UserServiceServer};
 use idmesh_proto::v1::{
-    CheckSessionRequest, CheckTokenRequest, CreateSessionRequest, CreateUserRequest, DeleteUserRequest,
-    GetRevocationBacklogRequest, GetUserRequest, PatchOperation, PatchUserRequest, ReplaceUserRequest, SessionStatus,
-    TokenStatus,
+    CheckSessionRequest, CheckTokenRequest, CreateGroupRequest, CreateSessionRequest, CreateUserRequest,
+    DeleteUserRequest, GetRevocationBacklogRequest, GetUserRequest, ListMembersRequest, PatchOperation,
+    PatchUserRequest, ReplaceUserRequest, SessionStatus, TokenStatus,
 };
 use idmesh_runtime::clock::Clock;
 use idmesh_runtime::{struct_json, timestamp};
@@ -136,10 +138,64 @@ async fn unused_addr() -> SocketAddr {
 /// `session_addr`, telling time by `clock`. No group-service answers: the
 /// tests here that delete a user see its revocation stay stored.
 fn user_service(db: &DatabaseConnection, session_addr: SocketAddr, clock: &ManualClock) -> (UserApi, Revocations) {
-    let groups = channel("127.0.0.1:9".parse().expect("an address"));
-    let revocations = Revocations::new(db.clone(), channel(session_addr), groups, clock.clock());
+    user_service_with_groups(db, session_addr, "127.0.0.1:9".parse().expect("an address"), clock)
+}
+
+/// [`user_service`], removing deleted users from their groups through
+/// group-service at `group_addr`.
+fn user_service_with_groups(
+    db: &DatabaseConnection,
+    session_addr: SocketAddr,
+    group_addr: SocketAddr,
+    clock: &ManualClock,
+) -> (UserApi, Revocations) {
+    let revocations = Revocations::new(db.clone(), channel(session_addr), channel(group_addr), clock.clock());
     let api = UserApi::new(db.clone(), clock.clock(), revocations.clone());
     (api, revocations)
+}
+
+/// Serves `api` over gRPC on a free port, until the guard is dropped.
+async fn serve_users(api: UserApi) -> (SocketAddr, tokio_util::sync::DropGuard) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().expect("a bound address");
+    let shutdown = CancellationToken::new();
+    let routes = tonic::service::Routes::new(UserServiceServer::new(api));
+    tokio::spawn(idmesh_runtime::grpc::serve(
+        listener,
+        routes,
+        &[UserApi::SERVICE_NAME],
+        shutdown.clone(),
+    ));
+    (addr, shutdown.drop_guard())
+}
+
+/// A group-service on `addr` keeping groups in `database_url` and checking
+/// members with the user-service at `user_addr`; it stops when the token is
+/// cancelled.
+async fn start_group_service(
+    addr: SocketAddr,
+    database_url: &str,
+    user_addr: SocketAddr,
+) -> (
+    GroupServiceClient<Channel>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = TcpListener::bind(addr).await.expect("the group-service port is free");
+    let shutdown = CancellationToken::new();
+    let config = group_service::Config {
+        database_url: database_url.to_owned(),
+        user_addr: user_addr.to_string(),
+    };
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            group_service::serve(listener, config, shutdown)
+                .await
+                .expect("group-service")
+        }
+    });
+    (GroupServiceClient::new(channel(addr)), shutdown, running)
 }
 
 fn channel(addr: SocketAddr) -> Channel {
@@ -520,3 +576,63 @@ on_both!(the_backlog_is_a_prometheus_metric, |db| async move {
         "the request's own attempt failed"
     );
 });
+
+on_both!(
+    a_deleted_users_memberships_are_removed_once_group_service_is_back,
+    |db| async move {
+        let clock = ManualClock::new();
+        let session_addr = unused_addr().await;
+        let (_sessions, _running) = start_session_service(session_addr).await;
+        let group_addr = unused_addr().await;
+        let (api, revocations) = user_service_with_groups(&db, session_addr, group_addr, &clock);
+        let (user_addr, _serving) = serve_users(api.clone()).await;
+        let groups_dir = tempfile::tempdir().expect("temp dir");
+        let groups_url = format!("sqlite://{}", groups_dir.path().join("groups.db").display());
+
+        let id = create_user(&api, "d1").await;
+        let (mut groups, stop_groups, group_service) = start_group_service(group_addr, &groups_url, user_addr).await;
+        let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                           "displayName": "Engineering", "members": [{"value": id}]});
+        let group = groups
+            .create_group(CreateGroupRequest {
+                directory_id: "d1".to_owned(),
+                resource: Some(document(&group)),
+            })
+            .await
+            .expect("CreateGroup")
+            .into_inner();
+        assert_eq!(group.member_count, 1);
+        stop_groups.cancel();
+        group_service.await.expect("group-service stopped");
+
+        api.delete_user(Request::new(DeleteUserRequest {
+            directory_id: "d1".to_owned(),
+            id: id.clone(),
+            expected_version: None,
+        }))
+        .await
+        .expect("the delete commits while group-service is down");
+        let [row] = stored(&db).await.try_into().expect("one stored revocation");
+        assert!(row.remove_memberships, "a deleted user leaves its groups");
+        assert_eq!(
+            row.attempts, 1,
+            "sessions were revoked, groups could not be told: tried once"
+        );
+
+        let (mut groups, _stop_groups, _group_service) = start_group_service(group_addr, &groups_url, user_addr).await;
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(revocations.deliver_due().await.expect("deliver"), 1);
+        assert!(stored(&db).await.is_empty(), "done once both confirmed");
+        let members = groups
+            .list_members(ListMembersRequest {
+                directory_id: "d1".to_owned(),
+                group_id: group.id,
+                page_size: 10,
+                page_token: String::new(),
+            })
+            .await
+            .expect("ListMembers")
+            .into_inner();
+        assert!(members.members.is_empty(), "the deleted user left the group");
+    }
+);
