@@ -14,7 +14,7 @@ use axum::extract::{Path, Query};
 use scim::ScimError;
 use scim::discovery::{AuthenticationScheme, BEARER_TOKEN_SPEC_URI, Features, ServiceProvider};
 use scim::list::ListQuery;
-use scim::schema::USER_RESOURCE;
+use scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
 use crate::error::ApiError;
 use crate::response::{BaseUrl, ScimBody};
@@ -41,7 +41,7 @@ static SERVICE_PROVIDER: ServiceProvider = ServiceProvider {
         etag: true,
         authentication_schemes: std::slice::from_ref(&BEARER_TOKEN),
     },
-    resource_types: &[&USER_RESOURCE],
+    resource_types: &[&USER_RESOURCE, &GROUP_RESOURCE],
 };
 
 /// Query parameters on discovery endpoints: RFC 7644 §4 says filtering,

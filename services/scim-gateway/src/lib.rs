@@ -6,8 +6,11 @@ mod auth;
 mod conditional;
 mod discovery;
 mod error;
+mod groups;
+mod members;
 mod projection;
 mod response;
+mod search;
 mod users;
 
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
+use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -31,10 +35,22 @@ pub struct Config {
     pub directory_addr: String,
     /// user-service's gRPC address.
     pub user_addr: String,
+    /// group-service's gRPC address.
+    pub group_addr: String,
+    /// Above this many members, a PATCH of a group that names neither
+    /// `attributes` nor `excludedAttributes` answers 204 No Content instead
+    /// of the group, so that a membership change never serialises a huge
+    /// group ([`DEFAULT_GROUP_PATCH_MEMBER_LIMIT`] unless configured).
+    pub group_patch_member_limit: u64,
     /// The externally visible base URL (`https://scim.example.com`), used for
     /// `meta.location` and `Location`. Without it, the request's Host header.
     pub public_url: Option<String>,
 }
+
+/// The member count above which a group PATCH answers 204 by default:
+/// 10,000 members render to about 1.5 MB, which IdPs read back on every
+/// membership change if answered in full.
+pub const DEFAULT_GROUP_PATCH_MEMBER_LIMIT: u64 = 10_000;
 
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +66,10 @@ pub enum ServeError {
 struct AppState {
     directories: DirectoryServiceClient<Channel>,
     users: UserServiceClient<Channel>,
+    groups: GroupServiceClient<Channel>,
     tokens: Arc<TokenCache>,
     public_url: Option<Arc<str>>,
+    group_patch_member_limit: u64,
 }
 
 /// Serves SCIM on `listener` until `shutdown` is cancelled, then lets
@@ -60,8 +78,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let state = AppState {
         directories: DirectoryServiceClient::new(idmesh_runtime::grpc::lazy_channel(&config.directory_addr)?),
         users: UserServiceClient::new(idmesh_runtime::grpc::lazy_channel(&config.user_addr)?),
+        groups: GroupServiceClient::new(idmesh_runtime::grpc::lazy_channel(&config.group_addr)?),
         tokens: Arc::new(TokenCache::new()),
         public_url: config.public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
+        group_patch_member_limit: config.group_patch_member_limit,
     };
     tracing::info!(addr = ?listener.local_addr().ok(), "scim-gateway listening");
     // TCP_NODELAY: SCIM responses are small and must not wait for delayed ACKs.
@@ -80,13 +100,22 @@ fn router(state: AppState) -> Router {
     let directory_routes = Router::new()
         .route("/Users", get(users::list).post(users::create))
         .route("/Users/.search", post(users::search))
-        .route("/.search", post(users::search))
+        .route("/.search", post(search::search))
         .route(
             "/Users/{id}",
             get(users::get)
                 .put(users::replace)
                 .patch(users::patch)
                 .delete(users::delete),
+        )
+        .route("/Groups", get(groups::list).post(groups::create))
+        .route("/Groups/.search", post(groups::search))
+        .route(
+            "/Groups/{id}",
+            get(groups::get)
+                .put(groups::replace)
+                .patch(groups::patch)
+                .delete(groups::delete),
         )
         .route("/ServiceProviderConfig", get(discovery::service_provider_config))
         .route("/Schemas", get(discovery::schemas))

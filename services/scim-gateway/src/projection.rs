@@ -27,6 +27,11 @@ impl AttributeQuery {
             schema,
         )?)
     }
+
+    /// Whether the client named `attributes` or `excludedAttributes` at all.
+    pub fn is_given(&self) -> bool {
+        self.attributes.is_some() || self.excluded.is_some()
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for AttributeQuery {

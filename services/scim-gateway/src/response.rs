@@ -5,12 +5,12 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use idmesh_proto::v1::User;
+use idmesh_proto::v1::{ResourceMeta, User};
 use scim::ScimError;
 use scim::attributes::Projection;
 use scim::meta::Meta;
-use scim::schema::USER_RESOURCE;
-use serde_json::Value;
+use scim::schema::{ResourceSchema, USER_RESOURCE};
+use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -75,24 +75,35 @@ pub struct ScimResource {
 impl IntoResponse for ScimResource {
     fn into_response(self) -> Response {
         let mut response = (self.status, self.body.to_string()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
-        if let Ok(etag) = HeaderValue::from_str(&scim::meta::etag(self.version)) {
-            headers.insert(header::ETAG, etag);
-        }
-        if self.status == StatusCode::CREATED
-            && let Ok(location) = HeaderValue::from_str(&self.location)
-        {
-            headers.insert(header::LOCATION, location);
-        }
+        resource_headers(&mut response, self.version, &self.location);
         response
+    }
+}
+
+/// The headers of a response carrying one resource: its Content-Type, its
+/// ETag and, on 201, its Location.
+pub fn resource_headers(response: &mut Response, version: i64, location: &str) {
+    let created = response.status() == StatusCode::CREATED;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
+    if let Ok(etag) = HeaderValue::from_str(&scim::meta::etag(version)) {
+        headers.insert(header::ETAG, etag);
+    }
+    if created && let Ok(location) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, location);
     }
 }
 
 /// 304 Not Modified for a resource at `version`: its ETag and no body
 /// (RFC 7232 §4.1).
 pub fn not_modified(version: i64) -> Response {
-    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    without_body(StatusCode::NOT_MODIFIED, version)
+}
+
+/// An answer about a resource at `version` that carries its ETag and no
+/// body (304, or 204 after a write).
+pub fn without_body(status: StatusCode, version: i64) -> Response {
+    let mut response = status.into_response();
     if let Ok(etag) = HeaderValue::from_str(&scim::meta::etag(version)) {
         response.headers_mut().insert(header::ETAG, etag);
     }
@@ -113,38 +124,67 @@ impl IntoResponse for ScimBody {
     }
 }
 
-/// Renders a user as its SCIM resource, located under `base`, carrying
-/// what `projection` asks for.
-pub fn render_user(
+/// Renders a stored document as the SCIM resource `id` of `resource_type`
+/// in `directory_id`: `id` and `meta` added, located under `base`, not yet
+/// projected.
+pub fn render_document(
     base: &BaseUrl,
-    user: User,
+    resource_type: &ResourceSchema,
+    directory_id: &str,
+    id: &str,
+    doc: &Map<String, Value>,
+    meta: Option<ResourceMeta>,
     status: StatusCode,
-    projection: &Projection,
 ) -> Result<ScimResource, ApiError> {
-    let meta = user.meta.unwrap_or_default();
+    let meta = meta.unwrap_or_default();
     let instant = |ts: Option<prost_types::Timestamp>| {
         ts.as_ref()
             .and_then(idmesh_runtime::timestamp::from_proto)
             .ok_or_else(|| ApiError(ScimError::internal()))
     };
-    let location = format!("{}/Users/{}", base.directory(&user.directory_id), user.id);
-    let doc = idmesh_runtime::struct_json::from_struct(user.resource.unwrap_or_default());
-    let mut body = scim::meta::render(
-        &doc,
-        &user.id,
+    let location = format!("{}{}/{id}", base.directory(directory_id), resource_type.endpoint);
+    let body = scim::meta::render(
+        doc,
+        id,
         &Meta {
-            resource_type: "User",
+            resource_type: resource_type.name,
             created: instant(meta.created)?,
             last_modified: instant(meta.last_modified)?,
             version: meta.version,
             location: location.clone(),
         },
     );
-    projection.apply(&mut body, &USER_RESOURCE);
     Ok(ScimResource {
         status,
         body,
         version: meta.version,
         location,
     })
+}
+
+/// Renders a user as its SCIM resource, located under `base`, carrying
+/// what `projection` asks for. `groups` is its readOnly `groups` attribute
+/// (see [`crate::members::GroupsOfUsers`]), left out when empty.
+pub fn render_user(
+    base: &BaseUrl,
+    user: User,
+    groups: Vec<Value>,
+    status: StatusCode,
+    projection: &Projection,
+) -> Result<ScimResource, ApiError> {
+    let mut doc = idmesh_runtime::struct_json::from_struct(user.resource.unwrap_or_default());
+    if !groups.is_empty() {
+        doc.insert("groups".to_owned(), Value::Array(groups));
+    }
+    let mut rendered = render_document(
+        base,
+        &USER_RESOURCE,
+        &user.directory_id,
+        &user.id,
+        &doc,
+        user.meta,
+        status,
+    )?;
+    projection.apply(&mut rendered.body, &USER_RESOURCE);
+    Ok(rendered)
 }

@@ -3,13 +3,15 @@
 //! `If-None-Match` (see [`crate::conditional`]); every response carrying
 //! users honours `attributes` and `excludedAttributes` (see
 //! [`crate::projection`]). Lists filter, sort and page in user-service.
+//! A user's readOnly `groups` comes from group-service (see
+//! [`GroupsOfUsers`]) whenever the response carries it.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use idmesh_proto::v1::{
     CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest, PageRequest, PatchOperation,
-    PatchUserRequest, ReplaceUserRequest, SortRequest,
+    PatchUserRequest, ReplaceUserRequest, SortRequest, User,
 };
 use idmesh_runtime::struct_json;
 use scim::ScimError;
@@ -21,11 +23,12 @@ use serde_json::Value;
 use crate::AppState;
 use crate::conditional::{Freshness, Preconditions};
 use crate::error::ApiError;
+use crate::members::GroupsOfUsers;
 use crate::projection::AttributeQuery;
 use crate::response::{BaseUrl, ScimBody, ScimJson, ScimResource, not_modified, render_user};
 
 /// A resource body must be a JSON object.
-fn resource(body: Value) -> Result<prost_types::Struct, ApiError> {
+pub fn resource(body: Value) -> Result<prost_types::Struct, ApiError> {
     match body {
         Value::Object(map) => Ok(struct_json::to_struct(&map)),
         _ => Err(ScimError::invalid_syntax("the request body must be a JSON object").into()),
@@ -45,7 +48,8 @@ pub async fn create(
         resource: Some(resource(body)?),
     };
     let user = state.users.clone().create_user(request).await?.into_inner();
-    render_user(&base, user, StatusCode::CREATED, &projection)
+    // A user is created in no group.
+    render_user(&base, user, Vec::new(), StatusCode::CREATED, &projection)
 }
 
 /// The version a user is at now, for preconditions that cannot be left to
@@ -77,7 +81,7 @@ pub async fn get(
         .get_user(GetUserRequest { directory_id, id })
         .await?
         .into_inner();
-    let rendered = render_user(&base, user, StatusCode::OK, &projection)?;
+    let rendered = render_with_groups(&state, &base, user, &projection).await?;
     Ok(match preconditions.check_read(rendered.version)? {
         Freshness::Modified => rendered.into_response(),
         Freshness::NotModified => not_modified(rendered.version),
@@ -94,9 +98,8 @@ pub async fn list(
     list_users(&state, directory_id, query, &base).await
 }
 
-/// `POST /Users/.search`, and `POST /.search` at the directory's root
-/// (where users are the only resources so far): the query in a
-/// SearchRequest body (RFC 7644 §3.4.3), answered like a GET list.
+/// `POST /Users/.search`: the query in a SearchRequest body (RFC 7644
+/// §3.4.3), answered like a GET list.
 pub async fn search(
     State(state): State<AppState>,
     Path(directory_id): Path<String>,
@@ -113,6 +116,32 @@ async fn list_users(
     query: ListQuery,
     base: &BaseUrl,
 ) -> Result<ScimBody, ApiError> {
+    let page = page_of_users(state, &directory_id, &query, query.start_index, query.count, base).await?;
+    Ok(ScimBody(scim::list::list_response(
+        page.resources,
+        page.total,
+        query.start_index,
+    )))
+}
+
+/// One page of users rendered for a list response, and how many match.
+#[derive(Debug)]
+pub struct Page {
+    pub resources: Vec<Value>,
+    pub total: u64,
+}
+
+/// The users matching `query`'s filter and sort, `count` of them from the
+/// 1-based `start_index` (which the directory-wide search chooses itself),
+/// projected as `query` asks.
+pub async fn page_of_users(
+    state: &AppState,
+    directory_id: &str,
+    query: &ListQuery,
+    start_index: u64,
+    count: u32,
+    base: &BaseUrl,
+) -> Result<Page, ApiError> {
     let projection = Projection::parse(
         query.attributes.as_deref(),
         query.excluded_attributes.as_deref(),
@@ -126,22 +155,55 @@ async fn list_users(
         None => None,
     };
     let request = ListUsersRequest {
-        directory_id,
-        filter: query.filter.unwrap_or_default(),
+        directory_id: directory_id.to_owned(),
+        filter: query.filter.clone().unwrap_or_default(),
         page: Some(PageRequest {
-            start_index: i64::try_from(query.start_index).unwrap_or(i64::MAX),
-            count: i32::try_from(query.count).unwrap_or(i32::MAX),
+            start_index: i64::try_from(start_index).unwrap_or(i64::MAX),
+            count: i32::try_from(count).unwrap_or(i32::MAX),
         }),
         sort,
     };
     let response = state.users.clone().list_users(request).await?.into_inner();
+    let ids: Vec<&str> = response.users.iter().map(|user| user.id.as_str()).collect();
+    let mut groups = GroupsOfUsers::read(
+        &state.groups,
+        directory_id,
+        &base.directory(directory_id),
+        &ids,
+        &projection,
+    )
+    .await?;
     let resources = response
         .users
         .into_iter()
-        .map(|user| render_user(base, user, StatusCode::OK, &projection).map(|rendered| rendered.body))
+        .map(|user| {
+            let groups = groups.take(&user.id);
+            render_user(base, user, groups, StatusCode::OK, &projection).map(|rendered| rendered.body)
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let total = u64::try_from(response.total_results).unwrap_or_default();
-    Ok(ScimBody(scim::list::list_response(resources, total, query.start_index)))
+    Ok(Page {
+        resources,
+        total: u64::try_from(response.total_results).unwrap_or_default(),
+    })
+}
+
+/// Renders one user with its `groups`, read when `projection` returns them.
+async fn render_with_groups(
+    state: &AppState,
+    base: &BaseUrl,
+    user: User,
+    projection: &Projection,
+) -> Result<ScimResource, ApiError> {
+    let mut groups = GroupsOfUsers::read(
+        &state.groups,
+        &user.directory_id,
+        &base.directory(&user.directory_id),
+        &[user.id.as_str()],
+        projection,
+    )
+    .await?;
+    let groups = groups.take(&user.id);
+    render_user(base, user, groups, StatusCode::OK, projection)
 }
 
 pub async fn replace(
@@ -164,7 +226,7 @@ pub async fn replace(
         expected_version,
     };
     let user = state.users.clone().replace_user(request).await?.into_inner();
-    render_user(&base, user, StatusCode::OK, &projection)
+    render_with_groups(&state, &base, user, &projection).await
 }
 
 pub async fn patch(
@@ -194,7 +256,7 @@ pub async fn patch(
         expected_version,
     };
     let user = state.users.clone().patch_user(request).await?.into_inner();
-    render_user(&base, user, StatusCode::OK, &projection)
+    render_with_groups(&state, &base, user, &projection).await
 }
 
 pub async fn delete(

@@ -1,0 +1,237 @@
+//! Memberships as SCIM renders them: a group's `members` (read from
+//! group-service page by page, and streamed when a response carries one
+//! group) and a user's readOnly `groups`.
+//!
+//! group-service keeps members as rows and hands them out in pages
+//! (`ListMembers`), so a group's members are never one value anywhere: GET
+//! of one group writes the group without members, then each page as it
+//! arrives, and holds at most a page or two in memory whatever the group's
+//! size. The pages are read after the group itself, outside its
+//! transaction, so a membership change that lands between two pages may
+//! show in later pages only; the ETag is the version the group was read at.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use idmesh_proto::v1::group_service_client::GroupServiceClient;
+use idmesh_proto::v1::{ListGroupsOfMemberRequest, ListMembersRequest, Member, MemberType};
+use scim::attributes::Projection;
+use scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use crate::error::ApiError;
+use crate::response::{ScimResource, resource_headers};
+
+/// Members per `ListMembers` call: large enough that a 100,000-member group
+/// takes 20 calls, small enough (about 750 kB rendered) to hold one page
+/// while the previous one is being sent.
+const MEMBER_PAGE_SIZE: i32 = 5_000;
+
+/// How many rendered pages may wait for a slow client before reading
+/// pauses: the stream's whole buffer.
+const PAGES_IN_FLIGHT: usize = 1;
+
+/// `ListGroupsOfMember` takes at most this many ids per call.
+const MEMBER_IDS_PER_CALL: usize = 1_000;
+
+/// The members of one group, read page by page.
+#[derive(Debug)]
+pub struct MemberPages {
+    groups: GroupServiceClient<Channel>,
+    directory_id: String,
+    group_id: String,
+    /// Where the next page starts; `None` once the last page was read.
+    next: Option<String>,
+}
+
+impl MemberPages {
+    pub fn new(groups: GroupServiceClient<Channel>, directory_id: &str, group_id: &str) -> Self {
+        Self {
+            groups,
+            directory_id: directory_id.to_owned(),
+            group_id: group_id.to_owned(),
+            next: Some(String::new()),
+        }
+    }
+
+    /// The next page, `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<Member>>, tonic::Status> {
+        let Some(page_token) = self.next.take() else {
+            return Ok(None);
+        };
+        let request = ListMembersRequest {
+            directory_id: self.directory_id.clone(),
+            group_id: self.group_id.clone(),
+            page_size: MEMBER_PAGE_SIZE,
+            page_token,
+        };
+        let page = self.groups.list_members(request).await?.into_inner();
+        self.next = Some(page.next_page_token).filter(|token| !token.is_empty());
+        Ok(Some(page.members))
+    }
+
+    /// Every member, rendered: for list responses, which hold each group of
+    /// the page whole.
+    pub async fn collect(mut self, directory_url: &str) -> Result<Vec<Value>, ApiError> {
+        let mut members = Vec::new();
+        while let Some(page) = self.next().await? {
+            members.extend(page.iter().map(|member| render_member(directory_url, member)));
+        }
+        Ok(members)
+    }
+}
+
+/// One member as a Group's `members` carries it: `value`, `$ref` (to
+/// `/Users` or `/Groups`, by the member's type), `type` and `display`.
+pub fn render_member(directory_url: &str, member: &Member) -> Value {
+    let resource_type = match member.r#type() {
+        MemberType::Group => &GROUP_RESOURCE,
+        MemberType::User | MemberType::Unspecified => &USER_RESOURCE,
+    };
+    let mut rendered = Map::new();
+    rendered.insert("value".to_owned(), Value::from(member.value.as_str()));
+    rendered.insert(
+        "$ref".to_owned(),
+        Value::from(format!("{directory_url}{}/{}", resource_type.endpoint, member.value)),
+    );
+    rendered.insert("type".to_owned(), Value::from(resource_type.name));
+    if !member.display.is_empty() {
+        rendered.insert("display".to_owned(), Value::from(member.display.as_str()));
+    }
+    Value::Object(rendered)
+}
+
+/// Answers with `group` (rendered and projected, without members) followed
+/// by its members, streamed page by page from `pages`.
+///
+/// The first page is read before answering, so that the common failure (a
+/// group-service that is down) is still a SCIM error with its status. A
+/// later failure can only cut the body short, which the client sees as a
+/// broken response rather than a truncated group that parses.
+pub async fn stream_group(
+    group: ScimResource,
+    mut pages: MemberPages,
+    directory_url: String,
+    projection: Projection,
+) -> Result<Response, ApiError> {
+    let first = pages.next().await?.unwrap_or_default();
+    let mut head = group.body.to_string();
+    // The rendered group is an object with at least its id: drop its `}`.
+    head.pop();
+    head.push_str(",\"members\":[");
+    let mut written = false;
+    head.push_str(&render_page(&directory_url, &projection, &first, &mut written));
+
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(PAGES_IN_FLIGHT);
+    let group_id = pages.group_id.clone();
+    tokio::spawn(async move {
+        loop {
+            let chunk = match pages.next().await {
+                Ok(Some(page)) => Ok(Bytes::from(render_page(
+                    &directory_url,
+                    &projection,
+                    &page,
+                    &mut written,
+                ))),
+                Ok(None) => break,
+                Err(status) => {
+                    tracing::error!(%group_id, %status, "reading members while streaming a group");
+                    Err(std::io::Error::other(
+                        "group-service failed while members were streamed",
+                    ))
+                }
+            };
+            let failed = chunk.is_err();
+            // The client went away: stop reading.
+            if sender.send(chunk).await.is_err() || failed {
+                return;
+            }
+        }
+        // The client may be gone by now; nothing is left to stop.
+        let _ = sender.send(Ok(Bytes::from_static(b"]}"))).await;
+    });
+
+    let body = Body::from_stream(tokio_stream::once(Ok(Bytes::from(head))).chain(ReceiverStream::new(receiver)));
+    let mut response = Response::new(body);
+    *response.status_mut() = group.status;
+    resource_headers(&mut response, group.version, &group.location);
+    Ok(response)
+}
+
+/// One page of members, projected, as JSON array elements, each after a
+/// comma once `written` says an element precedes it.
+fn render_page(directory_url: &str, projection: &Projection, page: &[Member], written: &mut bool) -> String {
+    let members = page.iter().map(|member| render_member(directory_url, member)).collect();
+    let mut wrapper = Value::Object(Map::from_iter([("members".to_owned(), Value::Array(members))]));
+    projection.apply(&mut wrapper, &GROUP_RESOURCE);
+    let mut out = String::new();
+    let members = wrapper.get("members").and_then(Value::as_array).into_iter().flatten();
+    for member in members {
+        if *written {
+            out.push(',');
+        }
+        out.push_str(&member.to_string());
+        *written = true;
+    }
+    out
+}
+
+/// Users' readOnly `groups` attribute (RFC 7643 §4.1.2): the groups each
+/// user is a direct member of, from group-service, as `value`, `$ref`,
+/// `display` and `type` "direct" (idmesh does not expand nested groups).
+#[derive(Debug, Default)]
+pub struct GroupsOfUsers(HashMap<String, Vec<Value>>);
+
+impl GroupsOfUsers {
+    /// The groups of `user_ids`, asked for only when `projection` returns
+    /// `groups`; in calls of [`MEMBER_IDS_PER_CALL`] ids, so a page of users
+    /// costs one or two calls, not one per user.
+    pub async fn read(
+        groups: &GroupServiceClient<Channel>,
+        directory_id: &str,
+        directory_url: &str,
+        user_ids: &[&str],
+        projection: &Projection,
+    ) -> Result<GroupsOfUsers, ApiError> {
+        let mut found: HashMap<String, Vec<Value>> = HashMap::new();
+        if !projection.includes(&USER_RESOURCE, "groups") {
+            return Ok(GroupsOfUsers(found));
+        }
+        for ids in user_ids.chunks(MEMBER_IDS_PER_CALL) {
+            let request = ListGroupsOfMemberRequest {
+                directory_id: directory_id.to_owned(),
+                member_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+            };
+            let memberships = groups.clone().list_groups_of_member(request).await?.into_inner();
+            for membership in memberships.memberships {
+                let mut group = Map::new();
+                group.insert("value".to_owned(), Value::from(membership.group_id.as_str()));
+                group.insert(
+                    "$ref".to_owned(),
+                    Value::from(format!(
+                        "{directory_url}{}/{}",
+                        GROUP_RESOURCE.endpoint, membership.group_id
+                    )),
+                );
+                group.insert("display".to_owned(), Value::from(membership.group_display_name));
+                group.insert("type".to_owned(), Value::from("direct"));
+                found
+                    .entry(membership.member_id)
+                    .or_default()
+                    .push(Value::Object(group));
+            }
+        }
+        Ok(GroupsOfUsers(found))
+    }
+
+    /// The `groups` of one user; empty when it has none or they were not
+    /// asked for.
+    pub fn take(&mut self, user_id: &str) -> Vec<Value> {
+        self.0.remove(user_id).unwrap_or_default()
+    }
+}
