@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
+use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_proto::v1::{CreateDirectoryRequest, IssueTokenRequest};
@@ -32,6 +33,7 @@ pub struct TestMesh {
     pub http_addr: SocketAddr,
     pub directory_addr: SocketAddr,
     pub user_addr: SocketAddr,
+    pub group_addr: SocketAddr,
     /// Where user-service reaches session-service: the mesh's own, or the
     /// address the test configured when the mesh runs without one.
     pub session_addr: SocketAddr,
@@ -72,19 +74,27 @@ impl TestMesh {
             .await
             .expect("the mesh starts");
         let session_addr = mesh.session_addr.or(configured_session_addr);
-        let addrs = (mesh.http_addr, mesh.directory_addr, mesh.user_addr, session_addr);
+        let addrs = (
+            mesh.http_addr,
+            mesh.directory_addr,
+            mesh.user_addr,
+            mesh.group_addr,
+            session_addr,
+        );
         tokio::spawn(async move {
             if let Err(err) = mesh.wait().await {
                 panic!("a service of the mesh failed: {err:#}");
             }
         });
-        let (Some(http_addr), Some(directory_addr), Some(user_addr), Some(session_addr)) = addrs else {
+        let (Some(http_addr), Some(directory_addr), Some(user_addr), Some(group_addr), Some(session_addr)) = addrs
+        else {
             panic!("every target is bound, or session-service's address configured: {addrs:?}");
         };
         TestMesh {
             http_addr,
             directory_addr,
             user_addr,
+            group_addr,
             session_addr,
             shutdown,
             _data_dir: data_dir,
@@ -99,6 +109,11 @@ impl TestMesh {
     /// A gRPC client of user-service.
     pub fn users(&self) -> UserServiceClient<Channel> {
         UserServiceClient::new(channel(self.user_addr))
+    }
+
+    /// A gRPC client of group-service.
+    pub fn groups(&self) -> GroupServiceClient<Channel> {
+        GroupServiceClient::new(channel(self.group_addr))
     }
 
     /// A gRPC client of the session-service that user-service revokes
@@ -245,6 +260,12 @@ impl ScimClient {
         self.post("/Users", user(user_name), 201).await.body
     }
 
+    /// Creates a group with these members (ids of users or groups) and
+    /// returns its SCIM resource.
+    pub async fn create_group(&self, display_name: &str, members: &[&str]) -> Value {
+        self.post("/Groups", group(display_name, members), 201).await.body
+    }
+
     /// The users a filter finds (one page of up to 100).
     pub async fn filter_users(&self, filter: &str) -> Value {
         let query = format!("/Users?filter={}", encode(filter));
@@ -260,6 +281,16 @@ pub fn user(user_name: &str) -> Value {
         "name": {"givenName": "Test", "familyName": "User"},
         "emails": [{"primary": true, "value": user_name, "type": "work"}],
         "active": true
+    })
+}
+
+/// A SCIM Group body with these members (ids of users or groups).
+pub fn group(display_name: &str, members: &[&str]) -> Value {
+    let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": display_name,
+        "members": members
     })
 }
 

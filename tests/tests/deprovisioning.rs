@@ -420,7 +420,7 @@ async fn with_session_service_down_users_are_still_deprovisioned_and_revoked_onc
     let session_addr = SocketAddr::from(([127, 0, 0, 1], free_port().await));
     let mesh = TestMesh::start_with(
         Backend::Sqlite,
-        &[Target::Directories, Target::Users, Target::Gateway],
+        &[Target::Directories, Target::Users, Target::Groups, Target::Gateway],
         |config| config.session_addr = session_addr.to_string(),
     )
     .await;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
@@ -82,7 +83,7 @@ both_backends!(
 );
 
 both_backends!(
-    schemas_lists_the_user_schemas_and_the_service_provider_schemas,
+    schemas_lists_the_user_and_group_schemas_and_the_service_provider_schemas,
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let list = scim.get("/Schemas", 200).await.body;
@@ -92,13 +93,14 @@ both_backends!(
             [
                 USER_SCHEMA,
                 ENTERPRISE_SCHEMA,
+                GROUP_SCHEMA,
                 "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig",
                 "urn:ietf:params:scim:schemas:core:2.0:ResourceType",
                 "urn:ietf:params:scim:schemas:core:2.0:Schema",
             ]
         );
-        assert_eq!(list["totalResults"], json!(5));
-        assert_eq!(list["itemsPerPage"], json!(5));
+        assert_eq!(list["totalResults"], json!(6));
+        assert_eq!(list["itemsPerPage"], json!(6));
         assert_eq!(list["startIndex"], json!(1));
         for entry in resources(&list) {
             let id = entry["id"].as_str().expect("an id");
@@ -154,13 +156,13 @@ both_backends!(
 );
 
 both_backends!(
-    resource_types_serve_user_with_the_enterprise_extension,
+    resource_types_serve_user_with_the_enterprise_extension_and_group,
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let list = scim.get("/ResourceTypes", 200).await.body;
         assert_eq!(list["schemas"], json!([LIST_RESPONSE]));
-        assert_eq!(ids(&list), ["User"]);
-        assert_eq!(list["totalResults"], json!(1));
+        assert_eq!(ids(&list), ["User", "Group"]);
+        assert_eq!(list["totalResults"], json!(2));
 
         let user = scim.get("/ResourceTypes/User", 200).await.body;
         assert_eq!(&user, &resources(&list)[0]);
@@ -179,10 +181,23 @@ both_backends!(
             user["meta"],
             json!({"resourceType": "ResourceType", "location": format!("{}/ResourceTypes/User", scim.base_url)})
         );
+
+        let group = scim.get("/ResourceTypes/Group", 200).await.body;
+        assert_eq!(&group, &resources(&list)[1]);
+        assert_eq!(group["endpoint"], json!("/Groups"));
+        assert_eq!(group["schema"], json!(GROUP_SCHEMA));
+        assert_eq!(group["schemaExtensions"], json!([]));
+        assert_eq!(
+            group["meta"],
+            json!({"resourceType": "ResourceType", "location": format!("{}/ResourceTypes/Group", scim.base_url)})
+        );
+
         // Every schema a resource type names is served.
-        for urn in [USER_SCHEMA, ENTERPRISE_SCHEMA] {
+        for urn in [USER_SCHEMA, ENTERPRISE_SCHEMA, GROUP_SCHEMA] {
             schema(&scim, urn).await;
         }
+        let members = attribute(&schema(&scim, GROUP_SCHEMA).await, "members").clone();
+        assert_eq!(members["multiValued"], json!(true));
     }
 );
 
@@ -191,10 +206,7 @@ both_backends!(
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         for path in [
-            // Groups are not served yet, so neither is their schema.
-            "/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group",
             "/Schemas/0b9f3c8e-5d1c-4f57-a1a3-8c3f2e9d7b10",
-            "/ResourceTypes/Group",
             "/ResourceTypes/Widget",
             "/ServiceProviderConfigs",
             "/ServiceProviderConfig/patch",
@@ -250,7 +262,7 @@ both_backends!(
         }
         // Paging and sorting are ignored (RFC 7644 §4): the whole list comes back.
         let paged = scim.get("/Schemas?startIndex=2&count=1&sortBy=name", 200).await.body;
-        assert_eq!(paged["totalResults"], json!(5));
-        assert_eq!(resources(&paged).len(), 5);
+        assert_eq!(paged["totalResults"], json!(6));
+        assert_eq!(resources(&paged).len(), 6);
     }
 );

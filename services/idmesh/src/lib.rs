@@ -18,13 +18,21 @@ pub enum Target {
     Directories,
     /// user-service: users.
     Users,
+    /// group-service: groups and their members.
+    Groups,
     /// session-service: sessions, revocation and the revocation watch.
     Sessions,
 }
 
 impl Target {
     /// Every target: the whole mesh, as `idmesh dev` runs it.
-    pub const ALL: [Target; 4] = [Target::Directories, Target::Users, Target::Sessions, Target::Gateway];
+    pub const ALL: [Target; 5] = [
+        Target::Directories,
+        Target::Users,
+        Target::Groups,
+        Target::Sessions,
+        Target::Gateway,
+    ];
 }
 
 /// Where each target listens and how it reaches the others.
@@ -38,14 +46,22 @@ pub struct MeshConfig {
     pub http_addr: SocketAddr,
     pub directory_listen_addr: SocketAddr,
     pub user_listen_addr: SocketAddr,
+    pub group_listen_addr: SocketAddr,
     pub session_listen_addr: SocketAddr,
     /// Where the gateway reaches directory-service when it runs elsewhere.
     pub directory_addr: String,
-    /// Where the gateway reaches user-service when it runs elsewhere.
+    /// Where the gateway and group-service reach user-service when it runs
+    /// elsewhere.
     pub user_addr: String,
+    /// Where the gateway and user-service reach group-service when it runs
+    /// elsewhere.
+    pub group_addr: String,
     /// Where user-service reaches session-service when it runs elsewhere.
     pub session_addr: String,
     pub public_url: Option<String>,
+    /// The member count above which the gateway answers a group PATCH with
+    /// 204 (see [`scim_gateway::Config::group_patch_member_limit`]).
+    pub group_patch_member_limit: u64,
 }
 
 impl MeshConfig {
@@ -59,11 +75,14 @@ impl MeshConfig {
             http_addr: any_port,
             directory_listen_addr: any_port,
             user_listen_addr: any_port,
+            group_listen_addr: any_port,
             session_listen_addr: any_port,
             directory_addr: String::new(),
             user_addr: String::new(),
+            group_addr: String::new(),
             session_addr: String::new(),
             public_url: None,
+            group_patch_member_limit: scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT,
         }
     }
 }
@@ -74,6 +93,7 @@ pub struct Mesh {
     pub http_addr: Option<SocketAddr>,
     pub directory_addr: Option<SocketAddr>,
     pub user_addr: Option<SocketAddr>,
+    pub group_addr: Option<SocketAddr>,
     pub session_addr: Option<SocketAddr>,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
@@ -93,6 +113,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
     }
     let directory_listener = bind(targets.contains(&Target::Directories), config.directory_listen_addr).await?;
     let user_listener = bind(targets.contains(&Target::Users), config.user_listen_addr).await?;
+    let group_listener = bind(targets.contains(&Target::Groups), config.group_listen_addr).await?;
     let session_listener = bind(targets.contains(&Target::Sessions), config.session_listen_addr).await?;
     let gateway_listener = bind(targets.contains(&Target::Gateway), config.http_addr).await?;
 
@@ -101,10 +122,20 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         http_addr: local(&gateway_listener),
         directory_addr: local(&directory_listener),
         user_addr: local(&user_listener),
+        group_addr: local(&group_listener),
         session_addr: local(&session_listener),
         tasks: JoinSet::new(),
         shutdown: shutdown.clone(),
     };
+
+    // A peer in this process is reached at its bound address, any other at
+    // the configured one.
+    let user_addr = mesh
+        .user_addr
+        .map_or_else(|| config.user_addr.clone(), |a| a.to_string());
+    let group_addr = mesh
+        .group_addr
+        .map_or_else(|| config.group_addr.clone(), |a| a.to_string());
 
     if let Some(listener) = directory_listener {
         let config = directory_service::Config {
@@ -120,10 +151,20 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
             session_addr: mesh
                 .session_addr
                 .map_or_else(|| config.session_addr.clone(), |a| a.to_string()),
+            group_addr: group_addr.clone(),
         };
         let shutdown = shutdown.clone();
         mesh.tasks
             .spawn(async move { Ok(user_service::serve(listener, config, shutdown).await?) });
+    }
+    if let Some(listener) = group_listener {
+        let config = group_service::Config {
+            database_url: config.database_url.clone(),
+            user_addr: user_addr.clone(),
+        };
+        let shutdown = shutdown.clone();
+        mesh.tasks
+            .spawn(async move { Ok(group_service::serve(listener, config, shutdown).await?) });
     }
     if let Some(listener) = session_listener {
         let config = session_service::Config::new(config.redis_url.clone());
@@ -134,8 +175,10 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
     if let Some(listener) = gateway_listener {
         let config = scim_gateway::Config {
             directory_addr: mesh.directory_addr.map_or(config.directory_addr, |a| a.to_string()),
-            user_addr: mesh.user_addr.map_or(config.user_addr, |a| a.to_string()),
+            user_addr,
+            group_addr,
             public_url: config.public_url,
+            group_patch_member_limit: config.group_patch_member_limit,
         };
         let shutdown = shutdown.clone();
         mesh.tasks

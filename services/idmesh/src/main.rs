@@ -50,6 +50,9 @@ struct DevArgs {
     /// user-service's listen address.
     #[arg(long, env = "IDMESH_USER_LISTEN_ADDR", default_value = "127.0.0.1:50052")]
     user_listen_addr: SocketAddr,
+    /// group-service's listen address.
+    #[arg(long, env = "IDMESH_GROUP_LISTEN_ADDR", default_value = "127.0.0.1:50054")]
+    group_listen_addr: SocketAddr,
     /// session-service's listen address.
     #[arg(long, env = "IDMESH_SESSION_LISTEN_ADDR", default_value = "127.0.0.1:50053")]
     session_listen_addr: SocketAddr,
@@ -60,6 +63,10 @@ struct DevArgs {
     /// Externally visible base URL, for meta.location (default: the request's Host).
     #[arg(long, env = "IDMESH_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Above this many members, a group PATCH that names neither attributes
+    /// nor excludedAttributes answers 204 No Content instead of the group.
+    #[arg(long, env = "IDMESH_GROUP_PATCH_MEMBER_LIMIT", default_value_t = scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT)]
+    group_patch_member_limit: u64,
 }
 
 #[derive(Debug, Args)]
@@ -67,7 +74,7 @@ struct ServeArgs {
     /// Which services this process runs.
     #[arg(long, env = "IDMESH_TARGETS", value_delimiter = ',', required = true)]
     targets: Vec<Target>,
-    /// postgres://… or sqlite://… (directories and users).
+    /// postgres://… or sqlite://… (directories, users and groups).
     #[arg(long, env = "IDMESH_DATABASE_URL", default_value = "sqlite://.idmesh/idmesh.db")]
     database_url: String,
     /// The gateway's HTTP listen address.
@@ -79,6 +86,9 @@ struct ServeArgs {
     /// user-service's gRPC listen address.
     #[arg(long, env = "IDMESH_USER_LISTEN_ADDR", default_value = "0.0.0.0:50052")]
     user_listen_addr: SocketAddr,
+    /// group-service's gRPC listen address.
+    #[arg(long, env = "IDMESH_GROUP_LISTEN_ADDR", default_value = "0.0.0.0:50054")]
+    group_listen_addr: SocketAddr,
     /// session-service's gRPC listen address.
     #[arg(long, env = "IDMESH_SESSION_LISTEN_ADDR", default_value = "0.0.0.0:50053")]
     session_listen_addr: SocketAddr,
@@ -90,9 +100,14 @@ struct ServeArgs {
     /// Where the gateway reaches directory-service, when it runs elsewhere.
     #[arg(long, env = "IDMESH_DIRECTORY_ADDR", default_value = admin::DEFAULT_DIRECTORY_ADDR)]
     directory_addr: String,
-    /// Where the gateway reaches user-service, when it runs elsewhere.
+    /// Where the gateway and group-service reach user-service, when it runs
+    /// elsewhere.
     #[arg(long, env = "IDMESH_USER_ADDR", default_value = "127.0.0.1:50052")]
     user_addr: String,
+    /// Where the gateway and user-service reach group-service, when it runs
+    /// elsewhere: deleting a user removes it from every group there.
+    #[arg(long, env = "IDMESH_GROUP_ADDR", default_value = "127.0.0.1:50054")]
+    group_addr: String,
     /// Where user-service reaches session-service, when it runs elsewhere:
     /// deactivating or deleting a user revokes their sessions there.
     #[arg(long, env = "IDMESH_SESSION_ADDR", default_value = "127.0.0.1:50053")]
@@ -100,6 +115,10 @@ struct ServeArgs {
     /// Externally visible base URL, for meta.location (default: the request's Host).
     #[arg(long, env = "IDMESH_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Above this many members, a group PATCH that names neither attributes
+    /// nor excludedAttributes answers 204 No Content instead of the group.
+    #[arg(long, env = "IDMESH_GROUP_PATCH_MEMBER_LIMIT", default_value_t = scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT)]
+    group_patch_member_limit: u64,
 }
 
 #[tokio::main]
@@ -129,11 +148,14 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         http_addr: args.http_addr,
         directory_listen_addr: args.directory_listen_addr,
         user_listen_addr: args.user_listen_addr,
+        group_listen_addr: args.group_listen_addr,
         session_listen_addr: args.session_listen_addr,
         directory_addr: args.directory_listen_addr.to_string(),
         user_addr: args.user_listen_addr.to_string(),
+        group_addr: args.group_listen_addr.to_string(),
         session_addr: args.session_listen_addr.to_string(),
         public_url: args.public_url.clone(),
+        group_patch_member_limit: args.group_patch_member_limit,
     };
     let shutdown = CancellationToken::new();
     idmesh_runtime::shutdown::cancel_on_signal(shutdown.clone());
@@ -153,11 +175,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http_addr: args.http_addr,
         directory_listen_addr: args.directory_listen_addr,
         user_listen_addr: args.user_listen_addr,
+        group_listen_addr: args.group_listen_addr,
         session_listen_addr: args.session_listen_addr,
         directory_addr: args.directory_addr,
         user_addr: args.user_addr,
+        group_addr: args.group_addr,
         session_addr: args.session_addr,
         public_url: args.public_url,
+        group_patch_member_limit: args.group_patch_member_limit,
     };
     let shutdown = CancellationToken::new();
     idmesh_runtime::shutdown::cancel_on_signal(shutdown.clone());

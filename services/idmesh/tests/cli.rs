@@ -22,6 +22,7 @@ fn start_dev(data_dir: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
         .args(["--http-addr", "127.0.0.1:0"])
         .args(["--directory-listen-addr", "127.0.0.1:0"])
         .args(["--user-listen-addr", "127.0.0.1:0"])
+        .args(["--group-listen-addr", "127.0.0.1:0"])
         .args(["--session-listen-addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -167,16 +168,18 @@ fn spawn_serve(args: &[&str]) -> Child {
 async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
     let data_dir = tempfile::tempdir().expect("a temporary directory");
     let database_url = format!("sqlite://{}", data_dir.path().join("idmesh.db").display());
-    let (directory_addr, user_addr, http_addr) = (free_addr(), free_addr(), free_addr());
+    let (directory_addr, user_addr, group_addr, http_addr) = (free_addr(), free_addr(), free_addr(), free_addr());
     let services = spawn_serve(&[
         "--targets",
-        "directories,users",
+        "directories,users,groups",
         "--database-url",
         &database_url,
         "--directory-listen-addr",
         &directory_addr,
         "--user-listen-addr",
         &user_addr,
+        "--group-listen-addr",
+        &group_addr,
     ]);
     let gateway = spawn_serve(&[
         "--targets",
@@ -187,6 +190,8 @@ async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
         &directory_addr,
         "--user-addr",
         &user_addr,
+        "--group-addr",
+        &group_addr,
     ]);
 
     let mut created = None;

@@ -1,0 +1,662 @@
+//! SCIM /Groups through the gateway to group-service, on PostgreSQL and
+//! SQLite: the resource, its members as IdPs change them, memberships seen
+//! from users, and the directory-wide search.
+
+use idmesh::Target;
+use idmesh_tests::{Backend, ScimClient, TestMesh, both_backends, encode, group, patch_op};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+fn id_of(resource: &Value) -> String {
+    resource["id"].as_str().expect("the resource has an id").to_owned()
+}
+
+/// The member ids of a rendered group, sorted.
+fn member_ids(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|member| member["value"].as_str().expect("a member value").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(ids: &[&String]) -> Vec<String> {
+    let mut ids: Vec<String> = ids.iter().map(|id| (*id).clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// `n` new users of the directory, by id.
+async fn users(scim: &ScimClient, prefix: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(id_of(&scim.create_user(&format!("{prefix}{i}@example.com")).await));
+    }
+    ids
+}
+
+async fn get_group(scim: &ScimClient, id: &str) -> Value {
+    scim.get(&format!("/Groups/{id}"), 200).await.body
+}
+
+/// The ids a list response carries, in order.
+fn listed(list: &Value) -> Vec<String> {
+    list["Resources"].as_array().into_iter().flatten().map(id_of).collect()
+}
+
+async fn filter_groups(scim: &ScimClient, filter: &str) -> Value {
+    scim.get(&format!("/Groups?filter={}", encode(filter)), 200).await.body
+}
+
+both_backends!(
+    a_group_is_created_read_listed_replaced_and_deleted,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let ids = users(&scim, "crud", 3).await;
+        let mut body = group("Engineering", &[&ids[0], &ids[1]]);
+        body["externalId"] = json!("okta-00g1");
+        let created = scim.post("/Groups", body, 201).await;
+        let id = id_of(&created.body);
+        let location = created.header("location").expect("a Location header").to_owned();
+        assert_eq!(location, format!("{}/Groups/{id}", scim.base_url));
+        assert_eq!(created.body["meta"]["location"], json!(location));
+        assert_eq!(created.body["meta"]["resourceType"], json!("Group"));
+        assert_eq!(created.header("etag"), Some("W/\"1\""));
+        assert_eq!(created.body["schemas"], json!([GROUP_SCHEMA]));
+        assert_eq!(created.body["displayName"], json!("Engineering"));
+        assert_eq!(created.body["externalId"], json!("okta-00g1"));
+        assert_eq!(member_ids(&created.body), sorted(&[&ids[0], &ids[1]]));
+        let first = created.body["members"]
+            .as_array()
+            .and_then(|members| members.iter().find(|m| m["value"] == json!(ids[0])))
+            .expect("the first member");
+        assert_eq!(first["type"], json!("User"));
+        assert_eq!(first["$ref"], json!(format!("{}/Users/{}", scim.base_url, ids[0])));
+        assert_eq!(first["display"], json!("crud0@example.com"));
+
+        let fetched = scim.get(&format!("/Groups/{id}"), 200).await;
+        assert_eq!(fetched.header("etag"), Some("W/\"1\""));
+        assert!(
+            fetched
+                .header("content-type")
+                .is_some_and(|ct| ct.starts_with("application/scim+json"))
+        );
+        assert_eq!(fetched.body, created.body);
+        scim.send_with_headers(
+            Method::GET,
+            &format!("/Groups/{id}"),
+            &[("if-none-match", "W/\"1\"")],
+            None,
+            304,
+        )
+        .await;
+
+        let list = scim.get("/Groups", 200).await.body;
+        assert_eq!(list["totalResults"], json!(1));
+        assert_eq!(list["Resources"][0], created.body);
+
+        let replaced = scim
+            .put(&format!("/Groups/{id}"), group("Platform", &[&ids[2]]), 200)
+            .await;
+        assert_eq!(replaced.header("etag"), Some("W/\"2\""));
+        assert_eq!(replaced.body["displayName"], json!("Platform"));
+        assert_eq!(member_ids(&replaced.body), [ids[2].clone()]);
+        assert_eq!(replaced.body.get("externalId"), None, "PUT replaces the whole group");
+        assert_eq!(get_group(&scim, &id).await, replaced.body);
+
+        scim.delete(&format!("/Groups/{id}"), 204).await;
+        let missing = scim.get(&format!("/Groups/{id}"), 404).await;
+        assert_eq!(missing.body["status"], json!("404"));
+        assert_eq!(scim.get("/Groups", 200).await.body["totalResults"], json!(0));
+    }
+);
+
+both_backends!(
+    a_group_without_members_has_no_members_attribute,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let created = scim.create_group("Empty", &[]).await;
+        assert_eq!(created.get("members"), None);
+        assert_eq!(get_group(&scim, &id_of(&created)).await, created);
+    }
+);
+
+both_backends!(
+    groups_filter_by_display_name_external_id_and_member,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let ids = users(&scim, "filter", 2).await;
+        let admins = scim.create_group("Admins", &[&ids[0]]).await;
+        // Entra ID allows two groups of one name.
+        let twin = scim.create_group("Admins", &[]).await;
+        let mut body = group("Sales", &[&ids[1]]);
+        body["externalId"] = json!("ext-sales");
+        let sales = scim.post("/Groups", body, 201).await.body;
+
+        let by_name = filter_groups(&scim, "displayName eq \"ADMINS\"").await;
+        assert_eq!(by_name["totalResults"], json!(2));
+        let mut found = listed(&by_name);
+        found.sort();
+        assert_eq!(found, sorted(&[&id_of(&admins), &id_of(&twin)]));
+
+        let by_external_id = filter_groups(&scim, "externalId eq \"ext-sales\"").await;
+        assert_eq!(listed(&by_external_id), [id_of(&sales)]);
+
+        let by_member = filter_groups(&scim, &format!("members[value eq \"{}\"]", ids[0])).await;
+        assert_eq!(listed(&by_member), [id_of(&admins)]);
+        assert_eq!(member_ids(&by_member["Resources"][0]), [ids[0].clone()]);
+
+        let nothing = filter_groups(&scim, "displayName eq \"Nobody\"").await;
+        assert_eq!(nothing["totalResults"], json!(0));
+        let invalid = scim
+            .get(&format!("/Groups?filter={}", encode("displayName eq")), 400)
+            .await;
+        assert_eq!(invalid.body["scimType"], json!("invalidFilter"));
+
+        let searched = scim
+            .post(
+                "/Groups/.search",
+                json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter": "displayName eq \"sales\"",
+                    "excludedAttributes": ["members"]
+                }),
+                200,
+            )
+            .await
+            .body;
+        assert_eq!(listed(&searched), [id_of(&sales)]);
+        assert_eq!(searched["Resources"][0].get("members"), None);
+    }
+);
+
+both_backends!(paging_and_sorting_visit_every_group_once, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let mut expected = Vec::new();
+    for name in ["delta", "alpha", "echo", "charlie", "bravo"] {
+        expected.push(id_of(&scim.create_group(name, &[]).await));
+    }
+    let mut seen = Vec::new();
+    let mut start_index = 1;
+    loop {
+        let page = scim
+            .get(&format!("/Groups?startIndex={start_index}&count=2"), 200)
+            .await
+            .body;
+        assert_eq!(page["totalResults"], json!(5));
+        assert_eq!(page["startIndex"], json!(start_index));
+        let ids = listed(&page);
+        assert_eq!(page["itemsPerPage"], json!(ids.len()));
+        if ids.is_empty() {
+            break;
+        }
+        assert!(ids.len() <= 2);
+        seen.extend(ids);
+        start_index += 2;
+    }
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected);
+
+    let by_name = scim
+        .get(
+            "/Groups?sortBy=displayName&sortOrder=descending&attributes=displayName",
+            200,
+        )
+        .await
+        .body;
+    let names: Vec<&str> = by_name["Resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["displayName"].as_str())
+        .collect();
+    assert_eq!(names, ["echo", "delta", "charlie", "bravo", "alpha"]);
+});
+
+both_backends!(
+    attributes_and_excluded_attributes_choose_what_a_group_carries,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let ids = users(&scim, "projection", 2).await;
+        let id = id_of(&scim.create_group("Projected", &[&ids[0], &ids[1]]).await);
+        let path = format!("/Groups/{id}");
+
+        let without = scim.get(&format!("{path}?excludedAttributes=members"), 200).await;
+        assert_eq!(without.body.get("members"), None);
+        assert_eq!(without.body["displayName"], json!("Projected"));
+        assert_eq!(without.header("etag"), Some("W/\"1\""));
+
+        let name_only = scim.get(&format!("{path}?attributes=displayName"), 200).await.body;
+        assert_eq!(name_only.get("members"), None);
+        assert_eq!(name_only.get("meta"), None);
+        assert_eq!(name_only["id"], json!(id));
+
+        let values = scim.get(&format!("{path}?attributes=members.value"), 200).await.body;
+        assert_eq!(values.get("displayName"), None);
+        let members = values["members"].as_array().expect("members");
+        assert_eq!(members.len(), 2);
+        assert!(members.iter().all(|m| m.as_object().is_some_and(|m| m.len() == 1)));
+
+        let listed = scim.get("/Groups?excludedAttributes=members", 200).await.body;
+        assert_eq!(listed["Resources"][0].get("members"), None);
+        assert_eq!(listed["Resources"][0]["displayName"], json!("Projected"));
+    }
+);
+
+both_backends!(
+    okta_removes_by_filter_and_adds_in_one_request,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let ids = users(&scim, "okta", 4).await;
+        let id = id_of(&scim.create_group("Okta", &[&ids[0], &ids[1]]).await);
+        let path = format!("/Groups/{id}");
+
+        let patched = scim
+            .patch(
+                &path,
+                patch_op(json!([
+                    {"op": "remove", "path": format!("members[value eq \"{}\"]", ids[0])},
+                    {"op": "add", "path": "members", "value": [{"value": ids[2], "display": "okta2@example.com"}]}
+                ])),
+                200,
+            )
+            .await;
+        assert_eq!(member_ids(&patched.body), sorted(&[&ids[1], &ids[2]]));
+        assert_eq!(patched.header("etag"), Some("W/\"2\""));
+        assert_eq!(member_ids(&get_group(&scim, &id).await), sorted(&[&ids[1], &ids[2]]));
+
+        let replaced = scim
+            .patch(
+                &path,
+                patch_op(json!([
+                    {"op": "replace", "path": "members", "value": [{"value": ids[0]}, {"value": ids[3]}]}
+                ])),
+                200,
+            )
+            .await
+            .body;
+        assert_eq!(member_ids(&replaced), sorted(&[&ids[0], &ids[3]]));
+
+        let renamed = scim
+            .patch(
+                &path,
+                patch_op(json!([{"op": "replace", "value": {"id": id, "displayName": "Okta Renamed"}}])),
+                200,
+            )
+            .await
+            .body;
+        assert_eq!(renamed["displayName"], json!("Okta Renamed"));
+        assert_eq!(member_ids(&renamed), sorted(&[&ids[0], &ids[3]]));
+        assert_eq!(get_group(&scim, &id).await, renamed);
+    }
+);
+
+both_backends!(
+    entra_adds_and_removes_exactly_the_listed_members,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let ids = users(&scim, "entra", 4).await;
+        let id = id_of(&scim.create_group("Entra", &[&ids[0], &ids[1], &ids[2]]).await);
+        let path = format!("/Groups/{id}");
+
+        let added = scim
+            .patch(
+                &path,
+                patch_op(json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": ids[3]}]}])),
+                200,
+            )
+            .await
+            .body;
+        assert_eq!(member_ids(&added), sorted(&[&ids[0], &ids[1], &ids[2], &ids[3]]));
+
+        let removed = scim
+            .patch(
+                &path,
+                patch_op(json!([{"op": "Remove", "path": "members", "value": [{"value": ids[1]}]}])),
+                200,
+            )
+            .await
+            .body;
+        assert_eq!(member_ids(&removed), sorted(&[&ids[0], &ids[2], &ids[3]]));
+
+        // Adding a present member or removing an absent one is no error.
+        let again = scim
+            .patch(
+                &path,
+                patch_op(json!([
+                    {"op": "Add", "path": "members", "value": [{"value": ids[0]}]},
+                    {"op": "Remove", "path": "members", "value": [{"value": ids[1]}]}
+                ])),
+                200,
+            )
+            .await
+            .body;
+        assert_eq!(member_ids(&again), sorted(&[&ids[0], &ids[2], &ids[3]]));
+        assert_eq!(member_ids(&get_group(&scim, &id).await), member_ids(&again));
+    }
+);
+
+both_backends!(
+    an_unknown_member_is_invalid_value_and_nothing_is_applied,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let other = mesh.new_directory().await;
+        let ids = users(&scim, "unknown", 2).await;
+        let stranger = id_of(&other.create_user("stranger@example.com").await);
+        let created = scim.create_group("Strict", &[&ids[0]]).await;
+        let path = format!("/Groups/{}", id_of(&created));
+
+        for unknown in ["no-such-member", stranger.as_str()] {
+            let rejected = scim
+                .patch(
+                    &path,
+                    patch_op(json!([
+                        {"op": "replace", "path": "displayName", "value": "Changed"},
+                        {"op": "add", "path": "members", "value": [{"value": ids[1]}, {"value": unknown}]}
+                    ])),
+                    400,
+                )
+                .await;
+            assert_eq!(rejected.body["scimType"], json!("invalidValue"));
+        }
+        assert_eq!(get_group(&scim, &id_of(&created)).await, created, "nothing was applied");
+
+        let rejected = scim.post("/Groups", group("Bad", &["no-such-member"]), 400).await;
+        assert_eq!(rejected.body["scimType"], json!("invalidValue"));
+        assert_eq!(scim.get("/Groups", 200).await.body["totalResults"], json!(1));
+    }
+);
+
+both_backends!(
+    fifty_concurrent_patches_adding_different_members_lose_none,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let ids = users(&scim, "concurrent", 50).await;
+        let id = id_of(&scim.create_group("Busy", &[]).await);
+        let path = format!("/Groups/{id}");
+        let mut patches = tokio::task::JoinSet::new();
+        for member in ids.clone() {
+            let (scim, path) = (scim.clone(), path.clone());
+            patches.spawn(async move {
+                let body = patch_op(json!([{"op": "add", "path": "members", "value": [{"value": member}]}]));
+                scim.send(
+                    Method::PATCH,
+                    &format!("{path}?excludedAttributes=members"),
+                    Some(body),
+                    200,
+                )
+                .await;
+            });
+        }
+        while let Some(done) = patches.join_next().await {
+            done.expect("a PATCH task");
+        }
+        let group = get_group(&scim, &id).await;
+        let mut expected = ids;
+        expected.sort();
+        assert_eq!(member_ids(&group), expected);
+        assert_eq!(group["meta"]["version"], json!("W/\"51\""));
+    }
+);
+
+both_backends!(a_patch_with_a_stale_if_match_is_412, |mesh: TestMesh| async move {
+    let scim = mesh.new_directory().await;
+    let ids = users(&scim, "stale", 2).await;
+    let id = id_of(&scim.create_group("Versioned", &[]).await);
+    let path = format!("/Groups/{id}");
+    let add = |member: &str| patch_op(json!([{"op": "add", "path": "members", "value": [{"value": member}]}]));
+
+    let first = scim
+        .send_with_headers(
+            Method::PATCH,
+            &path,
+            &[("if-match", "W/\"1\"")],
+            Some(add(&ids[0])),
+            200,
+        )
+        .await;
+    assert_eq!(first.header("etag"), Some("W/\"2\""));
+    let stale = scim
+        .send_with_headers(
+            Method::PATCH,
+            &path,
+            &[("if-match", "W/\"1\"")],
+            Some(add(&ids[1])),
+            412,
+        )
+        .await;
+    assert_eq!(stale.body["status"], json!("412"));
+    assert_eq!(member_ids(&get_group(&scim, &id).await), [ids[0].clone()]);
+
+    scim.send_with_headers(Method::DELETE, &path, &[("if-match", "W/\"1\"")], None, 412)
+        .await;
+    scim.send_with_headers(Method::DELETE, &path, &[("if-match", "W/\"2\"")], None, 204)
+        .await;
+});
+
+both_backends!(
+    users_carry_the_groups_they_are_direct_members_of,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let ids = users(&scim, "member", 2).await;
+        let first = scim.create_group("First", &[&ids[0]]).await;
+        let second = scim.create_group("Second", &[&ids[0]]).await;
+        // A group inside a group: its users are not direct members of the outer one.
+        scim.create_group("Outer", &[&id_of(&second)]).await;
+
+        let member = scim.get(&format!("/Users/{}", ids[0]), 200).await.body;
+        let mut groups = member["groups"].as_array().expect("groups").clone();
+        groups.sort_by_key(|g| g["display"].as_str().map(str::to_owned));
+        assert_eq!(
+            groups,
+            [
+                json!({"value": id_of(&first), "$ref": format!("{}/Groups/{}", scim.base_url, id_of(&first)), "display": "First", "type": "direct"}),
+                json!({"value": id_of(&second), "$ref": format!("{}/Groups/{}", scim.base_url, id_of(&second)), "display": "Second", "type": "direct"}),
+            ]
+        );
+        let loner = scim.get(&format!("/Users/{}", ids[1]), 200).await.body;
+        assert_eq!(loner.get("groups"), None);
+
+        let list = scim.get("/Users?sortBy=userName", 200).await.body;
+        assert_eq!(list["Resources"][0]["groups"].as_array().map(Vec::len), Some(2));
+        assert_eq!(list["Resources"][1].get("groups"), None);
+
+        let excluded = scim
+            .get(&format!("/Users/{}?excludedAttributes=groups", ids[0]), 200)
+            .await
+            .body;
+        assert_eq!(excluded.get("groups"), None);
+        let only = scim
+            .get(&format!("/Users/{}?attributes=groups.display", ids[0]), 200)
+            .await
+            .body;
+        assert_eq!(only["groups"].as_array().map(Vec::len), Some(2));
+        assert_eq!(only.get("userName"), None);
+
+        let patched = scim
+            .patch(
+                &format!("/Users/{}", ids[0]),
+                patch_op(json!([{"op": "replace", "path": "displayName", "value": "Member Zero"}])),
+                200,
+            )
+            .await
+            .body;
+        assert_eq!(patched["groups"].as_array().map(Vec::len), Some(2));
+    }
+);
+
+both_backends!(
+    deleting_a_user_removes_it_from_its_groups,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let ids = users(&scim, "leaver", 2).await;
+        let id = id_of(&scim.create_group("Team", &[&ids[0], &ids[1]]).await);
+        scim.delete(&format!("/Users/{}", ids[0]), 204).await;
+        let group = get_group(&scim, &id).await;
+        assert_eq!(member_ids(&group), [ids[1].clone()]);
+        let by_member = filter_groups(&scim, &format!("members[value eq \"{}\"]", ids[0])).await;
+        assert_eq!(by_member["totalResults"], json!(0));
+    }
+);
+
+both_backends!(
+    deleting_a_group_removes_it_from_its_parent,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let ids = users(&scim, "nested", 1).await;
+        let child = id_of(&scim.create_group("Child", &[&ids[0]]).await);
+        let parent = scim.create_group("Parent", &[&child, &ids[0]]).await;
+        let nested = parent["members"]
+            .as_array()
+            .and_then(|members| members.iter().find(|m| m["value"] == json!(child)))
+            .expect("the child group is a member");
+        assert_eq!(nested["type"], json!("Group"));
+        assert_eq!(nested["$ref"], json!(format!("{}/Groups/{child}", scim.base_url)));
+        assert_eq!(nested["display"], json!("Child"));
+
+        scim.delete(&format!("/Groups/{child}"), 204).await;
+        let parent = get_group(&scim, &id_of(&parent)).await;
+        assert_eq!(member_ids(&parent), [ids[0].clone()]);
+    }
+);
+
+both_backends!(
+    the_directory_search_returns_users_then_groups,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let ids = users(&scim, "search", 2).await;
+        let groups = [
+            id_of(&scim.create_group("Searched A", &[&ids[0]]).await),
+            id_of(&scim.create_group("Searched B", &[]).await),
+        ];
+        let search = |body: Value| {
+            let mut request = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]});
+            if let (Value::Object(request), Value::Object(body)) = (&mut request, body) {
+                request.extend(body);
+            }
+            let scim = scim.clone();
+            async move { scim.post("/.search", request, 200).await.body }
+        };
+
+        let first = search(json!({"count": 3})).await;
+        assert_eq!(first["totalResults"], json!(4));
+        assert_eq!(first["itemsPerPage"], json!(3));
+        let types: Vec<&str> = first["Resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["meta"]["resourceType"].as_str())
+            .collect();
+        assert_eq!(types, ["User", "User", "Group"]);
+        let second = search(json!({"startIndex": 4, "count": 3})).await;
+        assert_eq!(second["totalResults"], json!(4));
+        assert_eq!(second["startIndex"], json!(4));
+        let mut all: Vec<String> = listed(&first).into_iter().chain(listed(&second)).collect();
+        all.sort();
+        let mut expected: Vec<String> = ids.iter().chain(groups.iter()).cloned().collect();
+        expected.sort();
+        assert_eq!(all, expected);
+
+        // A filter on an attribute only groups have finds groups only.
+        let by_member = search(json!({"filter": format!("members[value eq \"{}\"]", ids[0])})).await;
+        assert_eq!(listed(&by_member), [groups[0].clone()]);
+        let by_user_name = search(json!({"filter": "userName eq \"search1@example.com\""})).await;
+        assert_eq!(listed(&by_user_name), [ids[1].clone()]);
+        let by_display_name = search(json!({"filter": "displayName eq \"searched b\""})).await;
+        assert_eq!(listed(&by_display_name), [groups[1].clone()]);
+
+        let invalid = scim
+            .post(
+                "/.search",
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "userName eq"}),
+                400,
+            )
+            .await;
+        assert_eq!(invalid.body["scimType"], json!("invalidFilter"));
+    }
+);
+
+/// A mesh whose gateway answers a PATCH of a group of more than 2 members
+/// with 204.
+async fn mesh_with_small_patch_limit(backend: Backend) -> TestMesh {
+    TestMesh::start_with(backend, &Target::ALL, |config| config.group_patch_member_limit = 2).await
+}
+
+async fn a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(mesh: TestMesh) {
+    let scim = mesh.new_directory().await;
+    let ids = users(&scim, "large", 4).await;
+    let id = id_of(&scim.create_group("Large", &[&ids[0], &ids[1]]).await);
+    let path = format!("/Groups/{id}");
+    let add = |member: &str| patch_op(json!([{"op": "add", "path": "members", "value": [{"value": member}]}]));
+
+    // At the limit: the group, members and all.
+    let at_limit = scim.patch(&path, add(&ids[1]), 200).await;
+    assert_eq!(member_ids(&at_limit.body).len(), 2);
+
+    let above = scim.patch(&path, add(&ids[2]), 204).await;
+    assert_eq!(above.body, Value::Null);
+    let version = scim.get(&format!("{path}?attributes=meta"), 200).await.body["meta"]["version"].clone();
+    assert_eq!(above.header("etag"), version.as_str());
+
+    let named = scim
+        .patch(&format!("{path}?attributes=displayName"), add(&ids[3]), 200)
+        .await;
+    assert_eq!(named.body["displayName"], json!("Large"));
+    assert_eq!(named.body.get("members"), None);
+
+    let excluded = scim
+        .patch(
+            &format!("{path}?excludedAttributes=members"),
+            patch_op(json!([{"op": "replace", "path": "displayName", "value": "Larger"}])),
+            200,
+        )
+        .await;
+    assert_eq!(excluded.body["displayName"], json!("Larger"));
+    assert_eq!(excluded.body.get("members"), None);
+
+    let with_members = scim
+        .patch(&format!("{path}?attributes=members"), add(&ids[0]), 200)
+        .await
+        .body;
+    assert_eq!(member_ids(&with_members).len(), 4);
+}
+
+mod a_patch_of_a_large_group_answers_204 {
+    use super::*;
+
+    #[tokio::test]
+    async fn postgres() {
+        a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(
+            mesh_with_small_patch_limit(Backend::Postgres).await,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(
+            mesh_with_small_patch_limit(Backend::Sqlite).await,
+        )
+        .await;
+    }
+}
+
+both_backends!(a_group_is_seen_only_in_its_own_directory, |mesh: TestMesh| async move {
+    let (a, b) = (mesh.new_directory().await, mesh.new_directory().await);
+    let id = id_of(&a.create_group("Private", &[]).await);
+    b.get(&format!("/Groups/{id}"), 404).await;
+    b.patch(
+        &format!("/Groups/{id}"),
+        patch_op(json!([{"op": "replace", "path": "displayName", "value": "Mine"}])),
+        404,
+    )
+    .await;
+    b.delete(&format!("/Groups/{id}"), 404).await;
+    assert_eq!(b.get("/Groups", 200).await.body["totalResults"], json!(0));
+});
