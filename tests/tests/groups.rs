@@ -660,3 +660,59 @@ both_backends!(a_group_is_seen_only_in_its_own_directory, |mesh: TestMesh| async
     b.delete(&format!("/Groups/{id}"), 404).await;
     assert_eq!(b.get("/Groups", 200).await.body["totalResults"], json!(0));
 });
+
+/// More members than the gateway reads from group-service at once (5,000).
+const MORE_THAN_A_PAGE: usize = 5_001;
+
+both_backends!(
+    a_group_of_more_members_than_a_page_streams_each_member_once,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let mut creating = tokio::task::JoinSet::new();
+        for worker in 0..8 {
+            let scim = scim.clone();
+            creating.spawn(async move {
+                let names = (worker..MORE_THAN_A_PAGE).step_by(8);
+                let mut ids = Vec::new();
+                for i in names {
+                    ids.push(id_of(&scim.create_user(&format!("bulk{i}@example.com")).await));
+                }
+                ids
+            });
+        }
+        let mut ids = Vec::with_capacity(MORE_THAN_A_PAGE);
+        while let Some(created) = creating.join_next().await {
+            ids.extend(created.expect("a task creating users"));
+        }
+        let id = id_of(&scim.create_group("Everyone", &[]).await);
+        let path = format!("/Groups/{id}");
+        for chunk in ids.chunks(1_000) {
+            let members: Vec<Value> = chunk.iter().map(|id| json!({"value": id})).collect();
+            let body = patch_op(json!([{"op": "add", "path": "members", "value": members}]));
+            scim.send(
+                Method::PATCH,
+                &format!("{path}?excludedAttributes=members"),
+                Some(body),
+                200,
+            )
+            .await;
+        }
+
+        let streamed = scim.get(&path, 200).await;
+        assert_eq!(streamed.header("content-length"), None, "the body is streamed");
+        assert_eq!(streamed.header("etag"), Some("W/\"7\""));
+        assert_eq!(streamed.body["displayName"], json!("Everyone"));
+        ids.sort();
+        assert_eq!(member_ids(&streamed.body), ids);
+
+        let values = scim.get(&format!("{path}?attributes=members.value"), 200).await.body;
+        assert_eq!(member_ids(&values), ids);
+        assert!(
+            values["members"]
+                .as_array()
+                .is_some_and(|members| members.iter().all(|m| m.as_object().is_some_and(|m| m.len() == 1)))
+        );
+        let listed = scim.get("/Groups", 200).await.body;
+        assert_eq!(member_ids(&listed["Resources"][0]), ids);
+    }
+);
