@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
+use tracing::Instrument as _;
 
 use crate::error::ApiError;
 use crate::response::{ScimResource, resource_headers};
@@ -129,7 +130,7 @@ pub async fn stream_group(
 
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(PAGES_IN_FLIGHT);
     let group_id = pages.group_id.clone();
-    tokio::spawn(async move {
+    let streaming = async move {
         loop {
             let chunk = match pages.next().await {
                 Ok(Some(page)) => Ok(Bytes::from(render_page(
@@ -154,7 +155,8 @@ pub async fn stream_group(
         }
         // The client may be gone by now; nothing is left to stop.
         let _ = sender.send(Ok(Bytes::from_static(b"]}"))).await;
-    });
+    };
+    tokio::spawn(streaming.instrument(tracing::Span::current()));
 
     let body = Body::from_stream(tokio_stream::once(Ok(Bytes::from(head))).chain(ReceiverStream::new(receiver)));
     let mut response = Response::new(body);
@@ -233,5 +235,74 @@ impl GroupsOfUsers {
     /// asked for.
     pub fn take(&mut self, user_id: &str) -> Vec<Value> {
         self.0.remove(user_id).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DIRECTORY: &str = "https://scim.example.com/scim/v2/d1";
+
+    fn member(value: &str, kind: MemberType, display: &str) -> Member {
+        Member {
+            value: value.to_owned(),
+            r#type: kind.into(),
+            display: display.to_owned(),
+        }
+    }
+
+    fn projection(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
+        Projection::parse(attributes, excluded, &GROUP_RESOURCE).expect("a valid projection")
+    }
+
+    #[test]
+    fn members_refer_to_the_endpoint_of_their_type() {
+        assert_eq!(
+            render_member(DIRECTORY, &member("u1", MemberType::User, "Ada")),
+            json!({"value": "u1", "$ref": format!("{DIRECTORY}/Users/u1"), "type": "User", "display": "Ada"})
+        );
+        assert_eq!(
+            render_member(DIRECTORY, &member("g1", MemberType::Group, "")),
+            json!({"value": "g1", "$ref": format!("{DIRECTORY}/Groups/g1"), "type": "Group"})
+        );
+    }
+
+    #[test]
+    fn pages_join_into_one_json_array_whatever_their_sizes() {
+        let everything = projection(None, None);
+        let mut written = false;
+        let mut array = String::from("[");
+        for page in [
+            vec![],
+            vec![member("u1", MemberType::User, "")],
+            vec![],
+            vec![member("u2", MemberType::User, ""), member("g1", MemberType::Group, "")],
+        ] {
+            array.push_str(&render_page(DIRECTORY, &everything, &page, &mut written));
+        }
+        array.push(']');
+        let parsed: Vec<Value> = serde_json::from_str(&array).expect("a JSON array");
+        let values: Vec<&str> = parsed.iter().filter_map(|m| m["value"].as_str()).collect();
+        assert_eq!(values, ["u1", "u2", "g1"]);
+    }
+
+    #[test]
+    fn pages_carry_only_the_member_attributes_asked_for() {
+        let mut written = false;
+        let page = [member("u1", MemberType::User, "Ada")];
+        let rendered = render_page(DIRECTORY, &projection(Some("members.value"), None), &page, &mut written);
+        assert_eq!(rendered, r#"{"value":"u1"}"#);
+        let rendered = render_page(
+            DIRECTORY,
+            &projection(None, Some("members.display")),
+            &page,
+            &mut written,
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(rendered.trim_start_matches(',')).expect("JSON"),
+            json!({"value": "u1", "$ref": format!("{DIRECTORY}/Users/u1"), "type": "User"})
+        );
     }
 }
