@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 use crate::Error;
 use crate::entity::{group, group_member};
 use crate::filter::GroupFilters;
-use crate::patch::MemberChange;
+use crate::patch::{MemberChange, NewMember};
 
 /// Rows per INSERT and ids per `IN (...)` list: well below SQLite's and
 /// PostgreSQL's limits on bound parameters.
@@ -28,15 +28,9 @@ const LOOKUP_BATCH: usize = 10_000;
 /// How many offending ids an error message names.
 const NAMED_IN_ERRORS: usize = 5;
 
-/// What a member row records of a user or group that may be added.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Candidate {
-    pub member_type: &'static str,
-    pub display: String,
-}
-
-/// Candidates by id.
-pub(crate) type Candidates = HashMap<String, Candidate>;
+/// What each id that may be added is: `group_member::USER` or
+/// `group_member::GROUP`.
+pub(crate) type Candidates = HashMap<String, &'static str>;
 
 /// Finds what the ids to add are: groups of the directory (from our own
 /// table) or users of it (from user-service). The group itself, or an id
@@ -56,23 +50,17 @@ pub(crate) async fn resolve<'a>(
     let mut found = Candidates::with_capacity(wanted.len());
     let all: Vec<&str> = wanted.iter().copied().collect();
     for chunk in all.chunks(CHUNK) {
-        let groups: Vec<(String, String)> = group::Entity::find()
+        let groups: Vec<String> = group::Entity::find()
             .select_only()
-            .columns([group::Column::Id, group::Column::DisplayName])
+            .column(group::Column::Id)
             .filter(group::Column::DirectoryId.eq(directory_id))
             .filter(group::Column::Id.is_in(chunk.iter().copied()))
             .into_tuple()
             .all(db)
             .await?;
-        for (id, display) in groups {
+        for id in groups {
             wanted.remove(id.as_str());
-            found.insert(
-                id,
-                Candidate {
-                    member_type: group_member::GROUP,
-                    display,
-                },
-            );
+            found.insert(id, group_member::GROUP);
         }
     }
     let rest: Vec<String> = wanted.iter().map(|id| (*id).to_owned()).collect();
@@ -86,21 +74,9 @@ pub(crate) async fn resolve<'a>(
             .await
             .map_err(Error::UserService)?;
         for user in response.into_inner().users {
-            if !wanted.remove(user.id.as_str()) {
-                continue;
+            if wanted.remove(user.id.as_str()) {
+                found.insert(user.id, group_member::USER);
             }
-            let display = if user.display_name.is_empty() {
-                user.user_name
-            } else {
-                user.display_name
-            };
-            found.insert(
-                user.id,
-                Candidate {
-                    member_type: group_member::USER,
-                    display,
-                },
-            );
         }
     }
     if !wanted.is_empty() {
@@ -133,7 +109,7 @@ pub(crate) async fn apply(
     let mut delta: i64 = 0;
     for change in changes {
         match change {
-            MemberChange::Add(ids) => delta += count(insert(txn, group, ids, candidates).await?),
+            MemberChange::Add(added) => delta += count(insert(txn, group, added, candidates).await?),
             MemberChange::Remove(ids) => delta -= count(remove(txn, &group.id, ids).await?),
             MemberChange::RemoveMatching(filter) => {
                 let removed = group_member::Entity::delete_many()
@@ -157,22 +133,23 @@ fn count(rows: u64) -> i64 {
 async fn insert(
     txn: &DatabaseTransaction,
     group: &group::Model,
-    ids: &[String],
+    added: &[NewMember],
     candidates: &Candidates,
 ) -> Result<u64, Error> {
     let mut inserted = 0;
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in added.chunks(CHUNK) {
         let mut rows = Vec::with_capacity(chunk.len());
-        for id in chunk {
+        for member in chunk {
             // Every added id was resolved before the transaction began.
-            let candidate = candidates.get(id).ok_or_else(ScimError::internal)?;
+            let member_type = candidates.get(&member.id).ok_or_else(ScimError::internal)?;
+            let display = member.display.clone().unwrap_or_default();
             rows.push(group_member::ActiveModel {
                 directory_id: Set(group.directory_id.clone()),
                 group_id: Set(group.id.clone()),
-                member_id: Set(id.clone()),
-                member_type: Set(candidate.member_type.to_owned()),
-                display: Set(candidate.display.clone()),
-                display_folded: Set(candidate.display.to_lowercase()),
+                member_id: Set(member.id.clone()),
+                member_type: Set((*member_type).to_owned()),
+                display_folded: Set(display.to_lowercase()),
+                display: Set(display),
             });
         }
         inserted += group_member::Entity::insert_many(rows)

@@ -17,11 +17,25 @@ use scim::path::AttrPath;
 use scim::schema::GROUP_SCHEMA_ID;
 use serde_json::{Map, Value};
 
+/// A member to add: its id, and the `display` the client sent with it
+/// (Okta sends the member's name; Entra ID sends none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewMember {
+    pub id: String,
+    pub display: Option<String>,
+}
+
+impl From<String> for NewMember {
+    fn from(id: String) -> NewMember {
+        NewMember { id, display: None }
+    }
+}
+
 /// One change to a group's member rows, applied in request order.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum MemberChange {
-    /// Adds these ids; those present already stay as they are.
-    Add(Vec<String>),
+    /// Adds these members; those present already stay as they are.
+    Add(Vec<NewMember>),
     /// Removes these ids; absent ones are ignored.
     Remove(Vec<String>),
     /// Removes the members that a filter over member sub-attributes
@@ -78,10 +92,12 @@ pub(crate) fn split(ops: Vec<PatchOperation>) -> Result<GroupPatch, ScimError> {
                     (_, Some(_), _) => return Err(in_place(text)),
                     (PatchOpKind::Remove, None, None) => patch.members.push(MemberChange::RemoveAll),
                     (PatchOpKind::Remove, None, Some(listed)) => patch.members.push(MemberChange::Remove(ids(listed)?)),
-                    (PatchOpKind::Add, None, value) => patch.members.push(MemberChange::Add(ids_or_none(value)?)),
+                    (PatchOpKind::Add, None, value) => {
+                        patch.members.push(MemberChange::Add(new_members_or_none(value)?))
+                    }
                     (PatchOpKind::Replace, None, value) => {
                         patch.members.push(MemberChange::RemoveAll);
-                        patch.members.push(MemberChange::Add(ids_or_none(value)?));
+                        patch.members.push(MemberChange::Add(new_members_or_none(value)?));
                     }
                 }
             }
@@ -96,7 +112,7 @@ pub(crate) fn split(ops: Vec<PatchOperation>) -> Result<GroupPatch, ScimError> {
                     if op.op == PatchOpKind::Replace {
                         patch.members.push(MemberChange::RemoveAll);
                     }
-                    patch.members.push(MemberChange::Add(ids_or_none(Some(&members))?));
+                    patch.members.push(MemberChange::Add(new_members(&members)?));
                 }
                 patch.document.push(PatchOperation {
                     value: Some(Value::Object(entries)),
@@ -136,28 +152,40 @@ pub(crate) fn take_members(doc: &mut Map<String, Value>) -> Result<Vec<Value>, S
     Ok(taken)
 }
 
-/// The member ids a value lists, or none when there is no value.
-fn ids_or_none(value: Option<&Value>) -> Result<Vec<String>, ScimError> {
-    value.map_or_else(|| Ok(Vec::new()), ids)
+/// The members a value lists, or none when there is no value.
+fn new_members_or_none(value: Option<&Value>) -> Result<Vec<NewMember>, ScimError> {
+    value.map_or_else(|| Ok(Vec::new()), new_members)
 }
 
-/// The member ids a `members` value lists: an array of member objects (or a
-/// single one), each naming its id as `value`; a bare id is accepted too.
-/// Other sub-attributes (`display`, `$ref`, `type`) are ignored: the server
-/// takes them from the member itself.
+/// The member ids a `members` value lists (see [`new_members`]).
 pub(crate) fn ids(value: &Value) -> Result<Vec<String>, ScimError> {
-    let one = |element: &Value| -> Result<Option<String>, ScimError> {
-        let id = match element {
+    Ok(new_members(value)?.into_iter().map(|member| member.id).collect())
+}
+
+/// The members a `members` value lists: an array of member objects (or a
+/// single one), each naming its id as `value`; a bare id is accepted too.
+/// A member's `display` is kept as sent; `$ref` and `type` are ignored,
+/// since the server knows what each id is.
+pub(crate) fn new_members(value: &Value) -> Result<Vec<NewMember>, ScimError> {
+    let sub = |member: &'_ Map<String, Value>, name: &str| -> Option<String> {
+        member
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .and_then(|(_, value)| value.as_str())
+            .map(str::to_owned)
+    };
+    let one = |element: &Value| -> Result<Option<NewMember>, ScimError> {
+        let (id, display) = match element {
             Value::Null => return Ok(None),
-            Value::String(id) => Some(id.as_str()),
-            Value::Object(member) => member
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case("value"))
-                .and_then(|(_, id)| id.as_str()),
-            _ => None,
+            Value::String(id) => (Some(id.clone()), None),
+            Value::Object(member) => (sub(member, "value"), sub(member, "display")),
+            _ => (None, None),
         };
-        match id.map(str::trim) {
-            Some(id) if !id.is_empty() => Ok(Some(id.to_owned())),
+        match id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => Ok(Some(NewMember {
+                id: id.to_owned(),
+                display: display.filter(|display| !display.is_empty()),
+            })),
             _ => Err(ScimError::invalid_value(format!(
                 "members: each member needs a \"value\" naming a user or group, not {element}"
             ))),
@@ -184,6 +212,11 @@ mod tests {
         list.iter().map(|id| (*id).to_owned()).collect()
     }
 
+    /// Members added without a display.
+    fn added(list: &[&str]) -> Vec<NewMember> {
+        ids_of(list).into_iter().map(NewMember::from).collect()
+    }
+
     #[test]
     fn okta_remove_by_filter_and_add_in_one_request() {
         let patch = split(vec![
@@ -196,7 +229,10 @@ mod tests {
             patch.members,
             vec![
                 MemberChange::RemoveMatching(scim::filter::parse(r#"value eq "u1""#).expect("filter")),
-                MemberChange::Add(ids_of(&["u2"])),
+                MemberChange::Add(vec![NewMember {
+                    id: "u2".to_owned(),
+                    display: Some("Bob".to_owned()),
+                }]),
             ]
         );
     }
@@ -211,7 +247,7 @@ mod tests {
         .expect("split");
         assert_eq!(
             patch.members,
-            vec![MemberChange::RemoveAll, MemberChange::Add(ids_of(&["u1", "u2"]))]
+            vec![MemberChange::RemoveAll, MemberChange::Add(added(&["u1", "u2"]))]
         );
     }
 
@@ -232,10 +268,7 @@ mod tests {
         .expect("split");
         assert_eq!(
             patch.members,
-            vec![
-                MemberChange::Add(ids_of(&["u1"])),
-                MemberChange::Remove(ids_of(&["u2"]))
-            ]
+            vec![MemberChange::Add(added(&["u1"])), MemberChange::Remove(ids_of(&["u2"]))]
         );
     }
 
@@ -262,7 +295,7 @@ mod tests {
         .expect("split");
         assert_eq!(
             patch.members,
-            vec![MemberChange::Add(ids_of(&["u1"])), MemberChange::Add(ids_of(&["u2"]))]
+            vec![MemberChange::Add(added(&["u1"])), MemberChange::Add(added(&["u2"]))]
         );
     }
 
@@ -284,9 +317,9 @@ mod tests {
         assert_eq!(
             patch.members,
             vec![
-                MemberChange::Add(ids_of(&["u1"])),
+                MemberChange::Add(added(&["u1"])),
                 MemberChange::RemoveAll,
-                MemberChange::Add(ids_of(&["u2"])),
+                MemberChange::Add(added(&["u2"])),
             ]
         );
         assert_eq!(
@@ -302,7 +335,7 @@ mod tests {
     fn urn_qualified_members_path_is_members() {
         let path = format!("{GROUP_SCHEMA_ID}:members");
         let patch = split(vec![op("add", Some(&path), Some(json!([{"value": "u1"}])))]).expect("split");
-        assert_eq!(patch.members, vec![MemberChange::Add(ids_of(&["u1"]))]);
+        assert_eq!(patch.members, vec![MemberChange::Add(added(&["u1"]))]);
     }
 
     #[test]

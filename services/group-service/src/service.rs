@@ -36,7 +36,7 @@ use crate::Error;
 use crate::entity::{group, group_member};
 use crate::filter::GroupFilters;
 use crate::members::{self, Candidates};
-use crate::patch::{self, MemberChange};
+use crate::patch::{self, MemberChange, NewMember};
 
 /// Members per ListMembers page unless asked otherwise, and the most.
 const DEFAULT_MEMBER_PAGE: u64 = 1_000;
@@ -85,14 +85,19 @@ impl Document {
     }
 }
 
-/// A Group document from a request, and the member ids it lists.
-fn document_and_members(resource: Option<prost_types::Struct>) -> Result<(Document, Vec<String>), Error> {
+/// A Group document from a request, and the members it lists.
+fn document_and_members(resource: Option<prost_types::Struct>) -> Result<(Document, Vec<NewMember>), Error> {
     let mut body = struct_json::from_struct(resource.unwrap_or_default());
-    let mut ids = Vec::new();
+    let mut listed = Vec::new();
     for members in patch::take_members(&mut body)? {
-        ids.extend(patch::ids(&members)?);
+        listed.extend(patch::new_members(&members)?);
     }
-    Ok((Document::normalize(body)?, ids))
+    Ok((Document::normalize(body)?, listed))
+}
+
+/// Members added by id alone, as gRPC callers name them.
+fn by_id(ids: Vec<String>) -> Vec<NewMember> {
+    ids.into_iter().map(NewMember::from).collect()
 }
 
 fn to_proto(model: group::Model) -> Group {
@@ -210,10 +215,13 @@ impl GroupApi {
         group_id: &str,
         changes: &[MemberChange],
     ) -> Result<Candidates, Error> {
-        let added = changes.iter().flat_map(|change| match change {
-            MemberChange::Add(ids) => ids.as_slice(),
-            _ => &[],
-        });
+        let added = changes
+            .iter()
+            .flat_map(|change| match change {
+                MemberChange::Add(added) => added.as_slice(),
+                _ => &[],
+            })
+            .map(|member| &member.id);
         members::resolve(&self.db, &self.users, directory_id, group_id, added).await
     }
 
@@ -281,9 +289,9 @@ impl GroupApi {
 impl GroupService for GroupApi {
     async fn create_group(&self, request: Request<CreateGroupRequest>) -> Result<Response<Group>, Status> {
         let request = request.into_inner();
-        let (document, ids) = document_and_members(request.resource)?;
+        let (document, listed) = document_and_members(request.resource)?;
         let id = uuid::Uuid::now_v7().to_string();
-        let changes = vec![MemberChange::Add(ids)];
+        let changes = vec![MemberChange::Add(listed)];
         let candidates = self.candidates(&request.directory_id, &id, &changes).await?;
         let now = (self.clock)();
         let row = group::Model {
@@ -362,14 +370,14 @@ impl GroupService for GroupApi {
 
     async fn update_group(&self, request: Request<UpdateGroupRequest>) -> Result<Response<Group>, Status> {
         let request = request.into_inner();
-        let (document, ids) = document_and_members(request.resource)?;
+        let (document, listed) = document_and_members(request.resource)?;
         let model = self
             .write(
                 &request.directory_id,
                 &request.id,
                 request.expected_version,
                 DocumentChange::Replace(document),
-                vec![MemberChange::RemoveAll, MemberChange::Add(ids)],
+                vec![MemberChange::RemoveAll, MemberChange::Add(listed)],
             )
             .await?;
         tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, "group replaced");
@@ -405,7 +413,10 @@ impl GroupService for GroupApi {
                 &request.group_id,
                 request.expected_version,
                 DocumentChange::Keep,
-                vec![MemberChange::Add(request.add), MemberChange::Remove(request.remove)],
+                vec![
+                    MemberChange::Add(by_id(request.add)),
+                    MemberChange::Remove(request.remove),
+                ],
             )
             .await?;
         tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, members = model.member_count, "group members changed");
@@ -420,7 +431,7 @@ impl GroupService for GroupApi {
                 &request.group_id,
                 request.expected_version,
                 DocumentChange::Keep,
-                vec![MemberChange::RemoveAll, MemberChange::Add(request.members)],
+                vec![MemberChange::RemoveAll, MemberChange::Add(by_id(request.members))],
             )
             .await?;
         tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, members = model.member_count, "group members replaced");

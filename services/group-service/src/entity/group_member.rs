@@ -13,8 +13,8 @@ pub struct Model {
     pub member_id: String,
     /// "User" or "Group".
     pub member_type: String,
-    /// The member's displayName (a user without one: its userName) when it
-    /// was added.
+    /// The `display` the client sent with the member (Okta sends the
+    /// member's name); empty when it sent none.
     pub display: String,
     /// Lower-cased `display`, for filters on `members.display`, which is
     /// not caseExact.
