@@ -115,6 +115,10 @@ struct ServeArgs {
     /// Externally visible base URL, for meta.location (default: the request's Host).
     #[arg(long, env = "IDMESH_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Serve Prometheus metrics at http://<addr>/metrics (e.g. the session
+    /// revocation backlog); none without it.
+    #[arg(long, env = "IDMESH_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// Above this many members, a group PATCH that names neither attributes
     /// nor excludedAttributes answers 204 No Content instead of the group.
     #[arg(long, env = "IDMESH_GROUP_PATCH_MEMBER_LIMIT", default_value_t = scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT)]
@@ -169,6 +173,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(addr) = args.metrics_addr {
+        idmesh_runtime::telemetry::serve_metrics(addr)?;
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
     let config = MeshConfig {
         database_url: args.database_url,
         redis_url: args.redis_url,

@@ -169,7 +169,10 @@ async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
     let data_dir = tempfile::tempdir().expect("a temporary directory");
     let database_url = format!("sqlite://{}", data_dir.path().join("idmesh.db").display());
     let (directory_addr, user_addr, group_addr, http_addr) = (free_addr(), free_addr(), free_addr(), free_addr());
+    let metrics_addr = free_addr();
     let services = spawn_serve(&[
+        "--metrics-addr",
+        &metrics_addr,
         "--targets",
         "directories,users,groups",
         "--database-url",
@@ -232,6 +235,21 @@ async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
         .await
         .expect("the gateway answers");
     assert_eq!(fetched.status().as_u16(), 200);
+
+    let metrics = http
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .expect("the services serve metrics")
+        .text()
+        .await
+        .expect("the metrics text");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "idmesh_session_revocation_backlog 0"),
+        "no revocation waits:\n{metrics}"
+    );
 
     stop(gateway);
     stop(services);
