@@ -18,8 +18,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use idmesh_proto::v1::{
-    CreateGroupRequest, DeleteGroupRequest, GetGroupRequest, Group, ListGroupsRequest, PageRequest, PatchGroupRequest,
-    PatchOperation, SortRequest, UpdateGroupRequest,
+    CreateGroupRequest, DeleteGroupRequest, GetGroupRequest, Group, ListGroupsRequest, PatchGroupRequest,
+    PatchOperation, UpdateGroupRequest,
 };
 use idmesh_runtime::struct_json;
 use scim::ScimError;
@@ -31,10 +31,11 @@ use serde_json::Value;
 use crate::AppState;
 use crate::conditional::{Freshness, Preconditions};
 use crate::error::ApiError;
+use crate::listing::{ListSlice, Page};
 use crate::members::{MemberPages, stream_group};
 use crate::projection::AttributeQuery;
 use crate::response::{BaseUrl, ScimBody, ScimJson, ScimResource, not_modified, render_document, without_body};
-use crate::users::{Page, resource};
+use crate::users::resource;
 
 /// The group rendered without members, not yet projected.
 fn render_group(base: &BaseUrl, group: &Group, status: StatusCode) -> Result<ScimResource, ApiError> {
@@ -150,11 +151,7 @@ async fn list_groups(
     base: &BaseUrl,
 ) -> Result<ScimBody, ApiError> {
     let page = page_of_groups(state, &directory_id, &query, query.start_index, query.count, base).await?;
-    Ok(ScimBody(scim::list::list_response(
-        page.resources,
-        page.total,
-        query.start_index,
-    )))
+    Ok(page.into_body(query.start_index))
 }
 
 /// The groups matching `query`'s filter and sort, `count` of them from the
@@ -173,21 +170,12 @@ pub async fn page_of_groups(
         query.excluded_attributes.as_deref(),
         &GROUP_RESOURCE,
     )?;
-    let sort = match &query.sort_by {
-        Some(sort_by) => Some(SortRequest {
-            sort_by: sort_by.clone(),
-            descending: query.descending()?,
-        }),
-        None => None,
-    };
+    let slice = ListSlice::new(query, start_index, count)?;
     let request = ListGroupsRequest {
         directory_id: directory_id.to_owned(),
-        filter: query.filter.clone().unwrap_or_default(),
-        page: Some(PageRequest {
-            start_index: i64::try_from(start_index).unwrap_or(i64::MAX),
-            count: i32::try_from(count).unwrap_or(i32::MAX),
-        }),
-        sort,
+        filter: slice.filter,
+        page: Some(slice.page),
+        sort: slice.sort,
     };
     let response = state.groups.clone().list_groups(request).await?.into_inner();
     let with_members = projection.includes(&GROUP_RESOURCE, "members");

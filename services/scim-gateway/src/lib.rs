@@ -7,6 +7,7 @@ mod conditional;
 mod discovery;
 mod error;
 mod groups;
+mod listing;
 mod members;
 mod projection;
 mod response;

@@ -14,6 +14,7 @@ use scim::list::ListQuery;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::groups::page_of_groups;
+use crate::listing::Page;
 use crate::response::{BaseUrl, ScimBody, ScimJson};
 use crate::users::page_of_users;
 
@@ -47,7 +48,7 @@ pub async fn search(
         (Err(err), Err(groups_err)) if rejects_query(&groups_err) => return Err(err),
         (_, Err(err)) => return Err(err),
     };
-    Ok(ScimBody(scim::list::list_response(resources, total, start)))
+    Ok(Page { resources, total }.into_body(start))
 }
 
 /// Whether an error says the query does not apply to a resource type, as

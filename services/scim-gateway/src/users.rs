@@ -10,8 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use idmesh_proto::v1::{
-    CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest, PageRequest, PatchOperation,
-    PatchUserRequest, ReplaceUserRequest, SortRequest, User,
+    CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest, PatchOperation, PatchUserRequest,
+    ReplaceUserRequest, User,
 };
 use idmesh_runtime::struct_json;
 use scim::ScimError;
@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::conditional::{Freshness, Preconditions};
 use crate::error::ApiError;
+use crate::listing::{ListSlice, Page};
 use crate::members::GroupsOfUsers;
 use crate::projection::AttributeQuery;
 use crate::response::{BaseUrl, ScimBody, ScimJson, ScimResource, not_modified, render_user};
@@ -117,18 +118,7 @@ async fn list_users(
     base: &BaseUrl,
 ) -> Result<ScimBody, ApiError> {
     let page = page_of_users(state, &directory_id, &query, query.start_index, query.count, base).await?;
-    Ok(ScimBody(scim::list::list_response(
-        page.resources,
-        page.total,
-        query.start_index,
-    )))
-}
-
-/// One page of users rendered for a list response, and how many match.
-#[derive(Debug)]
-pub struct Page {
-    pub resources: Vec<Value>,
-    pub total: u64,
+    Ok(page.into_body(query.start_index))
 }
 
 /// The users matching `query`'s filter and sort, `count` of them from the
@@ -147,21 +137,12 @@ pub async fn page_of_users(
         query.excluded_attributes.as_deref(),
         &USER_RESOURCE,
     )?;
-    let sort = match &query.sort_by {
-        Some(sort_by) => Some(SortRequest {
-            sort_by: sort_by.clone(),
-            descending: query.descending()?,
-        }),
-        None => None,
-    };
+    let slice = ListSlice::new(query, start_index, count)?;
     let request = ListUsersRequest {
         directory_id: directory_id.to_owned(),
-        filter: query.filter.clone().unwrap_or_default(),
-        page: Some(PageRequest {
-            start_index: i64::try_from(start_index).unwrap_or(i64::MAX),
-            count: i32::try_from(count).unwrap_or(i32::MAX),
-        }),
-        sort,
+        filter: slice.filter,
+        page: Some(slice.page),
+        sort: slice.sort,
     };
     let response = state.users.clone().list_users(request).await?.into_inner();
     let ids: Vec<&str> = response.users.iter().map(|user| user.id.as_str()).collect();
