@@ -21,8 +21,8 @@ use scim::ScimError;
 use scim::filter::{CompValue, CompareOp, Filter};
 use scim::path::AttrPath;
 use scim::schema::{Attribute, AttributeType, COMMON_ATTRIBUTES, ResourceSchema};
-use sea_orm::DbBackend;
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, NullOrdering, SimpleExpr};
+use sea_orm::{DbBackend, EntityTrait, Order, QueryOrder, Select};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
@@ -93,6 +93,25 @@ impl Target {
                 Ok(self.code_point_order(self.first_or_primary(&array, sub)))
             }
         }
+    }
+
+    /// `query` ordered by the attribute path `sort_by` ([`Target::sort_key`]);
+    /// resources without a value come last in either order. A blank
+    /// `sort_by` leaves the order alone. The caller adds the tie-breaker.
+    pub fn sorted<E: EntityTrait>(
+        &self,
+        query: Select<E>,
+        sort_by: &str,
+        descending: bool,
+    ) -> Result<Select<E>, ScimError> {
+        let sort_by = sort_by.trim();
+        if sort_by.is_empty() {
+            return Ok(query);
+        }
+        let path =
+            AttrPath::parse(sort_by).map_err(|err| ScimError::invalid_value(format!("sortBy: {}", err.detail)))?;
+        let order = if descending { Order::Desc } else { Order::Asc };
+        Ok(query.order_by_with_nulls(self.sort_key(&path)?, order, NullOrdering::Last))
     }
 
     fn translate(&self, filter: &Filter, scope: &Scope) -> Result<SimpleExpr, ScimError> {

@@ -21,12 +21,10 @@ use idmesh_runtime::clock::Clock;
 use idmesh_runtime::{struct_json, timestamp};
 use scim::ScimError;
 use scim::patch::PatchOperation;
-use scim::path::AttrPath;
 use scim::schema::GROUP_RESOURCE;
-use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
@@ -340,27 +338,22 @@ impl GroupService for GroupApi {
             query = query.filter(self.filters().groups(&filter).map_err(Error::from)?);
         }
         let total_results = query.clone().count(&self.db).await.map_err(Error::from)?;
-        if let Some(sort) = request.sort.filter(|sort| !sort.sort_by.trim().is_empty()) {
-            let path = AttrPath::parse(sort.sort_by.trim())
-                .map_err(|err| Error::from(ScimError::invalid_value(format!("sortBy: {}", err.detail))))?;
-            let order = if sort.descending { Order::Desc } else { Order::Asc };
-            // Groups without a value come last whichever the order.
-            let key = self.filters().target().sort_key(&path).map_err(Error::from)?;
-            query = query.order_by_with_nulls(key, order, NullOrdering::Last);
-        }
+        let sort = request.sort.unwrap_or_default();
+        let query = self
+            .filters()
+            .target()
+            .sorted(query, &sort.sort_by, sort.descending)
+            .map_err(Error::from)?;
         let page = request.page.unwrap_or_default();
-        let offset = u64::try_from(page.start_index.max(1) - 1).unwrap_or_default();
-        let limit = u64::try_from(page.count).unwrap_or_default();
-        let groups = if limit == 0 {
-            Vec::new()
-        } else {
-            query
+        let groups = match idmesh_store::page_window(page.start_index, page.count) {
+            None => Vec::new(),
+            Some((offset, limit)) => query
                 .order_by_asc(group::Column::Id)
                 .offset(offset)
                 .limit(limit)
                 .all(&self.db)
                 .await
-                .map_err(Error::from)?
+                .map_err(Error::from)?,
         };
         Ok(Response::new(ListGroupsResponse {
             groups: groups.into_iter().map(to_proto).collect(),

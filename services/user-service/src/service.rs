@@ -25,10 +25,9 @@ use scim::patch::PatchOperation;
 use scim::path::AttrPath;
 use scim::resource::Normalized;
 use scim::schema::{USER_RESOURCE, USER_SCHEMA_ID};
-use sea_orm::sea_query::NullOrdering;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Set,
 };
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
@@ -427,32 +426,23 @@ impl UserService for UserApi {
 
     async fn list_users(&self, request: Request<ListUsersRequest>) -> Result<Response<ListUsersResponse>, Status> {
         let request = request.into_inner();
-        let mut query = self.matching(&request.directory_id, &request.filter)?;
+        let query = self.matching(&request.directory_id, &request.filter)?;
         let total_results = query.clone().count(&self.db).await.map_err(Error::from)?;
-        if let Some(sort) = request.sort.filter(|sort| !sort.sort_by.trim().is_empty()) {
-            let path = AttrPath::parse(sort.sort_by.trim())
-                .map_err(|err| Error::from(ScimError::invalid_value(format!("sortBy: {}", err.detail))))?;
-            let order = if sort.descending { Order::Desc } else { Order::Asc };
-            // Users without a value come last whichever the order.
-            query = query.order_by_with_nulls(
-                self.target().sort_key(&path).map_err(Error::from)?,
-                order,
-                NullOrdering::Last,
-            );
-        }
+        let sort = request.sort.unwrap_or_default();
+        let query = self
+            .target()
+            .sorted(query, &sort.sort_by, sort.descending)
+            .map_err(Error::from)?;
         let page = request.page.unwrap_or_default();
-        let offset = u64::try_from(page.start_index.max(1) - 1).unwrap_or_default();
-        let limit = u64::try_from(page.count).unwrap_or_default();
-        let users = if limit == 0 {
-            Vec::new()
-        } else {
-            query
+        let users = match idmesh_store::page_window(page.start_index, page.count) {
+            None => Vec::new(),
+            Some((offset, limit)) => query
                 .order_by_asc(user::Column::Id)
                 .offset(offset)
                 .limit(limit)
                 .all(&self.db)
                 .await
-                .map_err(Error::from)?
+                .map_err(Error::from)?,
         };
         Ok(Response::new(ListUsersResponse {
             users: users.into_iter().map(to_proto).collect(),
