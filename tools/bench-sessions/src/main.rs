@@ -1,6 +1,9 @@
 //! Measures session-service and its client, for docs/benchmarks.md:
 //!
-//! 1. CheckSession throughput and latency over gRPC at a given concurrency;
+//! 1. CheckSession throughput and latency over gRPC at a given concurrency,
+//!    after the same load of `grpc.health.v1.Health/Check` on the same
+//!    server: the same gRPC stack with no work behind it, the ceiling that
+//!    any call to this server reaches on this machine;
 //! 2. revoke → watcher-notified latency: how long from sending RevokeSession
 //!    until a `WatchRevocations` stream delivers the revocation, one
 //!    revocation at a time;
@@ -25,6 +28,8 @@ use idmesh_session_client::{Options, SessionClient};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 /// How far apart the sessions one worker checks in turn are: a prime, so
 /// that workers starting at neighbouring sessions do not walk the list in
@@ -129,7 +134,8 @@ async fn run(args: &Args, addr: &str) -> anyhow::Result<()> {
     let mut redis = redis::Client::open(args.redis_url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
-    check_session_load(args, &channels, &sessions, &mut redis).await?;
+    unary_load(Load::HealthCheck, args, &channels, &sessions, &mut redis).await?;
+    unary_load(Load::CheckSession, args, &channels, &sessions, &mut redis).await?;
     local_checks(args, addr, &sessions).await?;
     notification_latency(args, addr, &sessions).await?;
     Ok(())
@@ -181,9 +187,28 @@ fn millis(micros: u64) -> String {
     format!("{:.2} ms", micros as f64 / 1000.0)
 }
 
-/// `concurrency` tasks calling CheckSession back to back over the channels,
-/// round-robin through the sessions.
-async fn check_session_load(
+/// What [`unary_load`] calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// CheckSession, round-robin through the sessions.
+    CheckSession,
+    /// grpc.health.v1 Health/Check of the whole server, answered from
+    /// memory: what the gRPC round trip alone costs.
+    HealthCheck,
+}
+
+impl Load {
+    fn name(self) -> &'static str {
+        match self {
+            Load::CheckSession => "CheckSession",
+            Load::HealthCheck => "Health/Check (no work: the gRPC ceiling)",
+        }
+    }
+}
+
+/// `concurrency` tasks calling `load` back to back over the channels.
+async fn unary_load(
+    load: Load,
     args: &Args,
     channels: &[Channel],
     sessions: &Arc<Vec<String>>,
@@ -195,7 +220,9 @@ async fn check_session_load(
     let (measure_from, measure_until) = (started + warm_up, started + warm_up + measured);
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..args.concurrency {
-        let mut client = SessionServiceClient::new(channels[worker % channels.len()].clone());
+        let channel = channels[worker % channels.len()].clone();
+        let mut client = SessionServiceClient::new(channel.clone());
+        let mut health = HealthClient::new(channel);
         let sessions = Arc::clone(sessions);
         tasks.spawn(async move {
             let mut latencies = histogram();
@@ -205,10 +232,17 @@ async fn check_session_load(
                 if sent >= measure_until {
                     break;
                 }
-                let request = CheckSessionRequest {
-                    session_id: sessions[i % sessions.len()].clone(),
-                };
-                client.check_session(request).await?;
+                match load {
+                    Load::CheckSession => {
+                        let request = CheckSessionRequest {
+                            session_id: sessions[i % sessions.len()].clone(),
+                        };
+                        client.check_session(request).await?;
+                    }
+                    Load::HealthCheck => {
+                        health.check(HealthCheckRequest::default()).await?;
+                    }
+                }
                 if sent >= measure_from {
                     latencies.saturating_record(sent.elapsed().as_micros() as u64);
                 }
@@ -226,7 +260,8 @@ async fn check_session_load(
     let cpu = CpuUse::now(redis).await?.since(&cpu_before);
     let calls = latencies.len();
     println!(
-        "CheckSession over gRPC: {} in flight on {} connections, {} s: {:.0} calls/s, p50 {}, p99 {}, p99.9 {}, max {}",
+        "{} over gRPC: {} in flight on {} connections, {} s: {:.0} calls/s, p50 {}, p99 {}, p99.9 {}, max {}",
+        load.name(),
         args.concurrency,
         channels.len(),
         args.duration,
