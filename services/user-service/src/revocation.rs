@@ -105,13 +105,24 @@ pub(crate) struct Backlog {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Delivered,
-    /// session-service rejected this request; others may still go through.
-    Rejected,
+    /// This row failed for reasons of its own: session-service rejected
+    /// it, or group-service could not remove the user's memberships. The
+    /// rest of the batch may still go through, so it goes on.
+    FailedAlone,
     /// session-service could not be reached or did not answer; the next
     /// attempt is due at this instant (epoch milliseconds).
     Unreachable {
         retry_at: i64,
     },
+}
+
+/// Which call of a delivery failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    /// RevokeUserSessions: the user's sessions may still be alive.
+    Sessions,
+    /// RemoveMemberEverywhere, after the sessions were revoked.
+    Memberships,
 }
 
 /// Milliseconds since the Unix epoch, how `deliver_after` is stored.
@@ -278,7 +289,7 @@ impl Revocations {
         while let Some(row) = claimed.next() {
             match self.deliver(row).await? {
                 Outcome::Delivered => delivered += 1,
-                Outcome::Rejected => {}
+                Outcome::FailedAlone => {}
                 Outcome::Unreachable { retry_at } => {
                     let rest: Vec<_> = claimed.collect();
                     self.postpone(&rest, retry_at).await?;
@@ -333,8 +344,12 @@ impl Revocations {
     /// are idempotent, so a retry repeats the one that succeeded harmlessly.
     async fn deliver(&self, row: session_revocation::Model) -> Result<Outcome, DbErr> {
         let answer = match self.revoke_sessions(&row).await {
-            Ok(revoked) if row.remove_memberships => self.remove_memberships(&row).await.map(|()| revoked),
-            answer => answer,
+            Ok(revoked) if row.remove_memberships => self
+                .remove_memberships(&row)
+                .await
+                .map(|()| revoked)
+                .map_err(|status| (Failed::Memberships, status)),
+            answer => answer.map_err(|status| (Failed::Sessions, status)),
         };
         let failures = row.attempts.saturating_add(1);
         match answer {
@@ -352,7 +367,7 @@ impl Revocations {
                 );
                 Ok(Outcome::Delivered)
             }
-            Err(status) => {
+            Err((failed, status)) => {
                 metrics::counter!(FAILURES_METRIC).increment(1);
                 let wait = backoff(failures);
                 let retry_at = epoch_millis((self.clock)()).saturating_add(millis(wait));
@@ -365,24 +380,39 @@ impl Revocations {
                     .filter(Column::Claim.eq(row.claim.clone()))
                     .exec(&self.db)
                     .await?;
-                if rejects_the_request(&status) {
-                    tracing::error!(
-                        directory_id = %row.directory_id,
-                        user_id = %row.user_id,
-                        error = %status,
-                        retry_in = ?wait,
-                        "session-service rejects a session revocation"
-                    );
-                    Ok(Outcome::Rejected)
-                } else {
-                    tracing::warn!(
-                        directory_id = %row.directory_id,
-                        user_id = %row.user_id,
-                        error = %status,
-                        retry_in = ?wait,
-                        "session revocation or membership removal not delivered yet"
-                    );
-                    Ok(Outcome::Unreachable { retry_at })
+                match failed {
+                    Failed::Sessions if rejects_the_request(&status) => {
+                        tracing::error!(
+                            directory_id = %row.directory_id,
+                            user_id = %row.user_id,
+                            error = %status,
+                            retry_in = ?wait,
+                            "session-service rejects a session revocation"
+                        );
+                        Ok(Outcome::FailedAlone)
+                    }
+                    Failed::Sessions => {
+                        tracing::warn!(
+                            directory_id = %row.directory_id,
+                            user_id = %row.user_id,
+                            error = %status,
+                            retry_in = ?wait,
+                            "session revocation not delivered yet"
+                        );
+                        Ok(Outcome::Unreachable { retry_at })
+                    }
+                    // The sessions are revoked; only this row waits for
+                    // group-service, and revocations behind it go on.
+                    Failed::Memberships => {
+                        tracing::warn!(
+                            directory_id = %row.directory_id,
+                            user_id = %row.user_id,
+                            error = %status,
+                            retry_in = ?wait,
+                            "deleted user's sessions revoked; removal from its groups not delivered yet"
+                        );
+                        Ok(Outcome::FailedAlone)
+                    }
                 }
             }
         }

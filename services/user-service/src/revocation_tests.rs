@@ -636,3 +636,42 @@ on_both!(
         assert!(members.members.is_empty(), "the deleted user left the group");
     }
 );
+
+on_both!(
+    a_group_service_outage_holds_up_no_other_users_revocation,
+    |db| async move {
+        let clock = ManualClock::new();
+        let session_addr = unused_addr().await;
+        let (mut sessions, _running) = start_session_service(session_addr).await;
+        // No group-service answers.
+        let (_, revocations) = user_service(&db, session_addr, &clock);
+        let before = clock.now();
+        clock.advance(Duration::from_secs(1));
+        let txn = idmesh_store::begin_write(&db).await.expect("begin");
+        for (user, reason) in [("deleted", USER_DELETED), ("deactivated", USER_DEACTIVATED)] {
+            revocations.record(&txn, "d1", user, reason).await.expect("record");
+        }
+        txn.commit().await.expect("commit");
+        clock.advance(Duration::from_secs(30));
+
+        assert_eq!(
+            revocations.deliver_due().await.expect("deliver"),
+            1,
+            "the deactivation behind the deletion is delivered"
+        );
+        for user in ["deleted", "deactivated"] {
+            assert_eq!(
+                token_status(&mut sessions, "d1", user, before).await,
+                TokenStatus::Revoked,
+                "{user}'s sessions are revoked"
+            );
+        }
+        let [row] = stored(&db).await.try_into().expect("one row waits");
+        assert_eq!(
+            (row.user_id.as_str(), row.attempts),
+            ("deleted", 1),
+            "only for group-service"
+        );
+        assert!(row.last_error.is_some(), "with why it waits");
+    }
+);
