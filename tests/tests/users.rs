@@ -273,6 +273,12 @@ both_backends!(malformed_json_is_400_invalid_syntax, |mesh: TestMesh| async move
         .send_raw(reqwest::Method::POST, "/Users", Some(b"[1, 2]".to_vec()), 400)
         .await;
     assert_eq!(not_an_object.body["scimType"], json!("invalidSyntax"));
+    // Past axum's 2 MB limit: too large, not malformed.
+    let huge = format!("{{\"userName\": \"{}\"}}", "x".repeat(3 << 20));
+    let too_large = scim
+        .send_raw(reqwest::Method::POST, "/Users", Some(huge.into_bytes()), 413)
+        .await;
+    assert_eq!(too_large.body["status"], json!("413"));
 });
 
 both_backends!(

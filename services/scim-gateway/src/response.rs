@@ -26,9 +26,13 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| ScimError::invalid_syntax(format!("cannot read the request body: {rejection}")))?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ScimError::new(413, None, format!("the request body is too large: {rejection}"))
+            } else {
+                ScimError::invalid_syntax(format!("cannot read the request body: {rejection}"))
+            }
+        })?;
         serde_json::from_slice(&bytes)
             .map(ScimJson)
             .map_err(|err| ScimError::invalid_syntax(format!("the request body is not valid JSON: {err}")).into())
