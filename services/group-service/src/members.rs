@@ -80,20 +80,66 @@ pub(crate) async fn resolve<'a>(
         }
     }
     if !wanted.is_empty() {
-        let named: Vec<&str> = wanted.iter().copied().take(NAMED_IN_ERRORS).collect();
-        let more = wanted.len().saturating_sub(NAMED_IN_ERRORS);
-        let tail = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
-        return Err(ScimError::invalid_value(format!(
-            "members: not a user or group of this directory: {}{tail}",
-            named.join(", ")
-        ))
-        .into());
+        return Err(unknown_members(wanted.into_iter()));
     }
     Ok(found)
+}
+
+/// 400 `invalidValue` naming the first few of ids that are neither a user
+/// nor a group of the directory.
+fn unknown_members<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> Error {
+    let more = ids.len().saturating_sub(NAMED_IN_ERRORS);
+    let named: Vec<&str> = ids.take(NAMED_IN_ERRORS).collect();
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    ScimError::invalid_value(format!(
+        "members: not a user or group of this directory: {}{tail}",
+        named.join(", ")
+    ))
+    .into()
+}
+
+/// Holds the groups about to be added as members in place until `txn`
+/// ends: a shared lock on their rows on PostgreSQL (SQLite's write lock
+/// already keeps every other writer out). A group deleted since it was
+/// resolved is then not added: either its deletion committed first, and
+/// this fails with 400 `invalidValue`, or the deletion waits for this write
+/// and then finds, and removes, the new membership with the others. Taken
+/// before the group being written is locked, in id order, as DeleteGroup
+/// takes its locks, so that the two do not deadlock.
+pub(crate) async fn hold_groups(
+    txn: &DatabaseTransaction,
+    directory_id: &str,
+    candidates: &Candidates,
+) -> Result<(), Error> {
+    let wanted: BTreeSet<&str> = candidates
+        .iter()
+        .filter(|(_, member_type)| **member_type == group_member::GROUP)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let wanted: Vec<&str> = wanted.into_iter().collect();
+    for chunk in wanted.chunks(CHUNK) {
+        let held: BTreeSet<String> = group::Entity::find()
+            .select_only()
+            .column(group::Column::Id)
+            .filter(group::Column::DirectoryId.eq(directory_id))
+            .filter(group::Column::Id.is_in(chunk.iter().copied()))
+            .order_by_asc(group::Column::Id)
+            .lock_shared()
+            .into_tuple()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
+        if held.len() < chunk.len() {
+            let gone: Vec<&str> = chunk.iter().copied().filter(|id| !held.contains(*id)).collect();
+            return Err(unknown_members(gone.into_iter()));
+        }
+    }
+    Ok(())
 }
 
 /// Applies member changes to one group in order, inside the transaction

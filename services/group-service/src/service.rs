@@ -236,6 +236,7 @@ impl GroupApi {
         let candidates = self.candidates(directory_id, id, &changes).await?;
         // Returning early drops `txn`, which rolls it back.
         let txn = idmesh_store::begin_write(&self.db).await?;
+        members::hold_groups(&txn, directory_id, &candidates).await?;
         let current = self.lock(&txn, directory_id, id, expected_version).await?;
         let document = match document {
             DocumentChange::Keep => None,
@@ -306,6 +307,7 @@ impl GroupService for GroupApi {
             last_modified: now,
         };
         let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
+        members::hold_groups(&txn, &row.directory_id, &candidates).await?;
         let added = members::apply(&txn, self.filters(), &row, &changes, &candidates).await?;
         let row = group::Model {
             member_count: added,

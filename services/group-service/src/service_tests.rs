@@ -875,3 +875,40 @@ on_both!(an_unreachable_user_service_is_unavailable, |mesh| async move {
     shutdown.cancel();
     assert_eq!(mesh.get(&group.id).await.member_count, 0);
 });
+
+on_both!(a_group_deleted_while_being_added_is_not_added, |mesh| async move {
+    use sea_orm::{EntityTrait, QuerySelect};
+
+    use crate::entity::group;
+
+    let parent = mesh.group("Parent", &[]).await;
+    let doomed = mesh.group("Doomed", &[]).await;
+    // Another writer holds the doomed group's row, as DeleteGroup does.
+    let db = idmesh_store::connect(&mesh.database_url).await.expect("connect");
+    let txn = idmesh_store::begin_write(&db).await.expect("begin");
+    group::Entity::find_by_id(doomed.id.clone())
+        .lock_exclusive()
+        .one(&txn)
+        .await
+        .expect("lock the doomed group");
+    let adding = tokio::spawn({
+        let (mesh, parent, doomed) = (mesh.clone(), parent.id.clone(), doomed.id.clone());
+        async move { mesh.try_patch_members(&parent, &[&doomed], &[]).await }
+    });
+    // Long enough for the add to have found the group and to wait for it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    group::Entity::delete_by_id(doomed.id.clone())
+        .exec(&txn)
+        .await
+        .expect("delete the doomed group");
+    txn.commit().await.expect("commit the deletion");
+
+    let refused = adding.await.expect("the add ran").expect_err("the group is gone");
+    assert_eq!(scim_type(&refused), Some(ScimType::InvalidValue), "{refused:?}");
+    let parent = mesh.get(&parent.id).await;
+    assert_eq!(
+        (parent.member_count, parent.meta.map(|m| m.version)),
+        (0, Some(1)),
+        "nothing applied"
+    );
+});
