@@ -13,6 +13,7 @@ pub mod error;
 pub mod filter;
 mod json;
 pub mod list;
+pub mod members;
 pub mod meta;
 pub mod patch;
 pub mod path;

@@ -16,7 +16,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use serde_json::json;
 
 use crate::entity::group_member::MEMBER_TYPES;
-use crate::patch::names_members;
+use scim::members::names_members;
 
 /// The column of a Group attribute that has one: the indexed ones and
 /// those (`id`, `meta.*`) that are not in the document at all.

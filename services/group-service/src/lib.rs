@@ -14,7 +14,6 @@ mod error;
 mod filter;
 mod members;
 mod migration;
-mod patch;
 mod service;
 #[cfg(test)]
 mod service_tests;

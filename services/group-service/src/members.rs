@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 use crate::Error;
 use crate::entity::{group, group_member};
 use crate::filter::GroupFilters;
-use crate::patch::{MemberChange, NewMember};
+use scim::members::{MemberChange, NewMember};
 
 /// Rows per INSERT and ids per `IN (...)` list: well below SQLite's and
 /// PostgreSQL's limits on bound parameters.

@@ -34,7 +34,7 @@ use crate::Error;
 use crate::entity::{group, group_member};
 use crate::filter::GroupFilters;
 use crate::members::{self, Candidates};
-use crate::patch::{self, MemberChange, NewMember};
+use scim::members::{MemberChange, NewMember};
 
 /// Members per ListMembers page unless asked otherwise, and the most.
 const DEFAULT_MEMBER_PAGE: u64 = 1_000;
@@ -87,8 +87,8 @@ impl Document {
 fn document_and_members(resource: Option<prost_types::Struct>) -> Result<(Document, Vec<NewMember>), Error> {
     let mut body = struct_json::from_struct(resource.unwrap_or_default());
     let mut listed = Vec::new();
-    for members in patch::take_members(&mut body)? {
-        listed.extend(patch::new_members(&members)?);
+    for members in scim::members::take_members(&mut body)? {
+        listed.extend(scim::members::new_members(&members)?);
     }
     Ok((Document::normalize(body)?, listed))
 }
@@ -386,7 +386,7 @@ impl GroupService for GroupApi {
             .into_iter()
             .map(patch_operation)
             .collect::<Result<Vec<_>, _>>()?;
-        let split = patch::split(operations).map_err(Error::from)?;
+        let split = scim::members::split(operations).map_err(Error::from)?;
         let model = self
             .write(
                 &request.directory_id,

@@ -1,8 +1,8 @@
 //! SCIM PATCH on a group, taken apart: the operations on the document
-//! (everything but members), which `scim::patch::apply` applies, and the
-//! member changes, which become row inserts and deletes. Membership never
-//! passes through a JSON array, so a PATCH costs what it changes, whatever
-//! the group's size.
+//! (everything but members), which [`crate::patch::apply`] applies, and
+//! the member changes, in order, for a store that keeps members as rows of
+//! their own. Membership then never passes through a JSON array, so a
+//! PATCH costs what it changes, whatever the group's size.
 //!
 //! The shapes IdPs send all land here: Okta's `remove` by
 //! `members[value eq "<id>"]` next to an `add` of `members`, its full
@@ -10,17 +10,17 @@
 //! `Add`/`Remove` of `members` with listed values, where a `Remove` removes
 //! exactly those listed and never all.
 
-use scim::ScimError;
-use scim::filter::Filter;
-use scim::patch::{PatchOpKind, PatchOperation, PatchPath};
-use scim::path::AttrPath;
-use scim::schema::GROUP_SCHEMA_ID;
+use crate::ScimError;
+use crate::filter::Filter;
+use crate::patch::{PatchOpKind, PatchOperation, PatchPath};
+use crate::path::AttrPath;
+use crate::schema::GROUP_SCHEMA_ID;
 use serde_json::{Map, Value};
 
 /// A member to add: its id, and the `display` the client sent with it
 /// (Okta sends the member's name; Entra ID sends none).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NewMember {
+pub struct NewMember {
     pub id: String,
     pub display: Option<String>,
 }
@@ -33,7 +33,7 @@ impl From<String> for NewMember {
 
 /// One change to a group's member rows, applied in request order.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum MemberChange {
+pub enum MemberChange {
     /// Adds these members; those present already stay as they are.
     Add(Vec<NewMember>),
     /// Removes these ids; absent ones are ignored.
@@ -47,7 +47,7 @@ pub(crate) enum MemberChange {
 
 /// A group PATCH request, split.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct GroupPatch {
+pub struct GroupPatch {
     /// Operations for `scim::patch::apply` on the document without members.
     pub document: Vec<PatchOperation>,
     pub members: Vec<MemberChange>,
@@ -55,7 +55,7 @@ pub(crate) struct GroupPatch {
 
 /// Whether `path` names the group's `members`, bare or qualified with the
 /// core Group schema.
-pub(crate) fn names_members(path: &AttrPath) -> bool {
+pub fn names_members(path: &AttrPath) -> bool {
     path.attr.eq_ignore_ascii_case("members")
         && path
             .urn
@@ -73,7 +73,7 @@ fn in_place(path: &str) -> ScimError {
 /// Splits PATCH operations into document operations and member changes.
 /// Operations on a member's sub-attributes, and `add`/`replace` of a
 /// filtered member, are 400 `mutability`.
-pub(crate) fn split(ops: Vec<PatchOperation>) -> Result<GroupPatch, ScimError> {
+pub fn split(ops: Vec<PatchOperation>) -> Result<GroupPatch, ScimError> {
     let mut patch = GroupPatch::default();
     for op in ops {
         match &op.path {
@@ -128,7 +128,7 @@ pub(crate) fn split(ops: Vec<PatchOperation>) -> Result<GroupPatch, ScimError> {
 /// under `members` in any case, URN-qualified, or inside an object keyed
 /// by the core Group schema URN. A key naming a member's sub-attribute
 /// (`members.value`) is 400 `mutability`.
-pub(crate) fn take_members(doc: &mut Map<String, Value>) -> Result<Vec<Value>, ScimError> {
+pub fn take_members(doc: &mut Map<String, Value>) -> Result<Vec<Value>, ScimError> {
     let mut taken = Vec::new();
     let keys: Vec<String> = doc.keys().cloned().collect();
     for key in keys {
@@ -158,7 +158,7 @@ fn new_members_or_none(value: Option<&Value>) -> Result<Vec<NewMember>, ScimErro
 }
 
 /// The member ids a `members` value lists (see [`new_members`]).
-pub(crate) fn ids(value: &Value) -> Result<Vec<String>, ScimError> {
+pub fn ids(value: &Value) -> Result<Vec<String>, ScimError> {
     Ok(new_members(value)?.into_iter().map(|member| member.id).collect())
 }
 
@@ -166,7 +166,7 @@ pub(crate) fn ids(value: &Value) -> Result<Vec<String>, ScimError> {
 /// single one), each naming its id as `value`; a bare id is accepted too.
 /// A member's `display` is kept as sent; `$ref` and `type` are ignored,
 /// since the server knows what each id is.
-pub(crate) fn new_members(value: &Value) -> Result<Vec<NewMember>, ScimError> {
+pub fn new_members(value: &Value) -> Result<Vec<NewMember>, ScimError> {
     let sub = |member: &'_ Map<String, Value>, name: &str| -> Option<String> {
         member
             .iter()
@@ -199,7 +199,7 @@ pub(crate) fn new_members(value: &Value) -> Result<Vec<NewMember>, ScimError> {
 
 #[cfg(test)]
 mod tests {
-    use scim::ScimType;
+    use crate::ScimType;
     use serde_json::json;
 
     use super::*;
@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(
             patch.members,
             vec![
-                MemberChange::RemoveMatching(scim::filter::parse(r#"value eq "u1""#).expect("filter")),
+                MemberChange::RemoveMatching(crate::filter::parse(r#"value eq "u1""#).expect("filter")),
                 MemberChange::Add(vec![NewMember {
                     id: "u2".to_owned(),
                     display: Some("Bob".to_owned()),
