@@ -34,6 +34,46 @@ pub struct Projection {
     except: Vec<Named>,
 }
 
+/// The query parameters of a request about one resource: `attributes` and
+/// `excludedAttributes` (RFC 7644 §3.9), on GET and on the responses to
+/// POST, PUT and PATCH.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AttributeParams {
+    pub attributes: Option<String>,
+    pub excluded_attributes: Option<String>,
+}
+
+impl AttributeParams {
+    /// Reads the parameters from raw (already URL-decoded) query pairs,
+    /// names in any case. Any other parameter is 400 `invalidValue`, so a
+    /// misspelt one is not silently ignored.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<AttributeParams, ScimError> {
+        let mut params = AttributeParams::default();
+        for (name, value) in pairs {
+            match name.to_ascii_lowercase().as_str() {
+                "attributes" => params.attributes = Some(value.to_owned()),
+                "excludedattributes" => params.excluded_attributes = Some(value.to_owned()),
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "unsupported query parameter {name}: a single resource takes attributes and excludedAttributes"
+                    )));
+                }
+            }
+        }
+        Ok(params)
+    }
+
+    /// Whether the client named `attributes` or `excludedAttributes` at all.
+    pub fn is_given(&self) -> bool {
+        self.attributes.is_some() || self.excluded_attributes.is_some()
+    }
+
+    /// What responses about a resource of `schema` carry.
+    pub fn projection(&self, schema: &ResourceSchema) -> Result<Projection, ScimError> {
+        Projection::parse(self.attributes.as_deref(), self.excluded_attributes.as_deref(), schema)
+    }
+}
+
 /// One name of an attribute list, resolved against the schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Named {

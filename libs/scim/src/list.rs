@@ -81,6 +81,21 @@ impl ListQuery {
     }
 }
 
+/// The part of one page that the next resource type of a list spanning
+/// several (the directory-wide `.search`, RFC 7644 §3.4.3) answers, as its
+/// own 1-based start index and count: the page starts at `start_index` and
+/// holds `count` resources over all types, the earlier types hold
+/// `total_before` resources, and `shown` of those are on the page already.
+///
+/// The types' resources follow each other: the page reaches into the next
+/// type from its first resource once the earlier ones are shown, or from
+/// further in when the page starts past all of them.
+pub fn window_in_next_type(start_index: u64, count: u32, total_before: u64, shown: usize) -> (u64, u32) {
+    let start = start_index.saturating_sub(total_before).max(1);
+    let count = count.saturating_sub(u32::try_from(shown).unwrap_or(u32::MAX));
+    (start, count)
+}
+
 /// The schema URN of a SearchRequest, the body of `POST .search`.
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
@@ -297,6 +312,16 @@ pub fn list_response(resources: Vec<Value>, total_results: u64, start_index: u64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_spanning_two_types_continues_where_the_first_ends() {
+        // 3 users then groups; a page of 5 from the 2nd resource: users 2-3, groups 1-3.
+        assert_eq!(window_in_next_type(2, 5, 3, 2), (1, 3));
+        // A page starting past every user starts inside the groups.
+        assert_eq!(window_in_next_type(6, 5, 3, 0), (3, 5));
+        // A page the users fill asks the groups for their total only.
+        assert_eq!(window_in_next_type(1, 2, 10, 2), (1, 0));
+    }
     use crate::error::ScimType;
     use crate::schema::{ENTERPRISE_USER_SCHEMA_ID, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA_ID};
 

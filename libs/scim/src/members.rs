@@ -14,7 +14,7 @@ use crate::ScimError;
 use crate::filter::Filter;
 use crate::patch::{PatchOpKind, PatchOperation, PatchPath};
 use crate::path::AttrPath;
-use crate::schema::GROUP_SCHEMA_ID;
+use crate::schema::{GROUP_RESOURCE, GROUP_SCHEMA_ID, ResourceSchema, USER_RESOURCE};
 use serde_json::{Map, Value};
 
 /// A member to add: its id, and the `display` the client sent with it
@@ -51,6 +51,57 @@ pub struct GroupPatch {
     /// Operations for `scim::patch::apply` on the document without members.
     pub document: Vec<PatchOperation>,
     pub members: Vec<MemberChange>,
+}
+
+/// What a member of a group is: the resource type it refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    User,
+    Group,
+}
+
+impl MemberKind {
+    fn resource_type(self) -> &'static ResourceSchema {
+        match self {
+            MemberKind::User => &USER_RESOURCE,
+            MemberKind::Group => &GROUP_RESOURCE,
+        }
+    }
+}
+
+/// One element of a Group's `members` (RFC 7643 §4.2): `value`, `$ref` to
+/// the member under `directory_url` (its `/Users/…` or `/Groups/…` URL),
+/// `type`, and `display` when the client sent one. The server adds no
+/// display of its own: IdPs compare the members they sent with those they
+/// get back.
+pub fn render_member(directory_url: &str, id: &str, kind: MemberKind, display: &str) -> Value {
+    let resource_type = kind.resource_type();
+    let mut rendered = Map::new();
+    rendered.insert("value".to_owned(), Value::from(id));
+    rendered.insert(
+        "$ref".to_owned(),
+        Value::from(format!("{directory_url}{}/{id}", resource_type.endpoint)),
+    );
+    rendered.insert("type".to_owned(), Value::from(resource_type.name));
+    if !display.is_empty() {
+        rendered.insert("display".to_owned(), Value::from(display));
+    }
+    Value::Object(rendered)
+}
+
+/// One element of a User's readOnly `groups` (RFC 7643 §4.1.2): the group
+/// as `value`, `$ref`, `display`, and `type` "direct" (groups are not
+/// expanded: a member of a nested group is listed in the inner one only).
+pub fn render_group_of_user(directory_url: &str, group_id: &str, display: &str) -> Value {
+    let mut rendered = Map::new();
+    rendered.insert("value".to_owned(), Value::from(group_id));
+    rendered.insert(
+        "$ref".to_owned(),
+        Value::from(format!("{directory_url}{}/{group_id}", GROUP_RESOURCE.endpoint)),
+    );
+    rendered.insert("display".to_owned(), Value::from(display));
+    rendered.insert("type".to_owned(), Value::from("direct"));
+    Value::Object(rendered)
 }
 
 /// Whether `path` names the group's `members`, bare or qualified with the
@@ -203,6 +254,28 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn members_refer_to_the_endpoint_of_their_type() {
+        let directory = "https://scim.example.com/scim/v2/d1";
+        assert_eq!(
+            render_member(directory, "u1", MemberKind::User, "Ada"),
+            json!({"value": "u1", "$ref": format!("{directory}/Users/u1"), "type": "User", "display": "Ada"})
+        );
+        assert_eq!(
+            render_member(directory, "g1", MemberKind::Group, ""),
+            json!({"value": "g1", "$ref": format!("{directory}/Groups/g1"), "type": "Group"})
+        );
+    }
+
+    #[test]
+    fn a_users_groups_are_direct_and_refer_to_the_groups() {
+        let directory = "https://scim.example.com/scim/v2/d1";
+        assert_eq!(
+            render_group_of_user(directory, "g1", "Admins"),
+            json!({"value": "g1", "$ref": format!("{directory}/Groups/g1"), "display": "Admins", "type": "direct"})
+        );
+    }
 
     fn op(kind: &str, path: Option<&str>, value: Option<Value>) -> PatchOperation {
         PatchOperation::new(kind, path.map(str::to_owned), value).expect("a valid operation")

@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::ScimError;
+
 /// What the service provider knows about a resource beyond its document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Meta {
@@ -53,6 +55,17 @@ fn timestamp(at: OffsetDateTime) -> String {
 /// The weak ETag of a version: `W/"<version>"`.
 pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
+}
+
+/// 412: a write named `expected`, but the `resource` (a "user", a "group")
+/// has moved on to `actual`. Both are written as ETags, as the client sent
+/// the one it had.
+pub fn stale_version(resource: &str, expected: i64, actual: i64) -> ScimError {
+    ScimError::precondition_failed(format!(
+        "version {} is stale: the {resource} is at {}",
+        etag(expected),
+        etag(actual)
+    ))
 }
 
 /// What an `If-Match` or `If-None-Match` header asks for.
@@ -139,6 +152,13 @@ mod tests {
         let rendered = render(&doc, "new", &meta());
         assert_eq!(rendered["id"], "new");
         assert_eq!(rendered["meta"]["version"], "W/\"3\"");
+    }
+
+    #[test]
+    fn a_stale_version_is_412_naming_both_etags() {
+        let err = stale_version("user", 3, 5);
+        assert_eq!(err.status, 412);
+        assert_eq!(err.detail, "version W/\"3\" is stale: the user is at W/\"5\"");
     }
 
     #[test]

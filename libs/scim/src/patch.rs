@@ -69,6 +69,12 @@ impl PatchOperation {
         let kind = PatchOpKind::parse(op).ok_or_else(|| {
             ScimError::invalid_syntax(format!("unknown PATCH op {op:?}; expected add, replace or remove"))
         })?;
+        PatchOperation::of_kind(kind, path, value)
+    }
+
+    /// [`PatchOperation::new`] for an operation whose kind is already known
+    /// (a typed gRPC field): the same checks of path and value.
+    pub fn of_kind(kind: PatchOpKind, path: Option<String>, value: Option<Value>) -> Result<PatchOperation, ScimError> {
         let path = path.filter(|p| !p.trim().is_empty());
         match (kind, &path, &value) {
             (PatchOpKind::Remove, None, _) => Err(ScimError::no_target("a remove operation needs a path")),

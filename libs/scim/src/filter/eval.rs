@@ -197,7 +197,7 @@ fn compare_strings(actual: &str, op: CompareOp, expected: &str, def: Option<&Att
     let (a, e) = if case_exact {
         (actual.to_owned(), expected.to_owned())
     } else {
-        (actual.to_lowercase(), expected.to_lowercase())
+        (super::fold_text(actual), super::fold_text(expected))
     };
     match op {
         CompareOp::Co => a.contains(&e),

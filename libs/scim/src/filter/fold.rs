@@ -12,9 +12,18 @@ use serde_json::{Map, Value};
 
 use crate::schema::{Attribute, AttributeType, ResourceSchema};
 
+/// How a string that compares ignoring case is folded, wherever it is
+/// compared: in the folded document, in a column of its own (a folded
+/// `userName` or `displayName`), in a filter's value and in the in-memory
+/// evaluator. If two of these folded differently, a filter would find a
+/// resource in one database and not in the other.
+pub fn fold_text(text: &str) -> String {
+    text.to_lowercase()
+}
+
 /// `doc` (a stored, normalised resource) with every string value of a
-/// non-caseExact attribute lower-cased by [`str::to_lowercase`], the
-/// function the in-memory evaluator folds with. Case-exact values, keys
+/// non-caseExact attribute lower-cased by [`fold_text`], the function the
+/// in-memory evaluator folds with. Case-exact values, keys
 /// and objects under URNs the resource type does not declare are kept as
 /// they are.
 pub fn fold(doc: &Map<String, Value>, schema: &ResourceSchema) -> Map<String, Value> {
@@ -55,7 +64,7 @@ fn fold_value(value: &Value, def: &'static Attribute) -> Value {
         Value::Object(inner) if def.kind == AttributeType::Complex => {
             Value::Object(fold_attributes(inner, |name| def.sub_attribute(name)))
         }
-        Value::String(s) if !def.case_exact && def.kind != AttributeType::Complex => Value::from(s.to_lowercase()),
+        Value::String(s) if !def.case_exact && def.kind != AttributeType::Complex => Value::from(fold_text(s)),
         other => other.clone(),
     }
 }

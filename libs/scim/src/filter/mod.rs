@@ -13,7 +13,7 @@ use std::fmt;
 
 pub use eval::matches;
 pub(crate) use eval::matches_element;
-pub use fold::fold;
+pub use fold::{fold, fold_text};
 pub use parser::parse;
 
 use crate::path::AttrPath;
@@ -103,6 +103,18 @@ pub enum CompValue {
     Num(serde_json::Number),
     Bool(bool),
     Null,
+}
+
+impl CompValue {
+    /// The boolean a comparison value means: `true`/`false`, or the string
+    /// of either in any case, as Microsoft Entra ID writes booleans.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            CompValue::Bool(b) => Some(*b),
+            CompValue::Str(s) => crate::json::bool_from_str(s),
+            CompValue::Num(_) | CompValue::Null => None,
+        }
+    }
 }
 
 impl fmt::Display for CompareOp {
