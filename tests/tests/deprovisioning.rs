@@ -17,11 +17,11 @@ use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{
     CheckSessionRequest, CheckTokenRequest, CreateSessionRequest, DeleteUserRequest, GetRevocationBacklogRequest,
-    PatchOperation, PatchUserRequest, ReplaceUserRequest, Session, SessionStatus, TokenStatus,
+    PatchUserRequest, ReplaceUserRequest, Session, SessionStatus, TokenStatus,
 };
-use idmesh_runtime::struct_json;
 use idmesh_tests::{Backend, ScimClient, TestMesh, patch_op, user};
-use serde_json::{Value, json};
+use scim::patch::PatchOpKind;
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -162,10 +162,6 @@ async fn assert_still_valid(mesh: &TestMesh, scim: &ScimClient, user: &SignedIn)
     );
 }
 
-fn resource(value: Value) -> Option<prost_types::Struct> {
-    Some(struct_json::to_struct(value.as_object().expect("a JSON object")))
-}
-
 on_redis!(
     an_okta_patch_that_deactivates_revokes_before_the_response,
     |mesh: TestMesh| async move {
@@ -228,11 +224,11 @@ on_redis!(
             .patch_user(PatchUserRequest {
                 directory_id: scim.directory_id.clone(),
                 id: patched.id.clone(),
-                operations: vec![PatchOperation {
-                    op: "replace".to_owned(),
-                    path: "active".to_owned(),
-                    value: Some(struct_json::to_value(&json!(false))),
-                }],
+                operations: vec![idmesh_api::patch::operation(
+                    PatchOpKind::Replace,
+                    "active",
+                    Some(&json!(false)),
+                )],
                 expected_version: None,
             })
             .await
@@ -246,7 +242,7 @@ on_redis!(
             .replace_user(ReplaceUserRequest {
                 directory_id: scim.directory_id.clone(),
                 id: replaced.id.clone(),
-                resource: resource(body),
+                resource_json: body.to_string(),
                 expected_version: None,
             })
             .await

@@ -2,23 +2,16 @@
 //! gateway, and every service has health and reflection.
 
 use idmesh_proto::v1::{
-    CreateUserRequest, GetUserRequest, IssueTokenRequest, ListTokensRequest, ListUsersRequest, PatchOperation,
-    PatchUserRequest, ResolveTokenRequest, RevokeTokenRequest,
+    CreateUserRequest, GetUserRequest, IssueTokenRequest, ListTokensRequest, ListUsersRequest, PatchUserRequest,
+    ResolveTokenRequest, RevokeTokenRequest,
 };
-use idmesh_runtime::struct_json;
 use idmesh_tests::{Backend, TestMesh, both_backends};
-use serde_json::{Value, json};
+use scim::patch::PatchOpKind;
+use serde_json::json;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-
-fn resource(value: Value) -> Option<prost_types::Struct> {
-    let Value::Object(map) = value else {
-        panic!("a JSON object")
-    };
-    Some(struct_json::to_struct(&map))
-}
 
 fn scim_type(status: &tonic::Status) -> Option<String> {
     use tonic_types::StatusExt;
@@ -33,7 +26,7 @@ both_backends!(
         let missing = users
             .create_user(CreateUserRequest {
                 directory_id: scim.directory_id.clone(),
-                resource: resource(json!({"displayName": "No Name"})),
+                resource_json: json!({"displayName": "No Name"}).to_string(),
             })
             .await
             .expect_err("a user needs a userName");
@@ -43,7 +36,7 @@ both_backends!(
         let created = users
             .create_user(CreateUserRequest {
                 directory_id: scim.directory_id.clone(),
-                resource: resource(json!({"userName": "Grpc.User@example.com", "externalId": "e-1"})),
+                resource_json: json!({"userName": "Grpc.User@example.com", "externalId": "e-1"}).to_string(),
             })
             .await
             .expect("CreateUser")
@@ -56,7 +49,7 @@ both_backends!(
         let duplicate = users
             .create_user(CreateUserRequest {
                 directory_id: scim.directory_id.clone(),
-                resource: resource(json!({"userName": "grpc.user@EXAMPLE.com"})),
+                resource_json: json!({"userName": "grpc.user@EXAMPLE.com"}).to_string(),
             })
             .await
             .expect_err("userName is unique ignoring case");
@@ -73,7 +66,7 @@ both_backends!(
         let created = users
             .create_user(CreateUserRequest {
                 directory_id: scim.directory_id.clone(),
-                resource: resource(json!({"userName": "versioned@example.com"})),
+                resource_json: json!({"userName": "versioned@example.com"}).to_string(),
             })
             .await
             .expect("CreateUser")
@@ -81,11 +74,11 @@ both_backends!(
         let patch = |expected_version| PatchUserRequest {
             directory_id: scim.directory_id.clone(),
             id: created.id.clone(),
-            operations: vec![PatchOperation {
-                op: "replace".to_owned(),
-                path: "title".to_owned(),
-                value: Some(struct_json::to_value(&json!("CTO"))),
-            }],
+            operations: vec![idmesh_api::patch::operation(
+                PatchOpKind::Replace,
+                "title",
+                Some(&json!("CTO")),
+            )],
             expected_version,
         };
         let stale = users.patch_user(patch(Some(7))).await.expect_err("version 7 is stale");
@@ -100,7 +93,7 @@ both_backends!(
             .await
             .expect("GetUser")
             .into_inner();
-        let doc = struct_json::from_struct(fetched.resource.unwrap_or_default());
+        let doc = idmesh_api::document::parse(&fetched.resource_json).expect("a document");
         assert_eq!(doc.get("title"), Some(&json!("CTO")));
     }
 );

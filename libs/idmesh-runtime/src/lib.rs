@@ -1,10 +1,8 @@
 //! What every idmesh service shares: telemetry, the gRPC server bootstrap,
-//! client channels, and the one mapping between SCIM errors and gRPC statuses.
+//! client channels, graceful shutdown and the clock. Conversions between
+//! SCIM and the gRPC contracts, and the status table, live in `idmesh-api`.
 
 pub mod clock;
 pub mod grpc;
 pub mod shutdown;
-pub mod status;
-pub mod struct_json;
 pub mod telemetry;
-pub mod timestamp;

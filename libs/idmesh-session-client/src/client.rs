@@ -4,10 +4,10 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use idmesh_api::timestamp;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{CheckSessionRequest, CheckTokenRequest, SessionStatus, TokenStatus};
 use idmesh_runtime::clock::{self, Clock};
-use idmesh_runtime::timestamp;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use idmesh_api::timestamp;
 use idmesh_proto::v1::{RevocationEvent, WatchRevocationsRequest, WatchRevocationsResponse};
-use idmesh_runtime::timestamp;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};

@@ -18,7 +18,7 @@
 //! PostgreSQL), as Rust orders them.
 
 use scim::ScimError;
-use scim::filter::{CompValue, CompareOp, Filter};
+use scim::filter::{CompValue, CompareOp, Filter, fold_text};
 use scim::path::AttrPath;
 use scim::schema::{Attribute, AttributeType, COMMON_ATTRIBUTES, ResourceSchema};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, NullOrdering, SimpleExpr};
@@ -30,16 +30,24 @@ use time::{OffsetDateTime, UtcOffset};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
     /// A string. For an attribute that is not caseExact the column must
-    /// hold the value lower-cased by [`str::to_lowercase`] (as
-    /// `user_name_folded` does), since filters compare it with the
-    /// lower-cased filter value.
+    /// hold the value folded by [`scim::filter::fold_text`] (as
+    /// `user_name_folded` does), since filters compare it with the folded
+    /// filter value.
     Text,
     Timestamp,
 }
 
-/// The column that holds a filterable attribute.
+/// An attribute a service keeps in a column of its own (indexed, like
+/// `userName`, or not in the document at all, like `id` and `meta.*`), and
+/// that column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FilterColumn {
+pub struct Column {
+    /// The attribute's path, as a filter could write it (`userName`,
+    /// `meta.created`, `members.value`). It is resolved through the schema,
+    /// so a filter naming the attribute in any case or with its schema URN
+    /// finds the column.
+    pub attribute: &'static str,
+    /// The column's name.
     pub name: &'static str,
     pub kind: ColumnKind,
 }
@@ -51,10 +59,10 @@ pub struct Target {
     pub schema: &'static ResourceSchema,
     /// The JSON column holding [`scim::filter::fold`] of the document.
     pub folded_document: &'static str,
-    /// The column of an attribute that has one. `id`, `externalId` and the
-    /// `meta` attributes are not in the document, so a path to one of them
+    /// The attributes kept in columns. `id`, `externalId` and the `meta`
+    /// attributes are not in the document, so a path to one of them
     /// without a column cannot be filtered on (400 `invalidFilter`).
-    pub column_for: fn(&AttrPath) -> Option<FilterColumn>,
+    pub columns: &'static [Column],
 }
 
 impl Target {
@@ -147,6 +155,16 @@ impl Target {
         }
     }
 
+    /// The column holding the attribute `def`, if it has one.
+    fn column_of(&self, def: &'static Attribute) -> Option<Column> {
+        self.columns.iter().copied().find(|column| {
+            AttrPath::parse(column.attribute)
+                .ok()
+                .and_then(|path| self.schema.resolve(&path))
+                .is_some_and(|resolved| std::ptr::eq(resolved, def))
+        })
+    }
+
     /// Where the values `path` names are stored.
     fn reach(&self, path: &AttrPath, scope: &Scope) -> Result<Reach, ScimError> {
         let unknown = || ScimError::invalid_filter(format!("unknown attribute {path} in filter"));
@@ -166,7 +184,7 @@ impl Target {
             }
             Scope::Resource => {
                 let def = self.schema.resolve(path).ok_or_else(unknown)?;
-                if let Some(column) = (self.column_for)(path) {
+                if let Some(column) = self.column_of(def) {
                     return Ok(Reach::Column(column, def.case_exact));
                 }
                 let top_path = AttrPath {
@@ -275,7 +293,7 @@ impl Target {
     fn compare_column(
         &self,
         path: &AttrPath,
-        column: FilterColumn,
+        column: Column,
         case_exact: bool,
         op: CompareOp,
         value: &CompValue,
@@ -335,7 +353,7 @@ impl Target {
                 "{path} is a string; the filter compares it with {value}"
             )));
         };
-        let rhs = if case_exact { s.clone() } else { s.to_lowercase() };
+        let rhs = if case_exact { s.clone() } else { fold_text(s) };
         let pattern = match op {
             CompareOp::Co => format!("%{}%", escape_like(&rhs)),
             CompareOp::Sw => format!("{}%", escape_like(&rhs)),
@@ -487,7 +505,7 @@ enum Scope {
 /// Where the values a path names are stored.
 enum Reach {
     /// A column, and whether the attribute is caseExact.
-    Column(FilterColumn, bool),
+    Column(Column, bool),
     /// One JSON value, maybe absent.
     One { at: Json, def: &'static Attribute },
     /// Each element of a multi-valued attribute (`def`), or each element's
@@ -628,15 +646,9 @@ fn boolean(path: &AttrPath, op: CompareOp, value: &CompValue) -> Result<bool, Sc
             "{path} is a boolean: only eq, ne and pr apply"
         )));
     }
-    match value {
-        CompValue::Bool(b) => Ok(*b),
-        // Entra ID writes booleans as strings.
-        CompValue::Str(s) if s.eq_ignore_ascii_case("true") => Ok(true),
-        CompValue::Str(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        other => Err(ScimError::invalid_filter(format!(
-            "{path} is a boolean; the filter compares it with {other}"
-        ))),
-    }
+    value
+        .as_bool()
+        .ok_or_else(|| ScimError::invalid_filter(format!("{path} is a boolean; the filter compares it with {value}")))
 }
 
 fn timestamp(path: &AttrPath, value: &CompValue) -> Result<OffsetDateTime, ScimError> {

@@ -1,9 +1,11 @@
 //! What idmesh storage code shares. Each service keeps its own entities and
 //! migrations; this crate gives them one way to connect to PostgreSQL or
-//! SQLite, one migration runner, and the SCIM filter → SQL translation.
+//! SQLite, one migration runner, the SCIM filter → SQL translation and the
+//! list pipeline (filter, count, sort, page) every List call runs.
 
 mod connect;
 pub mod filter;
+pub mod list;
 mod migrate;
 
 pub use connect::connect;
@@ -37,28 +39,4 @@ pub async fn begin_write(db: &sea_orm::DatabaseConnection) -> Result<sea_orm::Da
 /// answer as SCIM 409 `uniqueness`.
 pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
-}
-
-/// The `OFFSET` and `LIMIT` of a SCIM page: `count` resources from the
-/// 1-based `start_index` (values below 1 read as 1); `None` when `count`
-/// asks for none (the total only).
-pub fn page_window(start_index: i64, count: i32) -> Option<(u64, u64)> {
-    let limit = u64::try_from(count).ok().filter(|limit| *limit > 0)?;
-    let offset = u64::try_from(start_index.max(1) - 1).unwrap_or_default();
-    Some((offset, limit))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::page_window;
-
-    #[test]
-    fn a_page_starts_at_a_one_based_index_and_count_zero_reads_nothing() {
-        assert_eq!(page_window(1, 10), Some((0, 10)));
-        assert_eq!(page_window(21, 10), Some((20, 10)));
-        assert_eq!(page_window(0, 5), Some((0, 5)), "below 1 reads as 1");
-        assert_eq!(page_window(-7, 5), Some((0, 5)));
-        assert_eq!(page_window(3, 0), None, "the total only");
-        assert_eq!(page_window(3, -1), None);
-    }
 }

@@ -1,5 +1,7 @@
 //! The `idmesh.v1.DirectoryService` gRPC API.
 
+use idmesh_api::status::internal;
+use idmesh_api::timestamp;
 use idmesh_proto::v1::directory_service_server::DirectoryService;
 use idmesh_proto::v1::{
     CreateDirectoryRequest, Directory, GetDirectoryRequest, IssueTokenRequest, IssueTokenResponse,
@@ -7,8 +9,6 @@ use idmesh_proto::v1::{
     ResolveTokenResponse, RevokeTokenRequest, Token,
 };
 use idmesh_runtime::clock::Clock;
-use idmesh_runtime::status::internal;
-use idmesh_runtime::timestamp;
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait,

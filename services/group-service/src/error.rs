@@ -20,12 +20,12 @@ pub enum Error {
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
         match &err {
-            Error::Scim(scim) => idmesh_runtime::status::from_scim(scim),
+            Error::Scim(scim) => idmesh_api::status::from_scim(scim),
             Error::UserService(status) => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "user-service did not answer a member lookup");
                 Status::unavailable("user-service is unavailable; retry later")
             }
-            Error::Database(_) => idmesh_runtime::status::internal("group-service", &err),
+            Error::Database(_) => idmesh_api::status::internal("group-service", &err),
         }
     }
 }

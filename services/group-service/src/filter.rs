@@ -6,11 +6,11 @@
 //! filter over one member's sub-attributes serves PATCH removals such as
 //! `members[type eq "Group"]`.
 
-use idmesh_store::filter::{ColumnKind, FilterColumn, Target};
+use idmesh_store::filter::{Column, ColumnKind, Target};
 use scim::ScimError;
 use scim::filter::{CompValue, CompareOp, Filter};
 use scim::path::AttrPath;
-use scim::schema::{GROUP_RESOURCE, GROUP_SCHEMA_ID};
+use scim::schema::GROUP_RESOURCE;
 use sea_orm::DbBackend;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use serde_json::json;
@@ -18,43 +18,51 @@ use serde_json::json;
 use crate::entity::group_member::MEMBER_TYPES;
 use scim::members::names_members;
 
-/// The column of a Group attribute that has one: the indexed ones and
-/// those (`id`, `meta.*`) that are not in the document at all.
-fn group_column(path: &AttrPath) -> Option<FilterColumn> {
-    if path
-        .urn
-        .as_deref()
-        .is_some_and(|urn| !urn.eq_ignore_ascii_case(GROUP_SCHEMA_ID))
-    {
-        return None;
-    }
-    let attr = path.attr.to_ascii_lowercase();
-    let sub_attr = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
-    let (name, kind) = match (attr.as_str(), sub_attr.as_deref()) {
-        ("id", None) => ("id", ColumnKind::Text),
-        ("displayname", None) => ("display_name_folded", ColumnKind::Text),
-        ("externalid", None) => ("external_id", ColumnKind::Text),
-        ("meta", Some("created")) => ("created", ColumnKind::Timestamp),
-        ("meta", Some("lastmodified")) => ("last_modified", ColumnKind::Timestamp),
-        _ => return None,
-    };
-    Some(FilterColumn { name, kind })
-}
+/// The Group attributes kept in columns: the indexed ones and those (`id`,
+/// `meta.*`) that are not in the document at all.
+const GROUP_COLUMNS: &[Column] = &[
+    Column {
+        attribute: "id",
+        name: "id",
+        kind: ColumnKind::Text,
+    },
+    Column {
+        attribute: "displayName",
+        name: "display_name_folded",
+        kind: ColumnKind::Text,
+    },
+    Column {
+        attribute: "externalId",
+        name: "external_id",
+        kind: ColumnKind::Text,
+    },
+    Column {
+        attribute: "meta.created",
+        name: "created",
+        kind: ColumnKind::Timestamp,
+    },
+    Column {
+        attribute: "meta.lastModified",
+        name: "last_modified",
+        kind: ColumnKind::Timestamp,
+    },
+];
 
-/// The column of a member row behind `members.<sub>`. Member ids are
+/// The columns of a member row behind `members.<sub>`. Member ids are
 /// server-assigned lower-case UUIDs, so `member_id` compares as the folded
 /// value the filter translation expects of a column.
-fn member_column(path: &AttrPath) -> Option<FilterColumn> {
-    let name = match path.sub_attr.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        Some("value") => "member_id",
-        Some("display") => "display_folded",
-        _ => return None,
-    };
-    Some(FilterColumn {
-        name,
+const MEMBER_COLUMNS: &[Column] = &[
+    Column {
+        attribute: "members.value",
+        name: "member_id",
         kind: ColumnKind::Text,
-    })
-}
+    },
+    Column {
+        attribute: "members.display",
+        name: "display_folded",
+        kind: ColumnKind::Text,
+    },
+];
 
 /// A member sub-attribute that filters can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +106,7 @@ impl GroupFilters {
             backend: self.backend,
             schema: &GROUP_RESOURCE,
             folded_document: "resource_folded",
-            column_for: group_column,
+            columns: GROUP_COLUMNS,
         }
     }
 
@@ -106,7 +114,7 @@ impl GroupFilters {
     /// display comparisons (written as `members.<sub>`).
     fn member_target(&self) -> Target {
         Target {
-            column_for: member_column,
+            columns: MEMBER_COLUMNS,
             ..self.target()
         }
     }

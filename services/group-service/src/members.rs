@@ -194,7 +194,7 @@ async fn insert(
                 group_id: Set(group.id.clone()),
                 member_id: Set(member.id.clone()),
                 member_type: Set((*member_type).to_owned()),
-                display_folded: Set(display.to_lowercase()),
+                display_folded: Set(scim::filter::fold_text(&display)),
                 display: Set(display),
             });
         }

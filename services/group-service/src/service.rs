@@ -9,22 +9,24 @@
 //! retrying, and none is lost. `expected_version` is checked under that
 //! lock.
 
+use idmesh_api::document;
+use idmesh_api::meta::Meta;
 use idmesh_proto::v1::group_service_server::GroupService;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_proto::v1::{
     CreateGroupRequest, DeleteGroupRequest, DeleteGroupResponse, GetGroupRequest, Group, ListGroupsOfMemberRequest,
     ListGroupsOfMemberResponse, ListGroupsRequest, ListGroupsResponse, ListMembersRequest, ListMembersResponse, Member,
     MemberType, Membership, PatchGroupRequest, PatchMembersRequest, RemoveMemberEverywhereRequest,
-    RemoveMemberEverywhereResponse, ReplaceMembersRequest, ResourceMeta, UpdateGroupRequest,
+    RemoveMemberEverywhereResponse, ReplaceMembersRequest, UpdateGroupRequest,
 };
 use idmesh_runtime::clock::Clock;
-use idmesh_runtime::{struct_json, timestamp};
+use idmesh_store::list::Window;
 use scim::ScimError;
 use scim::patch::PatchOperation;
 use scim::schema::GROUP_RESOURCE;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
@@ -84,8 +86,8 @@ impl Document {
 }
 
 /// A Group document from a request, and the members it lists.
-fn document_and_members(resource: Option<prost_types::Struct>) -> Result<(Document, Vec<NewMember>), Error> {
-    let mut body = struct_json::from_struct(resource.unwrap_or_default());
+fn document_and_members(resource_json: &str) -> Result<(Document, Vec<NewMember>), Error> {
+    let mut body = document::parse(resource_json)?;
     let mut listed = Vec::new();
     for members in scim::members::take_members(&mut body)? {
         listed.extend(scim::members::new_members(&members)?);
@@ -99,22 +101,23 @@ fn by_id(ids: Vec<String>) -> Vec<NewMember> {
 }
 
 fn to_proto(model: group::Model) -> Group {
-    let resource = match &model.resource {
-        Value::Object(doc) => struct_json::to_struct(doc),
-        _ => prost_types::Struct::default(),
+    let resource_json = match &model.resource {
+        Value::Object(doc) => document::to_json(doc),
+        _ => String::new(),
+    };
+    let meta = Meta {
+        version: model.version,
+        created: model.created,
+        last_modified: model.last_modified,
     };
     Group {
         id: model.id,
         directory_id: model.directory_id,
         display_name: model.display_name,
         external_id: model.external_id,
-        resource: Some(resource),
+        resource_json,
         member_count: model.member_count,
-        meta: Some(ResourceMeta {
-            version: model.version,
-            created: Some(timestamp::to_proto(model.created)),
-            last_modified: Some(timestamp::to_proto(model.last_modified)),
-        }),
+        meta: Some(meta.to_proto()),
     }
 }
 
@@ -135,10 +138,7 @@ fn not_found(id: &str) -> Error {
 }
 
 fn stale_version(expected: i64, actual: i64) -> Error {
-    ScimError::precondition_failed(format!(
-        "version W/\"{expected}\" is stale: the group is at W/\"{actual}\""
-    ))
-    .into()
+    scim::meta::stale_version("group", expected, actual).into()
 }
 
 fn taken(external_id: Option<&str>) -> Error {
@@ -147,12 +147,6 @@ fn taken(external_id: Option<&str>) -> Error {
         external_id.unwrap_or_default()
     ))
     .into()
-}
-
-fn patch_operation(op: idmesh_proto::v1::PatchOperation) -> Result<PatchOperation, Error> {
-    let path = Some(op.path).filter(|path| !path.is_empty());
-    let value = op.value.map(struct_json::from_value);
-    Ok(PatchOperation::new(&op.op, path, value)?)
 }
 
 /// What a write does to a group besides its member rows.
@@ -257,7 +251,7 @@ impl GroupApi {
             ..current
         };
         if let Some(document) = document {
-            updated.display_name_folded = document.display_name.to_lowercase();
+            updated.display_name_folded = scim::filter::fold_text(&document.display_name);
             updated.resource_folded = document.folded();
             updated.display_name = document.display_name;
             updated.external_id = document.external_id;
@@ -288,7 +282,7 @@ impl GroupApi {
 impl GroupService for GroupApi {
     async fn create_group(&self, request: Request<CreateGroupRequest>) -> Result<Response<Group>, Status> {
         let request = request.into_inner();
-        let (document, listed) = document_and_members(request.resource)?;
+        let (document, listed) = document_and_members(&request.resource_json)?;
         let id = uuid::Uuid::now_v7().to_string();
         let changes = vec![MemberChange::Add(listed)];
         let candidates = self.candidates(&request.directory_id, &id, &changes).await?;
@@ -296,7 +290,7 @@ impl GroupService for GroupApi {
         let row = group::Model {
             id,
             directory_id: request.directory_id,
-            display_name_folded: document.display_name.to_lowercase(),
+            display_name_folded: scim::filter::fold_text(&document.display_name),
             resource_folded: document.folded(),
             display_name: document.display_name,
             external_id: document.external_id,
@@ -339,24 +333,18 @@ impl GroupService for GroupApi {
             let filter = scim::filter::parse(&request.filter).map_err(Error::from)?;
             query = query.filter(self.filters().groups(&filter).map_err(Error::from)?);
         }
-        let total_results = query.clone().count(&self.db).await.map_err(Error::from)?;
-        let sort = request.sort.unwrap_or_default();
-        let query = self
+        let (sort, page) = (request.sort.unwrap_or_default(), request.page.unwrap_or_default());
+        let window = Window {
+            sort_by: &sort.sort_by,
+            descending: sort.descending,
+            start_index: page.start_index,
+            count: page.count,
+        };
+        let (groups, total_results) = self
             .filters()
             .target()
-            .sorted(query, &sort.sort_by, sort.descending)
-            .map_err(Error::from)?;
-        let page = request.page.unwrap_or_default();
-        let groups = match idmesh_store::page_window(page.start_index, page.count) {
-            None => Vec::new(),
-            Some((offset, limit)) => query
-                .order_by_asc(group::Column::Id)
-                .offset(offset)
-                .limit(limit)
-                .all(&self.db)
-                .await
-                .map_err(Error::from)?,
-        };
+            .list::<_, Error>(&self.db, query, group::Column::Id, window)
+            .await?;
         Ok(Response::new(ListGroupsResponse {
             groups: groups.into_iter().map(to_proto).collect(),
             total_results: i64::try_from(total_results).unwrap_or(i64::MAX),
@@ -365,7 +353,7 @@ impl GroupService for GroupApi {
 
     async fn update_group(&self, request: Request<UpdateGroupRequest>) -> Result<Response<Group>, Status> {
         let request = request.into_inner();
-        let (document, listed) = document_and_members(request.resource)?;
+        let (document, listed) = document_and_members(&request.resource_json)?;
         let model = self
             .write(
                 &request.directory_id,
@@ -381,11 +369,7 @@ impl GroupService for GroupApi {
 
     async fn patch_group(&self, request: Request<PatchGroupRequest>) -> Result<Response<Group>, Status> {
         let request = request.into_inner();
-        let operations = request
-            .operations
-            .into_iter()
-            .map(patch_operation)
-            .collect::<Result<Vec<_>, _>>()?;
+        let operations = idmesh_api::patch::from_proto(request.operations).map_err(Error::from)?;
         let split = scim::members::split(operations).map_err(Error::from)?;
         let model = self
             .write(

@@ -15,10 +15,10 @@ use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_proto::v1::{
     CreateGroupRequest, CreateUserRequest, DeleteGroupRequest, GetGroupRequest, Group, ListGroupsOfMemberRequest,
     ListGroupsRequest, ListMembersRequest, Member, MemberType, PageRequest, PatchGroupRequest, PatchMembersRequest,
-    PatchOperation, RemoveMemberEverywhereRequest, ReplaceMembersRequest, SortRequest, UpdateGroupRequest,
+    RemoveMemberEverywhereRequest, ReplaceMembersRequest, SortRequest, UpdateGroupRequest,
 };
-use idmesh_runtime::struct_json;
 use scim::ScimType;
+use scim::patch::PatchOpKind;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -144,13 +144,9 @@ macro_rules! on_both {
     };
 }
 
-fn document(resource: &Value) -> prost_types::Struct {
-    struct_json::to_struct(resource.as_object().expect("a JSON object"))
-}
-
 /// The SCIM error type a status carries.
 fn scim_type(status: &Status) -> Option<ScimType> {
-    idmesh_runtime::status::to_scim(status).scim_type
+    idmesh_api::status::to_scim(status).scim_type
 }
 
 impl Mesh {
@@ -164,7 +160,7 @@ impl Mesh {
             .clone()
             .create_user(CreateUserRequest {
                 directory_id: self.directory_id.clone(),
-                resource: Some(document(&resource)),
+                resource_json: resource.to_string(),
             })
             .await
             .expect("CreateUser")
@@ -185,7 +181,7 @@ impl Mesh {
             .clone()
             .create_group(CreateGroupRequest {
                 directory_id: self.directory_id.clone(),
-                resource: Some(document(&resource)),
+                resource_json: resource.to_string(),
             })
             .await
             .map(tonic::Response::into_inner)
@@ -215,10 +211,10 @@ impl Mesh {
             .as_array()
             .expect("an array of operations")
             .iter()
-            .map(|op| PatchOperation {
-                op: op["op"].as_str().expect("an op").to_owned(),
-                path: op.get("path").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                value: op.get("value").map(struct_json::to_value),
+            .map(|op| {
+                let kind = op["op"].as_str().and_then(PatchOpKind::parse).expect("a known op");
+                let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
+                idmesh_api::patch::operation(kind, path, op.get("value"))
             })
             .collect();
         self.groups
@@ -333,7 +329,7 @@ on_both!(
             .expect("CreateGroup");
         assert_eq!(group.member_count, 3);
         assert_eq!(group.display_name, "Engineering");
-        let resource = struct_json::from_struct(group.resource.expect("a resource"));
+        let resource = idmesh_api::document::parse(&group.resource_json).expect("a document");
         assert!(
             !resource.contains_key("members"),
             "members are rows, not part of the document"
@@ -754,9 +750,8 @@ on_both!(update_group_replaces_document_and_members, |mesh| async move {
         .update_group(UpdateGroupRequest {
             directory_id: mesh.directory_id.clone(),
             id: group.id.clone(),
-            resource: Some(document(
-                &json!({"displayName": "After", "externalId": "e", "members": [{"value": ids[2]}]}),
-            )),
+            resource_json: json!({"displayName": "After", "externalId": "e", "members": [{"value": ids[2]}]})
+                .to_string(),
             expected_version: Some(1),
         })
         .await

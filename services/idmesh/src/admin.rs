@@ -104,7 +104,7 @@ fn scim_base_url(public_url: &str, directory_id: &str) -> String {
 }
 
 fn timestamp_text(ts: Option<&prost_types::Timestamp>) -> String {
-    ts.and_then(idmesh_runtime::timestamp::from_proto)
+    ts.and_then(idmesh_api::timestamp::from_proto)
         .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| "-".to_owned())
 }
@@ -188,7 +188,7 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
             connection,
         } => {
             let expires_at = expires_in_days.map(|days| {
-                idmesh_runtime::timestamp::to_proto(time::OffsetDateTime::now_utc() + time::Duration::days(days.into()))
+                idmesh_api::timestamp::to_proto(time::OffsetDateTime::now_utc() + time::Duration::days(days.into()))
             });
             let mut client = connection.client().await?;
             let issued = client

@@ -21,7 +21,7 @@ impl From<ScimError> for ApiError {
 
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        Self(idmesh_runtime::status::to_scim(&status))
+        Self(idmesh_api::status::to_scim(&status))
     }
 }
 

@@ -7,9 +7,9 @@ mod conditional;
 mod discovery;
 mod error;
 mod groups;
-mod listing;
 mod members;
 mod projection;
+mod resources;
 mod response;
 mod search;
 mod users;
@@ -99,25 +99,9 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
 
 fn router(state: AppState) -> Router {
     let directory_routes = Router::new()
-        .route("/Users", get(users::list).post(users::create))
-        .route("/Users/.search", post(users::search))
+        .merge(resources::routes::<users::Users>())
+        .merge(resources::routes::<groups::Groups>())
         .route("/.search", post(search::search))
-        .route(
-            "/Users/{id}",
-            get(users::get)
-                .put(users::replace)
-                .patch(users::patch)
-                .delete(users::delete),
-        )
-        .route("/Groups", get(groups::list).post(groups::create))
-        .route("/Groups/.search", post(groups::search))
-        .route(
-            "/Groups/{id}",
-            get(groups::get)
-                .put(groups::replace)
-                .patch(groups::patch)
-                .delete(groups::delete),
-        )
         .route("/ServiceProviderConfig", get(discovery::service_provider_config))
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))

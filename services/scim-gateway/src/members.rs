@@ -1,6 +1,7 @@
-//! Memberships as SCIM renders them: a group's `members` (read from
-//! group-service page by page, and streamed when a response carries one
-//! group) and a user's readOnly `groups`.
+//! Memberships read from group-service: a group's `members` (page by page,
+//! and streamed when a response carries one group) and users' readOnly
+//! `groups`. How each element looks is SCIM's business
+//! ([`scim::members::render_member`], [`scim::members::render_group_of_user`]).
 //!
 //! group-service keeps members as rows and hands them out in pages
 //! (`ListMembers`), so a group's members are never one value anywhere: GET
@@ -17,7 +18,8 @@ use axum::response::Response;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::{ListGroupsOfMemberRequest, ListMembersRequest, Member, MemberType};
 use scim::attributes::Projection;
-use scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use scim::members::{MemberKind, render_group_of_user};
+use scim::schema::GROUP_RESOURCE;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
@@ -87,24 +89,13 @@ impl MemberPages {
     }
 }
 
-/// One member as a Group's `members` carries it: `value`, `$ref` (to
-/// `/Users` or `/Groups`, by the member's type), `type` and `display`.
-pub fn render_member(directory_url: &str, member: &Member) -> Value {
-    let resource_type = match member.r#type() {
-        MemberType::Group => &GROUP_RESOURCE,
-        MemberType::User | MemberType::Unspecified => &USER_RESOURCE,
+/// One member as a Group's `members` carries it.
+fn render_member(directory_url: &str, member: &Member) -> Value {
+    let kind = match member.r#type() {
+        MemberType::Group => MemberKind::Group,
+        MemberType::User | MemberType::Unspecified => MemberKind::User,
     };
-    let mut rendered = Map::new();
-    rendered.insert("value".to_owned(), Value::from(member.value.as_str()));
-    rendered.insert(
-        "$ref".to_owned(),
-        Value::from(format!("{directory_url}{}/{}", resource_type.endpoint, member.value)),
-    );
-    rendered.insert("type".to_owned(), Value::from(resource_type.name));
-    if !member.display.is_empty() {
-        rendered.insert("display".to_owned(), Value::from(member.display.as_str()));
-    }
-    Value::Object(rendered)
+    scim::members::render_member(directory_url, &member.value, kind, &member.display)
 }
 
 /// Answers with `group` (rendered and projected, without members) followed
@@ -183,59 +174,29 @@ fn render_page(directory_url: &str, projection: &Projection, page: &[Member], wr
     out
 }
 
-/// Users' readOnly `groups` attribute (RFC 7643 §4.1.2): the groups each
-/// user is a direct member of, from group-service, as `value`, `$ref`,
-/// `display` and `type` "direct" (idmesh does not expand nested groups).
-#[derive(Debug, Default)]
-pub struct GroupsOfUsers(HashMap<String, Vec<Value>>);
-
-impl GroupsOfUsers {
-    /// The groups of `user_ids`, asked for only when `projection` returns
-    /// `groups`; in calls of [`MEMBER_IDS_PER_CALL`] ids, so a page of users
-    /// costs one or two calls, not one per user.
-    pub async fn read(
-        groups: &GroupServiceClient<Channel>,
-        directory_id: &str,
-        directory_url: &str,
-        user_ids: &[&str],
-        projection: &Projection,
-    ) -> Result<GroupsOfUsers, ApiError> {
-        let mut found: HashMap<String, Vec<Value>> = HashMap::new();
-        if !projection.includes(&USER_RESOURCE, "groups") {
-            return Ok(GroupsOfUsers(found));
+/// The readOnly `groups` (RFC 7643 §4.1.2) of each of `user_ids` that is
+/// in any group, by user id: the groups it is a direct member of, in calls
+/// of [`MEMBER_IDS_PER_CALL`] ids, so that a page of users costs one or two
+/// calls, not one per user.
+pub async fn groups_of_users(
+    groups: &GroupServiceClient<Channel>,
+    directory_id: &str,
+    directory_url: &str,
+    user_ids: &[&str],
+) -> Result<HashMap<String, Vec<Value>>, ApiError> {
+    let mut found: HashMap<String, Vec<Value>> = HashMap::new();
+    for ids in user_ids.chunks(MEMBER_IDS_PER_CALL) {
+        let request = ListGroupsOfMemberRequest {
+            directory_id: directory_id.to_owned(),
+            member_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
+        };
+        let memberships = groups.clone().list_groups_of_member(request).await?.into_inner();
+        for membership in memberships.memberships {
+            let group = render_group_of_user(directory_url, &membership.group_id, &membership.group_display_name);
+            found.entry(membership.member_id).or_default().push(group);
         }
-        for ids in user_ids.chunks(MEMBER_IDS_PER_CALL) {
-            let request = ListGroupsOfMemberRequest {
-                directory_id: directory_id.to_owned(),
-                member_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
-            };
-            let memberships = groups.clone().list_groups_of_member(request).await?.into_inner();
-            for membership in memberships.memberships {
-                let mut group = Map::new();
-                group.insert("value".to_owned(), Value::from(membership.group_id.as_str()));
-                group.insert(
-                    "$ref".to_owned(),
-                    Value::from(format!(
-                        "{directory_url}{}/{}",
-                        GROUP_RESOURCE.endpoint, membership.group_id
-                    )),
-                );
-                group.insert("display".to_owned(), Value::from(membership.group_display_name));
-                group.insert("type".to_owned(), Value::from("direct"));
-                found
-                    .entry(membership.member_id)
-                    .or_default()
-                    .push(Value::Object(group));
-            }
-        }
-        Ok(GroupsOfUsers(found))
     }
-
-    /// The `groups` of one user; empty when it has none or they were not
-    /// asked for.
-    pub fn take(&mut self, user_id: &str) -> Vec<Value> {
-        self.0.remove(user_id).unwrap_or_default()
-    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -255,18 +216,6 @@ mod tests {
 
     fn projection(attributes: Option<&str>, excluded: Option<&str>) -> Projection {
         Projection::parse(attributes, excluded, &GROUP_RESOURCE).expect("a valid projection")
-    }
-
-    #[test]
-    fn members_refer_to_the_endpoint_of_their_type() {
-        assert_eq!(
-            render_member(DIRECTORY, &member("u1", MemberType::User, "Ada")),
-            json!({"value": "u1", "$ref": format!("{DIRECTORY}/Users/u1"), "type": "User", "display": "Ada"})
-        );
-        assert_eq!(
-            render_member(DIRECTORY, &member("g1", MemberType::Group, "")),
-            json!({"value": "g1", "$ref": format!("{DIRECTORY}/Groups/g1"), "type": "Group"})
-        );
     }
 
     #[test]

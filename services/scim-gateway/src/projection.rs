@@ -1,36 +1,28 @@
-//! The query parameters of a request about one resource: `attributes` and
-//! `excludedAttributes` (RFC 7644 §3.9), on GET and on the responses to
-//! POST, PUT and PATCH. Any other parameter is 400 `invalidValue`, so a
-//! misspelt one is not silently ignored.
+//! The query parameters of a request about one resource, read by
+//! [`scim::attributes::AttributeParams`]: `attributes` and
+//! `excludedAttributes`; any other is 400 `invalidValue`.
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use scim::ScimError;
-use scim::attributes::Projection;
+use scim::attributes::{AttributeParams, Projection};
 use scim::schema::ResourceSchema;
 
 use crate::error::ApiError;
 
 /// `attributes` and `excludedAttributes` as the client wrote them.
 #[derive(Debug, Default)]
-pub struct AttributeQuery {
-    attributes: Option<String>,
-    excluded: Option<String>,
-}
+pub struct AttributeQuery(AttributeParams);
 
 impl AttributeQuery {
     /// What responses about a resource of `schema` carry.
     pub fn projection(&self, schema: &ResourceSchema) -> Result<Projection, ApiError> {
-        Ok(Projection::parse(
-            self.attributes.as_deref(),
-            self.excluded.as_deref(),
-            schema,
-        )?)
+        Ok(self.0.projection(schema)?)
     }
 
     /// Whether the client named `attributes` or `excludedAttributes` at all.
     pub fn is_given(&self) -> bool {
-        self.attributes.is_some() || self.excluded.is_some()
+        self.0.is_given()
     }
 }
 
@@ -41,19 +33,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AttributeQuery {
         let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map_err(|rejection| ScimError::invalid_value(format!("cannot read the query string: {rejection}")))?;
-        let mut query = AttributeQuery::default();
-        for (name, value) in pairs {
-            match name.to_ascii_lowercase().as_str() {
-                "attributes" => query.attributes = Some(value),
-                "excludedattributes" => query.excluded = Some(value),
-                _ => {
-                    return Err(ScimError::invalid_value(format!(
-                        "unsupported query parameter {name}: a single resource takes attributes and excludedAttributes"
-                    ))
-                    .into());
-                }
-            }
-        }
-        Ok(query)
+        let params = AttributeParams::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        Ok(AttributeQuery(params))
     }
 }

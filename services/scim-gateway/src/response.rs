@@ -5,12 +5,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use idmesh_proto::v1::{ResourceMeta, User};
 use scim::ScimError;
-use scim::attributes::Projection;
-use scim::meta::Meta;
-use scim::schema::{ResourceSchema, USER_RESOURCE};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -126,69 +122,4 @@ impl IntoResponse for ScimBody {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_CONTENT_TYPE));
         response
     }
-}
-
-/// Renders a stored document as the SCIM resource `id` of `resource_type`
-/// in `directory_id`: `id` and `meta` added, located under `base`, not yet
-/// projected.
-pub fn render_document(
-    base: &BaseUrl,
-    resource_type: &ResourceSchema,
-    directory_id: &str,
-    id: &str,
-    doc: &Map<String, Value>,
-    meta: Option<ResourceMeta>,
-    status: StatusCode,
-) -> Result<ScimResource, ApiError> {
-    let meta = meta.unwrap_or_default();
-    let instant = |ts: Option<prost_types::Timestamp>| {
-        ts.as_ref()
-            .and_then(idmesh_runtime::timestamp::from_proto)
-            .ok_or_else(|| ApiError(ScimError::internal()))
-    };
-    let location = format!("{}{}/{id}", base.directory(directory_id), resource_type.endpoint);
-    let body = scim::meta::render(
-        doc,
-        id,
-        &Meta {
-            resource_type: resource_type.name,
-            created: instant(meta.created)?,
-            last_modified: instant(meta.last_modified)?,
-            version: meta.version,
-            location: location.clone(),
-        },
-    );
-    Ok(ScimResource {
-        status,
-        body,
-        version: meta.version,
-        location,
-    })
-}
-
-/// Renders a user as its SCIM resource, located under `base`, carrying
-/// what `projection` asks for. `groups` is its readOnly `groups` attribute
-/// (see [`crate::members::GroupsOfUsers`]), left out when empty.
-pub fn render_user(
-    base: &BaseUrl,
-    user: User,
-    groups: Vec<Value>,
-    status: StatusCode,
-    projection: &Projection,
-) -> Result<ScimResource, ApiError> {
-    let mut doc = idmesh_runtime::struct_json::from_struct(user.resource.unwrap_or_default());
-    if !groups.is_empty() {
-        doc.insert("groups".to_owned(), Value::Array(groups));
-    }
-    let mut rendered = render_document(
-        base,
-        &USER_RESOURCE,
-        &user.directory_id,
-        &user.id,
-        &doc,
-        user.meta,
-        status,
-    )?;
-    projection.apply(&mut rendered.body, &USER_RESOURCE);
-    Ok(rendered)
 }

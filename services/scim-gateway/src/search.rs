@@ -3,20 +3,39 @@
 //!
 //! The results are the users that match, then the groups that match, as
 //! one list: `totalResults` is the sum, and `startIndex` and `count` page
-//! across both, so a page may end with users and go on with groups. A
-//! filter, sort or attribute that one resource type rejects (a 400, such as
-//! `userName` for groups or `members` for users) means that type has no
-//! results; only when both reject the query is it an error, the users'.
+//! across both ([`scim::list::window_in_next_type`]), so a page may end
+//! with users and go on with groups. A filter, sort or attribute that one
+//! resource type rejects (a 400, such as `userName` for groups or `members`
+//! for users) means that type has no results; only when every type rejects
+//! the query is it an error, the first type's.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use axum::extract::{Path, State};
 use scim::list::ListQuery;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::groups::page_of_groups;
-use crate::listing::Page;
+use crate::groups::Groups;
+use crate::resources::{Page, page_of};
 use crate::response::{BaseUrl, ScimBody, ScimJson};
-use crate::users::page_of_users;
+use crate::users::Users;
+
+type PageFuture<'a> = Pin<Box<dyn Future<Output = Result<Page, ApiError>> + Send + 'a>>;
+
+/// Reads one resource type's part of a page: [`page_of`] for that type.
+type PageOf = for<'a> fn(&'a AppState, &'a str, &'a ListQuery, u64, u32, &'a BaseUrl) -> PageFuture<'a>;
+
+/// The resource types the root search covers, in the order it lists them.
+const SEARCHED: [PageOf; 2] = [
+    |state, directory_id, query, start, count, base| {
+        Box::pin(page_of::<Users>(state, directory_id, query, start, count, base))
+    },
+    |state, directory_id, query, start, count, base| {
+        Box::pin(page_of::<Groups>(state, directory_id, query, start, count, base))
+    },
+];
 
 pub async fn search(
     State(state): State<AppState>,
@@ -25,30 +44,31 @@ pub async fn search(
     ScimJson(body): ScimJson,
 ) -> Result<ScimBody, ApiError> {
     let query = ListQuery::from_search_request(&body)?;
-    let (start, count) = (query.start_index, query.count);
-    let users = match page_of_users(&state, &directory_id, &query, start, count, &base).await {
-        Err(err) if !rejects_query(&err) => return Err(err),
-        users => users,
+    let mut page = Page {
+        resources: Vec::new(),
+        total: 0,
     };
-    let (users_total, users_shown) = users.as_ref().map_or((0, 0), |page| (page.total, page.resources.len()));
-    // Groups follow the users: the page starts in them only past the last user.
-    let (group_start, group_count) = match start.checked_sub(users_total) {
-        Some(past_users) if past_users > 0 => (past_users, count),
-        _ => (1, count.saturating_sub(u32::try_from(users_shown).unwrap_or(u32::MAX))),
-    };
-    let groups = page_of_groups(&state, &directory_id, &query, group_start, group_count, &base).await;
-    let (resources, total) = match (users, groups) {
-        (Ok(users), Ok(groups)) => {
-            let mut resources = users.resources;
-            resources.extend(groups.resources);
-            (resources, users.total + groups.total)
+    let mut first_rejection = None;
+    let mut answered = false;
+    for page_of_type in SEARCHED {
+        let (start, count) =
+            scim::list::window_in_next_type(query.start_index, query.count, page.total, page.resources.len());
+        match page_of_type(&state, &directory_id, &query, start, count, &base).await {
+            Ok(part) => {
+                answered = true;
+                page.total += part.total;
+                page.resources.extend(part.resources);
+            }
+            Err(err) if rejects_query(&err) => {
+                first_rejection.get_or_insert(err);
+            }
+            Err(err) => return Err(err),
         }
-        (Ok(users), Err(err)) if rejects_query(&err) => (users.resources, users.total),
-        (Err(_), Ok(groups)) => (groups.resources, groups.total),
-        (Err(err), Err(groups_err)) if rejects_query(&groups_err) => return Err(err),
-        (_, Err(err)) => return Err(err),
-    };
-    Ok(Page { resources, total }.into_body(start))
+    }
+    match first_rejection {
+        Some(err) if !answered => Err(err),
+        _ => Ok(page.into_body(query.start_index)),
+    }
 }
 
 /// Whether an error says the query does not apply to a resource type, as

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use idmesh_api::timestamp;
 use idmesh_proto::v1::session_service_server::SessionService;
 use idmesh_proto::v1::{
     CheckSessionRequest, CheckSessionResponse, CheckTokenRequest, CheckTokenResponse, CreateSessionRequest,
@@ -13,8 +14,6 @@ use idmesh_proto::v1::{
     WatchRevocationsResponse,
 };
 use idmesh_runtime::clock::Clock;
-use idmesh_runtime::timestamp;
-use scim::ScimError;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -74,17 +73,17 @@ impl From<StoreError> for Status {
                 Status::out_of_range(format!("{err}: resynchronise, then watch again with an empty cursor"))
             }
             StoreError::CursorAhead(_) => invalid(err.to_string()),
-            StoreError::Internal(_) => idmesh_runtime::status::internal("session-service", &err),
+            StoreError::Internal(_) => idmesh_api::status::internal("session-service", &err),
         }
     }
 }
 
 fn invalid(detail: impl Into<String>) -> Status {
-    idmesh_runtime::status::from_scim(&ScimError::invalid_value(detail))
+    idmesh_api::status::invalid_argument(detail)
 }
 
 fn not_found(detail: &str) -> Status {
-    idmesh_runtime::status::from_scim(&ScimError::not_found(detail))
+    idmesh_api::status::not_found(detail)
 }
 
 fn user_ref(directory_id: String, user_id: String) -> Result<UserRef, Status> {
@@ -179,7 +178,7 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
         let ttl = ttl(request.ttl)?;
         let attributes = attributes(request.attributes)?;
         let id = SessionId::generate(&user)
-            .map_err(|err| idmesh_runtime::status::internal("session-service: session id", &err))?;
+            .map_err(|err| idmesh_api::status::internal("session-service: session id", &err))?;
         let created = (self.clock)();
         let session = Session {
             id,

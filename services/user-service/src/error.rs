@@ -18,8 +18,8 @@ pub enum Error {
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
         match &err {
-            Error::Scim(scim) => idmesh_runtime::status::from_scim(scim),
-            Error::Database(_) | Error::Password(_) => idmesh_runtime::status::internal("user-service", &err),
+            Error::Scim(scim) => idmesh_api::status::from_scim(scim),
+            Error::Database(_) | Error::Password(_) => idmesh_api::status::internal("user-service", &err),
         }
     }
 }

@@ -12,9 +12,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use idmesh_api::timestamp;
 use idmesh_proto::v1::user_service_server::UserService;
 use idmesh_proto::v1::{CreateUserRequest, ListUsersRequest, PageRequest, User};
-use idmesh_runtime::{struct_json, timestamp};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -320,7 +320,7 @@ fn filter() -> impl Strategy<Value = Filter> {
 fn rendered(user: &User) -> Value {
     let meta = user.meta.unwrap_or_default();
     let at = |t: Option<prost_types::Timestamp>| timestamp::from_proto(&t.unwrap_or_default()).expect("a timestamp");
-    let doc = struct_json::from_struct(user.resource.clone().unwrap_or_default());
+    let doc = idmesh_api::document::parse(&user.resource_json).expect("a document");
     scim::meta::render(
         &doc,
         &user.id,
@@ -350,7 +350,7 @@ impl Stored {
             let user = api
                 .create_user(Request::new(CreateUserRequest {
                     directory_id: directory_id.clone(),
-                    resource: Some(struct_json::to_struct(doc)),
+                    resource_json: idmesh_api::document::to_json(doc),
                 }))
                 .await
                 .expect("create user")

@@ -12,16 +12,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use idmesh_api::timestamp;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::user_service_server::{UserService, UserServiceServer};
 use idmesh_proto::v1::{
     CheckSessionRequest, CheckTokenRequest, CreateGroupRequest, CreateSessionRequest, CreateUserRequest,
-    DeleteUserRequest, GetRevocationBacklogRequest, GetUserRequest, ListMembersRequest, PatchOperation,
-    PatchUserRequest, ReplaceUserRequest, SessionStatus, TokenStatus,
+    DeleteUserRequest, GetRevocationBacklogRequest, GetUserRequest, ListMembersRequest, PatchUserRequest,
+    ReplaceUserRequest, SessionStatus, TokenStatus,
 };
 use idmesh_runtime::clock::Clock;
-use idmesh_runtime::{struct_json, timestamp};
+use scim::patch::PatchOpKind;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -212,10 +213,6 @@ async fn start_session_service(addr: SocketAddr) -> (SessionServiceClient<Channe
     (SessionServiceClient::new(channel(addr)), shutdown.drop_guard())
 }
 
-fn document(resource: &Value) -> prost_types::Struct {
-    struct_json::to_struct(resource.as_object().expect("a JSON object"))
-}
-
 async fn create_user(api: &UserApi, directory_id: &str) -> String {
     let resource = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -223,7 +220,7 @@ async fn create_user(api: &UserApi, directory_id: &str) -> String {
     });
     api.create_user(Request::new(CreateUserRequest {
         directory_id: directory_id.to_owned(),
-        resource: Some(document(&resource)),
+        resource_json: resource.to_string(),
     }))
     .await
     .expect("CreateUser")
@@ -235,11 +232,11 @@ async fn patch(api: &UserApi, directory_id: &str, id: &str, op: &str, path: &str
     api.patch_user(Request::new(PatchUserRequest {
         directory_id: directory_id.to_owned(),
         id: id.to_owned(),
-        operations: vec![PatchOperation {
-            op: op.to_owned(),
-            path: path.to_owned(),
-            value: value.as_ref().map(struct_json::to_value),
-        }],
+        operations: vec![idmesh_api::patch::operation(
+            PatchOpKind::parse(op).expect("a known op"),
+            path,
+            value.as_ref(),
+        )],
         expected_version: None,
     }))
     .await
@@ -322,7 +319,7 @@ on_both!(only_deactivating_and_deleting_store_a_revocation, |db| async move {
     api.replace_user(Request::new(ReplaceUserRequest {
         directory_id: "d1".to_owned(),
         id: id.clone(),
-        resource: Some(document(&resource)),
+        resource_json: resource.to_string(),
         expected_version: None,
     }))
     .await
@@ -363,16 +360,8 @@ on_both!(a_failed_write_stores_no_revocation, |db| async move {
             directory_id: "d1".to_owned(),
             id: id.clone(),
             operations: vec![
-                PatchOperation {
-                    op: "replace".to_owned(),
-                    path: "active".to_owned(),
-                    value: Some(struct_json::to_value(&json!(false))),
-                },
-                PatchOperation {
-                    op: "replace".to_owned(),
-                    path: "userName".to_owned(),
-                    value: Some(struct_json::to_value(&json!(42))),
-                },
+                idmesh_api::patch::operation(PatchOpKind::Replace, "active", Some(&json!(false))),
+                idmesh_api::patch::operation(PatchOpKind::Replace, "userName", Some(&json!(42))),
             ],
             expected_version: None,
         }))
@@ -596,7 +585,7 @@ on_both!(
         let group = groups
             .create_group(CreateGroupRequest {
                 directory_id: "d1".to_owned(),
-                resource: Some(document(&group)),
+                resource_json: group.to_string(),
             })
             .await
             .expect("CreateGroup")

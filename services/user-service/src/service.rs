@@ -11,23 +11,22 @@
 //! the revocation is stored in the write's transaction and delivered before
 //! the call answers ([`crate::revocation`]).
 
+use idmesh_api::meta::Meta;
+use idmesh_api::{document, timestamp};
 use idmesh_proto::v1::user_service_server::UserService;
 use idmesh_proto::v1::{
     CreateUserRequest, DeleteUserRequest, DeleteUserResponse, GetRevocationBacklogRequest,
     GetRevocationBacklogResponse, GetUserRequest, ListUsersRequest, ListUsersResponse, LookupUsersRequest,
-    LookupUsersResponse, PatchUserRequest, ReplaceUserRequest, ResourceMeta, User, UserSummary,
+    LookupUsersResponse, PatchUserRequest, ReplaceUserRequest, User, UserSummary,
 };
 use idmesh_runtime::clock::Clock;
-use idmesh_runtime::{struct_json, timestamp};
-use idmesh_store::filter::{ColumnKind, FilterColumn, Target};
+use idmesh_store::filter::{Column, ColumnKind, Target};
+use idmesh_store::list::Window;
 use scim::ScimError;
-use scim::patch::PatchOperation;
-use scim::path::AttrPath;
 use scim::resource::Normalized;
-use scim::schema::{USER_RESOURCE, USER_SCHEMA_ID};
+use scim::schema::USER_RESOURCE;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Select, Set,
 };
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
@@ -75,7 +74,7 @@ impl Indexed {
         let text = |key: &str| doc.get(key).and_then(Value::as_str).map(str::to_owned);
         let user_name = text("userName").unwrap_or_default();
         Self {
-            user_name_folded: user_name.to_lowercase(),
+            user_name_folded: scim::filter::fold_text(&user_name),
             user_name,
             external_id: text("externalId"),
             // Unassigned (removed by a PATCH) is not deactivated.
@@ -114,38 +113,50 @@ fn normalize_new_user(body: Value) -> Result<Normalized, Error> {
 
 /// The SCIM document a request carries (an absent one is empty, and fails
 /// validation like any document without a userName).
-fn request_body(resource: Option<prost_types::Struct>) -> Value {
-    Value::Object(struct_json::from_struct(resource.unwrap_or_default()))
+fn request_body(resource_json: &str) -> Result<Value, Error> {
+    Ok(Value::Object(document::parse(resource_json)?))
 }
 
-/// Which column holds a User attribute that filters and sorting read from a
-/// column rather than from the folded document: the indexed ones, and
-/// those (`id`, `meta.*`) that are not in the document at all.
-fn filter_column(path: &AttrPath) -> Option<FilterColumn> {
-    if path
-        .urn
-        .as_deref()
-        .is_some_and(|urn| !urn.eq_ignore_ascii_case(USER_SCHEMA_ID))
-    {
-        return None;
-    }
-    let attr = path.attr.to_ascii_lowercase();
-    let sub_attr = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
-    let (name, kind) = match (attr.as_str(), sub_attr.as_deref()) {
-        ("id", None) => ("id", ColumnKind::Text),
-        ("username", None) => ("user_name_folded", ColumnKind::Text),
-        ("externalid", None) => ("external_id", ColumnKind::Text),
-        ("meta", Some("created")) => ("created", ColumnKind::Timestamp),
-        ("meta", Some("lastmodified")) => ("last_modified", ColumnKind::Timestamp),
-        _ => return None,
-    };
-    Some(FilterColumn { name, kind })
-}
+/// The User attributes that filters and sorting read from a column rather
+/// than from the folded document: the indexed ones, and those (`id`,
+/// `meta.*`) that are not in the document at all.
+const COLUMNS: &[Column] = &[
+    Column {
+        attribute: "id",
+        name: "id",
+        kind: ColumnKind::Text,
+    },
+    Column {
+        attribute: "userName",
+        name: "user_name_folded",
+        kind: ColumnKind::Text,
+    },
+    Column {
+        attribute: "externalId",
+        name: "external_id",
+        kind: ColumnKind::Text,
+    },
+    Column {
+        attribute: "meta.created",
+        name: "created",
+        kind: ColumnKind::Timestamp,
+    },
+    Column {
+        attribute: "meta.lastModified",
+        name: "last_modified",
+        kind: ColumnKind::Timestamp,
+    },
+];
 
 fn to_proto(model: user::Model) -> User {
-    let resource = match &model.resource {
-        Value::Object(doc) => struct_json::to_struct(doc),
-        _ => prost_types::Struct::default(),
+    let resource_json = match &model.resource {
+        Value::Object(doc) => document::to_json(doc),
+        _ => String::new(),
+    };
+    let meta = Meta {
+        version: model.version,
+        created: model.created,
+        last_modified: model.last_modified,
     };
     User {
         id: model.id,
@@ -154,12 +165,8 @@ fn to_proto(model: user::Model) -> User {
         external_id: model.external_id,
         active: model.active,
         display_name: model.display_name.unwrap_or_default(),
-        resource: Some(resource),
-        meta: Some(ResourceMeta {
-            version: model.version,
-            created: Some(timestamp::to_proto(model.created)),
-            last_modified: Some(timestamp::to_proto(model.last_modified)),
-        }),
+        resource_json,
+        meta: Some(meta.to_proto()),
     }
 }
 
@@ -168,20 +175,11 @@ fn not_found(id: &str) -> Error {
 }
 
 fn stale_version(expected: i64, actual: i64) -> Error {
-    ScimError::precondition_failed(format!(
-        "version W/\"{expected}\" is stale: the user is at W/\"{actual}\""
-    ))
-    .into()
+    scim::meta::stale_version("user", expected, actual).into()
 }
 
 fn taken(user_name: &str) -> Error {
     ScimError::uniqueness(format!("userName {user_name:?} is already taken in this directory")).into()
-}
-
-fn patch_operation(op: idmesh_proto::v1::PatchOperation) -> Result<PatchOperation, Error> {
-    let path = Some(op.path).filter(|path| !path.is_empty());
-    let value = op.value.map(struct_json::from_value);
-    Ok(PatchOperation::new(&op.op, path, value)?)
 }
 
 impl UserApi {
@@ -198,7 +196,7 @@ impl UserApi {
             backend: self.db.get_database_backend(),
             schema: &USER_RESOURCE,
             folded_document: "resource_folded",
-            column_for: filter_column,
+            columns: COLUMNS,
         }
     }
 
@@ -318,7 +316,7 @@ impl UserApi {
 impl UserService for UserApi {
     async fn create_user(&self, request: Request<CreateUserRequest>) -> Result<Response<User>, Status> {
         let request = request.into_inner();
-        let normalized = normalize_new_user(request_body(request.resource))?;
+        let normalized = normalize_new_user(request_body(&request.resource_json)?)?;
         let password_hash = match normalized.password {
             Some(password) => Some(password::hash(password).await?),
             None => None,
@@ -357,7 +355,7 @@ impl UserService for UserApi {
 
     async fn replace_user(&self, request: Request<ReplaceUserRequest>) -> Result<Response<User>, Status> {
         let request = request.into_inner();
-        let body = request_body(request.resource);
+        let body = request_body(&request.resource_json)?;
         let model = self
             .update_with(&request.directory_id, &request.id, request.expected_version, |_| {
                 normalize_user(body.clone())
@@ -369,11 +367,7 @@ impl UserService for UserApi {
 
     async fn patch_user(&self, request: Request<PatchUserRequest>) -> Result<Response<User>, Status> {
         let request = request.into_inner();
-        let operations = request
-            .operations
-            .into_iter()
-            .map(patch_operation)
-            .collect::<Result<Vec<_>, _>>()?;
+        let operations = idmesh_api::patch::from_proto(request.operations).map_err(Error::from)?;
         let model = self
             .update_with(
                 &request.directory_id,
@@ -427,23 +421,17 @@ impl UserService for UserApi {
     async fn list_users(&self, request: Request<ListUsersRequest>) -> Result<Response<ListUsersResponse>, Status> {
         let request = request.into_inner();
         let query = self.matching(&request.directory_id, &request.filter)?;
-        let total_results = query.clone().count(&self.db).await.map_err(Error::from)?;
-        let sort = request.sort.unwrap_or_default();
-        let query = self
-            .target()
-            .sorted(query, &sort.sort_by, sort.descending)
-            .map_err(Error::from)?;
-        let page = request.page.unwrap_or_default();
-        let users = match idmesh_store::page_window(page.start_index, page.count) {
-            None => Vec::new(),
-            Some((offset, limit)) => query
-                .order_by_asc(user::Column::Id)
-                .offset(offset)
-                .limit(limit)
-                .all(&self.db)
-                .await
-                .map_err(Error::from)?,
+        let (sort, page) = (request.sort.unwrap_or_default(), request.page.unwrap_or_default());
+        let window = Window {
+            sort_by: &sort.sort_by,
+            descending: sort.descending,
+            start_index: page.start_index,
+            count: page.count,
         };
+        let (users, total_results) = self
+            .target()
+            .list::<_, Error>(&self.db, query, user::Column::Id, window)
+            .await?;
         Ok(Response::new(ListUsersResponse {
             users: users.into_iter().map(to_proto).collect(),
             total_results: i64::try_from(total_results).unwrap_or(i64::MAX),

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use idmesh_api::timestamp;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{
     CheckSessionRequest, CheckSessionResponse, CheckTokenRequest, CreateSessionRequest, ListUserSessionsRequest,
     RevocationEvent, RevokeSessionRequest, RevokeUserSessionsRequest, Session, SessionStatus, TokenStatus,
     WatchRevocationsRequest, WatchRevocationsResponse,
 };
-use idmesh_runtime::timestamp;
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;

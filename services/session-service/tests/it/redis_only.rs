@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use idmesh_api::timestamp;
 use idmesh_proto::v1::{
     CheckSessionRequest, CheckTokenRequest, CreateSessionRequest, RevokeSessionRequest, RevokeUserSessionsRequest,
     SessionStatus, WatchRevocationsRequest,
 };
-use idmesh_runtime::timestamp;
 use session_service::Config;
 use tokio_stream::StreamExt;
 use tonic::Code;

@@ -1,0 +1,337 @@
+//! The one resource pipeline: every SCIM resource endpoint
+//! (`/Users`, `/Groups`) is served by the handlers here, with the same
+//! preconditions, projection, paging and rendering. What differs between
+//! resource types is a [`ResourceType`]: its schema, the gRPC calls that
+//! store it, and what its responses carry beside the stored document
+//! (users' `groups`, groups' `members`). A new resource type is an
+//! implementation of that trait and one line in [`crate::router`].
+//!
+//! - GET, PUT, PATCH and DELETE of one resource honour `If-Match` and
+//!   `If-None-Match` (see [`crate::conditional`]).
+//! - Every response carrying resources honours `attributes` and
+//!   `excludedAttributes` (see [`crate::projection`]); what a projection
+//!   leaves out is not read at all.
+//! - Lists filter, sort and page in the owning service.
+
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use idmesh_api::list::ListRequest;
+use idmesh_api::resource::Resource;
+use idmesh_proto::v1 as proto;
+use scim::ScimError;
+use scim::attributes::Projection;
+use scim::list::ListQuery;
+use scim::meta::Meta;
+use scim::schema::ResourceSchema;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::conditional::{Freshness, Preconditions};
+use crate::error::ApiError;
+use crate::projection::AttributeQuery;
+use crate::response::{BaseUrl, ScimBody, ScimJson, ScimResource, not_modified, without_body};
+
+/// A SCIM resource type the gateway serves: its schema, and how its owning
+/// service stores it.
+pub trait ResourceType: Sized + Send + Sync + 'static {
+    /// Name, endpoint and attributes.
+    const SCHEMA: &'static ResourceSchema;
+
+    /// Whether a resource just created can already have what
+    /// [`ResourceType::complete`] adds: a group created with members can,
+    /// a user is created in no group.
+    const CREATED_WITH_RELATIONS: bool;
+
+    fn create(
+        state: &AppState,
+        directory_id: String,
+        resource_json: String,
+    ) -> impl Future<Output = Result<Resource, ApiError>> + Send;
+
+    fn get(
+        state: &AppState,
+        directory_id: String,
+        id: String,
+    ) -> impl Future<Output = Result<Resource, ApiError>> + Send;
+
+    /// One page of the resources a list request matches, and how many match
+    /// in all.
+    fn list(
+        state: &AppState,
+        directory_id: String,
+        request: ListRequest,
+    ) -> impl Future<Output = Result<(Vec<Resource>, u64), ApiError>> + Send;
+
+    /// Replaces every writable attribute (SCIM PUT).
+    fn replace(
+        state: &AppState,
+        directory_id: String,
+        id: String,
+        resource_json: String,
+        expected_version: Option<i64>,
+    ) -> impl Future<Output = Result<Resource, ApiError>> + Send;
+
+    fn patch(
+        state: &AppState,
+        directory_id: String,
+        id: String,
+        operations: Vec<proto::PatchOperation>,
+        expected_version: Option<i64>,
+    ) -> impl Future<Output = Result<Resource, ApiError>> + Send;
+
+    fn delete(
+        state: &AppState,
+        directory_id: String,
+        id: String,
+        expected_version: Option<i64>,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// Adds to each document of a page what its type stores outside it and
+    /// `projection` returns (users' `groups`, groups' `members`), in as few
+    /// calls as the page allows.
+    fn complete(
+        state: &AppState,
+        directory_url: &str,
+        page: &mut [Resource],
+        projection: &Projection,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// Answers with one resource. By default the resource is completed and
+    /// rendered whole; a type whose relations can be large streams them.
+    fn respond(
+        state: &AppState,
+        base: &BaseUrl,
+        resource: Resource,
+        status: StatusCode,
+        projection: Projection,
+    ) -> impl Future<Output = Result<Response, ApiError>> + Send {
+        async move {
+            let mut page = [resource];
+            if status != StatusCode::CREATED || Self::CREATED_WITH_RELATIONS {
+                Self::complete(state, &base.directory(&page[0].directory_id), &mut page, &projection).await?;
+            }
+            let [resource] = page;
+            Ok(render::<Self>(base, &resource, status, &projection).into_response())
+        }
+    }
+
+    /// Whether the answer to a PATCH that names neither `attributes` nor
+    /// `excludedAttributes` leaves out the body (204 with the ETag), so that
+    /// an IdP's small change never costs serialising a huge resource.
+    fn too_large_to_return(_state: &AppState, _resource: &Resource) -> bool {
+        false
+    }
+}
+
+/// The routes of resource type `R`: its endpoint, `.search` under it, and
+/// one resource by id.
+pub fn routes<R: ResourceType>() -> Router<AppState> {
+    let endpoint = R::SCHEMA.endpoint;
+    Router::new()
+        .route(endpoint, get(list::<R>).post(create::<R>))
+        .route(&format!("{endpoint}/.search"), post(search::<R>))
+        .route(
+            &format!("{endpoint}/{{id}}"),
+            get(read::<R>).put(replace::<R>).patch(patch::<R>).delete(delete::<R>),
+        )
+}
+
+/// `resource` rendered as SCIM (`id` and `meta` added, located under
+/// `base`) and projected.
+pub fn render<R: ResourceType>(
+    base: &BaseUrl,
+    resource: &Resource,
+    status: StatusCode,
+    projection: &Projection,
+) -> ScimResource {
+    let location = format!(
+        "{}{}/{}",
+        base.directory(&resource.directory_id),
+        R::SCHEMA.endpoint,
+        resource.id
+    );
+    let mut body = scim::meta::render(
+        &resource.document,
+        &resource.id,
+        &Meta {
+            resource_type: R::SCHEMA.name,
+            created: resource.meta.created,
+            last_modified: resource.meta.last_modified,
+            version: resource.meta.version,
+            location: location.clone(),
+        },
+    );
+    projection.apply(&mut body, R::SCHEMA);
+    ScimResource {
+        status,
+        body,
+        version: resource.meta.version,
+        location,
+    }
+}
+
+/// A request body as the JSON text a service takes: it must be an object.
+fn resource_json(body: &Value) -> Result<String, ApiError> {
+    match body {
+        Value::Object(_) => Ok(body.to_string()),
+        _ => Err(ScimError::invalid_syntax("the request body must be a JSON object").into()),
+    }
+}
+
+/// The version a resource is at now, for preconditions that cannot be left
+/// to the write's own `expected_version` check.
+async fn current_version<R: ResourceType>(state: &AppState, directory_id: &str, id: &str) -> Result<i64, ApiError> {
+    Ok(R::get(state, directory_id.to_owned(), id.to_owned())
+        .await?
+        .meta
+        .version)
+}
+
+async fn create<R: ResourceType>(
+    State(state): State<AppState>,
+    Path(directory_id): Path<String>,
+    base: BaseUrl,
+    returning: AttributeQuery,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ApiError> {
+    let projection = returning.projection(R::SCHEMA)?;
+    let resource = R::create(&state, directory_id, resource_json(&body)?).await?;
+    R::respond(&state, &base, resource, StatusCode::CREATED, projection).await
+}
+
+/// GET one resource; `If-None-Match` naming its version is 304 (and reads
+/// nothing beside the resource), `If-Match` naming another is 412.
+async fn read<R: ResourceType>(
+    State(state): State<AppState>,
+    Path((directory_id, id)): Path<(String, String)>,
+    base: BaseUrl,
+    returning: AttributeQuery,
+    preconditions: Preconditions,
+) -> Result<Response, ApiError> {
+    let projection = returning.projection(R::SCHEMA)?;
+    let resource = R::get(&state, directory_id, id).await?;
+    match preconditions.check_read(resource.meta.version)? {
+        Freshness::Modified => R::respond(&state, &base, resource, StatusCode::OK, projection).await,
+        Freshness::NotModified => Ok(not_modified(resource.meta.version)),
+    }
+}
+
+async fn list<R: ResourceType>(
+    State(state): State<AppState>,
+    Path(directory_id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    base: BaseUrl,
+) -> Result<ScimBody, ApiError> {
+    let query = ListQuery::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let page = page_of::<R>(&state, &directory_id, &query, query.start_index, query.count, &base).await?;
+    Ok(page.into_body(query.start_index))
+}
+
+/// `POST {endpoint}/.search`: the query in a SearchRequest body (RFC 7644
+/// §3.4.3), answered like a GET list.
+async fn search<R: ResourceType>(
+    State(state): State<AppState>,
+    Path(directory_id): Path<String>,
+    base: BaseUrl,
+    ScimJson(body): ScimJson,
+) -> Result<ScimBody, ApiError> {
+    let query = ListQuery::from_search_request(&body)?;
+    let page = page_of::<R>(&state, &directory_id, &query, query.start_index, query.count, &base).await?;
+    Ok(page.into_body(query.start_index))
+}
+
+/// One page of resources rendered for a list response, and how many match.
+#[derive(Debug)]
+pub struct Page {
+    pub resources: Vec<Value>,
+    pub total: u64,
+}
+
+impl Page {
+    /// The page as a ListResponse starting at the 1-based `start_index`.
+    pub fn into_body(self, start_index: u64) -> ScimBody {
+        ScimBody(scim::list::list_response(self.resources, self.total, start_index))
+    }
+}
+
+/// The resources of type `R` matching `query`'s filter and sort, `count`
+/// of them from the 1-based `start_index` (which the directory-wide search
+/// chooses itself), completed and projected as `query` asks.
+pub async fn page_of<R: ResourceType>(
+    state: &AppState,
+    directory_id: &str,
+    query: &ListQuery,
+    start_index: u64,
+    count: u32,
+    base: &BaseUrl,
+) -> Result<Page, ApiError> {
+    let projection = Projection::parse(
+        query.attributes.as_deref(),
+        query.excluded_attributes.as_deref(),
+        R::SCHEMA,
+    )?;
+    let request = ListRequest::new(query, start_index, count)?;
+    let (mut resources, total) = R::list(state, directory_id.to_owned(), request).await?;
+    R::complete(state, &base.directory(directory_id), &mut resources, &projection).await?;
+    let resources = resources
+        .iter()
+        .map(|resource| render::<R>(base, resource, StatusCode::OK, &projection).body)
+        .collect();
+    Ok(Page { resources, total })
+}
+
+async fn replace<R: ResourceType>(
+    State(state): State<AppState>,
+    Path((directory_id, id)): Path<(String, String)>,
+    base: BaseUrl,
+    returning: AttributeQuery,
+    preconditions: Preconditions,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ApiError> {
+    let projection = returning.projection(R::SCHEMA)?;
+    let resource_json = resource_json(&body)?;
+    let expected_version = preconditions
+        .expected_version(current_version::<R>(&state, &directory_id, &id))
+        .await?;
+    let resource = R::replace(&state, directory_id, id, resource_json, expected_version).await?;
+    R::respond(&state, &base, resource, StatusCode::OK, projection).await
+}
+
+/// PATCH: the operations are parsed here and applied by the owning service
+/// in one transaction, all of them or none.
+async fn patch<R: ResourceType>(
+    State(state): State<AppState>,
+    Path((directory_id, id)): Path<(String, String)>,
+    base: BaseUrl,
+    returning: AttributeQuery,
+    preconditions: Preconditions,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ApiError> {
+    let projection = returning.projection(R::SCHEMA)?;
+    let operations = idmesh_api::patch::to_proto(&scim::patch::parse_request(&body)?);
+    let expected_version = preconditions
+        .expected_version(current_version::<R>(&state, &directory_id, &id))
+        .await?;
+    let resource = R::patch(&state, directory_id, id, operations, expected_version).await?;
+    if !returning.is_given() && R::too_large_to_return(&state, &resource) {
+        return Ok(without_body(StatusCode::NO_CONTENT, resource.meta.version));
+    }
+    R::respond(&state, &base, resource, StatusCode::OK, projection).await
+}
+
+async fn delete<R: ResourceType>(
+    State(state): State<AppState>,
+    Path((directory_id, id)): Path<(String, String)>,
+    preconditions: Preconditions,
+) -> Result<StatusCode, ApiError> {
+    let expected_version = preconditions
+        .expected_version(current_version::<R>(&state, &directory_id, &id))
+        .await?;
+    R::delete(&state, directory_id, id, expected_version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
