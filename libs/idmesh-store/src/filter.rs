@@ -52,6 +52,33 @@ pub struct Column {
     pub kind: ColumnKind,
 }
 
+/// The columns every resource table keeps the common attributes in (RFC
+/// 7643 §3.1: `id`, `externalId`, `meta.created`, `meta.lastModified`).
+/// Apart from `externalId` they are not in the stored document, so
+/// filtering and sorting on them needs these columns.
+pub const COMMON_COLUMNS: &[Column] = &[
+    Column {
+        attribute: "id",
+        name: "id",
+        kind: ColumnKind::Text,
+    },
+    Column {
+        attribute: "externalId",
+        name: "external_id",
+        kind: ColumnKind::Text,
+    },
+    Column {
+        attribute: "meta.created",
+        name: "created",
+        kind: ColumnKind::Timestamp,
+    },
+    Column {
+        attribute: "meta.lastModified",
+        name: "last_modified",
+        kind: ColumnKind::Timestamp,
+    },
+];
+
 /// Where one resource type's attributes are stored.
 #[derive(Debug, Clone, Copy)]
 pub struct Target {
@@ -59,10 +86,14 @@ pub struct Target {
     pub schema: &'static ResourceSchema,
     /// The JSON column holding [`scim::filter::fold`] of the document.
     pub folded_document: &'static str,
-    /// The attributes kept in columns. `id`, `externalId` and the `meta`
-    /// attributes are not in the document, so a path to one of them
-    /// without a column cannot be filtered on (400 `invalidFilter`).
+    /// The attributes kept in columns of this table's own (an indexed
+    /// `userName`), besides [`COMMON_COLUMNS`].
     pub columns: &'static [Column],
+    /// Whether the rows are resources with [`COMMON_COLUMNS`]; rows that
+    /// stand for something else (a group's member rows) are not. A common
+    /// attribute without a column cannot be filtered on (400
+    /// `invalidFilter`).
+    pub common_columns: bool,
 }
 
 impl Target {
@@ -157,7 +188,8 @@ impl Target {
 
     /// The column holding the attribute `def`, if it has one.
     fn column_of(&self, def: &'static Attribute) -> Option<Column> {
-        self.columns.iter().copied().find(|column| {
+        let common = if self.common_columns { COMMON_COLUMNS } else { &[] };
+        self.columns.iter().chain(common).copied().find(|column| {
             AttrPath::parse(column.attribute)
                 .ok()
                 .and_then(|path| self.schema.resolve(&path))

@@ -18,35 +18,13 @@ use serde_json::json;
 use crate::entity::group_member::MEMBER_TYPES;
 use scim::members::names_members;
 
-/// The Group attributes kept in columns: the indexed ones and those (`id`,
-/// `meta.*`) that are not in the document at all.
-const GROUP_COLUMNS: &[Column] = &[
-    Column {
-        attribute: "id",
-        name: "id",
-        kind: ColumnKind::Text,
-    },
-    Column {
-        attribute: "displayName",
-        name: "display_name_folded",
-        kind: ColumnKind::Text,
-    },
-    Column {
-        attribute: "externalId",
-        name: "external_id",
-        kind: ColumnKind::Text,
-    },
-    Column {
-        attribute: "meta.created",
-        name: "created",
-        kind: ColumnKind::Timestamp,
-    },
-    Column {
-        attribute: "meta.lastModified",
-        name: "last_modified",
-        kind: ColumnKind::Timestamp,
-    },
-];
+/// The Group attribute kept in a column of its own besides the common
+/// ones: `displayName`, folded and indexed.
+const GROUP_COLUMNS: &[Column] = &[Column {
+    attribute: "displayName",
+    name: "display_name_folded",
+    kind: ColumnKind::Text,
+}];
 
 /// The columns of a member row behind `members.<sub>`. Member ids are
 /// server-assigned lower-case UUIDs, so `member_id` compares as the folded
@@ -107,6 +85,7 @@ impl GroupFilters {
             schema: &GROUP_RESOURCE,
             folded_document: "resource_folded",
             columns: GROUP_COLUMNS,
+            common_columns: true,
         }
     }
 
@@ -115,6 +94,7 @@ impl GroupFilters {
     fn member_target(&self) -> Target {
         Target {
             columns: MEMBER_COLUMNS,
+            common_columns: false,
             ..self.target()
         }
     }

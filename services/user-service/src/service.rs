@@ -117,36 +117,14 @@ fn request_body(resource_json: &str) -> Result<Value, Error> {
     Ok(Value::Object(document::parse(resource_json)?))
 }
 
-/// The User attributes that filters and sorting read from a column rather
-/// than from the folded document: the indexed ones, and those (`id`,
-/// `meta.*`) that are not in the document at all.
-const COLUMNS: &[Column] = &[
-    Column {
-        attribute: "id",
-        name: "id",
-        kind: ColumnKind::Text,
-    },
-    Column {
-        attribute: "userName",
-        name: "user_name_folded",
-        kind: ColumnKind::Text,
-    },
-    Column {
-        attribute: "externalId",
-        name: "external_id",
-        kind: ColumnKind::Text,
-    },
-    Column {
-        attribute: "meta.created",
-        name: "created",
-        kind: ColumnKind::Timestamp,
-    },
-    Column {
-        attribute: "meta.lastModified",
-        name: "last_modified",
-        kind: ColumnKind::Timestamp,
-    },
-];
+/// The User attribute kept in a column of its own besides the common ones:
+/// `userName`, folded, with the unique index that makes it unique per
+/// directory ignoring case.
+const COLUMNS: &[Column] = &[Column {
+    attribute: "userName",
+    name: "user_name_folded",
+    kind: ColumnKind::Text,
+}];
 
 fn to_proto(model: user::Model) -> User {
     let resource_json = match &model.resource {
@@ -197,6 +175,7 @@ impl UserApi {
             schema: &USER_RESOURCE,
             folded_document: "resource_folded",
             columns: COLUMNS,
+            common_columns: true,
         }
     }
 
