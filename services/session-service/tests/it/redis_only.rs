@@ -322,6 +322,15 @@ async fn health_is_not_serving_while_redis_is_unreachable_and_serving_while_it_a
 }
 
 #[tokio::test]
+async fn a_reachable_redis_node_or_cluster_is_serving() {
+    let clock = ManualClock::new();
+    for backend in [Backend::Redis, Backend::RedisCluster] {
+        let service = TestService::start(backend.config(), &clock).await;
+        wait_for_health(&service, ServingStatus::Serving).await;
+    }
+}
+
+#[tokio::test]
 async fn the_in_process_store_is_always_serving() {
     let clock = ManualClock::new();
     let service = TestService::start(Backend::InProcess.config(), &clock).await;
