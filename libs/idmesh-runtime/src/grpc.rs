@@ -3,8 +3,13 @@
 //! Every service is served the same way: its own services plus
 //! `grpc.health.v1` and server reflection (v1 and v1alpha, since grpcurl 1.8
 //! speaks only v1alpha), on a listener the caller bound (port 0 in tests),
-//! until a cancellation token fires.
+//! until a cancellation token fires. Health reports what a readiness check
+//! says: a service whose database or Redis is unreachable is NOT_SERVING, so
+//! Kubernetes stops routing to it without restarting it.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -19,6 +24,65 @@ const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
 /// How long in-flight calls get to finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often [`serve`] asks a [`Readiness`] check unless told otherwise:
+/// often enough that a probe sees an outage within seconds, rarely enough
+/// that the check costs nothing.
+pub const READINESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long one readiness check may take; a check that has not answered by
+/// then counts as not ready (an unreachable database host can hang for the
+/// whole connect timeout).
+pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+type Check = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// Whether a server's dependencies (its database, Redis) answer: checked once
+/// at start and then every [`interval`](Readiness::with_interval), and
+/// reported on `grpc.health.v1` as SERVING or NOT_SERVING.
+#[derive(Clone)]
+pub struct Readiness {
+    check: Check,
+    interval: Duration,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Readiness {
+    /// Ready as long as the process runs: for a server without dependencies.
+    pub fn always() -> Readiness {
+        Readiness::new(|| async { true })
+    }
+
+    /// Ready while `check` answers true within [`READINESS_TIMEOUT`].
+    pub fn new<F, Fut>(check: F) -> Readiness
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        Readiness {
+            check: Arc::new(move || Box::pin(check())),
+            interval: READINESS_INTERVAL,
+        }
+    }
+
+    /// Checks every `interval` instead of every [`READINESS_INTERVAL`].
+    pub fn with_interval(self, interval: Duration) -> Readiness {
+        Readiness { interval, ..self }
+    }
+
+    async fn ready(&self) -> bool {
+        tokio::time::timeout(READINESS_TIMEOUT, (self.check)())
+            .await
+            .unwrap_or(false)
+    }
+}
 
 /// Why a gRPC server or channel could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -39,17 +103,27 @@ pub enum GrpcError {
 ///
 /// `service_names` are the fully qualified names of the services in `routes`;
 /// each is reported SERVING on the health service, as is the server as a
-/// whole (the empty name), until shutdown begins.
+/// whole (the empty name), until shutdown begins. A server with dependencies
+/// uses [`serve_with_readiness`].
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     service_names: &[&str],
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    for name in service_names.iter().copied().chain([""]) {
-        health_reporter.set_service_status(name, ServingStatus::Serving).await;
-    }
+    serve_with_readiness(listener, routes, service_names, Readiness::always(), shutdown).await
+}
+
+/// [`serve`], reporting each of `service_names` and the server as a whole
+/// SERVING while `readiness` says so and NOT_SERVING otherwise, and
+/// NOT_SERVING from the moment shutdown begins.
+pub async fn serve_with_readiness(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &[&str],
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> Result<(), GrpcError> {
     // Advertise only what this process serves: every service's descriptors
     // are in the set, but a user-service process has no DirectoryService.
     let reflection = || {
@@ -64,15 +138,63 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let names: Vec<String> = service_names
+        .iter()
+        .map(|n| (*n).to_owned())
+        .chain([String::new()])
+        .collect();
+    let report = move |status: ServingStatus| {
+        let (reporter, names) = (health_reporter.clone(), names.clone());
+        async move {
+            for name in &names {
+                reporter.set_service_status(name, status).await;
+            }
+        }
+    };
+    // The first answer is known before the first call is accepted.
+    let mut ready = readiness.ready().await;
+    report(serving_status(ready)).await;
+    if !ready {
+        tracing::warn!(services = ?service_names, "not ready: a dependency does not answer");
+    }
+    let services = format!("{service_names:?}");
+    // The one writer of the health status after start: shutdown cannot race
+    // a check that is still running and report SERVING again. It also stops
+    // when this function returns early, with the server failed.
+    let stop_watching = shutdown.child_token();
+    let _stop_watching_on_return = stop_watching.clone().drop_guard();
+    let watcher = {
+        let shutdown = stop_watching;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(readiness.interval) => {}
+                }
+                let now = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    now = readiness.ready() => now,
+                };
+                if now != ready {
+                    if now {
+                        tracing::info!(%services, "ready again: dependencies answer");
+                    } else {
+                        tracing::warn!(%services, "not ready: a dependency does not answer");
+                    }
+                    ready = now;
+                    report(serving_status(ready)).await;
+                }
+            }
+            report(ServingStatus::NotServing).await;
+        })
+    };
     let stop_accepting = {
         let shutdown = shutdown.clone();
-        let names: Vec<String> = service_names.iter().map(|n| (*n).to_owned()).collect();
         async move {
             shutdown.cancelled().await;
-            for name in names.iter().map(String::as_str).chain([""]) {
-                health_reporter
-                    .set_service_status(name, ServingStatus::NotServing)
-                    .await;
+            if let Err(err) = watcher.await {
+                tracing::error!(%err, "the readiness watcher panicked");
             }
         }
     };
@@ -91,6 +213,14 @@ pub async fn serve(
             tracing::warn!("gRPC calls still running after {DRAIN_TIMEOUT:?}; stopping anyway");
             Ok(())
         }
+    }
+}
+
+fn serving_status(ready: bool) -> ServingStatus {
+    if ready {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
     }
 }
 

@@ -22,6 +22,13 @@ pub enum StoreError {
     Database(#[from] sea_orm::DbErr),
 }
 
+/// Whether the database answers right now: what a service's health reports.
+/// Takes the pool by value (a cheap clone) so that the check is a `'static`
+/// future a health watcher can run on its own.
+pub async fn is_reachable(db: sea_orm::DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}
+
 /// Begins a transaction that will write: on SQLite it takes the write lock at
 /// `BEGIN` (`BEGIN IMMEDIATE`). A deferred transaction that reads first and
 /// writes later fails at once with "database is locked" when another

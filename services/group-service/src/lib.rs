@@ -18,6 +18,7 @@ mod service;
 #[cfg(test)]
 mod service_tests;
 
+use idmesh_runtime::grpc::Readiness;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +45,8 @@ pub enum ServeError {
 }
 
 /// Connects to the database, applies migrations and serves the gRPC API on
-/// `listener` until `shutdown` is cancelled.
+/// `listener` until `shutdown` is cancelled, reporting NOT_SERVING on
+/// `grpc.health.v1` while the database does not answer.
 ///
 /// user-service need not be up yet: adding a user as a member waits for it
 /// (and answers UNAVAILABLE while it is down).
@@ -52,10 +54,15 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let db = idmesh_store::connect(&config.database_url).await?;
     idmesh_store::migrate::<migration::Migrator>(&db).await?;
     let users = idmesh_runtime::grpc::lazy_channel(&config.user_addr)?;
+    let readiness = {
+        let db = db.clone();
+        Readiness::new(move || idmesh_store::is_reachable(db.clone()))
+    };
     let api = GroupApi::new(db, users, idmesh_runtime::clock::system());
     let server = idmesh_proto::v1::group_service_server::GroupServiceServer::new(api);
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), user_addr = %config.user_addr, "group-service listening");
-    idmesh_runtime::grpc::serve(listener, routes, &[GroupApi::SERVICE_NAME], shutdown).await?;
+    idmesh_runtime::grpc::serve_with_readiness(listener, routes, &[GroupApi::SERVICE_NAME], readiness, shutdown)
+        .await?;
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! The admin commands people type: directories and their tokens, over gRPC
-//! to a running directory-service.
+//! to a running directory-service. Without an address they talk to the
+//! `idmesh dev` whose data dir they are pointed at (see [`crate::dev_state`]).
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -11,17 +14,33 @@ use idmesh_proto::v1::{
 use serde_json::json;
 use tonic::transport::Channel;
 
-/// Where `idmesh dev` runs directory-service.
-pub const DEFAULT_DIRECTORY_ADDR: &str = "127.0.0.1:50051";
+/// Where `idmesh serve` runs directory-service by default.
+const DEFAULT_DIRECTORY_ADDR: &str = "127.0.0.1:50051";
+/// Where the gateway listens by default.
+const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 #[derive(Debug, Args)]
 pub struct Connection {
-    /// directory-service's gRPC address.
-    #[arg(long, env = "IDMESH_DIRECTORY_ADDR", default_value = DEFAULT_DIRECTORY_ADDR)]
+    /// directory-service's gRPC address [default: the running `idmesh dev`'s
+    /// (from <data dir>/dev.json), else 127.0.0.1:50051].
+    #[arg(long, env = "IDMESH_DIRECTORY_ADDR")]
+    directory_addr: Option<String>,
+    /// The SCIM endpoint's public base URL, to print SCIM base URLs [default:
+    /// the running `idmesh dev`'s, else http://127.0.0.1:8080].
+    #[arg(long, env = "IDMESH_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// The data dir of the `idmesh dev` to talk to when no address is given.
+    #[arg(long, env = "IDMESH_DATA_DIR", default_value = ".idmesh")]
+    data_dir: PathBuf,
+}
+
+/// Where the admin commands send their calls and what base URL they print.
+#[derive(Debug)]
+struct Endpoint {
     directory_addr: String,
-    /// The SCIM endpoint's public base URL, to print SCIM base URLs.
-    #[arg(long, env = "IDMESH_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     public_url: String,
+    /// Where the addresses came from, when not from flags or defaults.
+    found_in: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,16 +101,50 @@ pub enum TokenCommand {
 }
 
 impl Connection {
+    /// An explicit address wins, with the explicit or default public URL:
+    /// the dev state file describes only the `idmesh dev` it belongs to.
+    /// Without one, the running `idmesh dev`'s addresses, else the defaults.
+    fn endpoint(self) -> anyhow::Result<Endpoint> {
+        if let Some(directory_addr) = self.directory_addr {
+            return Ok(Endpoint {
+                directory_addr,
+                public_url: self.public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
+                found_in: None,
+            });
+        }
+        Ok(match crate::dev_state::read(&self.data_dir)? {
+            Some(state) => Endpoint {
+                directory_addr: state.directory_addr.to_string(),
+                public_url: self.public_url.unwrap_or(state.public_url),
+                found_in: Some(crate::dev_state::path(&self.data_dir)),
+            },
+            None => Endpoint {
+                directory_addr: DEFAULT_DIRECTORY_ADDR.to_owned(),
+                public_url: self.public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
+                found_in: None,
+            },
+        })
+    }
+}
+
+impl Endpoint {
     async fn client(&self) -> anyhow::Result<DirectoryServiceClient<Channel>> {
         let channel = idmesh_runtime::grpc::lazy_channel(&self.directory_addr)?;
         Ok(DirectoryServiceClient::new(channel))
     }
 
     fn context(&self) -> String {
-        format!(
-            "directory-service at {} (is `idmesh dev` running?)",
-            self.directory_addr
-        )
+        match &self.found_in {
+            Some(path) => format!(
+                "directory-service at {} (from {}; is that `idmesh dev` still running?)",
+                self.directory_addr,
+                path.display()
+            ),
+            None => format!(
+                "directory-service at {} (is `idmesh dev` running, or is --directory-addr needed?)",
+                self.directory_addr
+            ),
+        }
     }
 
     fn scim_base_url(&self, directory_id: &str) -> String {
@@ -141,6 +194,7 @@ async fn create_with_token(
 pub async fn directory(command: DirectoryCommand) -> anyhow::Result<()> {
     match command {
         DirectoryCommand::Create { name, json, connection } => {
+            let connection = connection.endpoint()?;
             let mut client = connection.client().await?;
             let (directory, token) = create_with_token(&mut client, &name)
                 .await
@@ -155,6 +209,7 @@ pub async fn directory(command: DirectoryCommand) -> anyhow::Result<()> {
             }
         }
         DirectoryCommand::List { json, connection } => {
+            let connection = connection.endpoint()?;
             let mut client = connection.client().await?;
             let directories = client
                 .list_directories(ListDirectoriesRequest {})
@@ -190,6 +245,7 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
             let expires_at = expires_in_days.map(|days| {
                 idmesh_api::timestamp::to_proto(time::OffsetDateTime::now_utc() + time::Duration::days(days.into()))
             });
+            let connection = connection.endpoint()?;
             let mut client = connection.client().await?;
             let issued = client
                 .issue_token(IssueTokenRequest {
@@ -213,6 +269,7 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
             token,
             connection,
         } => {
+            let connection = connection.endpoint()?;
             let mut client = connection.client().await?;
             let revoked = client
                 .revoke_token(RevokeTokenRequest {
@@ -233,6 +290,7 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
             json,
             connection,
         } => {
+            let connection = connection.endpoint()?;
             let mut client = connection.client().await?;
             let tokens = client
                 .list_tokens(ListTokensRequest {

@@ -1,14 +1,22 @@
-//! The `idmesh` command: run the mesh (`dev`, `serve`) and administer it
-//! (`directory`, `token`).
+//! The `idmesh` command: run the mesh (`dev`, `serve`), show its
+//! configuration (`config print`) and administer it (`directory`, `token`).
 
 mod admin;
+mod config;
+mod dev_state;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use idmesh::{MeshConfig, Target};
+use idmesh::Target;
 use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Mode, Settings};
+use crate::dev_state::DevState;
+
+/// sysexits.h's EX_USAGE: the command line or the configuration is wrong,
+/// so restarting will not help.
+const EX_USAGE: u8 = 64;
 
 /// Self-hosted SCIM 2.0 provisioning: receive users and groups from Okta,
 /// Entra ID and other identity providers.
@@ -21,10 +29,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The whole mesh in one process, on SQLite unless told otherwise.
-    Dev(DevArgs),
+    /// The whole mesh in one process, on loopback, on SQLite unless told otherwise.
+    Dev(Settings),
     /// Run the chosen services (one Kubernetes Deployment each, or all).
     Serve(ServeArgs),
+    /// Show the effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Create and list directories.
     #[command(subcommand)]
     Directory(admin::DirectoryCommand),
@@ -34,165 +45,132 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-struct DevArgs {
-    /// Where the SQLite database lives.
-    #[arg(long, env = "IDMESH_DATA_DIR", default_value = ".idmesh")]
-    data_dir: PathBuf,
-    /// The SCIM endpoint's listen address.
-    #[arg(long, env = "IDMESH_HTTP_ADDR", default_value = "127.0.0.1:8080")]
-    http_addr: SocketAddr,
-    /// Use this database instead of SQLite in the data dir (postgres://… or sqlite://…).
-    #[arg(long, env = "IDMESH_DATABASE_URL")]
-    database_url: Option<String>,
-    /// directory-service's listen address, which the admin commands talk to.
-    #[arg(long, env = "IDMESH_DIRECTORY_LISTEN_ADDR", default_value = admin::DEFAULT_DIRECTORY_ADDR)]
-    directory_listen_addr: SocketAddr,
-    /// user-service's listen address.
-    #[arg(long, env = "IDMESH_USER_LISTEN_ADDR", default_value = "127.0.0.1:50052")]
-    user_listen_addr: SocketAddr,
-    /// group-service's listen address.
-    #[arg(long, env = "IDMESH_GROUP_LISTEN_ADDR", default_value = "127.0.0.1:50054")]
-    group_listen_addr: SocketAddr,
-    /// session-service's listen address.
-    #[arg(long, env = "IDMESH_SESSION_LISTEN_ADDR", default_value = "127.0.0.1:50053")]
-    session_listen_addr: SocketAddr,
-    /// Keep sessions in Redis (redis://… or redis+cluster://host:port,host:port,…)
-    /// instead of in this process.
-    #[arg(long, env = "IDMESH_REDIS_URL")]
-    redis_url: Option<String>,
-    /// Externally visible base URL, for meta.location (default: the request's Host).
-    #[arg(long, env = "IDMESH_PUBLIC_URL")]
-    public_url: Option<String>,
-    /// Above this many members, a group PATCH that names neither attributes
-    /// nor excludedAttributes answers 204 No Content instead of the group.
-    #[arg(long, env = "IDMESH_GROUP_PATCH_MEMBER_LIMIT", default_value_t = scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT)]
-    group_patch_member_limit: u64,
-}
-
-#[derive(Debug, Args)]
 struct ServeArgs {
     /// Which services this process runs.
     #[arg(long, env = "IDMESH_TARGETS", value_delimiter = ',', required = true)]
     targets: Vec<Target>,
-    /// postgres://… or sqlite://… (directories, users and groups).
-    #[arg(long, env = "IDMESH_DATABASE_URL", default_value = "sqlite://.idmesh/idmesh.db")]
-    database_url: String,
-    /// The gateway's HTTP listen address.
-    #[arg(long, env = "IDMESH_HTTP_ADDR", default_value = "0.0.0.0:8080")]
-    http_addr: SocketAddr,
-    /// directory-service's gRPC listen address.
-    #[arg(long, env = "IDMESH_DIRECTORY_LISTEN_ADDR", default_value = "0.0.0.0:50051")]
-    directory_listen_addr: SocketAddr,
-    /// user-service's gRPC listen address.
-    #[arg(long, env = "IDMESH_USER_LISTEN_ADDR", default_value = "0.0.0.0:50052")]
-    user_listen_addr: SocketAddr,
-    /// group-service's gRPC listen address.
-    #[arg(long, env = "IDMESH_GROUP_LISTEN_ADDR", default_value = "0.0.0.0:50054")]
-    group_listen_addr: SocketAddr,
-    /// session-service's gRPC listen address.
-    #[arg(long, env = "IDMESH_SESSION_LISTEN_ADDR", default_value = "0.0.0.0:50053")]
-    session_listen_addr: SocketAddr,
-    /// Where session-service keeps sessions: redis://… for one Redis, or
-    /// redis+cluster://host:port,host:port,… for a Redis Cluster. Without it,
-    /// sessions stay in the process, which is right for one replica only.
-    #[arg(long, env = "IDMESH_REDIS_URL")]
-    redis_url: Option<String>,
-    /// Where the gateway reaches directory-service, when it runs elsewhere.
-    #[arg(long, env = "IDMESH_DIRECTORY_ADDR", default_value = admin::DEFAULT_DIRECTORY_ADDR)]
-    directory_addr: String,
-    /// Where the gateway and group-service reach user-service, when it runs
-    /// elsewhere.
-    #[arg(long, env = "IDMESH_USER_ADDR", default_value = "127.0.0.1:50052")]
-    user_addr: String,
-    /// Where the gateway and user-service reach group-service, when it runs
-    /// elsewhere: deleting a user removes it from every group there.
-    #[arg(long, env = "IDMESH_GROUP_ADDR", default_value = "127.0.0.1:50054")]
-    group_addr: String,
-    /// Where user-service reaches session-service, when it runs elsewhere:
-    /// deactivating or deleting a user revokes their sessions there.
-    #[arg(long, env = "IDMESH_SESSION_ADDR", default_value = "127.0.0.1:50053")]
-    session_addr: String,
-    /// Externally visible base URL, for meta.location (default: the request's Host).
-    #[arg(long, env = "IDMESH_PUBLIC_URL")]
-    public_url: Option<String>,
-    /// Serve Prometheus metrics at http://<addr>/metrics (e.g. the session
-    /// revocation backlog); none without it.
-    #[arg(long, env = "IDMESH_METRICS_ADDR")]
-    metrics_addr: Option<SocketAddr>,
-    /// Above this many members, a group PATCH that names neither attributes
-    /// nor excludedAttributes answers 204 No Content instead of the group.
-    #[arg(long, env = "IDMESH_GROUP_PATCH_MEMBER_LIMIT", default_value_t = scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT)]
-    group_patch_member_limit: u64,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as TOML (defaults, file, IDMESH_*
+    /// environment and flags applied), with passwords masked.
+    Print {
+        /// With `idmesh dev`'s defaults instead of `idmesh serve`'s.
+        #[arg(long)]
+        dev: bool,
+        #[command(flatten)]
+        settings: Settings,
+    },
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Dev(args) => {
-            idmesh_runtime::telemetry::init();
-            dev(args).await
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version are not errors.
+            let code = if err.use_stderr() { EX_USAGE } else { 0 };
+            if let Err(print_err) = err.print() {
+                eprintln!("idmesh: {print_err}");
+            }
+            return ExitCode::from(code);
         }
-        Command::Serve(args) => {
-            idmesh_runtime::telemetry::init();
-            serve(args).await
+    };
+    let result = match cli.command {
+        Command::Dev(settings) => match configure(settings, Mode::Dev) {
+            Ok(config) => dev(config).await,
+            Err(code) => return code,
+        },
+        Command::Serve(args) => match configure(args.settings, Mode::Serve) {
+            Ok(config) => serve(&args.targets, config).await,
+            Err(code) => return code,
+        },
+        Command::Config(ConfigCommand::Print { dev, settings }) => {
+            let mode = if dev { Mode::Dev } else { Mode::Serve };
+            match configure(settings, mode) {
+                Ok(config) => print_config(&config),
+                Err(code) => return code,
+            }
         }
         Command::Directory(command) => admin::directory(command).await,
         Command::Token(command) => admin::token(command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("idmesh: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    let database_url = args
-        .database_url
-        .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("idmesh.db").display()));
-    let config = MeshConfig {
-        database_url,
-        redis_url: args.redis_url,
-        http_addr: args.http_addr,
-        directory_listen_addr: args.directory_listen_addr,
-        user_listen_addr: args.user_listen_addr,
-        group_listen_addr: args.group_listen_addr,
-        session_listen_addr: args.session_listen_addr,
-        directory_addr: args.directory_listen_addr.to_string(),
-        user_addr: args.user_listen_addr.to_string(),
-        group_addr: args.group_listen_addr.to_string(),
-        session_addr: args.session_listen_addr.to_string(),
-        public_url: args.public_url.clone(),
-        group_patch_member_limit: args.group_patch_member_limit,
-    };
-    let shutdown = CancellationToken::new();
-    idmesh_runtime::shutdown::cancel_on_signal(shutdown.clone());
-    let mesh = idmesh::launch(&Target::ALL, config, shutdown).await?;
-    // The bound addresses, not the requested ones: port 0 picks a free port.
-    let http_addr = mesh.http_addr.unwrap_or(args.http_addr);
-    let directory_addr = mesh.directory_addr.unwrap_or(args.directory_listen_addr);
-    let public_url = args.public_url.unwrap_or_else(|| format!("http://{http_addr}"));
-    admin::announce_first_directory(&directory_addr.to_string(), &public_url).await?;
-    mesh.wait().await
+/// The validated configuration, or the exit code after saying in one line
+/// what is wrong with it.
+fn configure(settings: Settings, mode: Mode) -> Result<Config, ExitCode> {
+    config::load(settings, mode).map_err(|err| {
+        eprintln!("idmesh: invalid configuration: {err}");
+        ExitCode::from(EX_USAGE)
+    })
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if let Some(addr) = args.metrics_addr {
+fn print_config(config: &Config) -> anyhow::Result<()> {
+    print!("{}", config.to_masked_toml()?);
+    Ok(())
+}
+
+/// Starts `targets` with `config`, serving metrics if configured.
+async fn launch(targets: &[Target], config: &Config, shutdown: CancellationToken) -> anyhow::Result<idmesh::Mesh> {
+    idmesh_runtime::telemetry::init();
+    if let Some(addr) = config.metrics_addr {
         idmesh_runtime::telemetry::serve_metrics(addr)?;
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
-    let config = MeshConfig {
-        database_url: args.database_url,
-        redis_url: args.redis_url,
-        http_addr: args.http_addr,
-        directory_listen_addr: args.directory_listen_addr,
-        user_listen_addr: args.user_listen_addr,
-        group_listen_addr: args.group_listen_addr,
-        session_listen_addr: args.session_listen_addr,
-        directory_addr: args.directory_addr,
-        user_addr: args.user_addr,
-        group_addr: args.group_addr,
-        session_addr: args.session_addr,
-        public_url: args.public_url,
-        group_patch_member_limit: args.group_patch_member_limit,
-    };
-    let shutdown = CancellationToken::new();
     idmesh_runtime::shutdown::cancel_on_signal(shutdown.clone());
-    idmesh::launch(&args.targets, config, shutdown).await?.wait().await
+    idmesh::launch(targets, config.mesh(), shutdown).await
+}
+
+async fn dev(config: Config) -> anyhow::Result<()> {
+    let mesh = launch(&Target::ALL, &config, CancellationToken::new()).await?;
+    // The bound addresses, not the configured ones: port 0 picks a free port.
+    let bound = |addr: Option<std::net::SocketAddr>| addr.ok_or_else(|| anyhow::anyhow!("a target did not start"));
+    let http_addr = bound(mesh.http_addr)?;
+    let state = DevState {
+        public_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{http_addr}")),
+        http_addr,
+        directory_addr: bound(mesh.directory_addr)?,
+        user_addr: bound(mesh.user_addr)?,
+        group_addr: bound(mesh.group_addr)?,
+        session_addr: bound(mesh.session_addr)?,
+    };
+    tracing::info!(
+        public_url = %state.public_url,
+        http_addr = %state.http_addr,
+        directory_addr = %state.directory_addr,
+        user_addr = %state.user_addr,
+        group_addr = %state.group_addr,
+        session_addr = %state.session_addr,
+        state_file = %dev_state::path(&config.data_dir).display(),
+        "idmesh dev is listening"
+    );
+    // Written before the first line on stdout: whoever reads that line can
+    // run the admin commands at once.
+    dev_state::write(&config.data_dir, &state)
+        .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", dev_state::path(&config.data_dir).display()))?;
+    let announced = admin::announce_first_directory(&state.directory_addr.to_string(), &state.public_url).await;
+    let result = match announced {
+        Ok(()) => mesh.wait().await,
+        Err(err) => Err(err),
+    };
+    dev_state::remove(&config.data_dir);
+    result
+}
+
+async fn serve(targets: &[Target], config: Config) -> anyhow::Result<()> {
+    launch(targets, &config, CancellationToken::new()).await?.wait().await
 }

@@ -14,16 +14,32 @@ use tokio_util::sync::CancellationToken;
 
 const IDMESH: &str = env!("CARGO_BIN_EXE_idmesh");
 
-/// `idmesh dev` on ephemeral ports with its data in `data_dir`.
+/// The variables that would point a command at another mesh than the
+/// test's own.
+const IDMESH_VARIABLES: [&str; 5] = [
+    "IDMESH_CONFIG",
+    "IDMESH_DATA_DIR",
+    "IDMESH_DIRECTORY_ADDR",
+    "IDMESH_PUBLIC_URL",
+    "IDMESH_HTTP_ADDR",
+];
+
+/// `idmesh` with none of [`IDMESH_VARIABLES`] inherited from the test run.
+fn idmesh() -> Command {
+    let mut command = Command::new(IDMESH);
+    for variable in IDMESH_VARIABLES {
+        command.env_remove(variable);
+    }
+    command
+}
+
+/// `idmesh dev` with its data in `data_dir`, on its default internal ports
+/// (picked by the kernel) and an ephemeral HTTP port.
 fn start_dev(data_dir: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(IDMESH)
+    let mut child = idmesh()
         .args(["dev", "--data-dir"])
         .arg(data_dir)
         .args(["--http-addr", "127.0.0.1:0"])
-        .args(["--directory-listen-addr", "127.0.0.1:0"])
-        .args(["--user-listen-addr", "127.0.0.1:0"])
-        .args(["--group-listen-addr", "127.0.0.1:0"])
-        .args(["--session-listen-addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -91,6 +107,156 @@ async fn idmesh_dev_prints_a_working_scim_url_and_token_then_stops_on_sigterm() 
 
 // Multi-threaded: the admin commands run as blocking child processes while
 // the mesh serves them from this test's runtime.
+/// Runs `idmesh` with `args`, returning its exit code, stdout and stderr.
+fn run_idmesh(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = idmesh()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("idmesh runs");
+    (
+        output.status.code().expect("an exit code"),
+        String::from_utf8(output.stdout).expect("UTF-8 output"),
+        String::from_utf8(output.stderr).expect("UTF-8 output"),
+    )
+}
+
+// Multi-threaded: the admin command runs as a blocking child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_create_without_addresses_finds_the_running_dev_and_prints_a_working_url() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let (child, lines) = start_dev(data_dir.path());
+    let first_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
+    let dev_authority = first_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .expect("an http URL")
+        .to_owned();
+
+    let data_dir_arg = data_dir.path().to_str().expect("a UTF-8 path");
+    let (code, stdout, stderr) = run_idmesh(
+        &[
+            "directory",
+            "create",
+            "--name",
+            "Found",
+            "--json",
+            "--data-dir",
+            data_dir_arg,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let created: Value = serde_json::from_str(&stdout).expect("JSON output");
+    let (base_url, token) = (
+        created["scim_base_url"].as_str().expect("scim_base_url"),
+        created["token"].as_str().expect("token"),
+    );
+    assert!(
+        base_url.starts_with(&format!("http://{dev_authority}/scim/v2/")),
+        "{base_url} is on the port dev bound, {dev_authority}"
+    );
+    let listed = reqwest::Client::new()
+        .get(format!("{base_url}/Users"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(listed.status().as_u16(), 200);
+
+    // An explicit address still wins over the dev state file.
+    let (code, _, stderr) = run_idmesh(
+        &[
+            "directory",
+            "list",
+            "--data-dir",
+            data_dir_arg,
+            "--directory-addr",
+            "127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+
+    stop(child);
+    assert!(
+        !data_dir.path().join("dev.json").exists(),
+        "a clean stop removes the state file"
+    );
+}
+
+#[test]
+fn an_invalid_public_url_stops_serve_with_exit_code_64_naming_the_key() {
+    let (code, _, stderr) = run_idmesh(&["serve", "--targets", "gateway", "--public-url", "not a url"], &[]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("public_url"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn an_unknown_key_in_the_config_file_stops_serve_with_exit_code_64() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("idmesh.toml");
+    std::fs::write(&file, "databse_url = \"postgres://db/idmesh\"\n").expect("written");
+    let file = file.to_str().expect("a UTF-8 path");
+    let (code, _, stderr) = run_idmesh(&["serve", "--targets", "gateway", "--config", file], &[]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("databse_url") && stderr.contains("line 1"), "{stderr}");
+
+    let missing = dir.path().join("missing.toml");
+    let (code, _, stderr) = run_idmesh(
+        &["serve", "--targets", "gateway"],
+        &[("IDMESH_CONFIG", missing.to_str().expect("a UTF-8 path"))],
+    );
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("missing.toml"), "{stderr}");
+}
+
+#[test]
+fn config_print_layers_file_environment_and_flags_and_masks_passwords() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("idmesh.toml");
+    std::fs::write(
+        &file,
+        r#"
+database_url = "postgres://app:s3cret@db.internal:5432/idmesh"
+redis_url = "redis://:hunter2@cache:6379"
+public_url = "https://file.example.com"
+http_addr = "127.0.0.1:9000"
+group_patch_member_limit = 500
+"#,
+    )
+    .expect("written");
+    let file = file.to_str().expect("a UTF-8 path");
+    let (code, stdout, stderr) = run_idmesh(
+        &["config", "print", "--config", file, "--group-patch-member-limit", "7"],
+        &[
+            ("IDMESH_PUBLIC_URL", "https://env.example.com"),
+            ("IDMESH_GROUP_PATCH_MEMBER_LIMIT", "9"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("s3cret") && !stdout.contains("hunter2"), "{stdout}");
+    for line in [
+        r#"database_url = "postgres://app:***@db.internal:5432/idmesh""#,
+        r#"redis_url = "redis://:***@cache:6379""#,
+        r#"public_url = "https://env.example.com""#,
+        r#"http_addr = "127.0.0.1:9000""#,
+        r#"group_patch_member_limit = 7"#,
+        r#"directory_listen_addr = "0.0.0.0:50051""#,
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line} in:\n{stdout}");
+    }
+
+    let (code, stdout, stderr) = run_idmesh(&["config", "print", "--dev"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.lines().any(|l| l == r#"directory_listen_addr = "127.0.0.1:0""#),
+        "{stdout}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_create_json_gives_a_token_the_gateway_accepts() {
     let data_dir = tempfile::tempdir().expect("a temporary directory");
@@ -106,7 +272,7 @@ async fn directory_create_json_gives_a_token_the_gateway_accepts() {
     let running = tokio::spawn(mesh.wait());
 
     let run = |args: &[&str]| {
-        let output = Command::new(IDMESH)
+        let output = idmesh()
             .args(args)
             .args(["--directory-addr", &directory_addr.to_string()])
             .args(["--public-url", &format!("http://{http_addr}")])
@@ -155,7 +321,7 @@ fn free_addr() -> String {
 }
 
 fn spawn_serve(args: &[&str]) -> Child {
-    Command::new(IDMESH)
+    idmesh()
         .arg("serve")
         .args(args)
         .stdout(Stdio::null())
@@ -199,7 +365,7 @@ async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
 
     let mut created = None;
     for _ in 0..100 {
-        let output = Command::new(IDMESH)
+        let output = idmesh()
             .args(["directory", "create", "--name", "Split", "--json"])
             .args(["--directory-addr", &directory_addr])
             .args(["--public-url", &format!("http://{http_addr}")])

@@ -7,6 +7,7 @@ mod conditional;
 mod discovery;
 mod error;
 mod groups;
+mod health;
 mod members;
 mod projection;
 mod resources;
@@ -25,6 +26,7 @@ use idmesh_proto::v1::user_service_client::UserServiceClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenCache;
@@ -66,6 +68,8 @@ pub enum ServeError {
 #[derive(Debug, Clone)]
 struct AppState {
     directories: DirectoryServiceClient<Channel>,
+    /// directory-service's `grpc.health.v1`, for `/readyz`.
+    directory_health: HealthClient<Channel>,
     users: UserServiceClient<Channel>,
     groups: GroupServiceClient<Channel>,
     tokens: Arc<TokenCache>,
@@ -74,10 +78,13 @@ struct AppState {
 }
 
 /// Serves SCIM on `listener` until `shutdown` is cancelled, then lets
-/// in-flight requests finish.
+/// in-flight requests finish. `/healthz` and `/readyz` answer probes, without
+/// a token.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let directory_channel = idmesh_runtime::grpc::lazy_channel(&config.directory_addr)?;
     let state = AppState {
-        directories: DirectoryServiceClient::new(idmesh_runtime::grpc::lazy_channel(&config.directory_addr)?),
+        directories: DirectoryServiceClient::new(directory_channel.clone()),
+        directory_health: HealthClient::new(directory_channel),
         users: UserServiceClient::new(idmesh_runtime::grpc::lazy_channel(&config.user_addr)?),
         groups: GroupServiceClient::new(idmesh_runtime::grpc::lazy_channel(&config.group_addr)?),
         tokens: Arc::new(TokenCache::new()),
@@ -112,6 +119,8 @@ fn router(state: AppState) -> Router {
             auth::require_directory_token,
         ));
     Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .nest("/scim/v2/{directory_id}", directory_routes)
         .fallback(error::unknown_endpoint)
         .method_not_allowed_fallback(error::method_not_allowed)

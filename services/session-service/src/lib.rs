@@ -10,7 +10,10 @@ mod model;
 mod service;
 mod store;
 
+use std::sync::Arc;
+
 use idmesh_runtime::clock::Clock;
+use idmesh_runtime::grpc::Readiness;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -63,7 +66,8 @@ pub enum ServeError {
 
 /// Serves the gRPC API on `listener` until `shutdown` is cancelled.
 ///
-/// Redis need not be up yet: until it is, calls answer UNAVAILABLE.
+/// Redis need not be up yet: until it is, calls answer UNAVAILABLE and
+/// `grpc.health.v1` reports NOT_SERVING.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     serve_with_clock(listener, config, idmesh_runtime::clock::system(), shutdown).await
 }
@@ -100,10 +104,19 @@ async fn run<S: SessionStore>(
     clock: Clock,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    let store = Arc::new(store);
+    let readiness = {
+        let store = Arc::clone(&store);
+        Readiness::new(move || {
+            let store = Arc::clone(&store);
+            async move { store.is_reachable().await }
+        })
+    };
     let api = SessionApi::new(store, clock, shutdown.clone());
     let server = idmesh_proto::v1::session_service_server::SessionServiceServer::new(api);
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), "session-service listening");
-    idmesh_runtime::grpc::serve(listener, routes, &[SessionApi::<S>::SERVICE_NAME], shutdown).await?;
+    idmesh_runtime::grpc::serve_with_readiness(listener, routes, &[SessionApi::<S>::SERVICE_NAME], readiness, shutdown)
+        .await?;
     Ok(())
 }

@@ -53,12 +53,8 @@ impl<S: SessionStore> SessionApi<S> {
 
     /// The API over `store`, telling time by `clock`; watches end when
     /// `shutdown` is cancelled.
-    pub fn new(store: S, clock: Clock, shutdown: CancellationToken) -> Self {
-        Self {
-            store: Arc::new(store),
-            clock,
-            shutdown,
-        }
+    pub fn new(store: Arc<S>, clock: Clock, shutdown: CancellationToken) -> Self {
+        Self { store, clock, shutdown }
     }
 }
 

@@ -121,6 +121,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// successful subscribe reaches the receiver, so what a read of the log
     /// that follows does not return, the receiver gets.
     fn subscribe(&self) -> impl Future<Output = Result<broadcast::Receiver<RevocationEvent>, StoreError>> + Send;
+
+    /// Whether the store answers right now: what the service's health
+    /// reports, so that a probe takes a replica cut off from Redis out of
+    /// rotation.
+    fn is_reachable(&self) -> impl Future<Output = bool> + Send;
 }
 
 /// How many revocations the live feed of a store buffers for a slow watcher

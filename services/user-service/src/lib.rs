@@ -19,6 +19,7 @@ mod revocation;
 mod revocation_tests;
 mod service;
 
+use idmesh_runtime::grpc::Readiness;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -50,7 +51,8 @@ pub enum ServeError {
 
 /// Connects to the database, applies migrations and serves the gRPC API on
 /// `listener` until `shutdown` is cancelled, delivering stored session
-/// revocations meanwhile.
+/// revocations meanwhile. `grpc.health.v1` reports NOT_SERVING while the
+/// database does not answer.
 ///
 /// session-service need not be up yet: revocations wait for it.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
@@ -62,11 +64,17 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let revocations = Revocations::new(db.clone(), sessions, groups, clock.clone());
     let stop_delivering = shutdown.child_token();
     let deliverer = tokio::spawn(revocations.clone().run(stop_delivering.clone()));
+    let readiness = {
+        let db = db.clone();
+        Readiness::new(move || idmesh_store::is_reachable(db.clone()))
+    };
     let api = UserApi::new(db, clock, revocations);
     let server = idmesh_proto::v1::user_service_server::UserServiceServer::new(api);
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), session_addr = %config.session_addr, group_addr = %config.group_addr, "user-service listening");
-    let served = idmesh_runtime::grpc::serve(listener, routes, &[UserApi::SERVICE_NAME], shutdown).await;
+    let served =
+        idmesh_runtime::grpc::serve_with_readiness(listener, routes, &[UserApi::SERVICE_NAME], readiness, shutdown)
+            .await;
     // The deliverer stops with the server, also when the server failed.
     stop_delivering.cancel();
     if let Err(err) = deliverer.await {

@@ -268,4 +268,8 @@ impl SessionStore for MemoryStore {
     async fn subscribe(&self) -> Result<broadcast::Receiver<RevocationEvent>, StoreError> {
         Ok(self.live.subscribe())
     }
+
+    async fn is_reachable(&self) -> bool {
+        true
+    }
 }

@@ -500,6 +500,13 @@ impl SessionStore for RedisStore {
             _ => Err(StoreError::Unavailable("not following the revocation log yet".into())),
         }
     }
+
+    async fn is_reachable(&self) -> bool {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.connection.clone())
+            .await
+            .is_ok()
+    }
 }
 
 /// Runs read_log.lua: (newest id, newest trimmed id, up to `count` entries from `from` on).

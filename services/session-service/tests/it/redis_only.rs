@@ -14,6 +14,9 @@ use idmesh_proto::v1::{
 use session_service::Config;
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::harness::{Backend, ManualClock, TestService, closed_port, new_user};
 
@@ -271,6 +274,67 @@ async fn a_replica_started_before_redis_serves_once_redis_is_up_and_fails_closed
     drop(redis);
     // Valid a moment ago; with Redis gone, not valid but unavailable.
     assert_unavailable(&service, &other.id).await;
+}
+
+/// What `grpc.health.v1` says of session-service and of the server as a
+/// whole at `service` (asked one after the other: a change can fall between).
+async fn health(service: &TestService) -> Vec<ServingStatus> {
+    let channel = idmesh_runtime::grpc::lazy_channel(&service.addr.to_string()).expect("a valid address");
+    let mut client = HealthClient::new(channel);
+    let mut statuses = Vec::new();
+    for name in ["idmesh.v1.SessionService", ""] {
+        let answer = client
+            .check(HealthCheckRequest {
+                service: name.to_owned(),
+            })
+            .await
+            .expect("the health service answers");
+        statuses.push(answer.into_inner().status());
+    }
+    statuses
+}
+
+/// Polls health until the service and the server both report `wanted`, for
+/// at most a few readiness intervals.
+async fn wait_for_health(service: &TestService, wanted: ServingStatus) {
+    let deadline = Instant::now() + idmesh_runtime::grpc::READINESS_INTERVAL * 10;
+    loop {
+        let now = health(service).await;
+        if now == [wanted, wanted] {
+            return;
+        }
+        assert!(Instant::now() < deadline, "health stays {now:?}, not {wanted:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn health_is_not_serving_while_redis_is_unreachable_and_serving_while_it_answers() {
+    let clock = ManualClock::new();
+    let port = closed_port().await;
+    let service = TestService::start(Config::new(Some(format!("redis://127.0.0.1:{port}"))), &clock).await;
+    wait_for_health(&service, ServingStatus::NotServing).await;
+
+    let redis = OwnRedis::start(port);
+    wait_for_health(&service, ServingStatus::Serving).await;
+    drop(redis);
+    wait_for_health(&service, ServingStatus::NotServing).await;
+}
+
+#[tokio::test]
+async fn a_reachable_redis_node_or_cluster_is_serving() {
+    let clock = ManualClock::new();
+    for backend in [Backend::Redis, Backend::RedisCluster] {
+        let service = TestService::start(backend.config(), &clock).await;
+        wait_for_health(&service, ServingStatus::Serving).await;
+    }
+}
+
+#[tokio::test]
+async fn the_in_process_store_is_always_serving() {
+    let clock = ManualClock::new();
+    let service = TestService::start(Backend::InProcess.config(), &clock).await;
+    assert_eq!(health(&service).await, [ServingStatus::Serving; 2]);
 }
 
 #[tokio::test]

@@ -1,0 +1,641 @@
+//! The one configuration of `idmesh dev` and `idmesh serve`, declared once:
+//! defaults (which differ by mode) → an optional TOML file (`--config`,
+//! `IDMESH_CONFIG`) → `IDMESH_*` environment → flags. clap already puts a
+//! flag above its environment variable; [`load`] puts both above the file
+//! and the file above the defaults, then validates everything at once, so
+//! that a bad value stops the process before it binds a port.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use idmesh::MeshConfig;
+use serde::{Deserialize, Serialize};
+
+/// The ports `idmesh serve` listens on unless told otherwise: fixed, since
+/// Kubernetes Services name them.
+const SERVE_DIRECTORY_PORT: u16 = 50051;
+const SERVE_USER_PORT: u16 = 50052;
+const SERVE_SESSION_PORT: u16 = 50053;
+const SERVE_GROUP_PORT: u16 = 50054;
+const HTTP_PORT: u16 = 8080;
+
+/// How a masked secret reads in `idmesh config print`.
+const MASK: &str = "***";
+
+/// Every setting, as a flag with its `IDMESH_*` variable and as a key of the
+/// TOML file (the same name, in snake_case). Unset is `None`: the layer
+/// below decides. Values stay text here and are checked in [`load`], so that
+/// a bad address in a flag, the environment or the file gets the same
+/// one-line answer.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Settings {
+    /// A TOML file of settings; flags and IDMESH_* variables override it.
+    #[arg(long = "config", env = "IDMESH_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Where the SQLite database (and `idmesh dev`'s dev.json) lives [default: .idmesh].
+    #[arg(long, env = "IDMESH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://…, postgresql://… or sqlite://… [default: SQLite in the data dir].
+    #[arg(long, env = "IDMESH_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Where session-service keeps sessions: redis://… (or rediss://) for one
+    /// Redis, or redis+cluster://host:port,host:port,… for a Redis Cluster.
+    /// Without it, sessions stay in the process, which is right for one
+    /// replica only.
+    #[arg(long, env = "IDMESH_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The gateway's HTTP listen address [default: 127.0.0.1:8080 in dev, 0.0.0.0:8080 in serve].
+    #[arg(long, env = "IDMESH_HTTP_ADDR")]
+    pub http_addr: Option<String>,
+    /// directory-service's gRPC listen address [default: 127.0.0.1:0 in dev, 0.0.0.0:50051 in serve].
+    #[arg(long, env = "IDMESH_DIRECTORY_LISTEN_ADDR")]
+    pub directory_listen_addr: Option<String>,
+    /// user-service's gRPC listen address [default: 127.0.0.1:0 in dev, 0.0.0.0:50052 in serve].
+    #[arg(long, env = "IDMESH_USER_LISTEN_ADDR")]
+    pub user_listen_addr: Option<String>,
+    /// group-service's gRPC listen address [default: 127.0.0.1:0 in dev, 0.0.0.0:50054 in serve].
+    #[arg(long, env = "IDMESH_GROUP_LISTEN_ADDR")]
+    pub group_listen_addr: Option<String>,
+    /// session-service's gRPC listen address [default: 127.0.0.1:0 in dev, 0.0.0.0:50053 in serve].
+    #[arg(long, env = "IDMESH_SESSION_LISTEN_ADDR")]
+    pub session_listen_addr: Option<String>,
+    /// Where the gateway reaches directory-service when it runs in another
+    /// process [default: 127.0.0.1:50051].
+    #[arg(long, env = "IDMESH_DIRECTORY_ADDR")]
+    pub directory_addr: Option<String>,
+    /// Where the gateway and group-service reach user-service when it runs
+    /// in another process [default: 127.0.0.1:50052].
+    #[arg(long, env = "IDMESH_USER_ADDR")]
+    pub user_addr: Option<String>,
+    /// Where the gateway and user-service reach group-service when it runs
+    /// in another process: deleting a user removes it from every group there
+    /// [default: 127.0.0.1:50054].
+    #[arg(long, env = "IDMESH_GROUP_ADDR")]
+    pub group_addr: Option<String>,
+    /// Where user-service reaches session-service when it runs in another
+    /// process: deactivating or deleting a user revokes their sessions there
+    /// [default: 127.0.0.1:50053].
+    #[arg(long, env = "IDMESH_SESSION_ADDR")]
+    pub session_addr: Option<String>,
+    /// Externally visible base URL (http or https), for meta.location
+    /// [default: the request's Host].
+    #[arg(long, env = "IDMESH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Serve Prometheus metrics at http://<addr>/metrics (e.g. the session
+    /// revocation backlog); none without it.
+    #[arg(long, env = "IDMESH_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Above this many members, a group PATCH that names neither attributes
+    /// nor excludedAttributes answers 204 No Content instead of the group
+    /// [default: 10000].
+    #[arg(long, env = "IDMESH_GROUP_PATCH_MEMBER_LIMIT")]
+    pub group_patch_member_limit: Option<u64>,
+}
+
+/// Which command the configuration is for: they differ only in defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `idmesh dev`: everything on loopback, internal ports picked by the
+    /// kernel (a fixed port in Linux's ephemeral range can be taken by any
+    /// client socket).
+    Dev,
+    /// `idmesh serve`: every address, fixed ports.
+    Serve,
+}
+
+/// The effective configuration, validated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    pub http_addr: SocketAddr,
+    pub directory_listen_addr: SocketAddr,
+    pub user_listen_addr: SocketAddr,
+    pub group_listen_addr: SocketAddr,
+    pub session_listen_addr: SocketAddr,
+    pub directory_addr: String,
+    pub user_addr: String,
+    pub group_addr: String,
+    pub session_addr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<SocketAddr>,
+    pub group_patch_member_limit: u64,
+}
+
+/// Why the configuration cannot be used; each says which file or key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}, line {line}: {message}")]
+    Parse { path: String, line: usize, message: String },
+    #[error("{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    #[error("cannot print the configuration: {0}")]
+    Print(#[from] toml::ser::Error),
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Each setting of `self`, or else of `lower`.
+    fn or(self, lower: Settings) -> Settings {
+        Settings {
+            config: self.config.or(lower.config),
+            data_dir: self.data_dir.or(lower.data_dir),
+            database_url: self.database_url.or(lower.database_url),
+            redis_url: self.redis_url.or(lower.redis_url),
+            http_addr: self.http_addr.or(lower.http_addr),
+            directory_listen_addr: self.directory_listen_addr.or(lower.directory_listen_addr),
+            user_listen_addr: self.user_listen_addr.or(lower.user_listen_addr),
+            group_listen_addr: self.group_listen_addr.or(lower.group_listen_addr),
+            session_listen_addr: self.session_listen_addr.or(lower.session_listen_addr),
+            directory_addr: self.directory_addr.or(lower.directory_addr),
+            user_addr: self.user_addr.or(lower.user_addr),
+            group_addr: self.group_addr.or(lower.group_addr),
+            session_addr: self.session_addr.or(lower.session_addr),
+            public_url: self.public_url.or(lower.public_url),
+            metrics_addr: self.metrics_addr.or(lower.metrics_addr),
+            group_patch_member_limit: self.group_patch_member_limit.or(lower.group_patch_member_limit),
+        }
+    }
+}
+
+/// The configuration from `flags` (flags and environment, as clap parsed
+/// them) over the file they name, if any, over `mode`'s defaults.
+pub fn load(flags: Settings, mode: Mode) -> Result<Config, ConfigError> {
+    let file = match &flags.config {
+        Some(path) => read_file(path)?,
+        None => Settings::default(),
+    };
+    resolve(flags.or(file), mode)
+}
+
+fn read_file(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_file(&text, path)
+}
+
+fn parse_file(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+    toml::from_str(text).map_err(|err| {
+        let message = err.message().trim().to_owned();
+        let line = unknown_key_line(text, &message).unwrap_or_else(|| {
+            err.span()
+                .map_or(1, |span| text[..span.start.min(text.len())].lines().count().max(1))
+        });
+        ConfigError::Parse {
+            path: path.display().to_string(),
+            line,
+            message,
+        }
+    })
+}
+
+/// The line of the key an "unknown field" error names: toml reports such
+/// an error against the whole table, which would point at line 1.
+fn unknown_key_line(text: &str, message: &str) -> Option<usize> {
+    let key = message.strip_prefix("unknown field `")?.split('`').next()?;
+    let index = text.lines().position(|line| {
+        line.trim_start()
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    })?;
+    Some(index + 1)
+}
+
+/// Fills what is unset with `mode`'s defaults and checks every value.
+fn resolve(settings: Settings, mode: Mode) -> Result<Config, ConfigError> {
+    let host: [u8; 4] = match mode {
+        Mode::Dev => [127, 0, 0, 1],
+        Mode::Serve => [0, 0, 0, 0],
+    };
+    let listen_default = |serve_port: u16| {
+        let port = if mode == Mode::Dev { 0 } else { serve_port };
+        SocketAddr::from((host, port))
+    };
+    let listen = |key: &'static str, value: Option<String>, default: SocketAddr| {
+        value.map_or(Ok(default), |value| socket_addr(key, &value))
+    };
+    let peer = |key: &'static str, value: Option<String>, port: u16| match value {
+        Some(value) => grpc_addr(key, &value),
+        None => Ok(format!("127.0.0.1:{port}")),
+    };
+
+    let data_dir = settings.data_dir.unwrap_or_else(|| PathBuf::from(".idmesh"));
+    if data_dir.as_os_str().is_empty() {
+        return Err(invalid("data_dir", "must not be empty"));
+    }
+    let database_url = match settings.database_url {
+        Some(url) => database_url(&url)?,
+        None => format!("sqlite://{}", data_dir.join("idmesh.db").display()),
+    };
+    let limit = settings
+        .group_patch_member_limit
+        .unwrap_or(scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT);
+    if limit == 0 {
+        return Err(invalid(
+            "group_patch_member_limit",
+            "must be at least 1 (0 would answer every group PATCH with 204)",
+        ));
+    }
+    Ok(Config {
+        database_url,
+        redis_url: settings.redis_url.as_deref().map(redis_url).transpose()?,
+        http_addr: listen("http_addr", settings.http_addr, SocketAddr::from((host, HTTP_PORT)))?,
+        directory_listen_addr: listen(
+            "directory_listen_addr",
+            settings.directory_listen_addr,
+            listen_default(SERVE_DIRECTORY_PORT),
+        )?,
+        user_listen_addr: listen(
+            "user_listen_addr",
+            settings.user_listen_addr,
+            listen_default(SERVE_USER_PORT),
+        )?,
+        group_listen_addr: listen(
+            "group_listen_addr",
+            settings.group_listen_addr,
+            listen_default(SERVE_GROUP_PORT),
+        )?,
+        session_listen_addr: listen(
+            "session_listen_addr",
+            settings.session_listen_addr,
+            listen_default(SERVE_SESSION_PORT),
+        )?,
+        directory_addr: peer("directory_addr", settings.directory_addr, SERVE_DIRECTORY_PORT)?,
+        user_addr: peer("user_addr", settings.user_addr, SERVE_USER_PORT)?,
+        group_addr: peer("group_addr", settings.group_addr, SERVE_GROUP_PORT)?,
+        session_addr: peer("session_addr", settings.session_addr, SERVE_SESSION_PORT)?,
+        public_url: settings.public_url.as_deref().map(public_url).transpose()?,
+        metrics_addr: settings
+            .metrics_addr
+            .map(|value| socket_addr("metrics_addr", &value))
+            .transpose()?,
+        group_patch_member_limit: limit,
+        data_dir,
+    })
+}
+
+fn socket_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| invalid(key, format!("{value:?} is not a socket address (expected ip:port)")))
+}
+
+fn url(key: &'static str, value: &str) -> Result<url::Url, ConfigError> {
+    url::Url::parse(value).map_err(|err| invalid(key, format!("{:?} is not a URL: {err}", mask(value))))
+}
+
+fn with_host(key: &'static str, value: &str) -> Result<url::Url, ConfigError> {
+    let parsed = url(key, value)?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(key, format!("{:?} has no host", mask(value))));
+    }
+    Ok(parsed)
+}
+
+fn public_url(value: &str) -> Result<String, ConfigError> {
+    const KEY: &str = "public_url";
+    let parsed = with_host(KEY, value)?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(KEY, format!("{value:?} must be an http:// or https:// URL")));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(invalid(KEY, format!("{value:?} must have no query or fragment")));
+    }
+    Ok(value.to_owned())
+}
+
+fn database_url(value: &str) -> Result<String, ConfigError> {
+    const KEY: &str = "database_url";
+    if let Some(path) = value.strip_prefix("sqlite:") {
+        if path.trim_start_matches('/').is_empty() {
+            return Err(invalid(KEY, format!("{value:?} names no SQLite file")));
+        }
+        return Ok(value.to_owned());
+    }
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        with_host(KEY, value)?;
+        return Ok(value.to_owned());
+    }
+    Err(invalid(
+        KEY,
+        format!(
+            "{:?} must start with postgres://, postgresql:// or sqlite://",
+            mask(value)
+        ),
+    ))
+}
+
+fn redis_url(value: &str) -> Result<String, ConfigError> {
+    const KEY: &str = "redis_url";
+    if let Some(rest) = value.strip_prefix("redis+cluster://") {
+        let nodes = rest.rsplit_once('@').map_or(rest, |(_, nodes)| nodes);
+        let nodes = nodes.trim_end_matches('/');
+        if nodes.is_empty() {
+            return Err(invalid(KEY, format!("{:?} names no cluster node", mask(value))));
+        }
+        for node in nodes.split(',') {
+            host_port(node.trim()).ok_or_else(|| {
+                invalid(
+                    KEY,
+                    format!("cluster node {node:?} in {:?} is not host:port", mask(value)),
+                )
+            })?;
+        }
+        return Ok(value.to_owned());
+    }
+    if value.starts_with("redis://") || value.starts_with("rediss://") {
+        with_host(KEY, value)?;
+        return Ok(value.to_owned());
+    }
+    Err(invalid(
+        KEY,
+        format!(
+            "{:?} must start with redis://, rediss:// or redis+cluster://",
+            mask(value)
+        ),
+    ))
+}
+
+/// A peer's gRPC address: `host:port`, or an `http(s)://host:port` URI.
+fn grpc_addr(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let valid = if value.contains("://") {
+        url::Url::parse(value)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+    } else {
+        host_port(value).is_some()
+    };
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(invalid(
+            key,
+            format!("{value:?} is not a gRPC address (expected host:port or http://host:port)"),
+        ))
+    }
+}
+
+fn host_port(value: &str) -> Option<(&str, u16)> {
+    let (host, port) = value.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    (!host.is_empty() && !host.contains(['/', '@', ' '])).then_some((host, port))
+}
+
+/// `url` with the password of its user info, and any `password=` query
+/// parameter, replaced by `***`.
+pub fn mask(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:{MASK}@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}={MASK}"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+impl Config {
+    /// The configuration as a TOML file that [`load`] reads back, with the
+    /// secrets in the database and Redis URLs masked.
+    pub fn to_masked_toml(&self) -> Result<String, ConfigError> {
+        let masked = Config {
+            database_url: mask(&self.database_url),
+            redis_url: self.redis_url.as_deref().map(mask),
+            ..self.clone()
+        };
+        Ok(toml::to_string(&masked)?)
+    }
+
+    /// What [`idmesh::launch`] needs.
+    pub fn mesh(&self) -> MeshConfig {
+        MeshConfig {
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            http_addr: self.http_addr,
+            directory_listen_addr: self.directory_listen_addr,
+            user_listen_addr: self.user_listen_addr,
+            group_listen_addr: self.group_listen_addr,
+            session_listen_addr: self.session_listen_addr,
+            directory_addr: self.directory_addr.clone(),
+            user_addr: self.user_addr.clone(),
+            group_addr: self.group_addr.clone(),
+            session_addr: self.session_addr.clone(),
+            public_url: self.public_url.clone(),
+            group_patch_member_limit: self.group_patch_member_limit,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Settings {
+        parse_file(text, Path::new("idmesh.toml")).expect("a valid file")
+    }
+
+    fn invalid_key(settings: Settings, mode: Mode) -> &'static str {
+        match resolve(settings, mode) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid value, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_and_environment_win_over_the_file_and_the_file_over_the_defaults() {
+        let flags = Settings {
+            public_url: Some("https://flag.example.com".into()),
+            ..Settings::default()
+        };
+        let file = file(
+            r#"
+            public_url = "https://file.example.com"
+            http_addr = "127.0.0.1:9090"
+            group_patch_member_limit = 50
+            "#,
+        );
+        let config = resolve(flags.or(file), Mode::Serve).expect("valid");
+        assert_eq!(config.public_url.as_deref(), Some("https://flag.example.com"));
+        assert_eq!(config.http_addr, "127.0.0.1:9090".parse().expect("an address"));
+        assert_eq!(config.group_patch_member_limit, 50);
+        assert_eq!(config.user_listen_addr, "0.0.0.0:50052".parse().expect("an address"));
+        assert_eq!(config.metrics_addr, None);
+    }
+
+    #[test]
+    fn dev_binds_loopback_with_kernel_picked_internal_ports_and_serve_binds_everything_on_fixed_ports() {
+        let dev = resolve(Settings::default(), Mode::Dev).expect("valid");
+        assert_eq!(dev.http_addr, "127.0.0.1:8080".parse().expect("an address"));
+        for addr in [
+            dev.directory_listen_addr,
+            dev.user_listen_addr,
+            dev.group_listen_addr,
+            dev.session_listen_addr,
+        ] {
+            assert_eq!(addr, "127.0.0.1:0".parse().expect("an address"));
+        }
+        let serve = resolve(Settings::default(), Mode::Serve).expect("valid");
+        assert_eq!(serve.http_addr, "0.0.0.0:8080".parse().expect("an address"));
+        assert_eq!(
+            [
+                serve.directory_listen_addr.port(),
+                serve.user_listen_addr.port(),
+                serve.session_listen_addr.port(),
+                serve.group_listen_addr.port(),
+            ],
+            [50051, 50052, 50053, 50054]
+        );
+        assert!(serve.directory_listen_addr.ip().is_unspecified());
+    }
+
+    #[test]
+    fn the_default_database_is_sqlite_in_the_data_dir_wherever_the_data_dir_is_set() {
+        let config = resolve(file(r#"data_dir = "/srv/idmesh""#), Mode::Dev).expect("valid");
+        assert_eq!(config.database_url, "sqlite:///srv/idmesh/idmesh.db");
+        let config = resolve(Settings::default(), Mode::Serve).expect("valid");
+        assert_eq!(config.database_url, "sqlite://.idmesh/idmesh.db");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let with = |f: fn(&mut Settings)| {
+            let mut settings = Settings::default();
+            f(&mut settings);
+            settings
+        };
+        let cases = [
+            (with(|s| s.public_url = Some("not a url".into())), "public_url"),
+            (with(|s| s.public_url = Some("ftp://example.com".into())), "public_url"),
+            (
+                with(|s| s.public_url = Some("https://example.com/?x=1".into())),
+                "public_url",
+            ),
+            (
+                with(|s| s.database_url = Some("mysql://db/idmesh".into())),
+                "database_url",
+            ),
+            (with(|s| s.database_url = Some("postgres://".into())), "database_url"),
+            (with(|s| s.database_url = Some("sqlite://".into())), "database_url"),
+            (with(|s| s.redis_url = Some("http://redis:6379".into())), "redis_url"),
+            (
+                with(|s| s.redis_url = Some("redis+cluster://a:1,b".into())),
+                "redis_url",
+            ),
+            (with(|s| s.http_addr = Some("localhost".into())), "http_addr"),
+            (
+                with(|s| s.session_listen_addr = Some("127.0.0.1:99999".into())),
+                "session_listen_addr",
+            ),
+            (with(|s| s.metrics_addr = Some(":9000".into())), "metrics_addr"),
+            (with(|s| s.user_addr = Some("user-service".into())), "user_addr"),
+            (
+                with(|s| s.group_patch_member_limit = Some(0)),
+                "group_patch_member_limit",
+            ),
+        ];
+        for (settings, key) in cases {
+            assert_eq!(invalid_key(settings, Mode::Serve), key);
+        }
+    }
+
+    #[test]
+    fn good_values_pass_unchanged() {
+        let settings = file(
+            r#"
+            database_url = "postgresql://app:pw@db.internal:5432/idmesh?sslmode=require"
+            redis_url = "redis+cluster://:pw@10.0.0.1:7001,10.0.0.2:7001"
+            public_url = "https://scim.example.com/"
+            directory_addr = "http://directory-service:50051"
+            user_addr = "user-service:50052"
+            metrics_addr = "[::]:9090"
+            "#,
+        );
+        let config = resolve(settings, Mode::Serve).expect("valid");
+        assert_eq!(
+            config.database_url,
+            "postgresql://app:pw@db.internal:5432/idmesh?sslmode=require"
+        );
+        assert_eq!(config.directory_addr, "http://directory-service:50051");
+        assert_eq!(config.public_url.as_deref(), Some("https://scim.example.com/"));
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error_with_its_line() {
+        let err = parse_file(
+            "http_addr = \"127.0.0.1:1\"\ndatabse_url = \"x\"\n",
+            Path::new("f.toml"),
+        )
+        .expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.contains("line 2") && text.contains("databse_url"), "{text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+    }
+
+    #[test]
+    fn the_config_key_itself_is_not_a_file_key() {
+        parse_file("config = \"other.toml\"", Path::new("f.toml")).expect_err("no nesting of files");
+    }
+
+    #[test]
+    fn secrets_in_urls_are_masked() {
+        assert_eq!(
+            mask("postgres://app:s3cret@db:5432/idmesh"),
+            "postgres://app:***@db:5432/idmesh"
+        );
+        assert_eq!(mask("redis://:hunter2@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(
+            mask("redis+cluster://:pw@a:7001,b:7001"),
+            "redis+cluster://:***@a:7001,b:7001"
+        );
+        assert_eq!(
+            mask("postgres://db/idmesh?user=app&password=s3cret"),
+            "postgres://db/idmesh?user=app&password=***"
+        );
+        assert_eq!(mask("sqlite://.idmesh/idmesh.db"), "sqlite://.idmesh/idmesh.db");
+    }
+
+    #[test]
+    fn the_printed_configuration_reads_back_as_the_same_configuration() {
+        let config = resolve(file(r#"public_url = "https://scim.example.com""#), Mode::Dev).expect("valid");
+        let printed = config.to_masked_toml().expect("TOML");
+        let again = resolve(
+            parse_file(&printed, Path::new("printed.toml")).expect("valid"),
+            Mode::Serve,
+        )
+        .expect("valid");
+        assert_eq!(again, config);
+    }
+}
