@@ -6,7 +6,7 @@ use idmesh_proto::v1::{
     PatchUserRequest, ResolveTokenRequest, RevokeTokenRequest,
 };
 use idmesh_runtime::struct_json;
-use idmesh_tests::{Backend, TestMesh, both_backends};
+use idmesh_tests::{Backend, ScratchDatabase, TestMesh, both_backends};
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -199,7 +199,8 @@ both_backends!(a_directory_has_at_most_two_live_tokens, |mesh: TestMesh| async m
 
 #[tokio::test]
 async fn every_service_reports_serving_on_grpc_health() {
-    let mesh = TestMesh::start(Backend::Sqlite).await;
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let mesh = TestMesh::start(&database).await;
     for (addr, service) in [
         (mesh.directory_addr, "idmesh.v1.DirectoryService"),
         (mesh.user_addr, "idmesh.v1.UserService"),
@@ -248,7 +249,8 @@ macro_rules! reflected_services {
 
 #[tokio::test]
 async fn reflection_v1_and_v1alpha_list_the_services_and_health() {
-    let mesh = TestMesh::start(Backend::Sqlite).await;
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let mesh = TestMesh::start(&database).await;
     // grpcurl 1.8 speaks only v1alpha; newer clients speak v1.
     for services in [
         reflected_services!(v1alpha, mesh.user_addr),

@@ -3,7 +3,7 @@
 //! from users, and the directory-wide search.
 
 use idmesh::Target;
-use idmesh_tests::{Backend, ScimClient, TestMesh, both_backends, encode, group, patch_op};
+use idmesh_tests::{ScimClient, ScratchDatabase, TestMesh, both_backends, encode, group, patch_op};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -583,8 +583,8 @@ both_backends!(
 
 /// A mesh whose gateway answers a PATCH of a group of more than 2 members
 /// with 204.
-async fn mesh_with_small_patch_limit(backend: Backend) -> TestMesh {
-    TestMesh::start_with(backend, &Target::ALL, |config| config.group_patch_member_limit = 2).await
+async fn mesh_with_small_patch_limit(database: &ScratchDatabase) -> TestMesh {
+    TestMesh::start_with(database, &Target::ALL, |config| config.group_patch_member_limit = 2).await
 }
 
 async fn a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(mesh: TestMesh) {
@@ -626,25 +626,11 @@ async fn a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(me
     assert_eq!(member_ids(&with_members).len(), 4);
 }
 
-mod a_patch_of_a_large_group_answers_204 {
-    use super::*;
-
-    #[tokio::test]
-    async fn postgres() {
-        a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(
-            mesh_with_small_patch_limit(Backend::Postgres).await,
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn sqlite() {
-        a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(
-            mesh_with_small_patch_limit(Backend::Sqlite).await,
-        )
-        .await;
-    }
-}
+both_backends!(
+    a_patch_of_a_large_group_answers_204,
+    mesh_with_small_patch_limit,
+    a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for
+);
 
 both_backends!(a_group_is_seen_only_in_its_own_directory, |mesh: TestMesh| async move {
     let (a, b) = (mesh.new_directory().await, mesh.new_directory().await);
