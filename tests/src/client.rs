@@ -1,9 +1,12 @@
-//! The SCIM client: requests and answers as JSON values, with the expected
-//! status asserted on every call.
+//! The raw SCIM client: requests and answers as JSON values, with the
+//! expected status asserted on every call. Tests that check exact bodies,
+//! headers and errors use it; [`crate::resources`] types the common calls.
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+
+use crate::resources::{NewGroup, NewUser};
 
 /// A SCIM client bound to one directory's base URL. Every call states the
 /// status it expects, and fails the test with the body when it differs.
@@ -141,33 +144,18 @@ impl ScimClient {
     pub async fn create_group(&self, display_name: &str, members: &[&str]) -> Value {
         self.post("/Groups", group(display_name, members), 201).await.body
     }
-
-    /// The users a filter finds (one page of up to 100).
-    pub async fn filter_users(&self, filter: &str) -> Value {
-        let query = format!("/Users?filter={}", encode(filter));
-        self.get(&query, 200).await.body
-    }
 }
 
-/// A minimal SCIM User body, as Okta sends it.
+/// A minimal SCIM User body, as Okta sends it: [`NewUser::new`] as JSON,
+/// for tests that change it before sending.
 pub fn user(user_name: &str) -> Value {
-    json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": user_name,
-        "name": {"givenName": "Test", "familyName": "User"},
-        "emails": [{"primary": true, "value": user_name, "type": "work"}],
-        "active": true
-    })
+    serde_json::to_value(NewUser::new(user_name)).expect("a JSON body")
 }
 
-/// A SCIM Group body with these members (ids of users or groups).
+/// A SCIM Group body with these members (ids of users or groups):
+/// [`NewGroup::new`] as JSON.
 pub fn group(display_name: &str, members: &[&str]) -> Value {
-    let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
-    json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-        "displayName": display_name,
-        "members": members
-    })
+    serde_json::to_value(NewGroup::new(display_name, members)).expect("a JSON body")
 }
 
 /// A SCIM PatchOp body.

@@ -1,9 +1,11 @@
 //! The end-to-end harness: starts the mesh in-process on ephemeral ports, on
 //! a scratch PostgreSQL database or SQLite file of the test's own (from
-//! `idmesh-testkit`), and talks to it over real HTTP and gRPC: SCIM
-//! ([`ScimClient`]) and the services' gRPC clients.
+//! `idmesh-testkit`), and talks to it over real HTTP and gRPC: raw SCIM
+//! ([`ScimClient`]), typed SCIM ([`ScimClient::users`],
+//! [`ScimClient::groups`]) and the services' gRPC clients.
 
 mod client;
+mod resources;
 
 use std::net::SocketAddr;
 
@@ -21,6 +23,7 @@ pub use client::{ScimClient, ScimResponse, encode, group, patch_op, user};
 #[doc(hidden)]
 pub use idmesh_testkit;
 pub use idmesh_testkit::{Backend, ScratchDatabase};
+pub use resources::{Group, ListResponse, Member, NewGroup, NewUser, User};
 
 /// A running mesh; dropping it shuts it down.
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use idmesh_proto::v1::{
 };
 use idmesh_runtime::struct_json;
 use idmesh_tests::idmesh_testkit::{redis_url, unused_addr};
-use idmesh_tests::{Backend, ScimClient, ScratchDatabase, TestMesh, both_backends, patch_op, user};
+use idmesh_tests::{Backend, NewUser, ScimClient, ScratchDatabase, TestMesh, both_backends, patch_op, user};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -50,10 +50,7 @@ struct SignedIn {
 }
 
 async fn signed_in_user(mesh: &TestMesh, scim: &ScimClient, user_name: &str) -> SignedIn {
-    let id = scim.create_user(user_name).await["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let id = scim.users().create(&NewUser::new(user_name)).await.id;
     let mut sessions = Vec::new();
     for _ in 0..2 {
         let session = mesh
@@ -404,10 +401,9 @@ async fn with_session_service_down_users_are_still_deprovisioned_and_revoked_onc
     .await;
     let scim = mesh.new_directory().await;
     let ids = [
-        scim.create_user("down-patch@example.com").await,
-        scim.create_user("down-delete@example.com").await,
-    ]
-    .map(|created| created["id"].as_str().expect("an id").to_owned());
+        scim.users().create(&NewUser::new("down-patch@example.com")).await.id,
+        scim.users().create(&NewUser::new("down-delete@example.com")).await.id,
+    ];
     let users: Vec<SignedIn> = ids
         .into_iter()
         .map(|id| SignedIn {
