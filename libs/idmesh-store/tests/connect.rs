@@ -1,20 +1,13 @@
 //! connect() against the real servers.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-
-/// The test PostgreSQL server's URL without a database name.
-fn postgres_server() -> String {
-    let url = std::env::var("IDMESH_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/idmesh_test".to_owned());
-    let (server, _database) = url.rsplit_once('/').expect("a database URL");
-    server.to_owned()
-}
+use idmesh_testkit::{Backend, ScratchDatabase};
+use sea_orm::ConnectionTrait;
 
 #[tokio::test]
 async fn services_starting_together_create_a_missing_postgres_database_once() {
-    let server = postgres_server();
-    let name = format!("idmesh_connect_{}", std::process::id());
-    let url = format!("{server}/{name}");
+    // Not created yet: connect() creates it.
+    let database = ScratchDatabase::new(Backend::Postgres);
+    let url = database.url().to_owned();
     let mut connects = tokio::task::JoinSet::new();
     for _ in 0..4 {
         let url = url.clone();
@@ -25,16 +18,6 @@ async fn services_starting_together_create_a_missing_postgres_database_once() {
         pool.execute_unprepared("SELECT 1").await.expect("the database answers");
         pool.close().await.expect("pool closes");
     }
-    let admin = idmesh_store::connect(&format!("{server}/postgres"))
-        .await
-        .expect("postgres database");
-    admin
-        .execute_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!("DROP DATABASE \"{name}\""),
-        ))
-        .await
-        .expect("cleanup");
 }
 
 #[tokio::test]

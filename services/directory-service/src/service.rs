@@ -230,22 +230,22 @@ impl DirectoryService for DirectoryApi {
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use idmesh_testkit::{Backend, ScratchDatabase};
     use time::{Duration, OffsetDateTime};
 
     use super::*;
 
     /// A directory-service on a fresh SQLite file, with a clock the test moves.
-    async fn api_with_clock() -> (DirectoryApi, Arc<Mutex<OffsetDateTime>>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("directory.db").display());
-        let db = idmesh_store::connect(&url).await.expect("SQLite opens");
+    async fn api_with_clock() -> (DirectoryApi, Arc<Mutex<OffsetDateTime>>, ScratchDatabase) {
+        let database = ScratchDatabase::new(Backend::Sqlite);
+        let db = idmesh_store::connect(database.url()).await.expect("SQLite opens");
         idmesh_store::migrate::<crate::migration::Migrator>(&db)
             .await
             .expect("migrations apply");
         let now = Arc::new(Mutex::new(time::macros::datetime!(2026-06-01 09:00 UTC)));
         let clock_now = now.clone();
         let clock: Clock = Arc::new(move || *clock_now.lock().expect("clock lock"));
-        (DirectoryApi::new(db, clock), now, dir)
+        (DirectoryApi::new(db, clock), now, database)
     }
 
     async fn issue(

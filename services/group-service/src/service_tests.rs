@@ -7,8 +7,8 @@
 //! nothing here deactivates or deletes a user.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
@@ -17,38 +17,24 @@ use idmesh_proto::v1::{
     ListGroupsRequest, ListMembersRequest, Member, MemberType, PageRequest, PatchGroupRequest, PatchMembersRequest,
     RemoveMemberEverywhereRequest, ReplaceMembersRequest, SortRequest, UpdateGroupRequest,
 };
+use idmesh_testkit::{ScratchDatabase, channel, unused_addr};
 use scim::ScimType;
 use scim::patch::PatchOpKind;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// A user-service and a group-service on one database, and a directory of
-/// the test's own.
+/// the test's own; the services stop when the last clone is dropped.
 #[derive(Clone)]
 struct Mesh {
     groups: GroupServiceClient<Channel>,
     users: UserServiceClient<Channel>,
     directory_id: String,
     database_url: String,
-}
-
-fn channel(addr: SocketAddr) -> Channel {
-    idmesh_runtime::grpc::lazy_channel(&addr.to_string()).expect("a valid address")
-}
-
-/// An address on 127.0.0.1 where nothing listens.
-async fn unused_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-    listener.local_addr().expect("a bound address")
+    _running: Arc<DropGuard>,
 }
 
 /// Starts group-service on `database_url`, looking users up at `user_addr`.
@@ -63,15 +49,16 @@ async fn start_group_service(database_url: &str, user_addr: SocketAddr, shutdown
     addr
 }
 
-/// Starts both services on `database_url`; they stop when `shutdown` is
-/// cancelled.
-async fn start_mesh(database_url: String, shutdown: &CancellationToken) -> Mesh {
+/// Starts both services on `database`.
+async fn start_mesh(database: &ScratchDatabase) -> Mesh {
+    let shutdown = CancellationToken::new();
+    let database_url = database.url().to_owned();
     let user_listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let user_addr = user_listener.local_addr().expect("a bound address");
-    let group_addr = start_group_service(&database_url, user_addr, shutdown).await;
+    let group_addr = start_group_service(&database_url, user_addr, &shutdown).await;
     let config = user_service::Config {
         database_url: database_url.clone(),
-        session_addr: unused_addr().await.to_string(),
+        session_addr: unused_addr().to_string(),
         group_addr: group_addr.to_string(),
     };
     tokio::spawn(user_service::serve(user_listener, config, shutdown.clone()));
@@ -80,67 +67,14 @@ async fn start_mesh(database_url: String, shutdown: &CancellationToken) -> Mesh 
         users: UserServiceClient::new(channel(user_addr)),
         directory_id: uuid::Uuid::now_v7().to_string(),
         database_url,
-    }
-}
-
-/// Runs `body` against a fresh mesh on `backend`, and removes the database
-/// afterwards, also when `body` panics.
-async fn on_fresh_mesh<F, Fut>(backend: Backend, body: F)
-where
-    F: FnOnce(Mesh) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    idmesh_runtime::telemetry::init();
-    let shutdown = CancellationToken::new();
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}", dir.path().join("idmesh.db").display());
-            let mesh = start_mesh(url, &shutdown).await;
-            let outcome = tokio::spawn(body(mesh)).await;
-            shutdown.cancel();
-            if let Err(failed) = outcome {
-                std::panic::resume_unwind(failed.into_panic());
-            }
-        }
-        Backend::Postgres => {
-            let base = std::env::var("IDMESH_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/idmesh_test".to_owned());
-            let (server, _) = base.rsplit_once('/').expect("a database URL");
-            let name = format!("idmesh_groups_{}", uuid::Uuid::now_v7().simple());
-            let mesh = start_mesh(format!("{server}/{name}"), &shutdown).await;
-            let outcome = tokio::spawn(body(mesh)).await;
-            shutdown.cancel();
-            let admin = idmesh_store::connect(&base).await.expect("connect");
-            sea_orm::ConnectionTrait::execute_unprepared(
-                &admin,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            )
-            .await
-            .expect("drop the scratch database");
-            if let Err(failed) = outcome {
-                std::panic::resume_unwind(failed.into_panic());
-            }
-        }
+        _running: Arc::new(shutdown.drop_guard()),
     }
 }
 
 /// One test on both backends: `on_both!(name, |mesh| async move { … })`.
 macro_rules! on_both {
     ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                on_fresh_mesh(Backend::Sqlite, $body).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                on_fresh_mesh(Backend::Postgres, $body).await;
-            }
-        }
+        idmesh_testkit::on_both_backends!($name, start_mesh, $body);
     };
 }
 
@@ -857,7 +791,7 @@ on_both!(an_unreachable_user_service_is_unavailable, |mesh| async move {
     let ids = mesh.users(1).await;
     let group = mesh.group("Lonely", &[]).await;
     let shutdown = CancellationToken::new();
-    let addr = start_group_service(&mesh.database_url, unused_addr().await, &shutdown).await;
+    let addr = start_group_service(&mesh.database_url, unused_addr(), &shutdown).await;
     let cut_off = Mesh {
         groups: GroupServiceClient::new(channel(addr)),
         ..mesh.clone()

@@ -9,6 +9,7 @@ use std::time::Duration;
 use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{CheckSessionRequest, CreateSessionRequest, SessionStatus};
+use idmesh_testkit::{Backend, ScratchDatabase, redis_url, unused_addr};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -259,8 +260,8 @@ group_patch_member_limit = 500
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_create_json_gives_a_token_the_gateway_accepts() {
-    let data_dir = tempfile::tempdir().expect("a temporary directory");
-    let config = MeshConfig::loopback(format!("sqlite://{}", data_dir.path().join("idmesh.db").display()));
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let config = MeshConfig::loopback(database.url().to_owned());
     let shutdown = CancellationToken::new();
     let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
         .await
@@ -316,8 +317,7 @@ async fn directory_create_json_gives_a_token_the_gateway_accepts() {
 
 /// A loopback address with a port that was free a moment ago.
 fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("bound").to_string()
+    unused_addr().to_string()
 }
 
 fn spawn_serve(args: &[&str]) -> Child {
@@ -332,8 +332,8 @@ fn spawn_serve(args: &[&str]) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
-    let data_dir = tempfile::tempdir().expect("a temporary directory");
-    let database_url = format!("sqlite://{}", data_dir.path().join("idmesh.db").display());
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let database_url = database.url().to_owned();
     let (directory_addr, user_addr, group_addr, http_addr) = (free_addr(), free_addr(), free_addr(), free_addr());
     let metrics_addr = free_addr();
     let services = spawn_serve(&[
@@ -455,8 +455,8 @@ async fn session_status(addr: &str, session_id: &str) -> SessionStatus {
 
 #[tokio::test]
 async fn the_whole_mesh_keeps_sessions_in_process_without_a_redis_url() {
-    let data_dir = tempfile::tempdir().expect("a temporary directory");
-    let config = MeshConfig::loopback(format!("sqlite://{}", data_dir.path().join("idmesh.db").display()));
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let config = MeshConfig::loopback(database.url().to_owned());
     let shutdown = CancellationToken::new();
     let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
         .await
@@ -471,7 +471,7 @@ async fn the_whole_mesh_keeps_sessions_in_process_without_a_redis_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_a_redis_url_shares_sessions_between_processes() {
-    let redis_url = std::env::var("IDMESH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let redis_url = redis_url();
     let (one, two) = (free_addr(), free_addr());
     let serve_sessions = |addr: &str| {
         spawn_serve(&[

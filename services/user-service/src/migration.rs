@@ -248,6 +248,7 @@ impl MigrationTrait for AddMembershipRemoval {
 
 #[cfg(test)]
 mod tests {
+    use idmesh_testkit::{Backend, ScratchDatabase};
     use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
     use serde_json::{Value, json};
 
@@ -289,10 +290,8 @@ mod tests {
 
     #[tokio::test]
     async fn existing_users_get_a_folded_document_on_sqlite() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = idmesh_store::connect(&format!("sqlite://{}", dir.path().join("users.db").display()))
-            .await
-            .expect("connect");
+        let database = ScratchDatabase::new(Backend::Sqlite);
+        let db = idmesh_store::connect(database.url()).await.expect("connect");
         database_before_folding(&db).await;
         let expected: Value = serde_json::from_str(FOLDED).expect("json");
         assert_eq!(folded_after_migrating(&db).await, expected);
@@ -300,22 +299,10 @@ mod tests {
 
     #[tokio::test]
     async fn existing_users_get_a_folded_document_on_postgres() {
-        let base = std::env::var("IDMESH_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/idmesh_test".to_owned());
-        let (server, _) = base.rsplit_once('/').expect("a database URL");
-        let name = format!("idmesh_migration_{}", uuid::Uuid::now_v7().simple());
-        let db = idmesh_store::connect(&format!("{server}/{name}"))
-            .await
-            .expect("connect");
+        let database = ScratchDatabase::new(Backend::Postgres);
+        let db = idmesh_store::connect(database.url()).await.expect("connect");
         database_before_folding(&db).await;
-        let folded = folded_after_migrating(&db).await;
-        db.close().await.expect("close");
-        let admin = idmesh_store::connect(&base).await.expect("connect");
-        admin
-            .execute_unprepared(&format!("DROP DATABASE {name}"))
-            .await
-            .expect("drop the scratch database");
         let expected: Value = serde_json::from_str(FOLDED).expect("json");
-        assert_eq!(folded, expected);
+        assert_eq!(folded_after_migrating(&db).await, expected);
     }
 }

@@ -7,7 +7,6 @@
 //! deliverer would deliver these rows to its own session-service. The
 //! session-service is real, over gRPC, keeping sessions in its process.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,8 +21,9 @@ use idmesh_proto::v1::{
     ReplaceUserRequest, SessionStatus, TokenStatus,
 };
 use idmesh_runtime::clock::Clock;
+use idmesh_testkit::{Backend, ScratchDatabase, channel, unused_addr};
 use scim::patch::PatchOpKind;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -35,71 +35,19 @@ use crate::entity::session_revocation::{self, Column, Entity};
 use crate::revocation::{Revocations, USER_DEACTIVATED, USER_DELETED};
 use crate::service::UserApi;
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs `body` on a fresh, migrated database of `backend`, and removes the
-/// database afterwards, also when `body` panics.
-async fn on_fresh_database<F, Fut>(backend: Backend, body: F)
-where
-    F: FnOnce(DatabaseConnection) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    idmesh_runtime::telemetry::init();
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let db = idmesh_store::connect(&format!("sqlite://{}", dir.path().join("users.db").display()))
-                .await
-                .expect("connect");
-            idmesh_store::migrate::<crate::migration::Migrator>(&db)
-                .await
-                .expect("migrate");
-            body(db).await;
-        }
-        Backend::Postgres => {
-            let base = std::env::var("IDMESH_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/idmesh_test".to_owned());
-            let (server, _) = base.rsplit_once('/').expect("a database URL");
-            let name = format!("idmesh_revocations_{}", uuid::Uuid::now_v7().simple());
-            let db = idmesh_store::connect(&format!("{server}/{name}"))
-                .await
-                .expect("connect");
-            idmesh_store::migrate::<crate::migration::Migrator>(&db)
-                .await
-                .expect("migrate");
-            let outcome = tokio::spawn(body(db)).await;
-            let admin = idmesh_store::connect(&base).await.expect("connect");
-            admin
-                .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .await
-                .expect("drop the scratch database");
-            if let Err(failed) = outcome {
-                std::panic::resume_unwind(failed.into_panic());
-            }
-        }
-    }
+/// A migrated database of user-service on `database`.
+async fn migrated(database: &ScratchDatabase) -> DatabaseConnection {
+    let db = idmesh_store::connect(database.url()).await.expect("connect");
+    idmesh_store::migrate::<crate::migration::Migrator>(&db)
+        .await
+        .expect("migrate");
+    db
 }
 
 /// One test on both backends: `on_both!(name, |db| async move { … })`.
 macro_rules! on_both {
     ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                on_fresh_database(Backend::Sqlite, $body).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                on_fresh_database(Backend::Postgres, $body).await;
-            }
-        }
+        idmesh_testkit::on_both_backends!($name, migrated, $body);
     };
 }
 
@@ -127,12 +75,6 @@ impl ManualClock {
         let now = Arc::clone(&self.0);
         Arc::new(move || *now.lock().expect("clock lock"))
     }
-}
-
-/// An address on 127.0.0.1 where nothing listens yet.
-async fn unused_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-    listener.local_addr().expect("a bound address")
 }
 
 /// user-service on `db`, revoking sessions through session-service at
@@ -197,10 +139,6 @@ async fn start_group_service(
         }
     });
     (GroupServiceClient::new(channel(addr)), shutdown, running)
-}
-
-fn channel(addr: SocketAddr) -> Channel {
-    idmesh_runtime::grpc::lazy_channel(&addr.to_string()).expect("a valid address")
 }
 
 /// A session-service on `addr`, keeping sessions in its process; it stops
@@ -288,7 +226,7 @@ async fn token_status(
 
 on_both!(only_deactivating_and_deleting_store_a_revocation, |db| async move {
     let clock = ManualClock::new();
-    let (api, _) = user_service(&db, unused_addr().await, &clock);
+    let (api, _) = user_service(&db, unused_addr(), &clock);
     let id = create_user(&api, "d1").await;
     assert!(stored_reasons(&db, &id).await.is_empty(), "creating revokes nothing");
 
@@ -344,7 +282,7 @@ on_both!(only_deactivating_and_deleting_store_a_revocation, |db| async move {
 
 on_both!(a_failed_write_stores_no_revocation, |db| async move {
     let clock = ManualClock::new();
-    let (api, _) = user_service(&db, unused_addr().await, &clock);
+    let (api, _) = user_service(&db, unused_addr(), &clock);
     let id = create_user(&api, "d1").await;
     let stale = api
         .delete_user(Request::new(DeleteUserRequest {
@@ -384,7 +322,7 @@ on_both!(
     a_deactivation_commits_while_session_service_is_down_and_is_delivered_when_it_is_back,
     |db| async move {
         let clock = ManualClock::new();
-        let session_addr = unused_addr().await;
+        let session_addr = unused_addr();
         let (api, revocations) = user_service(&db, session_addr, &clock);
         let id = create_user(&api, "d1").await;
         let before = clock.now();
@@ -435,7 +373,7 @@ on_both!(
     a_revocation_left_by_a_request_that_died_is_delivered_once_its_lease_runs_out,
     |db| async move {
         let clock = ManualClock::new();
-        let session_addr = unused_addr().await;
+        let session_addr = unused_addr();
         let (mut sessions, _running) = start_session_service(session_addr).await;
         let (_, revocations) = user_service(&db, session_addr, &clock);
         let session = sessions
@@ -486,7 +424,7 @@ async fn abandoned_revocations(db: &DatabaseConnection, revocations: &Revocation
 
 on_both!(replicas_never_claim_the_same_revocation, |db| async move {
     let clock = ManualClock::new();
-    let session_addr = unused_addr().await;
+    let session_addr = unused_addr();
     let (_, first) = user_service(&db, session_addr, &clock);
     abandoned_revocations(&db, &first, &clock, 200).await;
 
@@ -517,7 +455,7 @@ on_both!(
     when_session_service_is_unreachable_the_rest_of_the_batch_waits_as_long_as_the_first,
     |db| async move {
         let clock = ManualClock::new();
-        let (_, revocations) = user_service(&db, unused_addr().await, &clock);
+        let (_, revocations) = user_service(&db, unused_addr(), &clock);
         abandoned_revocations(&db, &revocations, &clock, 3).await;
 
         assert_eq!(revocations.deliver_due().await.expect("deliver"), 0);
@@ -536,9 +474,9 @@ on_both!(
 
 on_both!(the_backlog_is_a_prometheus_metric, |db| async move {
     let clock = ManualClock::new();
-    let metrics_addr = unused_addr().await;
+    let metrics_addr = unused_addr();
     idmesh_runtime::telemetry::serve_metrics(metrics_addr).expect("serve metrics");
-    let (api, revocations) = user_service(&db, unused_addr().await, &clock);
+    let (api, revocations) = user_service(&db, unused_addr(), &clock);
     let id = create_user(&api, "d1").await;
     deactivate(&api, "d1", &id).await;
     clock.advance(Duration::from_secs(7));
@@ -570,16 +508,16 @@ on_both!(
     a_deleted_users_memberships_are_removed_once_group_service_is_back,
     |db| async move {
         let clock = ManualClock::new();
-        let session_addr = unused_addr().await;
+        let session_addr = unused_addr();
         let (_sessions, _running) = start_session_service(session_addr).await;
-        let group_addr = unused_addr().await;
+        let group_addr = unused_addr();
         let (api, revocations) = user_service_with_groups(&db, session_addr, group_addr, &clock);
         let (user_addr, _serving) = serve_users(api.clone()).await;
-        let groups_dir = tempfile::tempdir().expect("temp dir");
-        let groups_url = format!("sqlite://{}", groups_dir.path().join("groups.db").display());
+        let groups_database = ScratchDatabase::new(Backend::Sqlite);
+        let groups_url = groups_database.url();
 
         let id = create_user(&api, "d1").await;
-        let (mut groups, stop_groups, group_service) = start_group_service(group_addr, &groups_url, user_addr).await;
+        let (mut groups, stop_groups, group_service) = start_group_service(group_addr, groups_url, user_addr).await;
         let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                            "displayName": "Engineering", "members": [{"value": id}]});
         let group = groups
@@ -608,7 +546,7 @@ on_both!(
             "sessions were revoked, groups could not be told: tried once"
         );
 
-        let (mut groups, _stop_groups, _group_service) = start_group_service(group_addr, &groups_url, user_addr).await;
+        let (mut groups, _stop_groups, _group_service) = start_group_service(group_addr, groups_url, user_addr).await;
         clock.advance(Duration::from_secs(1));
         assert_eq!(revocations.deliver_due().await.expect("deliver"), 1);
         assert!(stored(&db).await.is_empty(), "done once both confirmed");
@@ -630,7 +568,7 @@ on_both!(
     a_group_service_outage_holds_up_no_other_users_revocation,
     |db| async move {
         let clock = ManualClock::new();
-        let session_addr = unused_addr().await;
+        let session_addr = unused_addr();
         let (mut sessions, _running) = start_session_service(session_addr).await;
         // No group-service answers.
         let (_, revocations) = user_service(&db, session_addr, &clock);

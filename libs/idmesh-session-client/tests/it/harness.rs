@@ -9,14 +9,12 @@ use std::time::{Duration, Instant};
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{CreateSessionRequest, RevokeSessionRequest, RevokeUserSessionsRequest};
 use idmesh_session_client::{Options, SessionClient, UserRef};
+use idmesh_testkit::{channel, delete_keys, redis_url};
 use session_service::Config;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-
-/// The Redis the tests use, unless `IDMESH_TEST_REDIS_URL` says otherwise.
-const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// Where the service under test keeps its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +28,7 @@ impl Backend {
     pub fn config(self) -> Config {
         let redis_url = match self {
             Backend::InProcess => None,
-            Backend::Redis => {
-                Some(std::env::var("IDMESH_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned()))
-            }
+            Backend::Redis => Some(redis_url()),
         };
         let mut config = Config::new(redis_url);
         config.key_prefix = format!("idmesh-client-test-{}", uuid::Uuid::now_v7().simple());
@@ -62,7 +58,7 @@ impl Service {
     }
 
     fn serve(listener: TcpListener, config: Config) -> Service {
-        idmesh_runtime::telemetry::init();
+        idmesh_testkit::init_telemetry();
         let addr = listener.local_addr().expect("a bound address");
         let shutdown = CancellationToken::new();
         let serving = session_service::serve(listener, config, shutdown.clone());
@@ -80,8 +76,7 @@ impl Service {
 
     /// A plain gRPC client of this service, for what the tests change.
     pub fn grpc(&self) -> SessionServiceClient<Channel> {
-        let channel = idmesh_runtime::grpc::lazy_channel(&self.addr.to_string()).expect("a valid address");
-        SessionServiceClient::new(channel)
+        SessionServiceClient::new(channel(self.addr))
     }
 
     /// A client with a local view, synced within 5 s.
@@ -140,24 +135,9 @@ pub struct RedisKeys(pub Config);
 
 impl Drop for RedisKeys {
     fn drop(&mut self) {
-        let Some(url) = self.0.redis_url.clone() else { return };
-        let pattern = format!("{}:*", self.0.key_prefix);
-        // The blocking client, on a thread of its own: this runs in Drop,
-        // inside the test's runtime.
-        let cleanup = std::thread::spawn(move || {
-            use redis::Commands;
-            let Ok(mut connection) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection()) else {
-                return;
-            };
-            let keys: Vec<String> = match connection.scan_match::<_, String>(&pattern) {
-                Ok(keys) => keys.filter_map(Result::ok).collect(),
-                Err(_) => return,
-            };
-            for key in keys {
-                let _: Result<i64, _> = redis::cmd("UNLINK").arg(&key).query(&mut connection);
-            }
-        });
-        let _ = cleanup.join();
+        if let Some(url) = &self.0.redis_url {
+            delete_keys(url, &self.0.key_prefix);
+        }
     }
 }
 

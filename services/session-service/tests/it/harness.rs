@@ -6,18 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
-use redis::Commands;
+use idmesh_testkit::{channel, delete_keys, redis_cluster_url, redis_url};
 use session_service::Config;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-
-/// The Redis the tests use, unless `IDMESH_TEST_REDIS_URL` says otherwise.
-const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
-/// The Redis Cluster `scripts/ensure-services` starts, unless
-/// `IDMESH_TEST_REDIS_CLUSTER_URL` says otherwise.
-const DEFAULT_REDIS_CLUSTER_URL: &str = "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
 
 /// Where a service under test keeps its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +23,11 @@ pub enum Backend {
 
 impl Backend {
     pub fn redis_url(self) -> Option<String> {
-        let (var, default) = match self {
-            Backend::InProcess => return None,
-            Backend::Redis => ("IDMESH_TEST_REDIS_URL", DEFAULT_REDIS_URL),
-            Backend::RedisCluster => ("IDMESH_TEST_REDIS_CLUSTER_URL", DEFAULT_REDIS_CLUSTER_URL),
-        };
-        Some(std::env::var(var).unwrap_or_else(|_| default.to_owned()))
+        match self {
+            Backend::InProcess => None,
+            Backend::Redis => Some(redis_url()),
+            Backend::RedisCluster => Some(redis_cluster_url()),
+        }
     }
 
     /// A config of this backend with keys under a prefix of the test's own.
@@ -85,7 +78,7 @@ pub struct TestService {
 impl TestService {
     /// Starts a service with `config`, telling time by `clock`.
     pub async fn start(config: Config, clock: &ManualClock) -> TestService {
-        idmesh_runtime::telemetry::init();
+        idmesh_testkit::init_telemetry();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let addr = listener.local_addr().expect("a bound address");
         let shutdown = CancellationToken::new();
@@ -104,8 +97,7 @@ impl TestService {
     }
 
     pub fn client(&self) -> SessionServiceClient<Channel> {
-        let channel = idmesh_runtime::grpc::lazy_channel(&self.addr.to_string()).expect("a valid address");
-        SessionServiceClient::new(channel)
+        SessionServiceClient::new(channel(self.addr))
     }
 
     /// Shuts the service down and waits until it has stopped.
@@ -126,31 +118,6 @@ impl Drop for TestService {
     }
 }
 
-/// Deletes every key under `prefix` on each node `url` names. Runs on a
-/// thread of its own with the blocking client, since it runs in `Drop`.
-fn delete_keys(url: &str, prefix: &str) {
-    let nodes: Vec<String> = match url.strip_prefix("redis+cluster://") {
-        Some(nodes) => nodes.split(',').map(|node| format!("redis://{node}")).collect(),
-        None => vec![url.to_owned()],
-    };
-    let pattern = format!("{prefix}:*");
-    let cleanup = std::thread::spawn(move || {
-        for node in nodes {
-            let Ok(mut connection) = redis::Client::open(node.as_str()).and_then(|c| c.get_connection()) else {
-                continue;
-            };
-            let keys: Vec<String> = match connection.scan_match::<_, String>(&pattern) {
-                Ok(keys) => keys.filter_map(Result::ok).collect(),
-                Err(_) => continue,
-            };
-            for key in keys {
-                let _: Result<i64, _> = redis::cmd("UNLINK").arg(&key).query(&mut connection);
-            }
-        }
-    });
-    let _ = cleanup.join();
-}
-
 /// A random user of a random directory, so tests sharing one Redis never
 /// touch each other's users.
 pub fn new_user() -> (String, String) {
@@ -158,10 +125,4 @@ pub fn new_user() -> (String, String) {
         format!("dir-{}", uuid::Uuid::now_v7().simple()),
         format!("user-{}", uuid::Uuid::now_v7().simple()),
     )
-}
-
-/// A port on 127.0.0.1 where nothing listens.
-pub async fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-    listener.local_addr().expect("a bound address").port()
 }

@@ -11,6 +11,7 @@ use idmesh_proto::v1::{
     CheckSessionRequest, CheckTokenRequest, CreateSessionRequest, RevokeSessionRequest, RevokeUserSessionsRequest,
     SessionStatus, WatchRevocationsRequest,
 };
+use idmesh_testkit::unused_addr;
 use session_service::Config;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -18,7 +19,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::harness::{Backend, ManualClock, TestService, closed_port, new_user};
+use crate::harness::{Backend, ManualClock, TestService, new_user};
 
 fn create_request((directory_id, user_id): &(String, String), ttl: Duration) -> CreateSessionRequest {
     CreateSessionRequest {
@@ -165,7 +166,7 @@ async fn assert_unavailable(service: &TestService, session_id: &str) {
 #[tokio::test]
 async fn checks_fail_closed_when_redis_is_unreachable() {
     let clock = ManualClock::new();
-    let config = Config::new(Some(format!("redis://127.0.0.1:{}", closed_port().await)));
+    let config = Config::new(Some(format!("redis://127.0.0.1:{}", unused_addr().port())));
     let service = TestService::start(config, &clock).await;
     assert_unavailable(&service, &"0".repeat(64)).await;
 }
@@ -173,7 +174,7 @@ async fn checks_fail_closed_when_redis_is_unreachable() {
 #[tokio::test]
 async fn checks_fail_closed_when_no_cluster_node_is_reachable() {
     let clock = ManualClock::new();
-    let (a, b) = (closed_port().await, closed_port().await);
+    let (a, b) = (unused_addr().port(), unused_addr().port());
     let config = Config::new(Some(format!("redis+cluster://127.0.0.1:{a},127.0.0.1:{b}")));
     let service = TestService::start(config, &clock).await;
     assert_unavailable(&service, &"0".repeat(64)).await;
@@ -216,7 +217,7 @@ impl Drop for OwnRedis {
 #[tokio::test]
 async fn a_replica_started_before_redis_serves_once_redis_is_up_and_fails_closed_when_it_goes() {
     let clock = ManualClock::new();
-    let port = closed_port().await;
+    let port = unused_addr().port();
     let service = TestService::start(Config::new(Some(format!("redis://127.0.0.1:{port}"))), &clock).await;
     let mut client = service.client();
     let user = new_user();
@@ -311,7 +312,7 @@ async fn wait_for_health(service: &TestService, wanted: ServingStatus) {
 #[tokio::test]
 async fn health_is_not_serving_while_redis_is_unreachable_and_serving_while_it_answers() {
     let clock = ManualClock::new();
-    let port = closed_port().await;
+    let port = unused_addr().port();
     let service = TestService::start(Config::new(Some(format!("redis://127.0.0.1:{port}"))), &clock).await;
     wait_for_health(&service, ServingStatus::NotServing).await;
 

@@ -1,7 +1,7 @@
 //! attributes / excludedAttributes, sortBy / sortOrder and POST .search over
 //! HTTP, on PostgreSQL and SQLite.
 
-use idmesh_tests::{ScimClient, TestMesh, both_backends, encode, patch_op, user};
+use idmesh_tests::{NewUser, ScimClient, TestMesh, both_backends, encode, patch_op, user};
 use serde_json::{Value, json};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -82,7 +82,7 @@ both_backends!(
 
 both_backends!(unsupported_query_parameters_are_400, |mesh: TestMesh| async move {
     let scim = mesh.new_directory().await;
-    let id = id_of(&scim.create_user("q@example.com").await);
+    let id = scim.users().create(&NewUser::new("q@example.com")).await.id;
     for path in [
         format!("/Users/{id}?filter=userName%20pr"),
         format!("/Users/{id}?attribute=userName"),

@@ -3,13 +3,10 @@
 //! never lost when session-service or its Redis is away.
 //!
 //! session-service keeps sessions in real Redis here. The tests where
-//! revocations wait for a session-service that is away run on SQLite only:
-//! the waiting revocations are in an outbox shared by every user-service on
-//! the database, so on the PostgreSQL database all tests share, another
-//! test's mesh would deliver them to its own session-service. user-service's
-//! own tests run those cases on a PostgreSQL database of their own.
+//! revocations wait for a session-service that is away start a Redis or a
+//! session-service of their own, and run on SQLite; user-service's own tests
+//! run those cases on PostgreSQL as well.
 
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,22 +16,18 @@ use idmesh_proto::v1::{
     CheckSessionRequest, CheckTokenRequest, CreateSessionRequest, DeleteUserRequest, GetRevocationBacklogRequest,
     PatchUserRequest, ReplaceUserRequest, Session, SessionStatus, TokenStatus,
 };
-use idmesh_tests::{Backend, ScimClient, TestMesh, patch_op, user};
+use idmesh_tests::idmesh_testkit::{redis_url, unused_addr};
+use idmesh_tests::{Backend, NewUser, ScimClient, ScratchDatabase, TestMesh, both_backends, patch_op, user};
 use scim::patch::PatchOpKind;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::Channel;
 
-/// The Redis the tests use, unless `IDMESH_TEST_REDIS_URL` says otherwise.
-fn test_redis_url() -> String {
-    std::env::var("IDMESH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
 /// The whole mesh, with sessions in the test Redis.
-async fn mesh_on_redis(backend: Backend) -> TestMesh {
-    TestMesh::start_with(backend, &Target::ALL, |config| {
-        config.redis_url = Some(test_redis_url());
+async fn mesh_on_redis(database: &ScratchDatabase) -> TestMesh {
+    TestMesh::start_with(database, &Target::ALL, |config| {
+        config.redis_url = Some(redis_url());
     })
     .await
 }
@@ -43,19 +36,7 @@ async fn mesh_on_redis(backend: Backend) -> TestMesh {
 /// `on_redis!(name, |mesh| async move { … })`.
 macro_rules! on_redis {
     ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test]
-            async fn postgres() {
-                ($body)(mesh_on_redis(Backend::Postgres).await).await;
-            }
-
-            #[tokio::test]
-            async fn sqlite() {
-                ($body)(mesh_on_redis(Backend::Sqlite).await).await;
-            }
-        }
+        both_backends!($name, mesh_on_redis, $body);
     };
 }
 
@@ -69,10 +50,7 @@ struct SignedIn {
 }
 
 async fn signed_in_user(mesh: &TestMesh, scim: &ScimClient, user_name: &str) -> SignedIn {
-    let id = scim.create_user(user_name).await["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let id = scim.users().create(&NewUser::new(user_name)).await.id;
     let mut sessions = Vec::new();
     for _ in 0..2 {
         let session = mesh
@@ -320,11 +298,6 @@ impl Drop for OwnRedis {
     }
 }
 
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-    listener.local_addr().expect("a bound address").port()
-}
-
 /// Polls `check` until it answers `wanted` (UNAVAILABLE counts as not yet),
 /// failing the test after `within`.
 async fn eventually<T, F, Fut>(within: Duration, wanted: T, mut check: F)
@@ -353,9 +326,10 @@ where
 #[tokio::test]
 async fn a_deactivation_while_redis_is_down_revokes_once_redis_is_back_with_no_further_request() {
     let redis_dir = tempfile::tempdir().expect("a directory for Redis' data");
-    let port = free_port().await;
+    let port = unused_addr().port();
     let redis = OwnRedis::start(port, redis_dir.path()).await;
-    let mesh = TestMesh::start_with(Backend::Sqlite, &Target::ALL, |config| {
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let mesh = TestMesh::start_with(&database, &Target::ALL, |config| {
         config.redis_url = Some(format!("redis://127.0.0.1:{port}"));
     })
     .await;
@@ -413,19 +387,19 @@ async fn a_deactivation_while_redis_is_down_revokes_once_redis_is_back_with_no_f
 
 #[tokio::test]
 async fn with_session_service_down_users_are_still_deprovisioned_and_revoked_once_it_is_up() {
-    let session_addr = SocketAddr::from(([127, 0, 0, 1], free_port().await));
+    let session_addr = unused_addr();
+    let database = ScratchDatabase::new(Backend::Sqlite);
     let mesh = TestMesh::start_with(
-        Backend::Sqlite,
+        &database,
         &[Target::Directories, Target::Users, Target::Groups, Target::Gateway],
         |config| config.session_addr = session_addr.to_string(),
     )
     .await;
     let scim = mesh.new_directory().await;
     let ids = [
-        scim.create_user("down-patch@example.com").await,
-        scim.create_user("down-delete@example.com").await,
-    ]
-    .map(|created| created["id"].as_str().expect("an id").to_owned());
+        scim.users().create(&NewUser::new("down-patch@example.com")).await.id,
+        scim.users().create(&NewUser::new("down-delete@example.com")).await.id,
+    ];
     let users: Vec<SignedIn> = ids
         .into_iter()
         .map(|id| SignedIn {
@@ -459,7 +433,7 @@ async fn with_session_service_down_users_are_still_deprovisioned_and_revoked_onc
 
     let mut config = MeshConfig::loopback(String::new());
     config.session_listen_addr = session_addr;
-    config.redis_url = Some(test_redis_url());
+    config.redis_url = Some(redis_url());
     let shutdown = CancellationToken::new();
     let _stop_sessions = shutdown.clone().drop_guard();
     let session_service = idmesh::launch(&[Target::Sessions], config, shutdown)

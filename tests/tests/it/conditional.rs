@@ -1,14 +1,14 @@
 //! Conditional requests on /Users/{id} (RFC 7644 §3.14): ETags, If-Match
 //! and If-None-Match over HTTP, on PostgreSQL and SQLite.
 
-use idmesh_tests::{ScimClient, ScimResponse, TestMesh, both_backends, patch_op, user};
+use idmesh_tests::{NewUser, ScimClient, ScimResponse, TestMesh, both_backends, patch_op, user};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 /// Creates a user and returns its path, `/Users/{id}`.
 async fn create(scim: &ScimClient, user_name: &str) -> String {
-    let created = scim.create_user(user_name).await;
-    format!("/Users/{}", created["id"].as_str().expect("an id"))
+    let created = scim.users().create(&NewUser::new(user_name)).await;
+    format!("/Users/{}", created.id)
 }
 
 fn rename(title: &str) -> Value {

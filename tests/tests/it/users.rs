@@ -1,6 +1,6 @@
 //! SCIM /Users through the gateway to user-service, on PostgreSQL and SQLite.
 
-use idmesh_tests::{TestMesh, both_backends, patch_op, user};
+use idmesh_tests::{NewUser, TestMesh, both_backends, encode, patch_op, user};
 use serde_json::{Value, json};
 
 fn id_of(resource: &Value) -> String {
@@ -34,7 +34,7 @@ both_backends!(
 
 both_backends!(user_name_is_unique_ignoring_case, |mesh: TestMesh| async move {
     let scim = mesh.new_directory().await;
-    scim.create_user("Grace.Hopper@example.com").await;
+    scim.users().create(&NewUser::new("Grace.Hopper@example.com")).await;
     let conflict = scim.post("/Users", user("grace.hopper@EXAMPLE.com"), 409).await;
     assert_eq!(conflict.body["scimType"], json!("uniqueness"));
     assert_eq!(conflict.body["status"], json!("409"));
@@ -48,8 +48,8 @@ both_backends!(
     the_same_user_name_may_exist_in_two_directories,
     |mesh: TestMesh| async move {
         let (a, b) = (mesh.new_directory().await, mesh.new_directory().await);
-        a.create_user("shared@example.com").await;
-        b.create_user("shared@example.com").await;
+        a.users().create(&NewUser::new("shared@example.com")).await;
+        b.users().create(&NewUser::new("shared@example.com")).await;
     }
 );
 
@@ -58,7 +58,8 @@ both_backends!(
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let created = scim.create_user("Alan.Turing@example.com").await;
-        let found = scim.filter_users("userName eq \"ALAN.TURING@EXAMPLE.COM\"").await;
+        let query = format!("/Users?filter={}", encode("userName eq \"ALAN.TURING@EXAMPLE.COM\""));
+        let found = scim.get(&query, 200).await.body;
         assert_eq!(found["totalResults"], json!(1));
         assert_eq!(found["Resources"][0]["id"], created["id"]);
         assert_eq!(found["Resources"][0]["userName"], json!("Alan.Turing@example.com"));
@@ -73,12 +74,12 @@ both_backends!(
     a_filter_that_matches_nothing_is_an_empty_list,
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
-        scim.create_user("someone@example.com").await;
-        let found = scim.filter_users("userName eq \"nobody@example.com\"").await;
-        assert_eq!(found["totalResults"], json!(0));
-        assert_eq!(found["itemsPerPage"], json!(0));
-        assert_eq!(found["startIndex"], json!(1));
-        assert!(found["Resources"].as_array().is_none_or(Vec::is_empty));
+        scim.users().create(&NewUser::new("someone@example.com")).await;
+        let found = scim.users().list("userName eq \"nobody@example.com\"").await;
+        assert_eq!(found.total_results, 0);
+        assert_eq!(found.items_per_page, 0);
+        assert_eq!(found.start_index, 1);
+        assert!(found.resources.is_empty());
     }
 );
 
@@ -86,22 +87,23 @@ both_backends!(
     external_id_and_user_name_filters_combine_with_and,
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
-        let mut body = user("ext@example.com");
-        body["externalId"] = json!("00u1abcd");
-        let created = scim.post("/Users", body, 201).await.body;
-        scim.create_user("other@example.com").await;
-
-        let found = scim.filter_users("externalId eq \"00u1abcd\"").await;
-        assert_eq!(found["totalResults"], json!(1));
-        assert_eq!(found["Resources"][0]["id"], created["id"]);
-
-        let both = scim
-            .filter_users("userName Eq \"EXT@example.com\" and externalId eq \"00u1abcd\"")
+        let users = scim.users();
+        let created = users
+            .create(&NewUser::new("ext@example.com").external_id("00u1abcd"))
             .await;
-        assert_eq!(both["totalResults"], json!(1));
+        users.create(&NewUser::new("other@example.com")).await;
+
+        let found = users.list("externalId eq \"00u1abcd\"").await;
+        assert_eq!(found.total_results, 1);
+        assert_eq!(found.resources[0].id, created.id);
+
+        let both = users
+            .list("userName Eq \"EXT@example.com\" and externalId eq \"00u1abcd\"")
+            .await;
+        assert_eq!(both.total_results, 1);
         // externalId is case-exact.
-        let wrong_case = scim.filter_users("externalId eq \"00U1ABCD\"").await;
-        assert_eq!(wrong_case["totalResults"], json!(0));
+        let wrong_case = users.list("externalId eq \"00U1ABCD\"").await;
+        assert_eq!(wrong_case.total_results, 0);
     }
 );
 
@@ -111,7 +113,12 @@ both_backends!(
         let scim = mesh.new_directory().await;
         let mut expected = Vec::new();
         for i in 0..7 {
-            expected.push(id_of(&scim.create_user(&format!("page{i}@example.com")).await));
+            expected.push(
+                scim.users()
+                    .create(&NewUser::new(&format!("page{i}@example.com")))
+                    .await
+                    .id,
+            );
         }
         let mut seen = Vec::new();
         let mut start_index = 1;
@@ -141,8 +148,9 @@ both_backends!(
     patch_active_false_deactivates_in_okta_and_entra_dialects,
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
-        let okta = id_of(&scim.create_user("okta@example.com").await);
-        let entra = id_of(&scim.create_user("entra@example.com").await);
+        let users = scim.users();
+        let okta = users.create(&NewUser::new("okta@example.com")).await.id;
+        let entra = users.create(&NewUser::new("entra@example.com")).await.id;
 
         // Okta: a path-less replace with an object.
         let patched = scim
@@ -154,31 +162,22 @@ both_backends!(
             .await;
         assert_eq!(patched.body["active"], json!(false));
         assert_eq!(patched.header("etag"), Some("W/\"2\""));
-        assert_eq!(
-            scim.get(&format!("/Users/{okta}"), 200).await.body["active"],
-            json!(false)
-        );
+        assert_eq!(users.get(&okta).await.active, Some(false));
 
         // Entra ID: capitalised op, a path, and the boolean as a string.
-        scim.patch(
-            &format!("/Users/{entra}"),
-            patch_op(json!([{"op": "Replace", "path": "active", "value": "False"}])),
-            200,
-        )
-        .await;
-        assert_eq!(
-            scim.get(&format!("/Users/{entra}"), 200).await.body["active"],
-            json!(false)
-        );
+        users
+            .patch(&entra, json!([{"op": "Replace", "path": "active", "value": "False"}]))
+            .await;
+        assert_eq!(users.get(&entra).await.active, Some(false));
 
-        let inactive = scim.filter_users("active eq false").await;
-        assert_eq!(inactive["totalResults"], json!(2));
+        let inactive = users.list("active eq false").await;
+        assert_eq!(inactive.total_results, 2);
     }
 );
 
 both_backends!(patch_applies_all_operations_or_none, |mesh: TestMesh| async move {
     let scim = mesh.new_directory().await;
-    let id = id_of(&scim.create_user("atomic@example.com").await);
+    let id = scim.users().create(&NewUser::new("atomic@example.com")).await.id;
     let failing = patch_op(json!([
         {"op": "replace", "path": "displayName", "value": "Changed"},
         {"op": "replace", "path": "id", "value": "hijacked"}
@@ -209,11 +208,8 @@ both_backends!(
             .await;
         assert_eq!(removed.body.get("active"), None, "{:#}", removed.body);
         assert_eq!(scim.get(&format!("/Users/{id}"), 200).await.body.get("active"), None);
-        assert_eq!(scim.filter_users("active pr").await["totalResults"], json!(0));
-        assert_eq!(
-            scim.filter_users("not (active eq false)").await["totalResults"],
-            json!(1)
-        );
+        assert_eq!(scim.users().list("active pr").await.total_results, 0);
+        assert_eq!(scim.users().list("not (active eq false)").await.total_results, 1);
     }
 );
 
@@ -241,21 +237,24 @@ both_backends!(put_replaces_the_whole_user, |mesh: TestMesh| async move {
     assert_eq!(replaced.header("etag"), Some("W/\"2\""));
     assert_eq!(scim.get(&format!("/Users/{id}"), 200).await.body, replaced.body);
     assert_eq!(
-        scim.filter_users("userName eq \"replaced@example.com\"").await["totalResults"],
-        json!(1)
+        scim.users()
+            .list("userName eq \"replaced@example.com\"")
+            .await
+            .total_results,
+        1
     );
 });
 
 both_backends!(delete_answers_204_and_the_user_is_gone, |mesh: TestMesh| async move {
     let scim = mesh.new_directory().await;
-    let id = id_of(&scim.create_user("gone@example.com").await);
+    let id = scim.users().create(&NewUser::new("gone@example.com")).await.id;
     let deleted = scim.delete(&format!("/Users/{id}"), 204).await;
     assert_eq!(deleted.body, Value::Null);
     let missing = scim.get(&format!("/Users/{id}"), 404).await;
     assert_eq!(missing.body["status"], json!("404"));
     scim.delete(&format!("/Users/{id}"), 404).await;
     // The userName is free again.
-    scim.create_user("gone@example.com").await;
+    scim.users().create(&NewUser::new("gone@example.com")).await;
 });
 
 both_backends!(malformed_json_is_400_invalid_syntax, |mesh: TestMesh| async move {
@@ -317,7 +316,7 @@ both_backends!(requests_without_a_valid_token_are_401, |mesh: TestMesh| async mo
 both_backends!(a_token_works_only_on_its_own_directory, |mesh: TestMesh| async move {
     let a = mesh.new_directory().await;
     let b = mesh.new_directory().await;
-    let victim = id_of(&b.create_user("victim@example.com").await);
+    let victim = b.users().create(&NewUser::new("victim@example.com")).await.id;
 
     let a_token_on_b = b.with_token(a.token.as_deref());
     a_token_on_b.get("/Users", 401).await;
@@ -334,9 +333,9 @@ both_backends!(a_token_works_only_on_its_own_directory, |mesh: TestMesh| async m
 
     let listed = b.get("/Users", 200).await.body;
     assert_eq!(listed["totalResults"], json!(1));
-    let still_there = b.get(&format!("/Users/{victim}"), 200).await.body;
-    assert_eq!(still_there["active"], json!(true));
-    assert_eq!(still_there["meta"]["version"], json!("W/\"1\""));
+    let still_there = b.users().get(&victim).await;
+    assert_eq!(still_there.active, Some(true));
+    assert_eq!(still_there.meta.version, "W/\"1\"");
     // And directory A cannot see B's user under its own URL either.
     a.get(&format!("/Users/{victim}"), 404).await;
 });
@@ -406,8 +405,8 @@ both_backends!(
     renaming_to_a_taken_user_name_is_409_and_changes_nothing,
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
-        scim.create_user("first@example.com").await;
-        let second = id_of(&scim.create_user("second@example.com").await);
+        scim.users().create(&NewUser::new("first@example.com")).await;
+        let second = scim.users().create(&NewUser::new("second@example.com")).await.id;
         let rename = json!({"userName": "FIRST@example.com"});
         let put = scim.put(&format!("/Users/{second}"), rename, 409).await;
         assert_eq!(put.body["scimType"], json!("uniqueness"));

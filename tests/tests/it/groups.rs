@@ -3,7 +3,7 @@
 //! from users, and the directory-wide search.
 
 use idmesh::Target;
-use idmesh_tests::{Backend, ScimClient, TestMesh, both_backends, encode, group, patch_op};
+use idmesh_tests::{NewGroup, NewUser, ScimClient, ScratchDatabase, TestMesh, both_backends, encode, group, patch_op};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -35,7 +35,8 @@ fn sorted(ids: &[&String]) -> Vec<String> {
 async fn users(scim: &ScimClient, prefix: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        ids.push(id_of(&scim.create_user(&format!("{prefix}{i}@example.com")).await));
+        let user = NewUser::new(&format!("{prefix}{i}@example.com"));
+        ids.push(scim.users().create(&user).await.id);
     }
     ids
 }
@@ -131,28 +132,27 @@ both_backends!(
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let ids = users(&scim, "filter", 2).await;
-        let admins = scim.create_group("Admins", &[&ids[0]]).await;
+        let groups = scim.groups();
+        let admins = groups.create(&NewGroup::new("Admins", &[&ids[0]])).await;
         // Entra ID allows two groups of one name.
-        let twin = scim.create_group("Admins", &[]).await;
-        let mut body = group("Sales", &[&ids[1]]);
-        body["externalId"] = json!("ext-sales");
-        let sales = scim.post("/Groups", body, 201).await.body;
+        let twin = groups.create(&NewGroup::new("Admins", &[])).await;
+        let sales = groups
+            .create(&NewGroup::new("Sales", &[&ids[1]]).external_id("ext-sales"))
+            .await;
 
-        let by_name = filter_groups(&scim, "displayName eq \"ADMINS\"").await;
-        assert_eq!(by_name["totalResults"], json!(2));
-        let mut found = listed(&by_name);
-        found.sort();
-        assert_eq!(found, sorted(&[&id_of(&admins), &id_of(&twin)]));
+        let by_name = groups.list("displayName eq \"ADMINS\"").await;
+        assert_eq!(by_name.total_results, 2);
+        assert_eq!(by_name.sorted(|g| g.id.clone()), sorted(&[&admins.id, &twin.id]));
 
-        let by_external_id = filter_groups(&scim, "externalId eq \"ext-sales\"").await;
-        assert_eq!(listed(&by_external_id), [id_of(&sales)]);
+        let by_external_id = groups.list("externalId eq \"ext-sales\"").await;
+        assert_eq!(by_external_id.ids(), [sales.id.as_str()]);
 
-        let by_member = filter_groups(&scim, &format!("members[value eq \"{}\"]", ids[0])).await;
-        assert_eq!(listed(&by_member), [id_of(&admins)]);
-        assert_eq!(member_ids(&by_member["Resources"][0]), [ids[0].clone()]);
+        let by_member = groups.list(&format!("members[value eq \"{}\"]", ids[0])).await;
+        assert_eq!(by_member.ids(), [admins.id]);
+        assert_eq!(by_member.resources[0].member_ids(), [ids[0].clone()]);
 
-        let nothing = filter_groups(&scim, "displayName eq \"Nobody\"").await;
-        assert_eq!(nothing["totalResults"], json!(0));
+        let nothing = groups.list("displayName eq \"Nobody\"").await;
+        assert_eq!(nothing.total_results, 0);
         let invalid = scim
             .get(&format!("/Groups?filter={}", encode("displayName eq")), 400)
             .await;
@@ -170,7 +170,7 @@ both_backends!(
             )
             .await
             .body;
-        assert_eq!(listed(&searched), [id_of(&sales)]);
+        assert_eq!(listed(&searched), [sales.id]);
         assert_eq!(searched["Resources"][0].get("members"), None);
     }
 );
@@ -179,7 +179,7 @@ both_backends!(paging_and_sorting_visit_every_group_once, |mesh: TestMesh| async
     let scim = mesh.new_directory().await;
     let mut expected = Vec::new();
     for name in ["delta", "alpha", "echo", "charlie", "bravo"] {
-        expected.push(id_of(&scim.create_group(name, &[]).await));
+        expected.push(scim.groups().create(&NewGroup::new(name, &[])).await.id);
     }
     let mut seen = Vec::new();
     let mut start_index = 1;
@@ -224,7 +224,11 @@ both_backends!(
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let ids = users(&scim, "projection", 2).await;
-        let id = id_of(&scim.create_group("Projected", &[&ids[0], &ids[1]]).await);
+        let id = scim
+            .groups()
+            .create(&NewGroup::new("Projected", &[&ids[0], &ids[1]]))
+            .await
+            .id;
         let path = format!("/Groups/{id}");
 
         let without = scim.get(&format!("{path}?excludedAttributes=members"), 200).await;
@@ -254,7 +258,11 @@ both_backends!(
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let ids = users(&scim, "okta", 4).await;
-        let id = id_of(&scim.create_group("Okta", &[&ids[0], &ids[1]]).await);
+        let id = scim
+            .groups()
+            .create(&NewGroup::new("Okta", &[&ids[0], &ids[1]]))
+            .await
+            .id;
         let path = format!("/Groups/{id}");
 
         let patched = scim
@@ -302,43 +310,40 @@ both_backends!(
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let ids = users(&scim, "entra", 4).await;
-        let id = id_of(&scim.create_group("Entra", &[&ids[0], &ids[1], &ids[2]]).await);
-        let path = format!("/Groups/{id}");
-
-        let added = scim
-            .patch(
-                &path,
-                patch_op(json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": ids[3]}]}])),
-                200,
-            )
+        let groups = scim.groups();
+        let id = groups
+            .create(&NewGroup::new("Entra", &[&ids[0], &ids[1], &ids[2]]))
             .await
-            .body;
-        assert_eq!(member_ids(&added), sorted(&[&ids[0], &ids[1], &ids[2], &ids[3]]));
+            .id;
 
-        let removed = scim
+        let added = groups
             .patch(
-                &path,
-                patch_op(json!([{"op": "Remove", "path": "members", "value": [{"value": ids[1]}]}])),
-                200,
+                &id,
+                json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": ids[3]}]}]),
             )
-            .await
-            .body;
-        assert_eq!(member_ids(&removed), sorted(&[&ids[0], &ids[2], &ids[3]]));
+            .await;
+        assert_eq!(added.member_ids(), sorted(&[&ids[0], &ids[1], &ids[2], &ids[3]]));
+
+        let removed = groups
+            .patch(
+                &id,
+                json!([{"op": "Remove", "path": "members", "value": [{"value": ids[1]}]}]),
+            )
+            .await;
+        assert_eq!(removed.member_ids(), sorted(&[&ids[0], &ids[2], &ids[3]]));
 
         // Adding a present member or removing an absent one is no error.
-        let again = scim
+        let again = groups
             .patch(
-                &path,
-                patch_op(json!([
+                &id,
+                json!([
                     {"op": "Add", "path": "members", "value": [{"value": ids[0]}]},
                     {"op": "Remove", "path": "members", "value": [{"value": ids[1]}]}
-                ])),
-                200,
+                ]),
             )
-            .await
-            .body;
-        assert_eq!(member_ids(&again), sorted(&[&ids[0], &ids[2], &ids[3]]));
-        assert_eq!(member_ids(&get_group(&scim, &id).await), member_ids(&again));
+            .await;
+        assert_eq!(again.member_ids(), sorted(&[&ids[0], &ids[2], &ids[3]]));
+        assert_eq!(groups.get(&id).await.member_ids(), again.member_ids());
     }
 );
 
@@ -348,7 +353,7 @@ both_backends!(
         let scim = mesh.new_directory().await;
         let other = mesh.new_directory().await;
         let ids = users(&scim, "unknown", 2).await;
-        let stranger = id_of(&other.create_user("stranger@example.com").await);
+        let stranger = other.users().create(&NewUser::new("stranger@example.com")).await.id;
         let created = scim.create_group("Strict", &[&ids[0]]).await;
         let path = format!("/Groups/{}", id_of(&created));
 
@@ -378,7 +383,7 @@ both_backends!(
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let ids = users(&scim, "concurrent", 50).await;
-        let id = id_of(&scim.create_group("Busy", &[]).await);
+        let id = scim.groups().create(&NewGroup::new("Busy", &[])).await.id;
         let path = format!("/Groups/{id}");
         let mut patches = tokio::task::JoinSet::new();
         for member in ids.clone() {
@@ -397,18 +402,18 @@ both_backends!(
         while let Some(done) = patches.join_next().await {
             done.expect("a PATCH task");
         }
-        let group = get_group(&scim, &id).await;
+        let group = scim.groups().get(&id).await;
         let mut expected = ids;
         expected.sort();
-        assert_eq!(member_ids(&group), expected);
-        assert_eq!(group["meta"]["version"], json!("W/\"51\""));
+        assert_eq!(group.member_ids(), expected);
+        assert_eq!(group.meta.version, "W/\"51\"");
     }
 );
 
 both_backends!(a_patch_with_a_stale_if_match_is_412, |mesh: TestMesh| async move {
     let scim = mesh.new_directory().await;
     let ids = users(&scim, "stale", 2).await;
-    let id = id_of(&scim.create_group("Versioned", &[]).await);
+    let id = scim.groups().create(&NewGroup::new("Versioned", &[])).await.id;
     let path = format!("/Groups/{id}");
     let add = |member: &str| patch_op(json!([{"op": "add", "path": "members", "value": [{"value": member}]}]));
 
@@ -496,7 +501,11 @@ both_backends!(
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let ids = users(&scim, "leaver", 2).await;
-        let id = id_of(&scim.create_group("Team", &[&ids[0], &ids[1]]).await);
+        let id = scim
+            .groups()
+            .create(&NewGroup::new("Team", &[&ids[0], &ids[1]]))
+            .await
+            .id;
         scim.delete(&format!("/Users/{}", ids[0]), 204).await;
         let group = get_group(&scim, &id).await;
         assert_eq!(member_ids(&group), [ids[1].clone()]);
@@ -510,7 +519,7 @@ both_backends!(
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let ids = users(&scim, "nested", 1).await;
-        let child = id_of(&scim.create_group("Child", &[&ids[0]]).await);
+        let child = scim.groups().create(&NewGroup::new("Child", &[&ids[0]])).await.id;
         let parent = scim.create_group("Parent", &[&child, &ids[0]]).await;
         let nested = parent["members"]
             .as_array()
@@ -531,8 +540,8 @@ both_backends!(
         let scim = mesh.new_directory().await;
         let ids = users(&scim, "search", 2).await;
         let groups = [
-            id_of(&scim.create_group("Searched A", &[&ids[0]]).await),
-            id_of(&scim.create_group("Searched B", &[]).await),
+            scim.groups().create(&NewGroup::new("Searched A", &[&ids[0]])).await.id,
+            scim.groups().create(&NewGroup::new("Searched B", &[])).await.id,
         ];
         let search = |body: Value| {
             let mut request = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]});
@@ -583,14 +592,18 @@ both_backends!(
 
 /// A mesh whose gateway answers a PATCH of a group of more than 2 members
 /// with 204.
-async fn mesh_with_small_patch_limit(backend: Backend) -> TestMesh {
-    TestMesh::start_with(backend, &Target::ALL, |config| config.group_patch_member_limit = 2).await
+async fn mesh_with_small_patch_limit(database: &ScratchDatabase) -> TestMesh {
+    TestMesh::start_with(database, &Target::ALL, |config| config.group_patch_member_limit = 2).await
 }
 
 async fn a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(mesh: TestMesh) {
     let scim = mesh.new_directory().await;
     let ids = users(&scim, "large", 4).await;
-    let id = id_of(&scim.create_group("Large", &[&ids[0], &ids[1]]).await);
+    let id = scim
+        .groups()
+        .create(&NewGroup::new("Large", &[&ids[0], &ids[1]]))
+        .await
+        .id;
     let path = format!("/Groups/{id}");
     let add = |member: &str| patch_op(json!([{"op": "add", "path": "members", "value": [{"value": member}]}]));
 
@@ -626,29 +639,15 @@ async fn a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(me
     assert_eq!(member_ids(&with_members).len(), 4);
 }
 
-mod a_patch_of_a_large_group_answers_204 {
-    use super::*;
-
-    #[tokio::test]
-    async fn postgres() {
-        a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(
-            mesh_with_small_patch_limit(Backend::Postgres).await,
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn sqlite() {
-        a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for(
-            mesh_with_small_patch_limit(Backend::Sqlite).await,
-        )
-        .await;
-    }
-}
+both_backends!(
+    a_patch_of_a_large_group_answers_204,
+    mesh_with_small_patch_limit,
+    a_patch_of_a_large_group_answers_204_unless_attributes_are_asked_for
+);
 
 both_backends!(a_group_is_seen_only_in_its_own_directory, |mesh: TestMesh| async move {
     let (a, b) = (mesh.new_directory().await, mesh.new_directory().await);
-    let id = id_of(&a.create_group("Private", &[]).await);
+    let id = a.groups().create(&NewGroup::new("Private", &[])).await.id;
     b.get(&format!("/Groups/{id}"), 404).await;
     b.patch(
         &format!("/Groups/{id}"),
@@ -674,7 +673,12 @@ both_backends!(
                 let names = (worker..MORE_THAN_A_PAGE).step_by(8);
                 let mut ids = Vec::new();
                 for i in names {
-                    ids.push(id_of(&scim.create_user(&format!("bulk{i}@example.com")).await));
+                    ids.push(
+                        scim.users()
+                            .create(&NewUser::new(&format!("bulk{i}@example.com")))
+                            .await
+                            .id,
+                    );
                 }
                 ids
             });
@@ -683,7 +687,7 @@ both_backends!(
         while let Some(created) = creating.join_next().await {
             ids.extend(created.expect("a task creating users"));
         }
-        let id = id_of(&scim.create_group("Everyone", &[]).await);
+        let id = scim.groups().create(&NewGroup::new("Everyone", &[])).await.id;
         let path = format!("/Groups/{id}");
         for chunk in ids.chunks(1_000) {
             let members: Vec<Value> = chunk.iter().map(|id| json!({"value": id})).collect();
@@ -722,7 +726,7 @@ both_backends!(
         let scim = mesh.new_directory().await;
         let ids = users(&scim, "race", 2).await;
         let (stayer, racer) = (&ids[0], &ids[1]);
-        let id = id_of(&scim.create_group("Race", &[stayer]).await);
+        let id = scim.groups().create(&NewGroup::new("Race", &[stayer])).await.id;
         let path = format!("/Groups/{id}?excludedAttributes=members");
         for round in 0..10 {
             let add = patch_op(json!([{"op": "add", "path": "members", "value": [{"value": racer}]}]));

@@ -5,7 +5,7 @@ use idmesh_proto::v1::{
     CreateUserRequest, GetUserRequest, IssueTokenRequest, ListTokensRequest, ListUsersRequest, PatchUserRequest,
     ResolveTokenRequest, RevokeTokenRequest,
 };
-use idmesh_tests::{Backend, TestMesh, both_backends};
+use idmesh_tests::{Backend, NewUser, ScratchDatabase, TestMesh, both_backends};
 use scim::patch::PatchOpKind;
 use serde_json::json;
 use tonic::Code;
@@ -100,31 +100,34 @@ both_backends!(
 
 both_backends!(concurrent_patches_lose_no_change, |mesh: TestMesh| async move {
     let scim = mesh.new_directory().await;
-    let created = scim.create_user("busy@example.com").await;
-    let id = created["id"].as_str().expect("id").to_owned();
+    let id = scim.users().create(&NewUser::new("busy@example.com")).await.id;
     let mut writers = tokio::task::JoinSet::new();
     for i in 0..10 {
         let scim = scim.clone();
         let id = id.clone();
         writers.spawn(async move {
             let op = json!([{"op": "add", "path": "emails", "value": [{"value": format!("alias{i}@example.com"), "type": "other"}]}]);
-            scim.patch(&format!("/Users/{id}"), idmesh_tests::patch_op(op), 200).await;
+            scim.users().patch(&id, op).await;
         });
     }
     while let Some(joined) = writers.join_next().await {
         joined.expect("a writer finished");
     }
-    let user = scim.get(&format!("/Users/{id}"), 200).await.body;
-    let emails = user["emails"].as_array().expect("emails");
-    assert_eq!(emails.len(), 11, "the original email plus ten aliases: {emails:#?}");
-    assert_eq!(user["meta"]["version"], json!("W/\"11\""));
+    let user = scim.users().get(&id).await;
+    assert_eq!(
+        user.emails.len(),
+        11,
+        "the original email plus ten aliases: {:#?}",
+        user.emails
+    );
+    assert_eq!(user.meta.version, "W/\"11\"");
 });
 
 both_backends!(list_users_never_crosses_directories, |mesh: TestMesh| async move {
     let (a, b) = (mesh.new_directory().await, mesh.new_directory().await);
-    a.create_user("a1@example.com").await;
-    a.create_user("a2@example.com").await;
-    b.create_user("b1@example.com").await;
+    a.users().create(&NewUser::new("a1@example.com")).await;
+    a.users().create(&NewUser::new("a2@example.com")).await;
+    b.users().create(&NewUser::new("b1@example.com")).await;
     let listed = mesh
         .users()
         .list_users(ListUsersRequest {
@@ -192,7 +195,8 @@ both_backends!(a_directory_has_at_most_two_live_tokens, |mesh: TestMesh| async m
 
 #[tokio::test]
 async fn every_service_reports_serving_on_grpc_health() {
-    let mesh = TestMesh::start(Backend::Sqlite).await;
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let mesh = TestMesh::start(&database).await;
     for (addr, service) in [
         (mesh.directory_addr, "idmesh.v1.DirectoryService"),
         (mesh.user_addr, "idmesh.v1.UserService"),
@@ -241,7 +245,8 @@ macro_rules! reflected_services {
 
 #[tokio::test]
 async fn reflection_v1_and_v1alpha_list_the_services_and_health() {
-    let mesh = TestMesh::start(Backend::Sqlite).await;
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let mesh = TestMesh::start(&database).await;
     // grpcurl 1.8 speaks only v1alpha; newer clients speak v1.
     for services in [
         reflected_services!(v1alpha, mesh.user_addr),

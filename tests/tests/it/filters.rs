@@ -38,15 +38,9 @@ async fn staff(scim: &ScimClient) {
 
 /// The userNames a filter finds, sorted.
 async fn found(scim: &ScimClient, filter: &str) -> Vec<String> {
-    let body = scim.filter_users(filter).await;
-    let mut names: Vec<String> = body["Resources"]
-        .as_array()
-        .expect("Resources")
-        .iter()
-        .map(|r| r["userName"].as_str().expect("userName").to_owned())
-        .collect();
-    names.sort();
-    assert_eq!(body["totalResults"], names.len());
+    let found = scim.users().list(filter).await;
+    let names = found.sorted(|user| user.user_name.clone());
+    assert_eq!(found.total_results, names.len());
     names
 }
 

@@ -1,0 +1,14 @@
+//! The end-to-end tests, one module per area, in one test binary: one link
+//! instead of eight, and one process per test under nextest as before.
+//! Each test starts its own mesh on a database of its own (see the crate's
+//! lib for the harness).
+
+mod architecture;
+mod conditional;
+mod deprovisioning;
+mod discovery;
+mod filters;
+mod groups;
+mod grpc;
+mod projection;
+mod users;
