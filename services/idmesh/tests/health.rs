@@ -6,14 +6,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use idmesh::{MeshConfig, Target};
+use idmesh_testkit::{Backend, ScratchDatabase, unused_addr};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/idmesh_test";
 
 /// Long enough for several readiness checks, each bounded by its timeout.
 fn deadline() -> Instant {
@@ -112,8 +111,8 @@ async fn wait_for_health(addr: SocketAddr, wanted: ServingStatus) {
 
 #[tokio::test]
 async fn a_service_is_not_serving_while_its_database_is_unreachable() {
-    let database_url = std::env::var("IDMESH_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-    let mut through_proxy = url::Url::parse(&database_url).expect("IDMESH_TEST_DATABASE_URL is a URL");
+    let database = ScratchDatabase::new(Backend::Postgres);
+    let mut through_proxy = url::Url::parse(database.url()).expect("a database URL");
     let upstream = format!(
         "{}:{}",
         through_proxy.host_str().expect("a database host"),
@@ -153,8 +152,8 @@ async fn get(url: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn the_gateway_is_live_and_ready_with_the_mesh_up() {
-    let data_dir = tempfile::tempdir().expect("a temporary directory");
-    let config = MeshConfig::loopback(format!("sqlite://{}", data_dir.path().join("idmesh.db").display()));
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let config = MeshConfig::loopback(database.url().to_owned());
     let shutdown = CancellationToken::new();
     let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
         .await
@@ -179,11 +178,7 @@ async fn the_gateway_is_live_and_ready_with_the_mesh_up() {
 
 #[tokio::test]
 async fn the_gateway_is_live_but_not_ready_without_directory_service() {
-    let unused = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port")
-        .local_addr()
-        .expect("bound");
+    let unused = unused_addr();
     let mut config = MeshConfig::loopback(String::new());
     config.directory_addr = unused.to_string();
     config.user_addr = unused.to_string();
