@@ -1,8 +1,8 @@
 """The container image, checked without a container engine (none runs
 here): the Dockerfile is clean under hadolint, and the real `idmesh serve`
 runs the image's default command as the image's user with the root
-filesystem read-only and only its data dir and /tmp writable, as the chart
-runs it."""
+filesystem read-only and only its data dir and a temporary dir writable, as
+the chart runs it (emptyDirs on the data dir and /tmp)."""
 
 from __future__ import annotations
 
@@ -79,16 +79,20 @@ def get(url: str) -> int:
         return err.code
 
 
-# Runs as root in a mount namespace of its own: bind the data dir onto
-# itself (so it stays writable), give /tmp a fresh tmpfs, make every other
-# path of the root filesystem read-only, prove it, then become the image's
-# user and exec the command.
+# Runs as root in a mount namespace of its own: bind the data dir and the
+# temporary dir onto themselves (so they stay writable), make the root
+# filesystem, and /tmp if it is a mount of its own, read-only, prove it, then
+# become the image's user and exec the command. The temporary dir is not a
+# fresh /tmp mount, which would hide a checkout that lives under /tmp.
 SANDBOX = r"""
 set -eu
 mount --bind "$DATA" "$DATA"
-mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
+mount --bind "$TMPDIR" "$TMPDIR"
 mount -o remount,bind,ro /
-if touch "$PROBE" 2>/dev/null; then echo "the root filesystem is writable" >&2; exit 90; fi
+if mountpoint -q /tmp; then mount -o remount,bind,ro /tmp; fi
+for probe in "$PROBE" /tmp/idmesh-image-probe; do
+    if touch "$probe" 2>/dev/null; then echo "$probe is writable" >&2; rm -f "$probe"; exit 90; fi
+done
 exec setpriv --reuid="$RUN_UID" --regid="$RUN_GID" --clear-groups --no-new-privs -- "$@"
 """
 
@@ -100,24 +104,23 @@ def idmesh_binary() -> Path:
     return Path(path)
 
 
-def test_idmesh_serve_runs_as_non_root_with_only_its_data_dir_and_tmp_writable(idmesh_binary):
+def test_idmesh_serve_runs_as_non_root_with_only_its_data_dir_and_a_temporary_dir_writable(idmesh_binary):
     assert os.geteuid() == 0, "the sandbox needs root to mount and switch users, as scripts/test does"
     (user,) = instructions("USER")
     uid, gid = (int(part) for part in user.split(":"))
     (cmd,) = instructions("CMD")
     command = json.loads(cmd)  # the exec (JSON array) form
-    # Not under /tmp, which the sandbox replaces; the binary, too, must be
-    # outside it.
-    assert not str(idmesh_binary.resolve()).startswith("/tmp/")
     scratch = Path(tempfile.mkdtemp(prefix="image-check-", dir=REPO / "target"))
-    data = scratch / "data"
-    data.mkdir()
-    os.chown(data, uid, gid)
+    data, tmp = scratch / "data", scratch / "tmp"
+    for writable in (data, tmp):
+        writable.mkdir()
+        os.chown(writable, uid, gid)
     scratch.chmod(0o755)
     http = free_port()
     env = {
         "PATH": os.environ["PATH"],
         "DATA": str(data),
+        "TMPDIR": str(tmp),
         "PROBE": str(scratch / "written-outside-the-volumes"),
         "RUN_UID": str(uid),
         "RUN_GID": str(gid),
