@@ -296,6 +296,12 @@ def test_migrations_run_in_the_services_not_in_a_hook_job(rendered):
         assert not kind(objects, "Job"), name
         for obj in objects:
             assert "helm.sh/hook" not in obj["metadata"].get("annotations", {}), name
+        # Rolling updates (Kubernetes' default strategy), so old pods serve
+        # until new ones have migrated and are ready; only all in one on its
+        # ReadWriteOnce volume is recreated.
+        for component, deployment in deployments(objects).items():
+            persistent = MATRIX[name].get("allInOne", {}).get("persistence", {}).get("enabled", False)
+            assert deployment["spec"].get("strategy") == ({"type": "Recreate"} if persistent else None), component
 
 
 # --- monitoring --------------------------------------------------------------
