@@ -55,7 +55,8 @@ impl ListQuery {
     /// means 0 and above [`MAX_COUNT`] means [`MAX_COUNT`]; either one not an
     /// integer is 400 `invalidValue`. Any parameter the RFC does not define
     /// for a list request is 400 `invalidValue`, so that a misspelt one is
-    /// not silently ignored.
+    /// not silently ignored, except the IdPs' own that
+    /// [`crate::dialect`] lists.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<ListQuery, ScimError> {
         let mut query = ListQuery::default();
         let text = |value: &str| Some(value.to_owned()).filter(|v| !v.trim().is_empty());
@@ -74,6 +75,7 @@ impl ListQuery {
                 "excludedattributes" => query.excluded_attributes = text(value),
                 "sortby" => query.sort_by = text(value),
                 "sortorder" => query.sort_order = text(value),
+                _ if crate::dialect::ignores_query_parameter(name) => {}
                 _ => return Err(ScimError::invalid_value(format!("unsupported query parameter {name}"))),
             }
         }
@@ -412,6 +414,16 @@ mod tests {
         let err = query(&[("filter", "title pr"), ("page", "2")]).expect_err("unknown");
         assert_eq!(err.detail, "unsupported query parameter page");
         assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+    }
+
+    #[test]
+    fn the_entra_feature_flag_is_ignored_and_the_rest_still_checked() {
+        let q = query(&[("aadOptscim062020", ""), ("filter", "userName pr"), ("count", "5")]).expect("valid");
+        assert_eq!((q.filter.as_deref(), q.count), (Some("userName pr"), 5));
+        let err = query(&[("aadOptscim062020", ""), ("count", "five")]).expect_err("count is still checked");
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+        let err = query(&[("aadOptscim062020", ""), ("pages", "2")]).expect_err("unknown");
+        assert_eq!(err.detail, "unsupported query parameter pages");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod architecture;
 mod conditional;
 mod deprovisioning;
 mod discovery;
+mod entra;
 mod filters;
 mod groups;
 mod grpc;
