@@ -11,5 +11,6 @@ mod entra;
 mod filters;
 mod groups;
 mod grpc;
+mod idp;
 mod projection;
 mod users;
