@@ -9,6 +9,7 @@
 //! Okta's path-less replace) are handled here, once, so every caller gets the same answers.
 
 pub mod attributes;
+pub mod bulk;
 pub mod dialect;
 pub mod discovery;
 pub mod error;

@@ -33,7 +33,7 @@ static BEARER_TOKEN: AuthenticationScheme = AuthenticationScheme {
 static SERVICE_PROVIDER: ServiceProvider = ServiceProvider {
     features: Features {
         patch: true,
-        bulk: None,
+        bulk: Some(crate::bulk::LIMITS),
         filter_max_results: Some(scim::list::MAX_COUNT),
         // Passwords are written by PUT and PATCH and stored hashed.
         change_password: true,

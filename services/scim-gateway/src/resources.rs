@@ -200,8 +200,66 @@ async fn create<R: ResourceType>(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
     let projection = returning.projection(R::SCHEMA)?;
-    let resource = R::create(&state, directory_id, resource_json(&body)?).await?;
+    let resource = create_resource::<R>(&state, directory_id, &body).await?;
     R::respond(&state, &base, resource, StatusCode::CREATED, projection).await
+}
+
+/// Creates a resource of type `R` from a request body (POST, and POST in
+/// a bulk request).
+pub async fn create_resource<R: ResourceType>(
+    state: &AppState,
+    directory_id: String,
+    body: &Value,
+) -> Result<Resource, ApiError> {
+    R::create(state, directory_id, resource_json(body)?).await
+}
+
+/// Replaces resource `id` of type `R` with a request body under
+/// `preconditions` (PUT, and PUT in a bulk request).
+pub async fn replace_resource<R: ResourceType>(
+    state: &AppState,
+    directory_id: String,
+    id: String,
+    body: &Value,
+    preconditions: &Preconditions,
+) -> Result<Resource, ApiError> {
+    let resource_json = resource_json(body)?;
+    let expected_version = preconditions
+        .expected_version(current_version::<R>(state, &directory_id, &id))
+        .await?;
+    R::replace(state, directory_id, id, resource_json, expected_version).await
+}
+
+/// Applies a PatchOp body to resource `id` of type `R` under
+/// `preconditions` (PATCH, and PATCH in a bulk request): the operations
+/// are parsed here and applied by the owning service in one transaction,
+/// all of them or none.
+pub async fn patch_resource<R: ResourceType>(
+    state: &AppState,
+    directory_id: String,
+    id: String,
+    body: &Value,
+    preconditions: &Preconditions,
+) -> Result<Resource, ApiError> {
+    let operations = idmesh_api::patch::to_proto(&scim::patch::parse_request(body)?);
+    let expected_version = preconditions
+        .expected_version(current_version::<R>(state, &directory_id, &id))
+        .await?;
+    R::patch(state, directory_id, id, operations, expected_version).await
+}
+
+/// Deletes resource `id` of type `R` under `preconditions` (DELETE, and
+/// DELETE in a bulk request).
+pub async fn delete_resource<R: ResourceType>(
+    state: &AppState,
+    directory_id: String,
+    id: String,
+    preconditions: &Preconditions,
+) -> Result<(), ApiError> {
+    let expected_version = preconditions
+        .expected_version(current_version::<R>(state, &directory_id, &id))
+        .await?;
+    R::delete(state, directory_id, id, expected_version).await
 }
 
 /// GET one resource; `If-None-Match` naming its version is 304 (and reads
@@ -294,16 +352,11 @@ async fn replace<R: ResourceType>(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
     let projection = returning.projection(R::SCHEMA)?;
-    let resource_json = resource_json(&body)?;
-    let expected_version = preconditions
-        .expected_version(current_version::<R>(&state, &directory_id, &id))
-        .await?;
-    let resource = R::replace(&state, directory_id, id, resource_json, expected_version).await?;
+    let resource = replace_resource::<R>(&state, directory_id, id, &body, &preconditions).await?;
     R::respond(&state, &base, resource, StatusCode::OK, projection).await
 }
 
-/// PATCH: the operations are parsed here and applied by the owning service
-/// in one transaction, all of them or none.
+/// PATCH; see [`patch_resource`].
 async fn patch<R: ResourceType>(
     State(state): State<AppState>,
     Path((directory_id, id)): Path<(String, String)>,
@@ -313,11 +366,7 @@ async fn patch<R: ResourceType>(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
     let projection = returning.projection(R::SCHEMA)?;
-    let operations = idmesh_api::patch::to_proto(&scim::patch::parse_request(&body)?);
-    let expected_version = preconditions
-        .expected_version(current_version::<R>(&state, &directory_id, &id))
-        .await?;
-    let resource = R::patch(&state, directory_id, id, operations, expected_version).await?;
+    let resource = patch_resource::<R>(&state, directory_id, id, &body, &preconditions).await?;
     if !returning.is_given() && R::too_large_to_return(&state, &resource) {
         return Ok(without_body(StatusCode::NO_CONTENT, resource.meta.version));
     }
@@ -329,9 +378,6 @@ async fn delete<R: ResourceType>(
     Path((directory_id, id)): Path<(String, String)>,
     preconditions: Preconditions,
 ) -> Result<StatusCode, ApiError> {
-    let expected_version = preconditions
-        .expected_version(current_version::<R>(&state, &directory_id, &id))
-        .await?;
-    R::delete(&state, directory_id, id, expected_version).await?;
+    delete_resource::<R>(&state, directory_id, id, &preconditions).await?;
     Ok(StatusCode::NO_CONTENT)
 }
