@@ -224,6 +224,7 @@ impl Mesh {
                 page: Some(PageRequest {
                     start_index: 1,
                     count: 100,
+                    cursor: None,
                 }),
                 sort: Some(SortRequest {
                     sort_by: "displayName".to_owned(),

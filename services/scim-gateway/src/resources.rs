@@ -59,13 +59,13 @@ pub trait ResourceType: Sized + Send + Sync + 'static {
         id: String,
     ) -> impl Future<Output = Result<Resource, ApiError>> + Send;
 
-    /// One page of the resources a list request matches, and how many match
-    /// in all.
+    /// One page of the resources a list request matches, how many match
+    /// in all, and, for a cursor request, the cursors around the page.
     fn list(
         state: &AppState,
         directory_id: String,
         request: ListRequest,
-    ) -> impl Future<Output = Result<(Vec<Resource>, u64), ApiError>> + Send;
+    ) -> impl Future<Output = Result<Listed, ApiError>> + Send;
 
     /// Replaces every writable attribute (SCIM PUT).
     fn replace(
@@ -125,6 +125,27 @@ pub trait ResourceType: Sized + Send + Sync + 'static {
     /// an IdP's small change never costs serialising a huge resource.
     fn too_large_to_return(_state: &AppState, _resource: &Resource) -> bool {
         false
+    }
+}
+
+/// One page of resources from a List call.
+#[derive(Debug)]
+pub struct Listed {
+    pub resources: Vec<Resource>,
+    pub total: u64,
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
+}
+
+impl Listed {
+    /// A List response's page; its cursors are empty when there are none.
+    pub fn new(resources: Vec<Resource>, total_results: i64, next_cursor: String, previous_cursor: String) -> Listed {
+        Listed {
+            resources,
+            total: u64::try_from(total_results).unwrap_or_default(),
+            next_cursor: Some(next_cursor).filter(|cursor| !cursor.is_empty()),
+            previous_cursor: Some(previous_cursor).filter(|cursor| !cursor.is_empty()),
+        }
     }
 }
 
@@ -287,7 +308,7 @@ async fn list<R: ResourceType>(
 ) -> Result<ScimBody, ApiError> {
     let query = ListQuery::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let page = page_of::<R>(&state, &directory_id, &query, query.start_index, query.count, &base).await?;
-    Ok(page.into_body(query.start_index))
+    Ok(page.into_body(&query, query.start_index))
 }
 
 /// `POST {endpoint}/.search`: the query in a SearchRequest body (RFC 7644
@@ -300,20 +321,30 @@ async fn search<R: ResourceType>(
 ) -> Result<ScimBody, ApiError> {
     let query = ListQuery::from_search_request(&body)?;
     let page = page_of::<R>(&state, &directory_id, &query, query.start_index, query.count, &base).await?;
-    Ok(page.into_body(query.start_index))
+    Ok(page.into_body(&query, query.start_index))
 }
 
-/// One page of resources rendered for a list response, and how many match.
-#[derive(Debug)]
+/// One page of resources rendered for a list response, how many match,
+/// and the cursors around it when the query pages by cursor.
+#[derive(Debug, Default)]
 pub struct Page {
     pub resources: Vec<Value>,
     pub total: u64,
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
 }
 
 impl Page {
-    /// The page as a ListResponse starting at the 1-based `start_index`.
-    pub fn into_body(self, start_index: u64) -> ScimBody {
-        ScimBody(scim::list::list_response(self.resources, self.total, start_index))
+    /// The page as the ListResponse `query` asks for: with its cursors
+    /// when it pages by cursor (RFC 9865), else starting at the 1-based
+    /// `start_index`.
+    pub fn into_body(self, query: &ListQuery, start_index: u64) -> ScimBody {
+        ScimBody(match query.cursor {
+            Some(_) => {
+                scim::list::cursor_list_response(self.resources, self.total, self.next_cursor, self.previous_cursor)
+            }
+            None => scim::list::list_response(self.resources, self.total, start_index),
+        })
     }
 }
 
@@ -334,13 +365,19 @@ pub async fn page_of<R: ResourceType>(
         R::SCHEMA,
     )?;
     let request = ListRequest::new(query, start_index, count)?;
-    let (mut resources, total) = R::list(state, directory_id.to_owned(), request).await?;
-    R::complete(state, &base.directory(directory_id), &mut resources, &projection).await?;
-    let resources = resources
+    let mut listed = R::list(state, directory_id.to_owned(), request).await?;
+    R::complete(state, &base.directory(directory_id), &mut listed.resources, &projection).await?;
+    let resources = listed
+        .resources
         .iter()
         .map(|resource| render::<R>(base, resource, StatusCode::OK, &projection).body)
         .collect();
-    Ok(Page { resources, total })
+    Ok(Page {
+        resources,
+        total: listed.total,
+        next_cursor: listed.next_cursor,
+        previous_cursor: listed.previous_cursor,
+    })
 }
 
 async fn replace<R: ResourceType>(

@@ -392,6 +392,7 @@ impl Stored {
                 page: Some(PageRequest {
                     start_index: 1,
                     count: i32::try_from(USERS).expect("small"),
+                    cursor: None,
                 }),
                 sort: None,
             }))

@@ -6,6 +6,7 @@
 mod architecture;
 mod bulk;
 mod conditional;
+mod cursor;
 mod deprovisioning;
 mod discovery;
 mod entra;
