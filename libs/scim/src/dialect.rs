@@ -6,13 +6,14 @@
 
 /// The parameters, lower case, each with the IdP that sends it.
 const IGNORED_QUERY_PARAMETERS: &[&str] = &[
-    // Microsoft Entra ID: the feature flag `aadOptscim062020`, which its
-    // guide "Known issues and resolutions with SCIM 2.0 protocol compliance
-    // of the Azure AD User Provisioning service"
+    // Microsoft Entra ID: the feature flag `aadOptscim062020`, which
+    // "Known issues and resolutions with SCIM 2.0 protocol compliance of the
+    // Microsoft Entra user provisioning service", section "Flags to alter
+    // the SCIM behavior"
     // (learn.microsoft.com/entra/identity/app-provisioning/application-provisioning-config-problem-scim-compatibility)
-    // has admins append to the tenant URL to get RFC-compliant PATCH
-    // bodies; Entra then sends it on every request, GET, POST, PATCH and
-    // DELETE alike, usually without a value.
+    // has admins append to the tenant URL for RFC-compliant PATCH bodies;
+    // Entra then sends it on every request, GET, POST, PATCH and DELETE
+    // alike, bare or as `aadOptscim062020=true`.
     "aadoptscim062020",
 ];
 

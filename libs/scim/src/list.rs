@@ -511,7 +511,7 @@ mod tests {
 
     #[test]
     fn the_entra_feature_flag_is_ignored_and_the_rest_still_checked() {
-        let q = query(&[("aadOptscim062020", ""), ("filter", "userName pr"), ("count", "5")]).expect("valid");
+        let q = query(&[("aadOptscim062020", "true"), ("filter", "userName pr"), ("count", "5")]).expect("valid");
         assert_eq!((q.filter.as_deref(), q.count), (Some("userName pr"), 5));
         let err = query(&[("aadOptscim062020", ""), ("count", "five")]).expect_err("count is still checked");
         assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
