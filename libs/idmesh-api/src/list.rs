@@ -13,9 +13,9 @@ pub struct ListRequest {
 }
 
 impl ListRequest {
-    /// `query`'s filter and sort, `count` resources from the 1-based
-    /// `start_index` (which the directory-wide search chooses itself rather
-    /// than take the query's).
+    /// `query`'s filter, sort and cursor, `count` resources from the
+    /// 1-based `start_index` (which the directory-wide search chooses itself
+    /// rather than take the query's) unless the query pages by cursor.
     pub fn new(query: &ListQuery, start_index: u64, count: u32) -> Result<ListRequest, ScimError> {
         let sort = match &query.sort_by {
             Some(sort_by) => Some(SortRequest {
@@ -29,6 +29,7 @@ impl ListRequest {
             page: PageRequest {
                 start_index: i64::try_from(start_index).unwrap_or(i64::MAX),
                 count: i32::try_from(count).unwrap_or(i32::MAX),
+                cursor: query.cursor.clone(),
             },
             sort,
         })

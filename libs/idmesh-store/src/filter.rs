@@ -10,7 +10,10 @@
 //! reached inside that document: `name.familyName` as a path, multi-valued
 //! attributes (`emails.value`, `emails[type eq "work" and value co "@x"]`)
 //! through `EXISTS` over the array's elements (`jsonb_array_elements` on
-//! PostgreSQL, `json_each` on SQLite).
+//! PostgreSQL, `json_each` on SQLite). Entra ID's
+//! `emails[type eq "work"].value eq "x"` arrives here already read as
+//! `emails[type eq "work" and value eq "x"]` (see [`scim::filter::parse`]),
+//! so one `EXISTS` holds both conditions on the same element.
 //!
 //! Every predicate is two-valued (never SQL `NULL`), so `not (...)` means
 //! what it means in memory: an absent attribute is `ne` anything but

@@ -1,49 +1,162 @@
 //! The one list pipeline every service's List call runs: count the
-//! matching rows, sort them, and read one page, all in the database.
+//! matching rows, sort them, and read one page, all in the database; by
+//! index (`OFFSET`/`LIMIT`) or by cursor (keyset on the id, RFC 9865).
 
 use scim::ScimError;
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect, Select};
+use scim::list::Cursor;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
 
 use crate::filter::Target;
 
 /// Which page of a list, in which order (SCIM's `startIndex`, `count`,
-/// `sortBy` and `sortOrder`).
+/// `sortBy` and `sortOrder`, or RFC 9865's `cursor`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Window<'a> {
     /// An attribute path; blank keeps id order.
     pub sort_by: &'a str,
     pub descending: bool,
-    /// 1-based; values below 1 read as 1.
+    /// 1-based; values below 1 read as 1. Ignored with a cursor.
     pub start_index: i64,
     /// How many rows at most; 0 (or less) reads none and counts only.
     pub count: i32,
+    /// Pages by cursor instead of index: in id order, so that rows
+    /// inserted or deleted during a walk move no other row.
+    pub cursor: Option<&'a Cursor>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed<M> {
+    pub rows: Vec<M>,
+    /// How many rows match in all.
+    pub total: u64,
+    /// With a cursor: where the next page starts, when there is one.
+    pub next_cursor: Option<Cursor>,
+    /// With a cursor: where the previous page ends, when there is one.
+    pub previous_cursor: Option<Cursor>,
 }
 
 impl Target {
-    /// The page of `query` (already filtered) that `window` asks for,
-    /// sorted by its `sort_by` with ties in `id` order, and how many rows
-    /// `query` matches in all. A `sort_by` this resource type cannot sort
-    /// by is 400, even when the page reads no row.
+    /// The page of `query` (already filtered) that `window` asks for, and
+    /// how many rows `query` matches in all. By index, sorted by its
+    /// `sort_by` with ties in `id` order; a `sort_by` this resource type
+    /// cannot sort by is 400, even when the page reads no row. By cursor,
+    /// in `id` order (a `sort_by` with a cursor is 400 `invalidValue`).
     pub async fn list<E, Err>(
         &self,
         db: &DatabaseConnection,
         query: Select<E>,
         id: E::Column,
         window: Window<'_>,
-    ) -> Result<(Vec<E::Model>, u64), Err>
+    ) -> Result<Listed<E::Model>, Err>
     where
         E: EntityTrait,
         E::Model: Send + Sync,
         Err: From<ScimError> + From<DbErr>,
     {
         let total = query.clone().count(db).await?;
+        if let Some(cursor) = window.cursor {
+            if !window.sort_by.trim().is_empty() {
+                return Err(ScimError::invalid_value(
+                    "a cursor walks the list in id order; sortBy cannot be combined with cursor",
+                )
+                .into());
+            }
+            return walk(db, query, id, cursor, window.count, total).await;
+        }
         let sorted = self.sorted(query, window.sort_by, window.descending)?;
         let Some((offset, limit)) = page_window(window.start_index, window.count) else {
-            return Ok((Vec::new(), total));
+            return Ok(Listed::index(Vec::new(), total));
         };
         let rows = sorted.order_by_asc(id).offset(offset).limit(limit).all(db).await?;
-        Ok((rows, total))
+        Ok(Listed::index(rows, total))
     }
+}
+
+impl<M> Listed<M> {
+    fn index(rows: Vec<M>, total: u64) -> Listed<M> {
+        Listed {
+            rows,
+            total,
+            next_cursor: None,
+            previous_cursor: None,
+        }
+    }
+}
+
+/// One page of a cursor walk: the `count` rows after (or before) the
+/// cursor's id, and cursors to the pages on either side when they hold
+/// any row. One row more than the page is read to know whether a next
+/// (or previous) page exists without counting.
+async fn walk<E, Err>(
+    db: &DatabaseConnection,
+    query: Select<E>,
+    id: E::Column,
+    cursor: &Cursor,
+    count: i32,
+    total: u64,
+) -> Result<Listed<E::Model>, Err>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    Err: From<ScimError> + From<DbErr>,
+{
+    let Some(limit) = u64::try_from(count).ok().filter(|limit| *limit > 0) else {
+        return Ok(Listed::index(Vec::new(), total));
+    };
+    let (mut rows, more_ahead, more_behind) = match cursor {
+        Cursor::Start => {
+            let rows = query.order_by_asc(id).limit(limit + 1).all(db).await?;
+            (rows, false, false)
+        }
+        Cursor::After(after) => {
+            let rows = query
+                .clone()
+                .filter(id.gt(after.as_str()))
+                .order_by_asc(id)
+                .limit(limit + 1)
+                .all(db)
+                .await?;
+            let behind = query.filter(id.lte(after.as_str())).one(db).await?.is_some();
+            (rows, false, behind)
+        }
+        Cursor::Before(before) => {
+            let rows = query
+                .clone()
+                .filter(id.lt(before.as_str()))
+                .order_by_desc(id)
+                .limit(limit + 1)
+                .all(db)
+                .await?;
+            let ahead = query.filter(id.gte(before.as_str())).one(db).await?.is_some();
+            (rows, ahead, true)
+        }
+    };
+    let full = usize::try_from(limit).unwrap_or(usize::MAX);
+    let overflow = rows.len() > full;
+    rows.truncate(full);
+    let backwards = matches!(cursor, Cursor::Before(_));
+    if backwards {
+        rows.reverse();
+    }
+    let (has_next, has_previous) = if backwards {
+        (more_ahead, overflow)
+    } else {
+        (overflow, more_behind)
+    };
+    // Ids are text in every table; a cursor is only made of one.
+    let id_of = |row: Option<&E::Model>| {
+        row.and_then(|row| <String as sea_orm::sea_query::ValueType>::try_from(row.get(id)).ok())
+    };
+    Ok(Listed {
+        next_cursor: id_of(rows.last()).filter(|_| has_next).map(Cursor::After),
+        previous_cursor: id_of(rows.first()).filter(|_| has_previous).map(Cursor::Before),
+        rows,
+        total,
+    })
 }
 
 /// The `OFFSET` and `LIMIT` of a SCIM page: `count` resources from the

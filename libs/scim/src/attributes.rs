@@ -46,13 +46,15 @@ pub struct AttributeParams {
 impl AttributeParams {
     /// Reads the parameters from raw (already URL-decoded) query pairs,
     /// names in any case. Any other parameter is 400 `invalidValue`, so a
-    /// misspelt one is not silently ignored.
+    /// misspelt one is not silently ignored, except the IdPs' own that
+    /// [`crate::dialect`] lists.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<AttributeParams, ScimError> {
         let mut params = AttributeParams::default();
         for (name, value) in pairs {
             match name.to_ascii_lowercase().as_str() {
                 "attributes" => params.attributes = Some(value.to_owned()),
                 "excludedattributes" => params.excluded_attributes = Some(value.to_owned()),
+                _ if crate::dialect::ignores_query_parameter(name) => {}
                 _ => {
                     return Err(ScimError::invalid_value(format!(
                         "unsupported query parameter {name}: a single resource takes attributes and excludedAttributes"
@@ -305,6 +307,18 @@ mod tests {
     use crate::schema::USER_RESOURCE;
 
     const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+    #[test]
+    fn one_resource_takes_the_entra_flag_beside_its_two_parameters_and_nothing_else() {
+        let params = AttributeParams::from_pairs([("aadOptscim062020", ""), ("excludedAttributes", "members")]);
+        assert_eq!(params.map(|p| p.excluded_attributes), Ok(Some("members".to_owned())));
+        let err = AttributeParams::from_pairs([("aadOptscim062020", ""), ("filter", "x pr")]).expect_err("filter");
+        assert!(
+            err.detail.starts_with("unsupported query parameter filter"),
+            "{}",
+            err.detail
+        );
+    }
 
     fn user() -> Value {
         json!({

@@ -59,6 +59,18 @@ pub struct BulkLimits {
     pub max_payload_size: u64,
 }
 
+/// How a server pages lists (RFC 9865 §3): by `startIndex` (RFC 7644
+/// §3.4.2.4), by `cursor`, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pagination {
+    pub cursor: bool,
+    pub index: bool,
+    /// What a list request that names neither gets: `"index"` or `"cursor"`.
+    pub default_method: &'static str,
+    pub default_page_size: u32,
+    pub max_page_size: u32,
+}
+
 /// The SCIM features a server implements (RFC 7643 §5). Every flag must be
 /// true to what the server does: IdPs decide from it whether to PATCH or
 /// PUT, whether to send `If-Match`, and how many results to ask for.
@@ -77,6 +89,9 @@ pub struct Features {
     pub sort: bool,
     /// ETags, `If-Match` and `If-None-Match` (RFC 7644 §3.14).
     pub etag: bool,
+    /// Paging methods (RFC 9865); `None` leaves `pagination` out, which
+    /// means index paging only.
+    pub pagination: Option<Pagination>,
     /// How clients authenticate, the preferred scheme marked primary.
     pub authentication_schemes: &'static [AuthenticationScheme],
 }
@@ -107,7 +122,7 @@ impl ServiceProvider {
             },
         );
         let schemes: Vec<Value> = f.authentication_schemes.iter().map(|scheme| scheme.to_json()).collect();
-        json!({
+        let mut config = json!({
             "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA_ID],
             "patch": {"supported": f.patch},
             "bulk": bulk,
@@ -120,7 +135,19 @@ impl ServiceProvider {
             "etag": {"supported": f.etag},
             "authenticationSchemes": schemes,
             "meta": meta("ServiceProviderConfig", format!("{base_url}/ServiceProviderConfig")),
-        })
+        });
+        if let Some(pagination) = f.pagination {
+            // RFC 9865 §3: no `cursorTimeout`, since these cursors name a
+            // position by id and never expire.
+            config["pagination"] = json!({
+                "cursor": pagination.cursor,
+                "index": pagination.index,
+                "defaultPaginationMethod": pagination.default_method,
+                "defaultPageSize": pagination.default_page_size,
+                "maxPageSize": pagination.max_page_size,
+            });
+        }
+        config
     }
 
     /// Every schema a client may meet: those of the resource types served
@@ -321,6 +348,42 @@ const FILTER_SUBS: &[Attribute] = &[
     )),
 ];
 
+const PAGINATION_SUBS: &[Attribute] = &[
+    read_only(
+        "cursor",
+        AttributeType::Boolean,
+        "A Boolean value specifying support of cursor-based pagination.",
+    ),
+    read_only(
+        "index",
+        AttributeType::Boolean,
+        "A Boolean value specifying support of index-based pagination.",
+    ),
+    canonical(
+        read_only(
+            "defaultPaginationMethod",
+            AttributeType::String,
+            "The pagination method used when a list request names none.",
+        ),
+        &["cursor", "index"],
+    ),
+    read_only(
+        "defaultPageSize",
+        AttributeType::Integer,
+        "The number of results per page when a request names no count.",
+    ),
+    read_only(
+        "maxPageSize",
+        AttributeType::Integer,
+        "The largest number of results one page holds.",
+    ),
+    read_only(
+        "cursorTimeout",
+        AttributeType::Integer,
+        "How many seconds a cursor stays valid; absent when cursors do not expire.",
+    ),
+];
+
 const AUTHENTICATION_SCHEME_SUBS: &[Attribute] = &[
     required(canonical(
         read_only(
@@ -393,6 +456,11 @@ const SERVICE_PROVIDER_CONFIG_ATTRIBUTES: &[Attribute] = &[
         "A complex type that specifies ETag configuration options.",
         ONLY_SUPPORTED,
     )),
+    complex(
+        "pagination",
+        "A complex type that specifies pagination options (RFC 9865).",
+        PAGINATION_SUBS,
+    ),
     required(multi(complex(
         "authenticationSchemes",
         "A complex type that specifies supported authentication scheme properties.",
@@ -567,6 +635,13 @@ mod tests {
             change_password: true,
             sort: false,
             etag: true,
+            pagination: Some(Pagination {
+                cursor: true,
+                index: true,
+                default_method: "index",
+                default_page_size: list::DEFAULT_COUNT,
+                max_page_size: list::MAX_COUNT,
+            }),
             authentication_schemes: std::slice::from_ref(&BEARER),
         },
         resource_types: &[&USER_RESOURCE],
@@ -673,6 +748,19 @@ mod tests {
             json!({"supported": true, "maxOperations": 100, "maxPayloadSize": 1_048_576})
         );
         assert_eq!(spc["filter"], json!({"supported": false, "maxResults": 0}));
+        assert_eq!(
+            PROVIDER.service_provider_config(BASE)["pagination"],
+            json!({"cursor": true, "index": true, "defaultPaginationMethod": "index",
+                   "defaultPageSize": 100, "maxPageSize": 1000})
+        );
+        let index_only = ServiceProvider {
+            features: Features {
+                pagination: None,
+                ..PROVIDER.features
+            },
+            ..PROVIDER
+        };
+        assert!(index_only.service_provider_config(BASE).get("pagination").is_none());
     }
 
     #[test]

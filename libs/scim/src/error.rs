@@ -20,10 +20,12 @@ pub enum ScimType {
     InvalidValue,
     InvalidVers,
     Sensitive,
+    /// RFC 9865 §4: a `cursor` the server did not hand out.
+    InvalidCursor,
 }
 
 impl ScimType {
-    const ALL: [ScimType; 10] = [
+    const ALL: [ScimType; 11] = [
         ScimType::InvalidFilter,
         ScimType::TooMany,
         ScimType::Uniqueness,
@@ -34,9 +36,11 @@ impl ScimType {
         ScimType::InvalidValue,
         ScimType::InvalidVers,
         ScimType::Sensitive,
+        ScimType::InvalidCursor,
     ];
 
-    /// The wire spelling, exactly as RFC 7644 §3.12 writes it.
+    /// The wire spelling, exactly as RFC 7644 §3.12 (and RFC 9865 §4 for
+    /// `invalidCursor`) writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             ScimType::InvalidFilter => "invalidFilter",
@@ -49,6 +53,7 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
         }
     }
 

@@ -4,10 +4,13 @@
 //! panics on bad input — it answers with a [`ScimError`].
 //!
 //! The IdP dialects idmesh accepts (Microsoft Entra ID's boolean strings
-//! and URN-keyed PATCH values, bare manager ids, Okta's path-less replace)
-//! are handled here, once, so every caller gets the same answers.
+//! and URN-keyed PATCH values, bare and listed manager ids, its
+//! `aadOptscim062020` query flag and sub-attributes after value filters,
+//! Okta's path-less replace) are handled here, once, so every caller gets the same answers.
 
 pub mod attributes;
+pub mod bulk;
+pub mod dialect;
 pub mod discovery;
 pub mod error;
 pub mod filter;

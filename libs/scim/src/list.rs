@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::error::ScimError;
+use crate::error::{ScimError, ScimType};
 use crate::path::AttrPath;
 use crate::schema::{Attribute, AttributeType, ResourceSchema, Returned};
 
@@ -31,6 +31,10 @@ pub struct ListQuery {
     pub sort_by: Option<String>,
     /// `sortOrder`; see [`ListQuery::descending`] and [`SortSpec::parse`].
     pub sort_order: Option<String>,
+    /// `cursor` (RFC 9865): `Some("")` asks for the first page of a cursor
+    /// walk, `Some(text)` for the page a `nextCursor` or `previousCursor`
+    /// named (see [`Cursor::parse`]); `None` pages by `startIndex`.
+    pub cursor: Option<String>,
 }
 
 impl Default for ListQuery {
@@ -43,6 +47,7 @@ impl Default for ListQuery {
             excluded_attributes: None,
             sort_by: None,
             sort_order: None,
+            cursor: None,
         }
     }
 }
@@ -55,17 +60,22 @@ impl ListQuery {
     /// means 0 and above [`MAX_COUNT`] means [`MAX_COUNT`]; either one not an
     /// integer is 400 `invalidValue`. Any parameter the RFC does not define
     /// for a list request is 400 `invalidValue`, so that a misspelt one is
-    /// not silently ignored.
+    /// not silently ignored, except the IdPs' own that
+    /// [`crate::dialect`] lists. `cursor` and `startIndex` are two ways to
+    /// page, so both at once is 400 `invalidValue` (RFC 9865 §2).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<ListQuery, ScimError> {
         let mut query = ListQuery::default();
         let text = |value: &str| Some(value.to_owned()).filter(|v| !v.trim().is_empty());
+        let mut start_index_given = false;
         for (name, value) in pairs {
             match name.to_ascii_lowercase().as_str() {
                 "filter" => query.filter = text(value),
                 "startindex" => {
                     let n = integer("startIndex", value)?;
                     query.start_index = u64::try_from(n.max(1)).unwrap_or(u64::MAX);
+                    start_index_given = true;
                 }
+                "cursor" => query.cursor = Some(value.trim().to_owned()),
                 "count" => {
                     let n = integer("count", value)?;
                     query.count = u32::try_from(n.clamp(0, i128::from(MAX_COUNT))).unwrap_or(MAX_COUNT);
@@ -74,11 +84,97 @@ impl ListQuery {
                 "excludedattributes" => query.excluded_attributes = text(value),
                 "sortby" => query.sort_by = text(value),
                 "sortorder" => query.sort_order = text(value),
+                _ if crate::dialect::ignores_query_parameter(name) => {}
                 _ => return Err(ScimError::invalid_value(format!("unsupported query parameter {name}"))),
             }
         }
+        if start_index_given && query.cursor.is_some() {
+            return Err(ScimError::invalid_value(
+                "startIndex and cursor are two ways to page; send one of them",
+            ));
+        }
         Ok(query)
     }
+}
+
+/// Where a cursor walk (RFC 9865) resumes. Pages are in id order (ids are
+/// UUIDv7, so creation order), and a cursor names the id a page ends or
+/// begins at rather than a position: a resource created or deleted during
+/// the walk shifts no other, so none is skipped or seen twice, and a
+/// resource created behind the walk is simply not met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// The first page.
+    Start,
+    /// The page after the resource with this id (`nextCursor`).
+    After(String),
+    /// The page before the resource with this id (`previousCursor`).
+    Before(String),
+}
+
+/// The longest id a cursor may carry.
+const MAX_CURSOR_ID_LEN: usize = 64;
+
+impl Cursor {
+    /// Reads a `cursor` parameter: empty for [`Cursor::Start`], else what
+    /// [`Cursor::encode`] wrote; anything else is 400 `invalidCursor`.
+    pub fn parse(text: &str) -> Result<Cursor, ScimError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Cursor::Start);
+        }
+        let invalid = || {
+            ScimError::bad_request(
+                ScimType::InvalidCursor,
+                format!("{text:?} is not a cursor this server issued"),
+            )
+        };
+        let (direction, id) = text.split_once('.').ok_or_else(invalid)?;
+        let well_formed = !id.is_empty()
+            && id.len() <= MAX_CURSOR_ID_LEN
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !well_formed {
+            return Err(invalid());
+        }
+        match direction {
+            "n" => Ok(Cursor::After(id.to_owned())),
+            "p" => Ok(Cursor::Before(id.to_owned())),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// The cursor as the text clients send back.
+    pub fn encode(&self) -> String {
+        match self {
+            Cursor::Start => String::new(),
+            Cursor::After(id) => format!("n.{id}"),
+            Cursor::Before(id) => format!("p.{id}"),
+        }
+    }
+}
+
+/// A ListResponse of a cursor walk (RFC 9865 §2.2): no `startIndex`,
+/// `nextCursor` when there is a next page, `previousCursor` when there is
+/// a previous one.
+pub fn cursor_list_response(
+    resources: Vec<Value>,
+    total_results: u64,
+    next_cursor: Option<String>,
+    previous_cursor: Option<String>,
+) -> Value {
+    let mut body = json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total_results,
+        "itemsPerPage": resources.len(),
+    });
+    if let Some(next) = next_cursor {
+        body["nextCursor"] = Value::from(next);
+    }
+    if let Some(previous) = previous_cursor {
+        body["previousCursor"] = Value::from(previous);
+    }
+    body["Resources"] = Value::Array(resources);
+    body
 }
 
 /// The part of one page that the next resource type of a list spanning
@@ -141,7 +237,7 @@ impl ListQuery {
                     };
                     pairs.push((name.as_str(), list));
                 }
-                "filter" | "sortby" | "sortorder" => match value {
+                "filter" | "sortby" | "sortorder" | "cursor" => match value {
                     Value::String(text) => pairs.push((name.as_str(), text.clone())),
                     Value::Null => {}
                     _ => return Err(wrong("a string")),
@@ -322,7 +418,6 @@ mod tests {
         // A page the users fill asks the groups for their total only.
         assert_eq!(window_in_next_type(1, 2, 10, 2), (1, 0));
     }
-    use crate::error::ScimType;
     use crate::schema::{ENTERPRISE_USER_SCHEMA_ID, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA_ID};
 
     fn query(pairs: &[(&str, &str)]) -> Result<ListQuery, ScimError> {
@@ -412,6 +507,62 @@ mod tests {
         let err = query(&[("filter", "title pr"), ("page", "2")]).expect_err("unknown");
         assert_eq!(err.detail, "unsupported query parameter page");
         assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+    }
+
+    #[test]
+    fn the_entra_feature_flag_is_ignored_and_the_rest_still_checked() {
+        let q = query(&[("aadOptscim062020", "true"), ("filter", "userName pr"), ("count", "5")]).expect("valid");
+        assert_eq!((q.filter.as_deref(), q.count), (Some("userName pr"), 5));
+        let err = query(&[("aadOptscim062020", ""), ("count", "five")]).expect_err("count is still checked");
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+        let err = query(&[("aadOptscim062020", ""), ("pages", "2")]).expect_err("unknown");
+        assert_eq!(err.detail, "unsupported query parameter pages");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_invalid_cursor() {
+        assert_eq!(Cursor::parse(""), Ok(Cursor::Start));
+        for cursor in [
+            Cursor::After("0196d5c2-7a1b-7c3d-8e4f-0123456789ab".to_owned()),
+            Cursor::Before("g1".to_owned()),
+        ] {
+            assert_eq!(Cursor::parse(&cursor.encode()), Ok(cursor));
+        }
+        let long = format!("n.{}", "a".repeat(65));
+        for bad in ["x", "n.", "q.abc", "n.a'b", "n.a b", long.as_str()] {
+            let err = Cursor::parse(bad).expect_err(bad);
+            assert_eq!(
+                (err.status, err.scim_type),
+                (400, Some(ScimType::InvalidCursor)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn cursor_and_start_index_do_not_mix() {
+        let q = query(&[("cursor", ""), ("count", "2")]).expect("valid");
+        assert_eq!((q.cursor.as_deref(), q.count), (Some(""), 2));
+        let err = query(&[("cursor", "n.x"), ("startIndex", "1")]).expect_err("both");
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+        let search = json!({"schemas": [SEARCH_REQUEST_SCHEMA], "cursor": "n.abc", "count": 5});
+        let q = ListQuery::from_search_request(&search).expect("valid");
+        assert_eq!(q.cursor.as_deref(), Some("n.abc"));
+    }
+
+    #[test]
+    fn a_cursor_page_has_cursors_and_no_start_index() {
+        let body = cursor_list_response(vec![json!({"id": "1"})], 3, Some("n.1".to_owned()), None);
+        assert_eq!(
+            body,
+            json!({
+                "schemas": [LIST_RESPONSE_SCHEMA],
+                "totalResults": 3,
+                "itemsPerPage": 1,
+                "nextCursor": "n.1",
+                "Resources": [{"id": "1"}],
+            })
+        );
     }
 
     #[test]

@@ -1144,6 +1144,20 @@ mod tests {
     }
 
     #[test]
+    fn entra_add_manager_in_its_list_form_stores_the_manager_value() {
+        let path = format!("{ENTERPRISE_USER_SCHEMA_ID}:manager");
+        for value in [json!([{"$ref": null, "value": "m-7"}]), json!("m-7")] {
+            let out = patch(&user(), vec![op("Add", Some(&path), Some(value.clone()))]);
+            let normalized = normalize(Value::Object(out), &USER_RESOURCE).expect("valid");
+            assert_eq!(
+                normalized.doc[ENTERPRISE_USER_SCHEMA_ID]["manager"],
+                json!({"value": "m-7"}),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
     fn entra_add_manager_to_user_without_enterprise_extension() {
         let mut doc = user();
         doc.shift_remove(ENTERPRISE_USER_SCHEMA_ID);

@@ -38,7 +38,9 @@ pub struct Normalized {
 /// - Types are checked (400 `invalidValue` naming the attribute); booleans
 ///   also accept "true"/"false" strings in any case (Entra ID sends "True");
 ///   a complex attribute with a `value` sub-attribute accepts a bare value
-///   (`"manager": "<id>"` means `{"value": "<id>"}`); a single value of a
+///   (`"manager": "<id>"` means `{"value": "<id>"}`), and a single-valued
+///   complex attribute a list of at most one value (Entra ID's
+///   `"manager": [{"$ref": null, "value": "<id>"}]`); a single value of a
 ///   multi-valued attribute is wrapped in an array.
 /// - Nulls, empty arrays and empty objects are unassigned values and removed.
 /// - Required attributes (`userName`) must be present and non-blank.
@@ -225,12 +227,21 @@ fn password_value(value: Value, label: &str) -> Result<Option<String>, ScimError
 
 fn normalize_value(def: &Attribute, value: Value, label: &str) -> Result<Option<Value>, ScimError> {
     if !def.multi_valued {
-        if value.is_array() {
-            return Err(ScimError::invalid_value(format!(
+        return match value {
+            // Entra ID sends the enterprise `manager` as a list of one
+            // (`[{"$ref": null, "value": "<id>"}]`), the form its provisioning
+            // documentation shows; a list of one complex value is that value.
+            Value::Array(items) if def.kind == AttributeType::Complex && items.len() <= 1 => {
+                match items.into_iter().next() {
+                    Some(item) => normalize_single(def, item, label),
+                    None => Ok(None),
+                }
+            }
+            Value::Array(_) => Err(ScimError::invalid_value(format!(
                 "{label} is single-valued and cannot be an array"
-            )));
-        }
-        return normalize_single(def, value, label);
+            ))),
+            value => normalize_single(def, value, label),
+        };
     }
     let items = match value {
         Value::Array(items) => items,
@@ -321,6 +332,22 @@ mod tests {
             "{err}"
         );
         err
+    }
+
+    #[test]
+    fn a_manager_listed_as_one_element_is_that_element_and_an_empty_list_unassigns_it() {
+        let body = json!({"userName": "a", ENTERPRISE_USER_SCHEMA_ID: {"manager": [{"$ref": null, "value": "m1"}]}});
+        assert_eq!(
+            doc(body)[ENTERPRISE_USER_SCHEMA_ID],
+            json!({"manager": {"value": "m1"}})
+        );
+        let body = json!({"userName": "a", ENTERPRISE_USER_SCHEMA_ID: {"manager": ["m2"]}});
+        assert_eq!(
+            doc(body)[ENTERPRISE_USER_SCHEMA_ID],
+            json!({"manager": {"value": "m2"}})
+        );
+        let body = json!({"userName": "a", ENTERPRISE_USER_SCHEMA_ID: {"department": "D", "manager": []}});
+        assert_eq!(doc(body)[ENTERPRISE_USER_SCHEMA_ID], json!({"department": "D"}));
     }
 
     #[test]
@@ -483,6 +510,13 @@ mod tests {
             invalid(json!({"userName": "a", "title": ["x"]}))
                 .detail
                 .contains("single-valued")
+        );
+        assert!(
+            invalid(
+                json!({"userName": "a", ENTERPRISE_USER_SCHEMA_ID: {"manager": [{"value": "m1"}, {"value": "m2"}]}})
+            )
+            .detail
+            .contains("single-valued")
         );
         let ext = invalid(json!({"userName": "a", ENTERPRISE_USER_SCHEMA_ID: {"department": 5}}));
         assert!(

@@ -32,17 +32,37 @@ const NAMED_IN_ERRORS: usize = 5;
 /// `group_member::GROUP`.
 pub(crate) type Candidates = HashMap<String, &'static str>;
 
+/// What a write does with a member id that is neither a user nor a group
+/// of the directory (or a group deleted since it was resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unknown {
+    /// Adds the members that exist and leaves the others out, reported by
+    /// [`report_skipped`]. The SCIM writes (CreateGroup, UpdateGroup,
+    /// PatchGroup) do this: an IdP whose one user failed to provision
+    /// resends the same group PATCH every cycle, and failing it whole would
+    /// keep every other member out for good (Entra ID quarantines a job
+    /// that keeps failing).
+    Skip,
+    /// Fails the whole request with 400 `invalidValue` naming them, nothing
+    /// applied: PatchMembers and ReplaceMembers, whose callers name ids
+    /// they mean to exist.
+    Reject,
+}
+
+/// The metric counting member ids left out of SCIM group writes.
+pub(crate) const SKIPPED_METRIC: &str = "idmesh_group_members_skipped_total";
+
 /// Finds what the ids to add are: groups of the directory (from our own
-/// table) or users of it (from user-service). The group itself, or an id
-/// that is neither, is 400 `invalidValue` naming the first offenders, and
-/// nothing of the request has been written yet.
+/// table) or users of it (from user-service), and the ids that are neither.
+/// The group itself is 400 `invalidValue` whatever the policy, and nothing
+/// of the request has been written yet.
 pub(crate) async fn resolve<'a>(
     db: &DatabaseConnection,
     users: &UserServiceClient<Channel>,
     directory_id: &str,
     group_id: &str,
     ids: impl Iterator<Item = &'a String>,
-) -> Result<Candidates, Error> {
+) -> Result<(Candidates, Vec<String>), Error> {
     let mut wanted: BTreeSet<&str> = ids.map(String::as_str).collect();
     if wanted.contains(group_id) {
         return Err(ScimError::invalid_value(format!("members: group {group_id} cannot be a member of itself")).into());
@@ -79,10 +99,34 @@ pub(crate) async fn resolve<'a>(
             }
         }
     }
-    if !wanted.is_empty() {
-        return Err(unknown_members(wanted.into_iter()));
+    Ok((found, wanted.into_iter().map(str::to_owned).collect()))
+}
+
+/// Applies `policy` to the ids that are not members to be: 400 for
+/// [`Unknown::Reject`], nothing for [`Unknown::Skip`].
+pub(crate) fn check_unknown(policy: Unknown, unknown: &[String]) -> Result<(), Error> {
+    match policy {
+        Unknown::Reject if !unknown.is_empty() => Err(unknown_members(unknown.iter().map(String::as_str))),
+        _ => Ok(()),
     }
-    Ok(found)
+}
+
+/// Tells the operator which member ids a committed SCIM write left out: a
+/// warning naming the directory, the group and the first ids, and
+/// [`SKIPPED_METRIC`] counting every one.
+pub(crate) fn report_skipped(directory_id: &str, group_id: &str, skipped: &[String]) {
+    if skipped.is_empty() {
+        return;
+    }
+    let named: Vec<&str> = skipped.iter().take(NAMED_IN_ERRORS).map(String::as_str).collect();
+    tracing::warn!(
+        directory_id,
+        group_id,
+        skipped = skipped.len(),
+        ids = ?named,
+        "group write skipped member ids that are not users or groups of the directory"
+    );
+    metrics::counter!(SKIPPED_METRIC).increment(u64::try_from(skipped.len()).unwrap_or(u64::MAX));
 }
 
 /// 400 `invalidValue` naming the first few of ids that are neither a user
@@ -106,27 +150,29 @@ fn unknown_members<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> Error {
 /// ends: a shared lock on their rows on PostgreSQL (SQLite's write lock
 /// already keeps every other writer out). A group deleted since it was
 /// resolved is then not added: either its deletion committed first, and
-/// this fails with 400 `invalidValue`, or the deletion waits for this write
-/// and then finds, and removes, the new membership with the others. Taken
-/// before the group being written is locked, in id order, as DeleteGroup
-/// takes its locks, so that the two do not deadlock.
+/// it leaves `candidates` and is returned, for the caller's [`Unknown`]
+/// policy to answer, or the deletion waits for this write and then finds,
+/// and removes, the new membership with the others. Taken before the group
+/// being written is locked, in id order, as DeleteGroup takes its locks, so
+/// that the two do not deadlock.
 pub(crate) async fn hold_groups(
     txn: &DatabaseTransaction,
     directory_id: &str,
-    candidates: &Candidates,
-) -> Result<(), Error> {
-    let wanted: BTreeSet<&str> = candidates
+    candidates: &mut Candidates,
+) -> Result<Vec<String>, Error> {
+    let wanted: BTreeSet<String> = candidates
         .iter()
         .filter(|(_, member_type)| **member_type == group_member::GROUP)
-        .map(|(id, _)| id.as_str())
+        .map(|(id, _)| id.clone())
         .collect();
-    let wanted: Vec<&str> = wanted.into_iter().collect();
+    let wanted: Vec<String> = wanted.into_iter().collect();
+    let mut gone = Vec::new();
     for chunk in wanted.chunks(CHUNK) {
         let held: BTreeSet<String> = group::Entity::find()
             .select_only()
             .column(group::Column::Id)
             .filter(group::Column::DirectoryId.eq(directory_id))
-            .filter(group::Column::Id.is_in(chunk.iter().copied()))
+            .filter(group::Column::Id.is_in(chunk.iter().cloned()))
             .order_by_asc(group::Column::Id)
             .lock_shared()
             .into_tuple()
@@ -134,12 +180,12 @@ pub(crate) async fn hold_groups(
             .await?
             .into_iter()
             .collect();
-        if held.len() < chunk.len() {
-            let gone: Vec<&str> = chunk.iter().copied().filter(|id| !held.contains(*id)).collect();
-            return Err(unknown_members(gone.into_iter()));
-        }
+        gone.extend(chunk.iter().filter(|id| !held.contains(*id)).cloned());
     }
-    Ok(())
+    for id in &gone {
+        candidates.remove(id);
+    }
+    Ok(gone)
 }
 
 /// Applies member changes to one group in order, inside the transaction
@@ -185,9 +231,12 @@ async fn insert(
     let mut inserted = 0;
     for chunk in added.chunks(CHUNK) {
         let mut rows = Vec::with_capacity(chunk.len());
+        // Ids that are not (or no longer) candidates were left out under
+        // the write's `Unknown` policy.
         for member in chunk {
-            // Every added id was resolved before the transaction began.
-            let member_type = candidates.get(&member.id).ok_or_else(ScimError::internal)?;
+            let Some(member_type) = candidates.get(&member.id) else {
+                continue;
+            };
             let display = member.display.clone().unwrap_or_default();
             rows.push(group_member::ActiveModel {
                 directory_id: Set(group.directory_id.clone()),
@@ -197,6 +246,9 @@ async fn insert(
                 display_folded: Set(scim::filter::fold_text(&display)),
                 display: Set(display),
             });
+        }
+        if rows.is_empty() {
+            continue;
         }
         inserted += group_member::Entity::insert_many(rows)
             .on_conflict(

@@ -2,7 +2,9 @@
 //!
 //! Every write validates what it adds before it begins: the document with
 //! `scim`, and each new member id against this directory's groups and,
-//! through user-service, its users. It then runs in one transaction that
+//! through user-service, its users (ids that are neither are left out of
+//! SCIM writes and fail PatchMembers and ReplaceMembers; see
+//! [`crate::members::Unknown`]). It then runs in one transaction that
 //! first locks the group's row (`SELECT … FOR UPDATE` on PostgreSQL; on
 //! SQLite the write transaction's `BEGIN IMMEDIATE` already serialises
 //! writers), so concurrent writes to one group queue up instead of
@@ -22,6 +24,7 @@ use idmesh_proto::v1::{
 use idmesh_runtime::clock::Clock;
 use idmesh_store::list::Window;
 use scim::ScimError;
+use scim::list::Cursor;
 use scim::patch::PatchOperation;
 use scim::schema::GROUP_RESOURCE;
 use sea_orm::{
@@ -35,7 +38,7 @@ use tonic::{Request, Response, Status};
 use crate::Error;
 use crate::entity::{group, group_member};
 use crate::filter::GroupFilters;
-use crate::members::{self, Candidates};
+use crate::members::{self, Candidates, Unknown};
 use scim::members::{MemberChange, NewMember};
 
 /// Members per ListMembers page unless asked otherwise, and the most.
@@ -200,13 +203,16 @@ impl GroupApi {
         Ok(current)
     }
 
-    /// Resolves the members a write adds, before its transaction begins.
+    /// Resolves the members a write adds, before its transaction begins:
+    /// the candidates, and the ids that are neither users nor groups of the
+    /// directory, answered by `policy`.
     async fn candidates(
         &self,
         directory_id: &str,
         group_id: &str,
         changes: &[MemberChange],
-    ) -> Result<Candidates, Error> {
+        policy: Unknown,
+    ) -> Result<(Candidates, Vec<String>), Error> {
         let added = changes
             .iter()
             .flat_map(|change| match change {
@@ -214,11 +220,15 @@ impl GroupApi {
                 _ => &[],
             })
             .map(|member| &member.id);
-        members::resolve(&self.db, &self.users, directory_id, group_id, added).await
+        let (candidates, unknown) = members::resolve(&self.db, &self.users, directory_id, group_id, added).await?;
+        members::check_unknown(policy, &unknown)?;
+        Ok((candidates, unknown))
     }
 
     /// One write to a group: its document and its member rows, under the
-    /// group's lock, all or nothing; the version goes up by one.
+    /// group's lock, all or nothing; the version goes up by one. Added ids
+    /// that are not users or groups of the directory are answered by
+    /// `policy`.
     async fn write(
         &self,
         directory_id: &str,
@@ -226,11 +236,14 @@ impl GroupApi {
         expected_version: Option<i64>,
         document: DocumentChange,
         changes: Vec<MemberChange>,
+        policy: Unknown,
     ) -> Result<group::Model, Error> {
-        let candidates = self.candidates(directory_id, id, &changes).await?;
+        let (mut candidates, mut skipped) = self.candidates(directory_id, id, &changes, policy).await?;
         // Returning early drops `txn`, which rolls it back.
         let txn = idmesh_store::begin_write(&self.db).await?;
-        members::hold_groups(&txn, directory_id, &candidates).await?;
+        let gone = members::hold_groups(&txn, directory_id, &mut candidates).await?;
+        members::check_unknown(policy, &gone)?;
+        skipped.extend(gone);
         let current = self.lock(&txn, directory_id, id, expected_version).await?;
         let document = match document {
             DocumentChange::Keep => None,
@@ -274,6 +287,7 @@ impl GroupApi {
             Err(err) => return Err(err.into()),
         }
         txn.commit().await?;
+        members::report_skipped(directory_id, id, &skipped);
         Ok(updated)
     }
 }
@@ -285,7 +299,9 @@ impl GroupService for GroupApi {
         let (document, listed) = document_and_members(&request.resource_json)?;
         let id = uuid::Uuid::now_v7().to_string();
         let changes = vec![MemberChange::Add(listed)];
-        let candidates = self.candidates(&request.directory_id, &id, &changes).await?;
+        let (mut candidates, mut skipped) = self
+            .candidates(&request.directory_id, &id, &changes, Unknown::Skip)
+            .await?;
         let now = (self.clock)();
         let row = group::Model {
             id,
@@ -301,7 +317,7 @@ impl GroupService for GroupApi {
             last_modified: now,
         };
         let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
-        members::hold_groups(&txn, &row.directory_id, &candidates).await?;
+        skipped.extend(members::hold_groups(&txn, &row.directory_id, &mut candidates).await?);
         let added = members::apply(&txn, self.filters(), &row, &changes, &candidates).await?;
         let row = group::Model {
             member_count: added,
@@ -315,6 +331,7 @@ impl GroupService for GroupApi {
             Err(err) => return Err(Error::from(err).into()),
         };
         txn.commit().await.map_err(Error::from)?;
+        members::report_skipped(&model.directory_id, &model.id, &skipped);
         tracing::info!(directory_id = %model.directory_id, group_id = %model.id, members = model.member_count, "group created");
         Ok(Response::new(to_proto(model)))
     }
@@ -334,20 +351,29 @@ impl GroupService for GroupApi {
             query = query.filter(self.filters().groups(&filter).map_err(Error::from)?);
         }
         let (sort, page) = (request.sort.unwrap_or_default(), request.page.unwrap_or_default());
+        let cursor = page
+            .cursor
+            .as_deref()
+            .map(Cursor::parse)
+            .transpose()
+            .map_err(Error::from)?;
         let window = Window {
             sort_by: &sort.sort_by,
             descending: sort.descending,
             start_index: page.start_index,
             count: page.count,
+            cursor: cursor.as_ref(),
         };
-        let (groups, total_results) = self
+        let listed = self
             .filters()
             .target()
             .list::<_, Error>(&self.db, query, group::Column::Id, window)
             .await?;
         Ok(Response::new(ListGroupsResponse {
-            groups: groups.into_iter().map(to_proto).collect(),
-            total_results: i64::try_from(total_results).unwrap_or(i64::MAX),
+            groups: listed.rows.into_iter().map(to_proto).collect(),
+            total_results: i64::try_from(listed.total).unwrap_or(i64::MAX),
+            next_cursor: listed.next_cursor.map(|c| c.encode()).unwrap_or_default(),
+            previous_cursor: listed.previous_cursor.map(|c| c.encode()).unwrap_or_default(),
         }))
     }
 
@@ -361,6 +387,7 @@ impl GroupService for GroupApi {
                 request.expected_version,
                 DocumentChange::Replace(document),
                 vec![MemberChange::RemoveAll, MemberChange::Add(listed)],
+                Unknown::Skip,
             )
             .await?;
         tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, "group replaced");
@@ -378,6 +405,7 @@ impl GroupService for GroupApi {
                 request.expected_version,
                 DocumentChange::Patch(split.document),
                 split.members,
+                Unknown::Skip,
             )
             .await?;
         tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, members = model.member_count, "group patched");
@@ -396,6 +424,7 @@ impl GroupService for GroupApi {
                     MemberChange::Add(by_id(request.add)),
                     MemberChange::Remove(request.remove),
                 ],
+                Unknown::Reject,
             )
             .await?;
         tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, members = model.member_count, "group members changed");
@@ -411,6 +440,7 @@ impl GroupService for GroupApi {
                 request.expected_version,
                 DocumentChange::Keep,
                 vec![MemberChange::RemoveAll, MemberChange::Add(by_id(request.members))],
+                Unknown::Reject,
             )
             .await?;
         tracing::info!(directory_id = %model.directory_id, group_id = %model.id, version = model.version, members = model.member_count, "group members replaced");

@@ -224,6 +224,7 @@ impl Mesh {
                 page: Some(PageRequest {
                     start_index: 1,
                     count: 100,
+                    cursor: None,
                 }),
                 sort: Some(SortRequest {
                     sort_by: "displayName".to_owned(),
@@ -396,50 +397,60 @@ on_both!(members_are_removed_by_filter_or_all_at_once, |mesh| async move {
     assert_eq!(mesh.member_ids(&group.id).await, vec![ids[2].clone()]);
 });
 
-on_both!(an_unknown_member_fails_the_whole_request, |mesh| async move {
-    let ids = mesh.users(1).await;
+on_both!(scim_writes_skip_unknown_members_and_add_the_rest, |mesh| async move {
+    let ids = mesh.users(2).await;
     let group = mesh.group("Careful", &[&ids[0]]).await;
     let unknown = uuid::Uuid::now_v7().to_string();
-    let err = mesh
+    let patched = mesh
         .try_patch(
             &group.id,
             json!([
                 {"op": "replace", "path": "displayName", "value": "Changed"},
-                {"op": "remove", "path": "members"},
-                {"op": "add", "path": "members", "value": [{"value": unknown}]},
+                {"op": "add", "path": "members", "value": [{"value": unknown}, {"value": ids[1]}]},
             ]),
             None,
         )
         .await
-        .expect_err("an unknown member");
-    assert_eq!(
-        (err.code(), scim_type(&err)),
-        (Code::InvalidArgument, Some(ScimType::InvalidValue))
-    );
-    assert!(err.message().contains(&unknown), "{}", err.message());
-    let after = mesh.get(&group.id).await;
-    assert_eq!((after.display_name.as_str(), after.member_count), ("Careful", 1));
-    assert_eq!(after.meta.expect("meta").version, 1);
-    assert_eq!(mesh.member_ids(&group.id).await, vec![ids[0].clone()]);
-    // A user of another directory is no member candidate either.
+        .expect("the known members are added");
+    assert_eq!((patched.display_name.as_str(), patched.member_count), ("Changed", 2));
+    assert_eq!(mesh.member_ids(&group.id).await, sorted(&[&ids[0], &ids[1]]));
+    // A user of another directory is unknown here too.
     let elsewhere = Mesh {
         directory_id: uuid::Uuid::now_v7().to_string(),
         ..mesh.clone()
     }
     .user("stranger@example.com", None)
     .await;
-    let err = mesh
-        .try_patch_members(&group.id, &[&elsewhere], &[])
+    let created = mesh
+        .try_create(
+            json!({"displayName": "New", "members": [{"value": unknown}, {"value": elsewhere}, {"value": ids[0]}]}),
+        )
         .await
-        .expect_err("another directory's user");
-    assert_eq!(scim_type(&err), Some(ScimType::InvalidValue));
-    let err = mesh
-        .try_create(json!({"displayName": "New", "members": [{"value": unknown}]}))
-        .await
-        .expect_err("an unknown member");
-    assert_eq!(scim_type(&err), Some(ScimType::InvalidValue));
-    assert!(mesh.list("displayName eq \"New\"").await.is_empty());
+        .expect("created with its known member");
+    assert_eq!(created.member_count, 1);
+    assert_eq!(mesh.member_ids(&created.id).await, vec![ids[0].clone()]);
 });
+
+on_both!(
+    patch_members_rejects_unknown_members_and_applies_nothing,
+    |mesh| async move {
+        let ids = mesh.users(2).await;
+        let group = mesh.group("Strict", &[&ids[0]]).await;
+        let unknown = uuid::Uuid::now_v7().to_string();
+        let err = mesh
+            .try_patch_members(&group.id, &[&ids[1], &unknown], &[&ids[0]])
+            .await
+            .expect_err("an unknown member");
+        assert_eq!(
+            (err.code(), scim_type(&err)),
+            (Code::InvalidArgument, Some(ScimType::InvalidValue))
+        );
+        assert!(err.message().contains(&unknown), "{}", err.message());
+        let after = mesh.get(&group.id).await;
+        assert_eq!(after.meta.expect("meta").version, 1);
+        assert_eq!(mesh.member_ids(&group.id).await, vec![ids[0].clone()]);
+    }
+);
 
 on_both!(a_group_cannot_be_its_own_member, |mesh| async move {
     let group = mesh.group("Narcissus", &[]).await;
@@ -841,3 +852,44 @@ on_both!(a_group_deleted_while_being_added_is_not_added, |mesh| async move {
         "nothing applied"
     );
 });
+
+on_both!(
+    a_group_deleted_while_a_scim_patch_adds_it_is_skipped,
+    |mesh| async move {
+        use sea_orm::{EntityTrait, QuerySelect};
+
+        use crate::entity::group;
+
+        let ids = mesh.users(1).await;
+        let parent = mesh.group("Parent", &[]).await;
+        let doomed = mesh.group("Doomed", &[]).await;
+        let db = idmesh_store::connect(&mesh.database_url).await.expect("connect");
+        let txn = idmesh_store::begin_write(&db).await.expect("begin");
+        group::Entity::find_by_id(doomed.id.clone())
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .expect("lock the doomed group");
+        let adding = tokio::spawn({
+            let (mesh, parent, doomed, user) = (mesh.clone(), parent.id.clone(), doomed.id.clone(), ids[0].clone());
+            async move {
+                let add = json!([{"op": "Add", "path": "members", "value": [{"value": doomed}, {"value": user}]}]);
+                mesh.try_patch(&parent, add, None).await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        group::Entity::delete_by_id(doomed.id.clone())
+            .exec(&txn)
+            .await
+            .expect("delete the doomed group");
+        txn.commit().await.expect("commit the deletion");
+
+        let patched = adding.await.expect("the add ran").expect("the user is added");
+        assert_eq!(patched.member_count, 1);
+        assert_eq!(
+            mesh.member_ids(&parent.id).await,
+            vec![ids[0].clone()],
+            "no ghost member"
+        );
+    }
+);

@@ -12,7 +12,7 @@
 
 use axum::extract::{Path, Query};
 use scim::ScimError;
-use scim::discovery::{AuthenticationScheme, BEARER_TOKEN_SPEC_URI, Features, ServiceProvider};
+use scim::discovery::{AuthenticationScheme, BEARER_TOKEN_SPEC_URI, Features, Pagination, ServiceProvider};
 use scim::list::ListQuery;
 use scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
@@ -33,12 +33,19 @@ static BEARER_TOKEN: AuthenticationScheme = AuthenticationScheme {
 static SERVICE_PROVIDER: ServiceProvider = ServiceProvider {
     features: Features {
         patch: true,
-        bulk: None,
+        bulk: Some(crate::bulk::LIMITS),
         filter_max_results: Some(scim::list::MAX_COUNT),
         // Passwords are written by PUT and PATCH and stored hashed.
         change_password: true,
         sort: true,
         etag: true,
+        pagination: Some(Pagination {
+            cursor: true,
+            index: true,
+            default_method: "index",
+            default_page_size: scim::list::DEFAULT_COUNT,
+            max_page_size: scim::list::MAX_COUNT,
+        }),
         authentication_schemes: std::slice::from_ref(&BEARER_TOKEN),
     },
     resource_types: &[&USER_RESOURCE, &GROUP_RESOURCE],

@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::members::{MemberPages, stream_group};
-use crate::resources::{ResourceType, render};
+use crate::resources::{Listed, ResourceType, render};
 use crate::response::BaseUrl;
 
 /// `/Groups`.
@@ -51,11 +51,7 @@ impl ResourceType for Groups {
         Ok(state.groups.clone().get_group(request).await?.into_inner().try_into()?)
     }
 
-    async fn list(
-        state: &AppState,
-        directory_id: String,
-        request: ListRequest,
-    ) -> Result<(Vec<Resource>, u64), ApiError> {
+    async fn list(state: &AppState, directory_id: String, request: ListRequest) -> Result<Listed, ApiError> {
         let request = proto::ListGroupsRequest {
             directory_id,
             filter: request.filter,
@@ -68,7 +64,12 @@ impl ResourceType for Groups {
             .into_iter()
             .map(Resource::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((groups, u64::try_from(response.total_results).unwrap_or_default()))
+        Ok(Listed::new(
+            groups,
+            response.total_results,
+            response.next_cursor,
+            response.previous_cursor,
+        ))
     }
 
     async fn replace(

@@ -3,6 +3,7 @@
 //! each request into gRPC calls on the services that own the data.
 
 mod auth;
+mod bulk;
 mod conditional;
 mod discovery;
 mod error;
@@ -109,6 +110,7 @@ fn router(state: AppState) -> Router {
         .merge(resources::routes::<users::Users>())
         .merge(resources::routes::<groups::Groups>())
         .route("/.search", post(search::search))
+        .route("/Bulk", post(bulk::bulk))
         .route("/ServiceProviderConfig", get(discovery::service_provider_config))
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))

@@ -59,13 +59,13 @@ pub trait ResourceType: Sized + Send + Sync + 'static {
         id: String,
     ) -> impl Future<Output = Result<Resource, ApiError>> + Send;
 
-    /// One page of the resources a list request matches, and how many match
-    /// in all.
+    /// One page of the resources a list request matches, how many match
+    /// in all, and, for a cursor request, the cursors around the page.
     fn list(
         state: &AppState,
         directory_id: String,
         request: ListRequest,
-    ) -> impl Future<Output = Result<(Vec<Resource>, u64), ApiError>> + Send;
+    ) -> impl Future<Output = Result<Listed, ApiError>> + Send;
 
     /// Replaces every writable attribute (SCIM PUT).
     fn replace(
@@ -125,6 +125,27 @@ pub trait ResourceType: Sized + Send + Sync + 'static {
     /// an IdP's small change never costs serialising a huge resource.
     fn too_large_to_return(_state: &AppState, _resource: &Resource) -> bool {
         false
+    }
+}
+
+/// One page of resources from a List call.
+#[derive(Debug)]
+pub struct Listed {
+    pub resources: Vec<Resource>,
+    pub total: u64,
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
+}
+
+impl Listed {
+    /// A List response's page; its cursors are empty when there are none.
+    pub fn new(resources: Vec<Resource>, total_results: i64, next_cursor: String, previous_cursor: String) -> Listed {
+        Listed {
+            resources,
+            total: u64::try_from(total_results).unwrap_or_default(),
+            next_cursor: Some(next_cursor).filter(|cursor| !cursor.is_empty()),
+            previous_cursor: Some(previous_cursor).filter(|cursor| !cursor.is_empty()),
+        }
     }
 }
 
@@ -200,8 +221,66 @@ async fn create<R: ResourceType>(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
     let projection = returning.projection(R::SCHEMA)?;
-    let resource = R::create(&state, directory_id, resource_json(&body)?).await?;
+    let resource = create_resource::<R>(&state, directory_id, &body).await?;
     R::respond(&state, &base, resource, StatusCode::CREATED, projection).await
+}
+
+/// Creates a resource of type `R` from a request body (POST, and POST in
+/// a bulk request).
+pub async fn create_resource<R: ResourceType>(
+    state: &AppState,
+    directory_id: String,
+    body: &Value,
+) -> Result<Resource, ApiError> {
+    R::create(state, directory_id, resource_json(body)?).await
+}
+
+/// Replaces resource `id` of type `R` with a request body under
+/// `preconditions` (PUT, and PUT in a bulk request).
+pub async fn replace_resource<R: ResourceType>(
+    state: &AppState,
+    directory_id: String,
+    id: String,
+    body: &Value,
+    preconditions: &Preconditions,
+) -> Result<Resource, ApiError> {
+    let resource_json = resource_json(body)?;
+    let expected_version = preconditions
+        .expected_version(current_version::<R>(state, &directory_id, &id))
+        .await?;
+    R::replace(state, directory_id, id, resource_json, expected_version).await
+}
+
+/// Applies a PatchOp body to resource `id` of type `R` under
+/// `preconditions` (PATCH, and PATCH in a bulk request): the operations
+/// are parsed here and applied by the owning service in one transaction,
+/// all of them or none.
+pub async fn patch_resource<R: ResourceType>(
+    state: &AppState,
+    directory_id: String,
+    id: String,
+    body: &Value,
+    preconditions: &Preconditions,
+) -> Result<Resource, ApiError> {
+    let operations = idmesh_api::patch::to_proto(&scim::patch::parse_request(body)?);
+    let expected_version = preconditions
+        .expected_version(current_version::<R>(state, &directory_id, &id))
+        .await?;
+    R::patch(state, directory_id, id, operations, expected_version).await
+}
+
+/// Deletes resource `id` of type `R` under `preconditions` (DELETE, and
+/// DELETE in a bulk request).
+pub async fn delete_resource<R: ResourceType>(
+    state: &AppState,
+    directory_id: String,
+    id: String,
+    preconditions: &Preconditions,
+) -> Result<(), ApiError> {
+    let expected_version = preconditions
+        .expected_version(current_version::<R>(state, &directory_id, &id))
+        .await?;
+    R::delete(state, directory_id, id, expected_version).await
 }
 
 /// GET one resource; `If-None-Match` naming its version is 304 (and reads
@@ -229,7 +308,7 @@ async fn list<R: ResourceType>(
 ) -> Result<ScimBody, ApiError> {
     let query = ListQuery::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let page = page_of::<R>(&state, &directory_id, &query, query.start_index, query.count, &base).await?;
-    Ok(page.into_body(query.start_index))
+    Ok(page.into_body(&query, query.start_index))
 }
 
 /// `POST {endpoint}/.search`: the query in a SearchRequest body (RFC 7644
@@ -242,20 +321,30 @@ async fn search<R: ResourceType>(
 ) -> Result<ScimBody, ApiError> {
     let query = ListQuery::from_search_request(&body)?;
     let page = page_of::<R>(&state, &directory_id, &query, query.start_index, query.count, &base).await?;
-    Ok(page.into_body(query.start_index))
+    Ok(page.into_body(&query, query.start_index))
 }
 
-/// One page of resources rendered for a list response, and how many match.
-#[derive(Debug)]
+/// One page of resources rendered for a list response, how many match,
+/// and the cursors around it when the query pages by cursor.
+#[derive(Debug, Default)]
 pub struct Page {
     pub resources: Vec<Value>,
     pub total: u64,
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
 }
 
 impl Page {
-    /// The page as a ListResponse starting at the 1-based `start_index`.
-    pub fn into_body(self, start_index: u64) -> ScimBody {
-        ScimBody(scim::list::list_response(self.resources, self.total, start_index))
+    /// The page as the ListResponse `query` asks for: with its cursors
+    /// when it pages by cursor (RFC 9865), else starting at the 1-based
+    /// `start_index`.
+    pub fn into_body(self, query: &ListQuery, start_index: u64) -> ScimBody {
+        ScimBody(match query.cursor {
+            Some(_) => {
+                scim::list::cursor_list_response(self.resources, self.total, self.next_cursor, self.previous_cursor)
+            }
+            None => scim::list::list_response(self.resources, self.total, start_index),
+        })
     }
 }
 
@@ -276,13 +365,19 @@ pub async fn page_of<R: ResourceType>(
         R::SCHEMA,
     )?;
     let request = ListRequest::new(query, start_index, count)?;
-    let (mut resources, total) = R::list(state, directory_id.to_owned(), request).await?;
-    R::complete(state, &base.directory(directory_id), &mut resources, &projection).await?;
-    let resources = resources
+    let mut listed = R::list(state, directory_id.to_owned(), request).await?;
+    R::complete(state, &base.directory(directory_id), &mut listed.resources, &projection).await?;
+    let resources = listed
+        .resources
         .iter()
         .map(|resource| render::<R>(base, resource, StatusCode::OK, &projection).body)
         .collect();
-    Ok(Page { resources, total })
+    Ok(Page {
+        resources,
+        total: listed.total,
+        next_cursor: listed.next_cursor,
+        previous_cursor: listed.previous_cursor,
+    })
 }
 
 async fn replace<R: ResourceType>(
@@ -294,16 +389,11 @@ async fn replace<R: ResourceType>(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
     let projection = returning.projection(R::SCHEMA)?;
-    let resource_json = resource_json(&body)?;
-    let expected_version = preconditions
-        .expected_version(current_version::<R>(&state, &directory_id, &id))
-        .await?;
-    let resource = R::replace(&state, directory_id, id, resource_json, expected_version).await?;
+    let resource = replace_resource::<R>(&state, directory_id, id, &body, &preconditions).await?;
     R::respond(&state, &base, resource, StatusCode::OK, projection).await
 }
 
-/// PATCH: the operations are parsed here and applied by the owning service
-/// in one transaction, all of them or none.
+/// PATCH; see [`patch_resource`].
 async fn patch<R: ResourceType>(
     State(state): State<AppState>,
     Path((directory_id, id)): Path<(String, String)>,
@@ -313,11 +403,7 @@ async fn patch<R: ResourceType>(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ApiError> {
     let projection = returning.projection(R::SCHEMA)?;
-    let operations = idmesh_api::patch::to_proto(&scim::patch::parse_request(&body)?);
-    let expected_version = preconditions
-        .expected_version(current_version::<R>(&state, &directory_id, &id))
-        .await?;
-    let resource = R::patch(&state, directory_id, id, operations, expected_version).await?;
+    let resource = patch_resource::<R>(&state, directory_id, id, &body, &preconditions).await?;
     if !returning.is_given() && R::too_large_to_return(&state, &resource) {
         return Ok(without_body(StatusCode::NO_CONTENT, resource.meta.version));
     }
@@ -329,9 +415,6 @@ async fn delete<R: ResourceType>(
     Path((directory_id, id)): Path<(String, String)>,
     preconditions: Preconditions,
 ) -> Result<StatusCode, ApiError> {
-    let expected_version = preconditions
-        .expected_version(current_version::<R>(&state, &directory_id, &id))
-        .await?;
-    R::delete(&state, directory_id, id, expected_version).await?;
+    delete_resource::<R>(&state, directory_id, id, &preconditions).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use axum::extract::{Path, State};
+use scim::ScimError;
 use scim::list::ListQuery;
 
 use crate::AppState;
@@ -44,10 +45,13 @@ pub async fn search(
     ScimJson(body): ScimJson,
 ) -> Result<ScimBody, ApiError> {
     let query = ListQuery::from_search_request(&body)?;
-    let mut page = Page {
-        resources: Vec::new(),
-        total: 0,
-    };
+    if query.cursor.is_some() {
+        return Err(ScimError::invalid_value(
+            "the search over every resource type pages by startIndex; search /Users or /Groups by cursor",
+        )
+        .into());
+    }
+    let mut page = Page::default();
     let mut first_rejection = None;
     let mut answered = false;
     for page_of_type in SEARCHED {
@@ -67,7 +71,7 @@ pub async fn search(
     }
     match first_rejection {
         Some(err) if !answered => Err(err),
-        _ => Ok(page.into_body(query.start_index)),
+        _ => Ok(page.into_body(&query, query.start_index)),
     }
 }
 

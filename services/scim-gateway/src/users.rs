@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::members::groups_of_users;
-use crate::resources::ResourceType;
+use crate::resources::{Listed, ResourceType};
 
 /// `/Users`.
 #[derive(Debug)]
@@ -41,11 +41,7 @@ impl ResourceType for Users {
         Ok(state.users.clone().get_user(request).await?.into_inner().try_into()?)
     }
 
-    async fn list(
-        state: &AppState,
-        directory_id: String,
-        request: ListRequest,
-    ) -> Result<(Vec<Resource>, u64), ApiError> {
+    async fn list(state: &AppState, directory_id: String, request: ListRequest) -> Result<Listed, ApiError> {
         let request = proto::ListUsersRequest {
             directory_id,
             filter: request.filter,
@@ -58,7 +54,12 @@ impl ResourceType for Users {
             .into_iter()
             .map(Resource::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((users, u64::try_from(response.total_results).unwrap_or_default()))
+        Ok(Listed::new(
+            users,
+            response.total_results,
+            response.next_cursor,
+            response.previous_cursor,
+        ))
     }
 
     async fn replace(

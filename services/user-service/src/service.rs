@@ -23,6 +23,7 @@ use idmesh_runtime::clock::Clock;
 use idmesh_store::filter::{Column, ColumnKind, Target};
 use idmesh_store::list::Window;
 use scim::ScimError;
+use scim::list::Cursor;
 use scim::resource::Normalized;
 use scim::schema::USER_RESOURCE;
 use sea_orm::{
@@ -401,19 +402,28 @@ impl UserService for UserApi {
         let request = request.into_inner();
         let query = self.matching(&request.directory_id, &request.filter)?;
         let (sort, page) = (request.sort.unwrap_or_default(), request.page.unwrap_or_default());
+        let cursor = page
+            .cursor
+            .as_deref()
+            .map(Cursor::parse)
+            .transpose()
+            .map_err(Error::from)?;
         let window = Window {
             sort_by: &sort.sort_by,
             descending: sort.descending,
             start_index: page.start_index,
             count: page.count,
+            cursor: cursor.as_ref(),
         };
-        let (users, total_results) = self
+        let listed = self
             .target()
             .list::<_, Error>(&self.db, query, user::Column::Id, window)
             .await?;
         Ok(Response::new(ListUsersResponse {
-            users: users.into_iter().map(to_proto).collect(),
-            total_results: i64::try_from(total_results).unwrap_or(i64::MAX),
+            users: listed.rows.into_iter().map(to_proto).collect(),
+            total_results: i64::try_from(listed.total).unwrap_or(i64::MAX),
+            next_cursor: listed.next_cursor.map(|c| c.encode()).unwrap_or_default(),
+            previous_cursor: listed.previous_cursor.map(|c| c.encode()).unwrap_or_default(),
         }))
     }
 

@@ -60,7 +60,7 @@ both_backends!(
         assert_eq!(body["patch"], json!({"supported": true}));
         assert_eq!(
             body["bulk"],
-            json!({"supported": false, "maxOperations": 0, "maxPayloadSize": 0})
+            json!({"supported": true, "maxOperations": 1000, "maxPayloadSize": 1_048_576})
         );
         assert_eq!(body["filter"], json!({"supported": true, "maxResults": 1000}));
         assert_eq!(body["sort"], json!({"supported": true}));

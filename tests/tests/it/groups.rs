@@ -348,33 +348,55 @@ both_backends!(
 );
 
 both_backends!(
-    an_unknown_member_is_invalid_value_and_nothing_is_applied,
+    unknown_members_are_skipped_and_the_known_ones_added,
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
         let other = mesh.new_directory().await;
-        let ids = users(&scim, "unknown", 2).await;
+        let ids = users(&scim, "unknown", 3).await;
         let stranger = other.users().create(&NewUser::new("stranger@example.com")).await.id;
-        let created = scim.create_group("Strict", &[&ids[0]]).await;
+        let created = scim.create_group("Lenient", &[&ids[0]]).await;
         let path = format!("/Groups/{}", id_of(&created));
 
-        for unknown in ["no-such-member", stranger.as_str()] {
-            let rejected = scim
+        // What Entra ID resends every cycle when one user failed to provision.
+        for (unknown, known) in [("no-such-member", &ids[1]), (stranger.as_str(), &ids[2])] {
+            let patched = scim
                 .patch(
                     &path,
                     patch_op(json!([
-                        {"op": "replace", "path": "displayName", "value": "Changed"},
-                        {"op": "add", "path": "members", "value": [{"value": ids[1]}, {"value": unknown}]}
+                        {"op": "Add", "path": "members", "value": [{"value": known}, {"value": unknown}]}
                     ])),
-                    400,
+                    200,
                 )
                 .await;
-            assert_eq!(rejected.body["scimType"], json!("invalidValue"));
+            let members: Vec<&str> = patched.body["members"]
+                .as_array()
+                .expect("members")
+                .iter()
+                .filter_map(|m| m["value"].as_str())
+                .collect();
+            assert!(
+                members.contains(&known.as_str()) && !members.contains(&unknown),
+                "{members:?}"
+            );
         }
-        assert_eq!(get_group(&scim, &id_of(&created)).await, created, "nothing was applied");
+        assert_eq!(member_ids(&get_group(&scim, &id_of(&created)).await).len(), 3);
 
-        let rejected = scim.post("/Groups", group("Bad", &["no-such-member"]), 400).await;
-        assert_eq!(rejected.body["scimType"], json!("invalidValue"));
-        assert_eq!(scim.get("/Groups", 200).await.body["totalResults"], json!(1));
+        let lenient = scim
+            .post("/Groups", group("Partly", &["no-such-member", &ids[0]]), 201)
+            .await;
+        assert_eq!(lenient.body["members"].as_array().map(Vec::len), Some(1));
+        let own = scim
+            .patch(
+                &path,
+                patch_op(json!([{"op": "add", "path": "members", "value": [{"value": id_of(&created)}]}])),
+                400,
+            )
+            .await;
+        assert_eq!(
+            own.body["scimType"],
+            json!("invalidValue"),
+            "a group in itself is still an error"
+        );
     }
 );
 

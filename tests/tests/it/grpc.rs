@@ -136,6 +136,7 @@ both_backends!(list_users_never_crosses_directories, |mesh: TestMesh| async move
             page: Some(idmesh_proto::v1::PageRequest {
                 start_index: 1,
                 count: 10,
+                cursor: None,
             }),
             sort: None,
         })

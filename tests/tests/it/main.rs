@@ -4,11 +4,15 @@
 //! lib for the harness).
 
 mod architecture;
+mod bulk;
 mod conditional;
+mod cursor;
 mod deprovisioning;
 mod discovery;
+mod entra;
 mod filters;
 mod groups;
 mod grpc;
+mod idp;
 mod projection;
 mod users;

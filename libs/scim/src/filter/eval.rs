@@ -309,6 +309,15 @@ mod tests {
     }
 
     #[test]
+    fn entra_sub_attribute_after_a_value_filter_looks_at_the_same_element() {
+        assert!(check(r#"emails[type eq "work"].value eq "BJENSEN@example.com""#));
+        assert!(!check(r#"emails[type eq "work"].value eq "babs@jensen.org""#));
+        assert!(!check(r#"emails[type eq "home"].value eq "bjensen@example.com""#));
+        assert!(check(r#"emails[type eq "home"].value pr"#));
+        assert!(check(r#"not (emails[type eq "other"].value pr)"#));
+    }
+
+    #[test]
     fn value_path_requires_one_element_to_match_everything() {
         assert!(check(r#"emails[type eq "work" and value co "@example.com"]"#));
         assert!(!check(r#"emails[type eq "home" and value co "@example.com"]"#));

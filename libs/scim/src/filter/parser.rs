@@ -242,19 +242,48 @@ impl<'a> Parser<'a> {
                 let inner_depth = self.nested(depth, token.pos)?;
                 let inner = self.or_expr(inner_depth, true)?;
                 self.expect(&Tok::RBracket, "']'")?;
-                if let Token { tok: Tok::Word(w), pos } = self.peek()
-                    && w.starts_with('.')
-                {
-                    return Err(error(
-                        pos,
-                        format!("a sub-attribute after a value filter ('{w}') is only allowed in PATCH paths"),
-                    ));
-                }
+                let filter = match self.peek() {
+                    Token { tok: Tok::Word(w), pos } if w.starts_with('.') => {
+                        self.bump();
+                        Filter::And(Box::new(inner), Box::new(self.sub_attribute_expr(w, pos)?))
+                    }
+                    _ => inner,
+                };
                 Ok(Filter::ValuePath {
                     path,
-                    filter: Box::new(inner),
+                    filter: Box::new(filter),
                 })
             }
+            _ => self.comparison(path, word, token),
+        }
+    }
+
+    /// `.sub op value` (or `.sub pr`) after `attr[filter]`: RFC 7644's
+    /// filter grammar allows a sub-attribute after a value filter only in
+    /// PATCH paths, but Microsoft Entra ID filters with
+    /// `emails[type eq "work"].value eq "x@corp.example"` when a directory
+    /// matches users on their work email. It means that one element
+    /// matches both, so it is read as `emails[type eq "work" and value eq
+    /// "x@corp.example"]`: the same AST, evaluated and translated to SQL as
+    /// any value filter.
+    fn sub_attribute_expr(&mut self, word: &str, pos: usize) -> Result<Filter, ScimError> {
+        let name = &word[1..];
+        let path = AttrPath::parse(name)
+            .ok()
+            .filter(|path| path.urn.is_none() && path.sub_attr.is_none())
+            .ok_or_else(|| {
+                error(
+                    pos,
+                    format!("'{word}' after a value filter must name one sub-attribute"),
+                )
+            })?;
+        let token = self.bump();
+        self.comparison(path, word, token)
+    }
+
+    /// `path pr` or `path op value`, `token` being the operator.
+    fn comparison(&mut self, path: AttrPath, word: &str, token: Token<'a>) -> Result<Filter, ScimError> {
+        match token.tok {
             Tok::Word(op) if op.eq_ignore_ascii_case("pr") => Ok(Filter::Present(path)),
             Tok::Word(op) => {
                 let op = CompareOp::parse(op).ok_or_else(|| error(token.pos, format!("unknown operator '{op}'")))?;
@@ -435,9 +464,37 @@ mod tests {
     }
 
     #[test]
-    fn patch_style_sub_attribute_after_value_filter_is_rejected() {
-        let e = err(r#"emails[type eq "work"].value eq "x""#);
-        assert!(e.detail.contains("only allowed in PATCH paths"), "{}", e.detail);
+    fn entra_sub_attribute_after_a_value_filter_means_the_same_element() {
+        let expected = Filter::ValuePath {
+            path: path("emails"),
+            filter: Box::new(Filter::And(
+                Box::new(cmp("type", CompareOp::Eq, s("work"))),
+                Box::new(cmp("value", CompareOp::Eq, s("x@corp.example"))),
+            )),
+        };
+        assert_eq!(
+            parse(r#"emails[type eq "work"].value eq "x@corp.example""#),
+            Ok(expected.clone())
+        );
+        assert_eq!(
+            parse(r#"emails[type eq "work" and value eq "x@corp.example"]"#),
+            Ok(expected)
+        );
+        let present = parse(r#"emails[type eq "work"].value pr and userName pr"#).expect("valid");
+        assert!(matches!(present, Filter::And(..)), "{present:?}");
+        let grouped = parse(r#"emails[type eq "work" or type eq "home"].value Eq "x""#).expect("valid");
+        assert_eq!(
+            grouped.to_string(),
+            r#"emails[(type eq "work" or type eq "home") and value eq "x"]"#
+        );
+        for bad in [
+            r#"emails[type eq "work"].value"#,
+            r#"emails[type eq "work"].value.x eq "y""#,
+            r#"emails[type eq "work"]. eq "y""#,
+            r#"emails[type eq "work"].urn:a:b:value eq "y""#,
+        ] {
+            err(bad);
+        }
     }
 
     #[test]
