@@ -9,6 +9,7 @@ mod discovery;
 mod error;
 mod groups;
 mod health;
+mod media_type;
 mod members;
 mod projection;
 mod resources;
@@ -126,6 +127,7 @@ fn router(state: AppState) -> Router {
         .nest("/scim/v2/{directory_id}", directory_routes)
         .fallback(error::unknown_endpoint)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(media_type::negotiate))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

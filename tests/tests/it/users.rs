@@ -1,6 +1,7 @@
 //! SCIM /Users through the gateway to user-service, on PostgreSQL and SQLite.
 
 use idmesh_tests::{NewUser, TestMesh, both_backends, encode, patch_op, user};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 fn id_of(resource: &Value) -> String {
@@ -29,6 +30,32 @@ both_backends!(
 
         let fetched = scim.get(&format!("/Users/{id}"), 200).await;
         assert_eq!(fetched.body, created.body);
+    }
+);
+
+both_backends!(
+    a_client_that_accepts_only_application_json_gets_it,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let created = scim.users().create(&NewUser::new("onelogin@example.com")).await;
+        let path = format!("/Users/{}", created.id);
+        let content_type = |accept: &'static str, expect: u16, path: String| {
+            let scim = scim.clone();
+            async move {
+                let response = scim
+                    .send_with_headers(Method::GET, &path, &[("accept", accept)], None, expect)
+                    .await;
+                response.header("content-type").map(str::to_owned)
+            }
+        };
+        let plain = content_type("application/json", 200, path.clone()).await;
+        assert_eq!(plain.as_deref(), Some("application/json"));
+        let scim_json = content_type("application/scim+json", 200, path.clone()).await;
+        assert_eq!(scim_json.as_deref(), Some("application/scim+json"));
+        let either = content_type("application/json, application/scim+json", 200, path).await;
+        assert_eq!(either.as_deref(), Some("application/scim+json"));
+        let error = content_type("application/json", 404, "/Users/no-such-user".to_owned()).await;
+        assert_eq!(error.as_deref(), Some("application/json"), "errors too");
     }
 );
 
