@@ -10,14 +10,15 @@ mod resources;
 use std::net::SocketAddr;
 
 use idmesh::{MeshConfig, Target};
+use idmesh_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_proto::v1::{CreateDirectoryRequest, IssueTokenRequest};
+use idmesh_runtime::auth::{AuthChannel, Credential};
 use idmesh_testkit::channel;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 pub use client::{ScimClient, ScimResponse, encode, group, patch_op, user};
 #[doc(hidden)]
@@ -35,6 +36,9 @@ pub struct TestMesh {
     /// Where user-service reaches session-service: the mesh's own, or the
     /// address the test configured when the mesh runs without one.
     pub session_addr: SocketAddr,
+    /// The bootstrap admin key directory-service installed: every scope, no
+    /// directory limit. The clients below call with it.
+    pub admin_key: String,
     shutdown: CancellationToken,
 }
 
@@ -62,7 +66,9 @@ impl TestMesh {
     ) -> TestMesh {
         idmesh_testkit::init_telemetry();
         let shutdown = CancellationToken::new();
+        let admin_key = idmesh::generate_api_key().expect("randomness");
         let mut config = MeshConfig::loopback(database.url().to_owned());
+        config.bootstrap_admin_key = Some(admin_key.clone());
         configure(&mut config);
         let configured_session_addr: Option<SocketAddr> = config.session_addr.parse().ok();
         let mesh = idmesh::launch(targets, config, shutdown.clone())
@@ -91,29 +97,44 @@ impl TestMesh {
             user_addr,
             group_addr,
             session_addr,
+            admin_key,
             shutdown,
         }
     }
 
+    /// A channel to `addr` calling with `key`.
+    pub fn channel_as(&self, addr: SocketAddr, key: &str) -> AuthChannel {
+        AuthChannel::new(channel(addr), Credential::new(key).expect("a printable key"))
+    }
+
+    fn admin_channel(&self, addr: SocketAddr) -> AuthChannel {
+        self.channel_as(addr, &self.admin_key)
+    }
+
+    /// A gRPC client of the API keys at directory-service.
+    pub fn api_keys(&self) -> ApiKeyServiceClient<AuthChannel> {
+        ApiKeyServiceClient::new(self.admin_channel(self.directory_addr))
+    }
+
     /// A gRPC client of directory-service.
-    pub fn directories(&self) -> DirectoryServiceClient<Channel> {
-        DirectoryServiceClient::new(channel(self.directory_addr))
+    pub fn directories(&self) -> DirectoryServiceClient<AuthChannel> {
+        DirectoryServiceClient::new(self.admin_channel(self.directory_addr))
     }
 
     /// A gRPC client of user-service.
-    pub fn users(&self) -> UserServiceClient<Channel> {
-        UserServiceClient::new(channel(self.user_addr))
+    pub fn users(&self) -> UserServiceClient<AuthChannel> {
+        UserServiceClient::new(self.admin_channel(self.user_addr))
     }
 
     /// A gRPC client of group-service.
-    pub fn groups(&self) -> GroupServiceClient<Channel> {
-        GroupServiceClient::new(channel(self.group_addr))
+    pub fn groups(&self) -> GroupServiceClient<AuthChannel> {
+        GroupServiceClient::new(self.admin_channel(self.group_addr))
     }
 
     /// A gRPC client of the session-service that user-service revokes
     /// sessions in.
-    pub fn sessions(&self) -> SessionServiceClient<Channel> {
-        SessionServiceClient::new(channel(self.session_addr))
+    pub fn sessions(&self) -> SessionServiceClient<AuthChannel> {
+        SessionServiceClient::new(self.admin_channel(self.session_addr))
     }
 
     /// A fresh directory with a token, and a SCIM client for it.

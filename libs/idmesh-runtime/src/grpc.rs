@@ -19,6 +19,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic_health::ServingStatus;
 
+use crate::auth::layer::AuthLayer;
+use crate::auth::{AuthChannel, Authenticator, Credential};
+
 /// The standard health service every server runs.
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
@@ -91,6 +94,8 @@ pub enum GrpcError {
     Transport(#[from] tonic::transport::Error),
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("an API key must be printable ASCII")]
+    Credential,
     #[error("invalid gRPC address {addr:?}: {source}")]
     Address {
         addr: String,
@@ -101,6 +106,10 @@ pub enum GrpcError {
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then drains
 /// for at most [`DRAIN_TIMEOUT`].
 ///
+/// Every call of `routes` goes through [`AuthLayer`]: its caller is
+/// authenticated by `auth` and needs the method's scope; health and
+/// reflection stay open.
+///
 /// `service_names` are the fully qualified names of the services in `routes`;
 /// each is reported SERVING on the health service, as is the server as a
 /// whole (the empty name), until shutdown begins. A server with dependencies
@@ -109,9 +118,10 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     service_names: &[&str],
+    auth: Authenticator,
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
-    serve_with_readiness(listener, routes, service_names, Readiness::always(), shutdown).await
+    serve_with_readiness(listener, routes, service_names, auth, Readiness::always(), shutdown).await
 }
 
 /// [`serve`], reporting each of `service_names` and the server as a whole
@@ -121,6 +131,7 @@ pub async fn serve_with_readiness(
     listener: TcpListener,
     routes: Routes,
     service_names: &[&str],
+    auth: Authenticator,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> Result<(), GrpcError> {
@@ -199,6 +210,7 @@ pub async fn serve_with_readiness(
         }
     };
     let server = Server::builder()
+        .layer(AuthLayer::new(auth))
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -241,4 +253,9 @@ pub fn lazy_channel(addr: &str) -> Result<Channel, GrpcError> {
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .connect_lazy())
+}
+
+/// [`lazy_channel`] that calls as `credential`.
+pub fn authed_channel(addr: &str, credential: &Credential) -> Result<AuthChannel, GrpcError> {
+    Ok(AuthChannel::new(lazy_channel(addr)?, credential.clone()))
 }

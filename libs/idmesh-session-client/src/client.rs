@@ -7,12 +7,13 @@ use std::time::Duration;
 use idmesh_api::timestamp;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{CheckSessionRequest, CheckTokenRequest, SessionStatus, TokenStatus};
+use idmesh_runtime::auth::{AuthChannel, Credential};
 use idmesh_runtime::clock::{self, Clock};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::Error;
 use crate::follow::follow_revocations;
@@ -100,7 +101,7 @@ pub struct SessionClient {
 #[derive(Debug)]
 pub(crate) struct Shared {
     view: RwLock<View>,
-    pub(crate) grpc: SessionServiceClient<Channel>,
+    pub(crate) grpc: SessionServiceClient<AuthChannel>,
     /// Mirrors the view's synced flag, for [`SessionClient::synced`].
     synced: watch::Sender<bool>,
     pub(crate) options: Options,
@@ -146,10 +147,13 @@ impl SessionClient {
     /// A client of the session-service at `addr` (`host:port` or
     /// `http://host:port`), with HTTP/2 keepalive as `options` say. Nothing
     /// connects yet: the watch connects in the background and checks fail
-    /// with [`Error::Unavailable`] while the service is unreachable.
+    /// with [`Error::Unavailable`] while the service is unreachable. Every
+    /// call carries `credential`, an API key with `sessions:check` and
+    /// `revocations:watch` (and whatever else you call through
+    /// [`SessionClient::grpc`]).
     ///
     /// Must be called within a Tokio runtime: it starts the watch.
-    pub fn connect(addr: &str, options: Options) -> Result<SessionClient, Error> {
+    pub fn connect(addr: &str, credential: Credential, options: Options) -> Result<SessionClient, Error> {
         let uri = if addr.contains("://") {
             addr.to_owned()
         } else {
@@ -166,17 +170,21 @@ impl SessionClient {
             .keep_alive_timeout(options.keepalive_timeout)
             .keep_alive_while_idle(true)
             .connect_lazy();
-        Ok(SessionClient::with_channel(channel, options))
+        Ok(SessionClient::with_channel(
+            AuthChannel::new(channel, credential),
+            options,
+        ))
     }
 
-    /// A client over a channel of your own. Give it HTTP/2 keepalive
+    /// A client over a channel of your own, calling with its credential
+    /// ([`AuthChannel::new`]). Give it HTTP/2 keepalive
     /// (`Endpoint::http2_keep_alive_interval`, `keep_alive_while_idle`):
     /// without it, a silently broken connection is noticed only when the
     /// operating system gives up on it, and until then local answers can
     /// miss revocations.
     ///
     /// Must be called within a Tokio runtime: it starts the watch.
-    pub fn with_channel(channel: Channel, options: Options) -> SessionClient {
+    pub fn with_channel(channel: AuthChannel, options: Options) -> SessionClient {
         let shared = Arc::new(Shared {
             view: RwLock::new(View::new(Limits {
                 sessions: options.max_cached_sessions,
@@ -328,7 +336,7 @@ impl SessionClient {
 
     /// The plain gRPC client on the same channel, for the calls that change
     /// things (CreateSession, RevokeSession, RevokeUserSessions, ...).
-    pub fn grpc(&self) -> SessionServiceClient<Channel> {
+    pub fn grpc(&self) -> SessionServiceClient<AuthChannel> {
         self.shared.grpc.clone()
     }
 }

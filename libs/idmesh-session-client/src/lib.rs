@@ -70,8 +70,11 @@
 //! use idmesh_session_client::{Options, SessionCheck, SessionClient, UserRef};
 //! use time::OffsetDateTime;
 //!
-//! # async fn example() -> Result<(), idmesh_session_client::Error> {
-//! let sessions = SessionClient::connect("http://session-service:50053", Options::default())?;
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! // This service's own API key: sessions:check and revocations:watch.
+//! let key = std::fs::read_to_string("/var/run/secrets/idmesh/api-key")?;
+//! let credential = idmesh_runtime::auth::Credential::new(&key)?;
+//! let sessions = SessionClient::connect("http://session-service:50053", credential, Options::default())?;
 //! // Optional: wait until local answers are possible before taking traffic.
 //! tokio::time::timeout(std::time::Duration::from_secs(5), sessions.synced()).await.ok();
 //!

@@ -9,10 +9,12 @@
 
 mod database;
 mod net;
+mod process;
 mod redis;
 
 pub use database::{Backend, ScratchDatabase};
 pub use net::{channel, unused_addr};
+pub use process::once_per_process;
 pub use redis::{delete_keys, redis_cluster_url, redis_url};
 
 /// Installs the tests' `tracing` subscriber; calling it again is harmless.

@@ -1,22 +1,55 @@
 //! directory-service: directories (tenants), their bearer tokens, and
-//! resolving a token to its directory for the SCIM gateway.
+//! resolving a token to its directory for the SCIM gateway; API keys, the
+//! credentials of every gRPC caller, and resolving them for every service.
 
+mod api_keys;
 mod entity;
 mod migration;
 mod secret;
 mod service;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+use std::time::Duration;
+
+use idmesh_proto::v1::api_key_service_server::ApiKeyServiceServer;
+use idmesh_proto::v1::directory_service_server::DirectoryServiceServer;
+use idmesh_runtime::auth::Authenticator;
 use idmesh_runtime::grpc::Readiness;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use api_keys::{ApiKeyApi, BootstrapKey, MAX_DIRECTORIES, MAX_SCOPES};
 pub use service::DirectoryApi;
+
+/// A new API key (`idmk_` and 256 random bits in hex), for a key installed
+/// at start.
+pub fn generate_api_key() -> Result<String, getrandom::Error> {
+    secret::generate_api_key()
+}
 
 /// How directory-service runs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `postgres://…` or `sqlite://…`.
     pub database_url: String,
+    /// Keys installed at start: the bootstrap admin key, the keys of the
+    /// services of an `idmesh dev`.
+    pub bootstrap_keys: Vec<BootstrapKey>,
+    /// How long a resolved caller's key is trusted without looking again:
+    /// how long a revoked key may keep working.
+    pub key_cache_ttl: Duration,
+}
+
+impl Config {
+    /// The defaults, storing into `database_url`, installing no key.
+    pub fn new(database_url: String) -> Config {
+        Config {
+            database_url,
+            bootstrap_keys: Vec::new(),
+            key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
+        }
+    }
 }
 
 /// Why directory-service stopped.
@@ -24,6 +57,8 @@ pub struct Config {
 pub enum Error {
     #[error("directory-service store: {0}")]
     Store(#[from] idmesh_store::StoreError),
+    #[error("directory-service cannot install its bootstrap API keys: {0}")]
+    Install(sea_orm::DbErr),
     #[error("directory-service gRPC: {0}")]
     Grpc(#[from] idmesh_runtime::grpc::GrpcError),
 }
@@ -38,11 +73,22 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         let db = db.clone();
         Readiness::new(move || idmesh_store::is_reachable(db.clone()))
     };
-    let api = DirectoryApi::new(db, idmesh_runtime::clock::system());
-    let server = idmesh_proto::v1::directory_service_server::DirectoryServiceServer::new(api);
-    let routes = tonic::service::Routes::new(server);
+    let clock = idmesh_runtime::clock::system();
+    let keys = ApiKeyApi::new(db.clone(), clock.clone());
+    keys.install(&config.bootstrap_keys).await.map_err(Error::Install)?;
+    let auth = Authenticator::new(keys.resolver(), config.key_cache_ttl, clock.clone());
+    let api = DirectoryApi::new(db, clock);
+    let routes =
+        tonic::service::Routes::new(DirectoryServiceServer::new(api)).add_service(ApiKeyServiceServer::new(keys));
     tracing::info!(addr = ?listener.local_addr().ok(), "directory-service listening");
-    idmesh_runtime::grpc::serve_with_readiness(listener, routes, &[DirectoryApi::SERVICE_NAME], readiness, shutdown)
-        .await?;
+    idmesh_runtime::grpc::serve_with_readiness(
+        listener,
+        routes,
+        &[DirectoryApi::SERVICE_NAME, ApiKeyApi::SERVICE_NAME],
+        auth,
+        readiness,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

@@ -2,14 +2,14 @@
 //! can share a database with the other services.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{string, string_uniq, timestamp_with_time_zone, timestamp_with_time_zone_null};
+use sea_orm_migration::schema::{string, string_uniq, text, timestamp_with_time_zone, timestamp_with_time_zone_null};
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateDirectoriesAndTokens)]
+        vec![Box::new(CreateDirectoriesAndTokens), Box::new(CreateApiKeys)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -74,5 +74,38 @@ impl MigrationTrait for CreateDirectoriesAndTokens {
             .drop_table(Table::drop().table("directory_tokens").to_owned())
             .await?;
         manager.drop_table(Table::drop().table("directories").to_owned()).await
+    }
+}
+
+struct CreateApiKeys;
+
+impl MigrationName for CreateApiKeys {
+    fn name(&self) -> &str {
+        "m0002_create_api_keys"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateApiKeys {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("api_keys")
+                    .col(string("id").primary_key())
+                    .col(string("name"))
+                    .col(string_uniq("secret_hash"))
+                    .col(text("scopes"))
+                    .col(text("directory_ids"))
+                    .col(timestamp_with_time_zone("created"))
+                    .col(timestamp_with_time_zone_null("expires_at"))
+                    .col(timestamp_with_time_zone_null("revoked_at"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table("api_keys").to_owned()).await
     }
 }

@@ -8,6 +8,7 @@ use idmesh_proto::v1::{
     ListDirectoriesRequest, ListDirectoriesResponse, ListTokensRequest, ListTokensResponse, ResolveTokenRequest,
     ResolveTokenResponse, RevokeTokenRequest, Token,
 };
+use idmesh_runtime::auth;
 use idmesh_runtime::clock::Clock;
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
@@ -96,15 +97,20 @@ impl DirectoryService for DirectoryApi {
     }
 
     async fn get_directory(&self, request: Request<GetDirectoryRequest>) -> Result<Response<Directory>, Status> {
+        auth::authorize(&request)?;
         let model = self.find_directory(&request.into_inner().id).await?;
         Ok(Response::new(directory_to_proto(model)))
     }
 
     async fn list_directories(
         &self,
-        _request: Request<ListDirectoriesRequest>,
+        request: Request<ListDirectoriesRequest>,
     ) -> Result<Response<ListDirectoriesResponse>, Status> {
-        let directories = directory::Entity::find()
+        let mut query = directory::Entity::find();
+        if let Some(allowed) = &auth::caller(&request)?.directories {
+            query = query.filter(directory::Column::Id.is_in(allowed.iter().cloned()));
+        }
+        let directories = query
             .order_by_asc(directory::Column::Created)
             .order_by_asc(directory::Column::Id)
             .all(&self.db)
@@ -116,6 +122,7 @@ impl DirectoryService for DirectoryApi {
     }
 
     async fn issue_token(&self, request: Request<IssueTokenRequest>) -> Result<Response<IssueTokenResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let now = (self.clock)();
         let expires_at = match &request.expires_at {
@@ -170,6 +177,7 @@ impl DirectoryService for DirectoryApi {
     }
 
     async fn revoke_token(&self, request: Request<RevokeTokenRequest>) -> Result<Response<Token>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let model = token::Entity::find_by_id(&request.token_id)
             .filter(token::Column::DirectoryId.eq(&request.directory_id))
@@ -193,6 +201,7 @@ impl DirectoryService for DirectoryApi {
     }
 
     async fn list_tokens(&self, request: Request<ListTokensRequest>) -> Result<Response<ListTokensResponse>, Status> {
+        auth::authorize(&request)?;
         let directory_id = request.into_inner().directory_id;
         self.find_directory(&directory_id).await?;
         let tokens = token::Entity::find()
@@ -248,6 +257,14 @@ mod tests {
         (DirectoryApi::new(db, clock), now, database)
     }
 
+    /// A request from a key with every scope, limited to no directory.
+    fn as_admin<T>(message: T) -> Request<T> {
+        auth::with_caller(
+            Request::new(message),
+            auth::Principal::with_every_scope("admin", "admin"),
+        )
+    }
+
     async fn issue(
         api: &DirectoryApi,
         directory_id: &str,
@@ -258,14 +275,14 @@ mod tests {
             description: String::new(),
             expires_at: expires_at.map(timestamp::to_proto),
         };
-        Ok(api.issue_token(Request::new(request)).await?.into_inner().secret)
+        Ok(api.issue_token(as_admin(request)).await?.into_inner().secret)
     }
 
     async fn create_directory(api: &DirectoryApi) -> Directory {
         let request = CreateDirectoryRequest {
             name: "Acme".to_owned(),
         };
-        api.create_directory(Request::new(request))
+        api.create_directory(as_admin(request))
             .await
             .expect("CreateDirectory")
             .into_inner()

@@ -18,6 +18,7 @@ mod service;
 #[cfg(test)]
 mod service_tests;
 
+use idmesh_runtime::auth::ServiceIdentity;
 use idmesh_runtime::grpc::Readiness;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +34,9 @@ pub struct Config {
     /// Where user-service listens ("host:port" or "http://host:port"):
     /// new members that are not groups are looked up there.
     pub user_addr: String,
+    /// group-service's own key (users:read, apikeys:authenticate) and where
+    /// callers' keys are resolved.
+    pub identity: ServiceIdentity,
 }
 
 /// Why group-service could not start or stopped.
@@ -53,7 +57,8 @@ pub enum ServeError {
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     let db = idmesh_store::connect(&config.database_url).await?;
     idmesh_store::migrate::<migration::Migrator>(&db).await?;
-    let users = idmesh_runtime::grpc::lazy_channel(&config.user_addr)?;
+    let users = config.identity.channel(&config.user_addr)?;
+    let auth = config.identity.authenticator()?;
     let readiness = {
         let db = db.clone();
         Readiness::new(move || idmesh_store::is_reachable(db.clone()))
@@ -62,7 +67,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let server = idmesh_proto::v1::group_service_server::GroupServiceServer::new(api);
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), user_addr = %config.user_addr, "group-service listening");
-    idmesh_runtime::grpc::serve_with_readiness(listener, routes, &[GroupApi::SERVICE_NAME], readiness, shutdown)
+    idmesh_runtime::grpc::serve_with_readiness(listener, routes, &[GroupApi::SERVICE_NAME], auth, readiness, shutdown)
         .await?;
     Ok(())
 }

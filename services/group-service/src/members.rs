@@ -7,13 +7,13 @@ use std::collections::{BTreeSet, HashMap};
 
 use idmesh_proto::v1::LookupUsersRequest;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
+use idmesh_runtime::auth::AuthChannel;
 use scim::ScimError;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use time::OffsetDateTime;
-use tonic::transport::Channel;
 
 use crate::Error;
 use crate::entity::{group, group_member};
@@ -58,7 +58,7 @@ pub(crate) const SKIPPED_METRIC: &str = "idmesh_group_members_skipped_total";
 /// of the request has been written yet.
 pub(crate) async fn resolve<'a>(
     db: &DatabaseConnection,
-    users: &UserServiceClient<Channel>,
+    users: &UserServiceClient<AuthChannel>,
     directory_id: &str,
     group_id: &str,
     ids: impl Iterator<Item = &'a String>,

@@ -21,6 +21,8 @@ use idmesh_proto::v1::{
     MemberType, Membership, PatchGroupRequest, PatchMembersRequest, RemoveMemberEverywhereRequest,
     RemoveMemberEverywhereResponse, ReplaceMembersRequest, UpdateGroupRequest,
 };
+use idmesh_runtime::auth;
+use idmesh_runtime::auth::AuthChannel;
 use idmesh_runtime::clock::Clock;
 use idmesh_store::list::Window;
 use scim::ScimError;
@@ -32,7 +34,6 @@ use sea_orm::{
     QuerySelect,
 };
 use serde_json::{Map, Value};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::Error;
@@ -53,7 +54,7 @@ const CHUNK: usize = 1_000;
 #[derive(Clone)]
 pub struct GroupApi {
     db: DatabaseConnection,
-    users: UserServiceClient<Channel>,
+    users: UserServiceClient<AuthChannel>,
     clock: Clock,
 }
 
@@ -163,7 +164,7 @@ impl GroupApi {
     /// The fully qualified gRPC service name, for health reporting.
     pub const SERVICE_NAME: &'static str = "idmesh.v1.GroupService";
 
-    pub(crate) fn new(db: DatabaseConnection, users: Channel, clock: Clock) -> Self {
+    pub(crate) fn new(db: DatabaseConnection, users: AuthChannel, clock: Clock) -> Self {
         Self {
             db,
             users: UserServiceClient::new(users),
@@ -295,6 +296,7 @@ impl GroupApi {
 #[tonic::async_trait]
 impl GroupService for GroupApi {
     async fn create_group(&self, request: Request<CreateGroupRequest>) -> Result<Response<Group>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let (document, listed) = document_and_members(&request.resource_json)?;
         let id = uuid::Uuid::now_v7().to_string();
@@ -337,6 +339,7 @@ impl GroupService for GroupApi {
     }
 
     async fn get_group(&self, request: Request<GetGroupRequest>) -> Result<Response<Group>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         Ok(Response::new(to_proto(
             self.load(&request.directory_id, &request.id).await?,
@@ -344,6 +347,7 @@ impl GroupService for GroupApi {
     }
 
     async fn list_groups(&self, request: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let mut query = group::Entity::find().filter(group::Column::DirectoryId.eq(&request.directory_id));
         if !request.filter.trim().is_empty() {
@@ -378,6 +382,7 @@ impl GroupService for GroupApi {
     }
 
     async fn update_group(&self, request: Request<UpdateGroupRequest>) -> Result<Response<Group>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let (document, listed) = document_and_members(&request.resource_json)?;
         let model = self
@@ -395,6 +400,7 @@ impl GroupService for GroupApi {
     }
 
     async fn patch_group(&self, request: Request<PatchGroupRequest>) -> Result<Response<Group>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let operations = idmesh_api::patch::from_proto(request.operations).map_err(Error::from)?;
         let split = scim::members::split(operations).map_err(Error::from)?;
@@ -413,6 +419,7 @@ impl GroupService for GroupApi {
     }
 
     async fn patch_members(&self, request: Request<PatchMembersRequest>) -> Result<Response<Group>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let model = self
             .write(
@@ -432,6 +439,7 @@ impl GroupService for GroupApi {
     }
 
     async fn replace_members(&self, request: Request<ReplaceMembersRequest>) -> Result<Response<Group>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let model = self
             .write(
@@ -451,6 +459,7 @@ impl GroupService for GroupApi {
         &self,
         request: Request<ListMembersRequest>,
     ) -> Result<Response<ListMembersResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         self.load(&request.directory_id, &request.group_id).await?;
         let size = match u64::try_from(request.page_size) {
@@ -486,6 +495,7 @@ impl GroupService for GroupApi {
         &self,
         request: Request<ListGroupsOfMemberRequest>,
     ) -> Result<Response<ListGroupsOfMemberResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         if request.member_ids.len() > MAX_MEMBERSHIP_IDS {
             return Err(Error::from(ScimError::invalid_value(format!(
@@ -536,6 +546,7 @@ impl GroupService for GroupApi {
         &self,
         request: Request<DeleteGroupRequest>,
     ) -> Result<Response<DeleteGroupResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
         let current = self
@@ -556,6 +567,7 @@ impl GroupService for GroupApi {
         &self,
         request: Request<RemoveMemberEverywhereRequest>,
     ) -> Result<Response<RemoveMemberEverywhereResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
         let groups = members::leave_all(&txn, &request.directory_id, &request.member_id, (self.clock)()).await?;

@@ -17,21 +17,21 @@ use idmesh_proto::v1::{
     ListGroupsRequest, ListMembersRequest, Member, MemberType, PageRequest, PatchGroupRequest, PatchMembersRequest,
     RemoveMemberEverywhereRequest, ReplaceMembersRequest, SortRequest, UpdateGroupRequest,
 };
-use idmesh_testkit::{ScratchDatabase, channel, unused_addr};
+use idmesh_runtime::auth::AuthChannel;
+use idmesh_testkit::{ScratchDatabase, unused_addr};
 use scim::ScimType;
 use scim::patch::PatchOpKind;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 /// A user-service and a group-service on one database, and a directory of
 /// the test's own; the services stop when the last clone is dropped.
 #[derive(Clone)]
 struct Mesh {
-    groups: GroupServiceClient<Channel>,
-    users: UserServiceClient<Channel>,
+    groups: GroupServiceClient<AuthChannel>,
+    users: UserServiceClient<AuthChannel>,
     directory_id: String,
     database_url: String,
     _running: Arc<DropGuard>,
@@ -44,6 +44,7 @@ async fn start_group_service(database_url: &str, user_addr: SocketAddr, shutdown
     let config = crate::Config {
         database_url: database_url.to_owned(),
         user_addr: user_addr.to_string(),
+        identity: directory_service::testing::shared().identity(),
     };
     tokio::spawn(crate::serve(listener, config, shutdown.clone()));
     addr
@@ -56,15 +57,17 @@ async fn start_mesh(database: &ScratchDatabase) -> Mesh {
     let user_listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let user_addr = user_listener.local_addr().expect("a bound address");
     let group_addr = start_group_service(&database_url, user_addr, &shutdown).await;
+    let directory = directory_service::testing::shared();
     let config = user_service::Config {
         database_url: database_url.clone(),
         session_addr: unused_addr().to_string(),
         group_addr: group_addr.to_string(),
+        identity: directory.identity(),
     };
     tokio::spawn(user_service::serve(user_listener, config, shutdown.clone()));
     Mesh {
-        groups: GroupServiceClient::new(channel(group_addr)),
-        users: UserServiceClient::new(channel(user_addr)),
+        groups: GroupServiceClient::new(directory.channel(group_addr)),
+        users: UserServiceClient::new(directory.channel(user_addr)),
         directory_id: uuid::Uuid::now_v7().to_string(),
         database_url,
         _running: Arc::new(shutdown.drop_guard()),
@@ -804,7 +807,7 @@ on_both!(an_unreachable_user_service_is_unavailable, |mesh| async move {
     let shutdown = CancellationToken::new();
     let addr = start_group_service(&mesh.database_url, unused_addr(), &shutdown).await;
     let cut_off = Mesh {
-        groups: GroupServiceClient::new(channel(addr)),
+        groups: GroupServiceClient::new(directory_service::testing::shared().channel(addr)),
         ..mesh.clone()
     };
     let err = cut_off

@@ -1,18 +1,20 @@
-//! The admin commands people type: directories and their tokens, over gRPC
-//! to a running directory-service. Without an address they talk to the
-//! `idmesh dev` whose data dir they are pointed at (see [`crate::dev_state`]).
+//! The admin commands people type: directories, their tokens and API keys,
+//! over gRPC to a running directory-service, calling with an admin API key.
+//! Without an address and a key they talk to the `idmesh dev` whose data dir
+//! they are pointed at, with its admin key (see [`crate::dev_state`]).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use idmesh_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
 use idmesh_proto::v1::{
-    CreateDirectoryRequest, Directory, IssueTokenRequest, ListDirectoriesRequest, ListTokensRequest,
-    RevokeTokenRequest, Token,
+    ApiKey, CreateApiKeyRequest, CreateDirectoryRequest, Directory, IssueTokenRequest, ListApiKeysRequest,
+    ListDirectoriesRequest, ListTokensRequest, RevokeApiKeyRequest, RevokeTokenRequest, Token,
 };
+use idmesh_runtime::auth::{AuthChannel, Credential};
 use serde_json::json;
-use tonic::transport::Channel;
 
 /// Where `idmesh serve` runs directory-service by default.
 const DEFAULT_DIRECTORY_ADDR: &str = "127.0.0.1:50051";
@@ -32,6 +34,10 @@ pub struct Connection {
     /// The data dir of the `idmesh dev` to talk to when no address is given.
     #[arg(long, env = "IDMESH_DATA_DIR", default_value = ".idmesh")]
     data_dir: PathBuf,
+    /// A file holding the API key to call with [default: IDMESH_API_KEY,
+    /// else the `idmesh dev`'s admin key, <data dir>/api-key].
+    #[arg(long, env = "IDMESH_API_KEY_FILE", value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
 }
 
 /// Where the admin commands send their calls and what base URL they print.
@@ -39,6 +45,7 @@ pub struct Connection {
 struct Endpoint {
     directory_addr: String,
     public_url: String,
+    credential: Credential,
     /// Where the addresses came from, when not from flags or defaults.
     found_in: Option<PathBuf>,
 }
@@ -105,10 +112,12 @@ impl Connection {
     /// the dev state file describes only the `idmesh dev` it belongs to.
     /// Without one, the running `idmesh dev`'s addresses, else the defaults.
     fn endpoint(self) -> anyhow::Result<Endpoint> {
+        let credential = Credential::new(&self.api_key()?)?;
         if let Some(directory_addr) = self.directory_addr {
             return Ok(Endpoint {
                 directory_addr,
                 public_url: self.public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
+                credential,
                 found_in: None,
             });
         }
@@ -116,21 +125,48 @@ impl Connection {
             Some(state) => Endpoint {
                 directory_addr: state.directory_addr.to_string(),
                 public_url: self.public_url.unwrap_or(state.public_url),
+                credential,
                 found_in: Some(crate::dev_state::path(&self.data_dir)),
             },
             None => Endpoint {
                 directory_addr: DEFAULT_DIRECTORY_ADDR.to_owned(),
                 public_url: self.public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
+                credential,
                 found_in: None,
             },
+        })
+    }
+
+    /// The key named by `--api-key-file`, else `IDMESH_API_KEY`, else the
+    /// `idmesh dev`'s admin key.
+    fn api_key(&self) -> anyhow::Result<String> {
+        if let Some(path) = &self.api_key_file {
+            let key = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            return Ok(key.trim().to_owned());
+        }
+        if let Ok(key) = std::env::var("IDMESH_API_KEY")
+            && !key.trim().is_empty()
+        {
+            return Ok(key.trim().to_owned());
+        }
+        crate::dev_state::read_admin_key(&self.data_dir)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no API key: pass --api-key-file or set IDMESH_API_KEY (no `idmesh dev` key in {})",
+                crate::dev_state::api_key_path(&self.data_dir).display()
+            )
         })
     }
 }
 
 impl Endpoint {
-    async fn client(&self) -> anyhow::Result<DirectoryServiceClient<Channel>> {
-        let channel = idmesh_runtime::grpc::lazy_channel(&self.directory_addr)?;
+    fn client(&self) -> anyhow::Result<DirectoryServiceClient<AuthChannel>> {
+        let channel = idmesh_runtime::grpc::authed_channel(&self.directory_addr, &self.credential)?;
         Ok(DirectoryServiceClient::new(channel))
+    }
+
+    fn api_keys(&self) -> anyhow::Result<ApiKeyServiceClient<AuthChannel>> {
+        let channel = idmesh_runtime::grpc::authed_channel(&self.directory_addr, &self.credential)?;
+        Ok(ApiKeyServiceClient::new(channel))
     }
 
     fn context(&self) -> String {
@@ -173,7 +209,7 @@ fn token_json(token: &Token) -> serde_json::Value {
 }
 
 async fn create_with_token(
-    client: &mut DirectoryServiceClient<Channel>,
+    client: &mut DirectoryServiceClient<AuthChannel>,
     name: &str,
 ) -> Result<(Directory, String), tonic::Status> {
     let directory = client
@@ -195,7 +231,7 @@ pub async fn directory(command: DirectoryCommand) -> anyhow::Result<()> {
     match command {
         DirectoryCommand::Create { name, json, connection } => {
             let connection = connection.endpoint()?;
-            let mut client = connection.client().await?;
+            let mut client = connection.client()?;
             let (directory, token) = create_with_token(&mut client, &name)
                 .await
                 .with_context(|| connection.context())?;
@@ -210,7 +246,7 @@ pub async fn directory(command: DirectoryCommand) -> anyhow::Result<()> {
         }
         DirectoryCommand::List { json, connection } => {
             let connection = connection.endpoint()?;
-            let mut client = connection.client().await?;
+            let mut client = connection.client()?;
             let directories = client
                 .list_directories(ListDirectoriesRequest {})
                 .await
@@ -246,7 +282,7 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
                 idmesh_api::timestamp::to_proto(time::OffsetDateTime::now_utc() + time::Duration::days(days.into()))
             });
             let connection = connection.endpoint()?;
-            let mut client = connection.client().await?;
+            let mut client = connection.client()?;
             let issued = client
                 .issue_token(IssueTokenRequest {
                     directory_id: directory,
@@ -270,7 +306,7 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
             connection,
         } => {
             let connection = connection.endpoint()?;
-            let mut client = connection.client().await?;
+            let mut client = connection.client()?;
             let revoked = client
                 .revoke_token(RevokeTokenRequest {
                     directory_id: directory,
@@ -291,7 +327,7 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
             connection,
         } => {
             let connection = connection.endpoint()?;
-            let mut client = connection.client().await?;
+            let mut client = connection.client()?;
             let tokens = client
                 .list_tokens(ListTokensRequest {
                     directory_id: directory,
@@ -320,8 +356,9 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
 
 /// `idmesh dev` on a fresh data dir: create a directory and show how to
 /// point an IdP at it. On later starts, show the existing directories.
-pub async fn announce_first_directory(directory_addr: &str, public_url: &str) -> anyhow::Result<()> {
-    let mut client = DirectoryServiceClient::new(idmesh_runtime::grpc::lazy_channel(directory_addr)?);
+pub async fn announce_first_directory(directory_addr: &str, public_url: &str, admin_key: &str) -> anyhow::Result<()> {
+    let credential = Credential::new(admin_key)?;
+    let mut client = DirectoryServiceClient::new(idmesh_runtime::grpc::authed_channel(directory_addr, &credential)?);
     let existing = client
         .list_directories(ListDirectoriesRequest {})
         .await
@@ -341,6 +378,139 @@ pub async fn announce_first_directory(directory_addr: &str, public_url: &str) ->
         println!(
             "Bearer tokens were shown when they were issued; `idmesh token issue --directory <id>` makes another."
         );
+    }
+    println!("API key: {admin_key}");
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key for a gRPC caller; its secret is shown once.
+    Create {
+        /// What the key is for, e.g. "billing-service"; logged with its id.
+        #[arg(long)]
+        name: String,
+        /// A scope the key gets, e.g. sessions:check; repeat for more.
+        #[arg(long = "scope", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// Limit the key to this directory; repeat for more [default: not limited].
+        #[arg(long = "directory", num_args = 1..)]
+        directories: Vec<String>,
+        /// Make the key expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Print {"id", "api_key", "scopes", "directory_ids"} as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List API keys (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Revoke an API key by its id; services stop accepting it within 10 seconds.
+    Revoke {
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+fn api_key_json(key: &ApiKey) -> serde_json::Value {
+    json!({
+        "id": key.id,
+        "name": key.name,
+        "scopes": key.scopes,
+        "directory_ids": key.directory_ids,
+        "created": timestamp_text(key.created.as_ref()),
+        "expires_at": key.expires_at.as_ref().map(|ts| timestamp_text(Some(ts))),
+        "revoked_at": key.revoked_at.as_ref().map(|ts| timestamp_text(Some(ts))),
+    })
+}
+
+pub async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create {
+            name,
+            scopes,
+            directories,
+            expires_in_days,
+            json,
+            connection,
+        } => {
+            let expires_at = expires_in_days.map(|days| {
+                idmesh_api::timestamp::to_proto(time::OffsetDateTime::now_utc() + time::Duration::days(days.into()))
+            });
+            let connection = connection.endpoint()?;
+            let created = connection
+                .api_keys()?
+                .create_api_key(CreateApiKeyRequest {
+                    name,
+                    scopes,
+                    directory_ids: directories,
+                    expires_at,
+                })
+                .await
+                .with_context(|| connection.context())?
+                .into_inner();
+            let key = created.api_key.unwrap_or_default();
+            if json {
+                let mut value = api_key_json(&key);
+                value["api_key"] = json!(created.secret);
+                println!("{value}");
+            } else {
+                println!("API key id: {}", key.id);
+                println!("API key: {}", created.secret);
+            }
+        }
+        ApiKeyCommand::List { json, connection } => {
+            let connection = connection.endpoint()?;
+            let keys = connection
+                .api_keys()?
+                .list_api_keys(ListApiKeysRequest {})
+                .await
+                .with_context(|| connection.context())?
+                .into_inner()
+                .api_keys;
+            if json {
+                println!("{}", serde_json::Value::Array(keys.iter().map(api_key_json).collect()));
+            } else {
+                for key in &keys {
+                    let state = if key.revoked_at.is_some() { "revoked" } else { "live" };
+                    let directories = if key.directory_ids.is_empty() {
+                        "all directories".to_owned()
+                    } else {
+                        key.directory_ids.join(",")
+                    };
+                    println!(
+                        "{}\t{state}\t{}\t{}\t{directories}",
+                        key.id,
+                        key.name,
+                        key.scopes.join(",")
+                    );
+                }
+            }
+        }
+        ApiKeyCommand::Revoke { id, connection } => {
+            let connection = connection.endpoint()?;
+            let revoked = connection
+                .api_keys()?
+                .revoke_api_key(RevokeApiKeyRequest { id })
+                .await
+                .with_context(|| connection.context())?
+                .into_inner();
+            println!(
+                "Revoked API key {} ({}) at {}",
+                revoked.id,
+                revoked.name,
+                timestamp_text(revoked.revoked_at.as_ref())
+            );
+        }
     }
     Ok(())
 }

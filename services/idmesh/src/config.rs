@@ -92,7 +92,52 @@ pub struct Settings {
     /// [default: 10000].
     #[arg(long, env = "IDMESH_GROUP_PATCH_MEMBER_LIMIT")]
     pub group_patch_member_limit: Option<u64>,
+    /// A file holding this process's own API key, which its services call
+    /// with when directory-service runs elsewhere. The key itself can come
+    /// from IDMESH_API_KEY instead, never from a flag.
+    #[arg(long, env = "IDMESH_API_KEY_FILE", value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// A file holding a key with every scope that directory-service installs
+    /// at start (e.g. a mounted Kubernetes Secret). The key itself can come
+    /// from IDMESH_BOOTSTRAP_ADMIN_KEY instead, never from a flag.
+    #[arg(long, env = "IDMESH_BOOTSTRAP_ADMIN_KEY_FILE", value_name = "FILE")]
+    pub bootstrap_admin_key_file: Option<PathBuf>,
 }
+
+/// The API keys given in the environment itself rather than in files
+/// (`IDMESH_API_KEY`, `IDMESH_BOOTSTRAP_ADMIN_KEY`). There are no flags for
+/// them: a flag's value shows in `ps`.
+#[derive(Debug, Default, Clone)]
+pub struct EnvironmentKeys {
+    pub api_key: Option<Secret>,
+    pub bootstrap_admin_key: Option<Secret>,
+}
+
+impl EnvironmentKeys {
+    /// The keys in this process's environment.
+    pub fn from_env() -> EnvironmentKeys {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map(Secret);
+        EnvironmentKeys {
+            api_key: var("IDMESH_API_KEY"),
+            bootstrap_admin_key: var("IDMESH_BOOTSTRAP_ADMIN_KEY"),
+        }
+    }
+}
+
+/// An API key: never printed, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+/// Shortest key accepted from a file or the environment: `idmk_` and 256
+/// bits in hex. Keys are stored as a fast hash, so they must be
+/// unguessable.
+const MIN_KEY_LEN: usize = 5 + 64;
 
 /// Which command the configuration is for: they differ only in defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +171,16 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<SocketAddr>,
     pub group_patch_member_limit: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootstrap_admin_key_file: Option<PathBuf>,
+    /// From `api_key_file`, else `IDMESH_API_KEY`.
+    #[serde(skip)]
+    pub api_key: Option<Secret>,
+    /// From `bootstrap_admin_key_file`, else `IDMESH_BOOTSTRAP_ADMIN_KEY`.
+    #[serde(skip)]
+    pub bootstrap_admin_key: Option<Secret>,
 }
 
 /// Why the configuration cannot be used; each says which file or key.
@@ -168,18 +223,47 @@ impl Settings {
             public_url: self.public_url.or(lower.public_url),
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
             group_patch_member_limit: self.group_patch_member_limit.or(lower.group_patch_member_limit),
+            api_key_file: self.api_key_file.or(lower.api_key_file),
+            bootstrap_admin_key_file: self.bootstrap_admin_key_file.or(lower.bootstrap_admin_key_file),
         }
     }
 }
 
 /// The configuration from `flags` (flags and environment, as clap parsed
 /// them) over the file they name, if any, over `mode`'s defaults.
-pub fn load(flags: Settings, mode: Mode) -> Result<Config, ConfigError> {
+pub fn load(flags: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Config, ConfigError> {
     let file = match &flags.config {
         Some(path) => read_file(path)?,
         None => Settings::default(),
     };
-    resolve(flags.or(file), mode)
+    resolve(flags.or(file), mode, keys)
+}
+
+/// The key in `file` if one is named, else the one from the environment;
+/// either must look like a key.
+fn api_key(key: &'static str, file: Option<&Path>, from_env: Option<Secret>) -> Result<Option<Secret>, ConfigError> {
+    let secret = match file {
+        Some(path) => Secret(
+            std::fs::read_to_string(path)
+                .map_err(|err| invalid(key, format!("cannot read {}: {err}", path.display())))?
+                .trim()
+                .to_owned(),
+        ),
+        None => match from_env {
+            Some(secret) => Secret(secret.0.trim().to_owned()),
+            None => return Ok(None),
+        },
+    };
+    let well_formed = secret.0.starts_with("idmk_")
+        && secret.0.len() >= MIN_KEY_LEN
+        && secret.0.bytes().all(|b| b.is_ascii_graphic());
+    if !well_formed {
+        return Err(invalid(
+            key,
+            "an API key is `idmk_` and at least 64 more printable characters (256 random bits in hex)",
+        ));
+    }
+    Ok(Some(secret))
 }
 
 fn read_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -218,7 +302,7 @@ fn unknown_key_line(text: &str, message: &str) -> Option<usize> {
 }
 
 /// Fills what is unset with `mode`'s defaults and checks every value.
-fn resolve(settings: Settings, mode: Mode) -> Result<Config, ConfigError> {
+fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Config, ConfigError> {
     let host: [u8; 4] = match mode {
         Mode::Dev => [127, 0, 0, 1],
         Mode::Serve => [0, 0, 0, 0],
@@ -287,6 +371,14 @@ fn resolve(settings: Settings, mode: Mode) -> Result<Config, ConfigError> {
             .transpose()?,
         group_patch_member_limit: limit,
         data_dir,
+        api_key: api_key("api_key_file", settings.api_key_file.as_deref(), keys.api_key)?,
+        bootstrap_admin_key: api_key(
+            "bootstrap_admin_key_file",
+            settings.bootstrap_admin_key_file.as_deref(),
+            keys.bootstrap_admin_key,
+        )?,
+        api_key_file: settings.api_key_file,
+        bootstrap_admin_key_file: settings.bootstrap_admin_key_file,
     })
 }
 
@@ -436,7 +528,17 @@ impl Config {
             redis_url: self.redis_url.as_deref().map(mask),
             ..self.clone()
         };
-        Ok(toml::to_string(&masked)?)
+        let mut text = toml::to_string(&masked)?;
+        // The keys themselves are never printed; say only that they are set.
+        for (name, set) in [
+            ("api_key", self.api_key.is_some()),
+            ("bootstrap_admin_key", self.bootstrap_admin_key.is_some()),
+        ] {
+            if set {
+                text.push_str(&format!("# {name} = \"{MASK}\"\n"));
+            }
+        }
+        Ok(text)
     }
 
     /// What [`idmesh::launch`] needs.
@@ -455,6 +557,9 @@ impl Config {
             session_addr: self.session_addr.clone(),
             public_url: self.public_url.clone(),
             group_patch_member_limit: self.group_patch_member_limit,
+            api_key: self.api_key.as_ref().map(|secret| secret.0.clone()),
+            bootstrap_admin_key: self.bootstrap_admin_key.as_ref().map(|secret| secret.0.clone()),
+            key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
         }
     }
 }
@@ -468,7 +573,7 @@ mod tests {
     }
 
     fn invalid_key(settings: Settings, mode: Mode) -> &'static str {
-        match resolve(settings, mode) {
+        match resolve(settings, mode, EnvironmentKeys::default()) {
             Err(ConfigError::Invalid { key, .. }) => key,
             other => panic!("expected an invalid value, got {other:?}"),
         }
@@ -487,7 +592,7 @@ mod tests {
             group_patch_member_limit = 50
             "#,
         );
-        let config = resolve(flags.or(file), Mode::Serve).expect("valid");
+        let config = resolve(flags.or(file), Mode::Serve, EnvironmentKeys::default()).expect("valid");
         assert_eq!(config.public_url.as_deref(), Some("https://flag.example.com"));
         assert_eq!(config.http_addr, "127.0.0.1:9090".parse().expect("an address"));
         assert_eq!(config.group_patch_member_limit, 50);
@@ -497,7 +602,7 @@ mod tests {
 
     #[test]
     fn dev_binds_loopback_with_kernel_picked_internal_ports_and_serve_binds_everything_on_fixed_ports() {
-        let dev = resolve(Settings::default(), Mode::Dev).expect("valid");
+        let dev = resolve(Settings::default(), Mode::Dev, EnvironmentKeys::default()).expect("valid");
         assert_eq!(dev.http_addr, "127.0.0.1:8080".parse().expect("an address"));
         for addr in [
             dev.directory_listen_addr,
@@ -507,7 +612,7 @@ mod tests {
         ] {
             assert_eq!(addr, "127.0.0.1:0".parse().expect("an address"));
         }
-        let serve = resolve(Settings::default(), Mode::Serve).expect("valid");
+        let serve = resolve(Settings::default(), Mode::Serve, EnvironmentKeys::default()).expect("valid");
         assert_eq!(serve.http_addr, "0.0.0.0:8080".parse().expect("an address"));
         assert_eq!(
             [
@@ -523,9 +628,14 @@ mod tests {
 
     #[test]
     fn the_default_database_is_sqlite_in_the_data_dir_wherever_the_data_dir_is_set() {
-        let config = resolve(file(r#"data_dir = "/srv/idmesh""#), Mode::Dev).expect("valid");
+        let config = resolve(
+            file(r#"data_dir = "/srv/idmesh""#),
+            Mode::Dev,
+            EnvironmentKeys::default(),
+        )
+        .expect("valid");
         assert_eq!(config.database_url, "sqlite:///srv/idmesh/idmesh.db");
-        let config = resolve(Settings::default(), Mode::Serve).expect("valid");
+        let config = resolve(Settings::default(), Mode::Serve, EnvironmentKeys::default()).expect("valid");
         assert_eq!(config.database_url, "sqlite://.idmesh/idmesh.db");
     }
 
@@ -583,7 +693,7 @@ mod tests {
             metrics_addr = "[::]:9090"
             "#,
         );
-        let config = resolve(settings, Mode::Serve).expect("valid");
+        let config = resolve(settings, Mode::Serve, EnvironmentKeys::default()).expect("valid");
         assert_eq!(
             config.database_url,
             "postgresql://app:pw@db.internal:5432/idmesh?sslmode=require"
@@ -629,13 +739,68 @@ mod tests {
 
     #[test]
     fn the_printed_configuration_reads_back_as_the_same_configuration() {
-        let config = resolve(file(r#"public_url = "https://scim.example.com""#), Mode::Dev).expect("valid");
+        let config = resolve(
+            file(r#"public_url = "https://scim.example.com""#),
+            Mode::Dev,
+            EnvironmentKeys::default(),
+        )
+        .expect("valid");
         let printed = config.to_masked_toml().expect("TOML");
         let again = resolve(
             parse_file(&printed, Path::new("printed.toml")).expect("valid"),
             Mode::Serve,
+            EnvironmentKeys::default(),
         )
         .expect("valid");
         assert_eq!(again, config);
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    fn key() -> String {
+        format!("idmk_{}", "ab".repeat(32))
+    }
+
+    #[test]
+    fn keys_come_from_files_or_the_environment_and_are_never_printed() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("api-key");
+        std::fs::write(&path, format!("{}\n", key())).expect("written");
+        let settings = Settings {
+            api_key_file: Some(path.clone()),
+            ..Settings::default()
+        };
+        let environment = EnvironmentKeys {
+            api_key: None,
+            bootstrap_admin_key: Some(Secret(key())),
+        };
+        let config = resolve(settings, Mode::Serve, environment).expect("valid");
+        assert_eq!(config.api_key, Some(Secret(key())));
+        assert_eq!(config.bootstrap_admin_key, Some(Secret(key())));
+
+        let printed = config.to_masked_toml().expect("printable");
+        assert!(!printed.contains(&key()), "{printed}");
+        assert!(printed.contains("# api_key = \"***\""), "{printed}");
+        assert!(printed.contains("# bootstrap_admin_key = \"***\""), "{printed}");
+        assert!(!format!("{config:?}").contains(&key()));
+    }
+
+    #[test]
+    fn a_short_or_unprefixed_key_is_refused() {
+        for bad in [
+            "idmk_short",
+            "not-a-key-at-all-but-long-enough-to-pass-a-length-check-xxxxxxxxxxxxxxx",
+        ] {
+            let environment = EnvironmentKeys {
+                api_key: Some(Secret(bad.to_owned())),
+                bootstrap_admin_key: None,
+            };
+            let err = resolve(Settings::default(), Mode::Serve, environment).expect_err("invalid");
+            assert!(err.to_string().starts_with("api_key_file:"), "{err}");
+            assert!(!err.to_string().contains(bad));
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! `<data dir>/dev.json`: where a running `idmesh dev` listens. Its internal
 //! ports are picked by the kernel, so the admin commands read them here
 //! instead of guessing; the file is rewritten on every start and removed on
-//! a clean stop.
+//! a clean stop. Beside it, `api-key` holds the admin API key `idmesh dev`
+//! creates on its first start, which the admin commands call with.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -20,6 +21,43 @@ pub struct DevState {
     pub user_addr: SocketAddr,
     pub group_addr: SocketAddr,
     pub session_addr: SocketAddr,
+}
+
+/// Where `idmesh dev` keeps its admin API key: created on the first start,
+/// kept across restarts, readable by the owner only.
+pub fn api_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("api-key")
+}
+
+/// `idmesh dev`'s admin key in `data_dir`, created there on the first start.
+pub fn admin_key(data_dir: &Path) -> anyhow::Result<String> {
+    let path = api_key_path(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(key) => return Ok(key.trim().to_owned()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(anyhow::anyhow!("cannot read {}: {err}", path.display())),
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let key = directory_service::generate_api_key()?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", path.display()))?;
+    file.write_all(format!("{key}\n").as_bytes())?;
+    file.sync_all()?;
+    Ok(key)
+}
+
+/// The admin key of the `idmesh dev` of `data_dir`, if it has one.
+pub fn read_admin_key(data_dir: &Path) -> anyhow::Result<Option<String>> {
+    let path = api_key_path(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(key) => Ok(Some(key.trim().to_owned())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(anyhow::anyhow!("cannot read {}: {err}", path.display())),
+    }
 }
 
 /// Where `idmesh dev` with `data_dir` keeps its state.
@@ -107,6 +145,22 @@ mod tests {
 
         remove(&data_dir);
         assert_eq!(read(&data_dir).expect("no file is no state"), None);
+    }
+
+    #[test]
+    fn the_admin_key_is_created_once_for_the_owner_only_and_kept() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let data_dir = dir.path().join("data");
+        assert_eq!(read_admin_key(&data_dir).expect("no key yet"), None);
+        let key = admin_key(&data_dir).expect("created");
+        assert!(key.starts_with("idmk_"));
+        let mode = std::fs::metadata(api_key_path(&data_dir))
+            .expect("a file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(admin_key(&data_dir).expect("kept"), key);
+        assert_eq!(read_admin_key(&data_dir).expect("readable"), Some(key));
     }
 
     #[test]

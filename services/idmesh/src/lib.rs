@@ -4,6 +4,11 @@
 //! loopback, so every mode runs the same code path.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use directory_service::BootstrapKey;
+pub use directory_service::generate_api_key;
+use idmesh_runtime::auth::{Credential, Scope, ServiceIdentity};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -62,6 +67,43 @@ pub struct MeshConfig {
     /// The member count above which the gateway answers a group PATCH with
     /// 204 (see [`scim_gateway::Config::group_patch_member_limit`]).
     pub group_patch_member_limit: u64,
+    /// This process's own API key, for its services' calls when
+    /// directory-service runs elsewhere (with it, the services of a process
+    /// that also runs directory-service get keys of their own).
+    pub api_key: Option<String>,
+    /// A key with every scope that directory-service installs at start.
+    pub bootstrap_admin_key: Option<String>,
+    /// How long the services trust a resolved caller's key: how long a
+    /// revoked key may keep working.
+    pub key_cache_ttl: Duration,
+}
+
+/// The name directory-service installs the bootstrap admin key under.
+pub const BOOTSTRAP_ADMIN_KEY_NAME: &str = "bootstrap-admin";
+
+/// The scopes each service's own key needs, and nothing more.
+pub const GATEWAY_SCOPES: &[Scope] = &[
+    Scope::ScimTokensResolve,
+    Scope::UsersRead,
+    Scope::UsersWrite,
+    Scope::GroupsRead,
+    Scope::GroupsWrite,
+];
+pub const USER_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::SessionsWrite, Scope::GroupsWrite];
+pub const GROUP_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::UsersRead];
+pub const SESSION_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate];
+
+impl Target {
+    /// What this target's own key is called and may do.
+    fn identity(self) -> Option<(&'static str, &'static [Scope])> {
+        match self {
+            Target::Gateway => Some(("idmesh:gateway", GATEWAY_SCOPES)),
+            Target::Users => Some(("idmesh:user-service", USER_SERVICE_SCOPES)),
+            Target::Groups => Some(("idmesh:group-service", GROUP_SERVICE_SCOPES)),
+            Target::Sessions => Some(("idmesh:session-service", SESSION_SERVICE_SCOPES)),
+            Target::Directories => None,
+        }
+    }
 }
 
 impl MeshConfig {
@@ -83,6 +125,9 @@ impl MeshConfig {
             session_addr: String::new(),
             public_url: None,
             group_patch_member_limit: scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT,
+            api_key: None,
+            bootstrap_admin_key: None,
+            key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
         }
     }
 }
@@ -137,16 +182,71 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         .group_addr
         .map_or_else(|| config.group_addr.clone(), |a| a.to_string());
 
+    let directory_addr = mesh
+        .directory_addr
+        .map_or_else(|| config.directory_addr.clone(), |a| a.to_string());
+    // With directory-service in this process, every other service here gets
+    // a fresh key of its own, with only its scopes, installed at start;
+    // otherwise they all call as the process's configured key.
+    let mut bootstrap_keys = Vec::new();
+    let mut identity_of = |target: Target| -> anyhow::Result<ServiceIdentity> {
+        let secret = match (&directory_listener, target.identity()) {
+            (Some(_), Some((name, scopes))) => {
+                let secret = directory_service::generate_api_key()?;
+                bootstrap_keys.push(BootstrapKey {
+                    name: name.to_owned(),
+                    secret: secret.clone(),
+                    scopes: scopes.to_vec(),
+                });
+                secret
+            }
+            _ => config.api_key.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{target:?} needs an API key when directory-service runs in another process: \
+                     set IDMESH_API_KEY_FILE or IDMESH_API_KEY"
+                )
+            })?,
+        };
+        Ok(ServiceIdentity {
+            directory_addr: directory_addr.clone(),
+            credential: Credential::new(&secret)?,
+            key_cache_ttl: config.key_cache_ttl,
+        })
+    };
+    let user_identity = user_listener.as_ref().map(|_| identity_of(Target::Users)).transpose()?;
+    let group_identity = group_listener
+        .as_ref()
+        .map(|_| identity_of(Target::Groups))
+        .transpose()?;
+    let session_identity = session_listener
+        .as_ref()
+        .map(|_| identity_of(Target::Sessions))
+        .transpose()?;
+    let gateway_identity = gateway_listener
+        .as_ref()
+        .map(|_| identity_of(Target::Gateway))
+        .transpose()?;
+    if let Some(secret) = &config.bootstrap_admin_key {
+        bootstrap_keys.push(BootstrapKey {
+            name: BOOTSTRAP_ADMIN_KEY_NAME.to_owned(),
+            secret: secret.clone(),
+            scopes: Scope::ALL.to_vec(),
+        });
+    }
+
     if let Some(listener) = directory_listener {
         let config = directory_service::Config {
             database_url: config.database_url.clone(),
+            bootstrap_keys,
+            key_cache_ttl: config.key_cache_ttl,
         };
         let shutdown = shutdown.clone();
         mesh.tasks
             .spawn(async move { Ok(directory_service::serve(listener, config, shutdown).await?) });
     }
-    if let Some(listener) = user_listener {
+    if let (Some(listener), Some(identity)) = (user_listener, user_identity) {
         let config = user_service::Config {
+            identity,
             database_url: config.database_url.clone(),
             session_addr: mesh
                 .session_addr
@@ -157,8 +257,9 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         mesh.tasks
             .spawn(async move { Ok(user_service::serve(listener, config, shutdown).await?) });
     }
-    if let Some(listener) = group_listener {
+    if let (Some(listener), Some(identity)) = (group_listener, group_identity) {
         let config = group_service::Config {
+            identity,
             database_url: config.database_url.clone(),
             user_addr: user_addr.clone(),
         };
@@ -166,15 +267,16 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         mesh.tasks
             .spawn(async move { Ok(group_service::serve(listener, config, shutdown).await?) });
     }
-    if let Some(listener) = session_listener {
-        let config = session_service::Config::new(config.redis_url.clone());
+    if let (Some(listener), Some(identity)) = (session_listener, session_identity) {
+        let config = session_service::Config::new(config.redis_url.clone(), identity);
         let shutdown = shutdown.clone();
         mesh.tasks
             .spawn(async move { Ok(session_service::serve(listener, config, shutdown).await?) });
     }
-    if let Some(listener) = gateway_listener {
+    if let (Some(listener), Some(identity)) = (gateway_listener, gateway_identity) {
         let config = scim_gateway::Config {
-            directory_addr: mesh.directory_addr.map_or(config.directory_addr, |a| a.to_string()),
+            credential: identity.credential,
+            directory_addr,
             user_addr,
             group_addr,
             public_url: config.public_url,

@@ -42,6 +42,9 @@ enum Command {
     /// Issue, list and revoke a directory's bearer tokens.
     #[command(subcommand)]
     Token(admin::TokenCommand),
+    /// Create, list and revoke the API keys gRPC callers present.
+    #[command(subcommand)]
+    Apikey(admin::ApiKeyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +100,7 @@ async fn main() -> ExitCode {
         }
         Command::Directory(command) => admin::directory(command).await,
         Command::Token(command) => admin::token(command).await,
+        Command::Apikey(command) => admin::api_key(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,7 +114,7 @@ async fn main() -> ExitCode {
 /// The validated configuration, or the exit code after saying in one line
 /// what is wrong with it.
 fn configure(settings: Settings, mode: Mode) -> Result<Config, ExitCode> {
-    config::load(settings, mode).map_err(|err| {
+    config::load(settings, mode, config::EnvironmentKeys::from_env()).map_err(|err| {
         eprintln!("idmesh: invalid configuration: {err}");
         ExitCode::from(EX_USAGE)
     })
@@ -132,7 +136,11 @@ async fn launch(targets: &[Target], config: &Config, shutdown: CancellationToken
     idmesh::launch(targets, config.mesh(), shutdown).await
 }
 
-async fn dev(config: Config) -> anyhow::Result<()> {
+async fn dev(mut config: Config) -> anyhow::Result<()> {
+    // The admin key is this data dir's: created on the first start and kept,
+    // so the admin commands find it without flags.
+    let admin_key = dev_state::admin_key(&config.data_dir)?;
+    config.bootstrap_admin_key = Some(config::Secret(admin_key.clone()));
     let mesh = launch(&Target::ALL, &config, CancellationToken::new()).await?;
     // The bound addresses, not the configured ones: port 0 picks a free port.
     let bound = |addr: Option<std::net::SocketAddr>| addr.ok_or_else(|| anyhow::anyhow!("a target did not start"));
@@ -162,7 +170,8 @@ async fn dev(config: Config) -> anyhow::Result<()> {
     // run the admin commands at once.
     dev_state::write(&config.data_dir, &state)
         .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", dev_state::path(&config.data_dir).display()))?;
-    let announced = admin::announce_first_directory(&state.directory_addr.to_string(), &state.public_url).await;
+    let announced =
+        admin::announce_first_directory(&state.directory_addr.to_string(), &state.public_url, &admin_key).await;
     let result = match announced {
         Ok(()) => mesh.wait().await,
         Err(err) => Err(err),

@@ -2,6 +2,7 @@
 //! the admin commands against a running directory-service.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -17,12 +18,16 @@ const IDMESH: &str = env!("CARGO_BIN_EXE_idmesh");
 
 /// The variables that would point a command at another mesh than the
 /// test's own.
-const IDMESH_VARIABLES: [&str; 5] = [
+const IDMESH_VARIABLES: [&str; 9] = [
     "IDMESH_CONFIG",
     "IDMESH_DATA_DIR",
     "IDMESH_DIRECTORY_ADDR",
     "IDMESH_PUBLIC_URL",
     "IDMESH_HTTP_ADDR",
+    "IDMESH_API_KEY",
+    "IDMESH_API_KEY_FILE",
+    "IDMESH_BOOTSTRAP_ADMIN_KEY",
+    "IDMESH_BOOTSTRAP_ADMIN_KEY_FILE",
 ];
 
 /// `idmesh` with none of [`IDMESH_VARIABLES`] inherited from the test run.
@@ -85,6 +90,14 @@ async fn idmesh_dev_prints_a_working_scim_url_and_token_then_stops_on_sigterm() 
     let (child, lines) = start_dev(data_dir.path());
     let base_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
     let token = value_after(&next_line(&lines), "Bearer token:").to_owned();
+    let api_key = value_after(&next_line(&lines), "API key:").to_owned();
+    assert!(api_key.starts_with("idmk_"));
+    let key_file = data_dir.path().join("api-key");
+    assert_eq!(
+        std::fs::metadata(&key_file).expect("the key file").permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read_to_string(&key_file).expect("readable").trim(), api_key);
 
     let http = reqwest::Client::new();
     let created = http
@@ -103,6 +116,11 @@ async fn idmesh_dev_prints_a_working_scim_url_and_token_then_stops_on_sigterm() 
     let again = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
     assert_eq!(again.rsplit('/').next(), base_url.rsplit('/').next());
     assert!(!next_line(&lines).starts_with("Bearer token:"));
+    assert_eq!(
+        value_after(&next_line(&lines), "API key:"),
+        api_key,
+        "the same admin key"
+    );
     stop(child);
 }
 
@@ -261,7 +279,9 @@ group_patch_member_limit = 500
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_create_json_gives_a_token_the_gateway_accepts() {
     let database = ScratchDatabase::new(Backend::Sqlite);
-    let config = MeshConfig::loopback(database.url().to_owned());
+    let admin_key = idmesh::generate_api_key().expect("randomness");
+    let mut config = MeshConfig::loopback(database.url().to_owned());
+    config.bootstrap_admin_key = Some(admin_key.clone());
     let shutdown = CancellationToken::new();
     let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
         .await
@@ -277,6 +297,7 @@ async fn directory_create_json_gives_a_token_the_gateway_accepts() {
             .args(args)
             .args(["--directory-addr", &directory_addr.to_string()])
             .args(["--public-url", &format!("http://{http_addr}")])
+            .env("IDMESH_API_KEY", &admin_key)
             .output()
             .expect("idmesh runs");
         assert!(
@@ -311,6 +332,57 @@ async fn directory_create_json_gives_a_token_the_gateway_accepts() {
     let tokens: Value = serde_json::from_str(&run(&["token", "list", "--directory", id, "--json"])).expect("JSON");
     assert_eq!(tokens.as_array().map(Vec::len), Some(2));
 
+    let key: Value = serde_json::from_str(&run(&[
+        "apikey",
+        "create",
+        "--name",
+        "billing",
+        "--scope",
+        "sessions:check",
+        "revocations:watch",
+        "--directory",
+        id,
+        "--expires-in-days",
+        "30",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert!(key["api_key"].as_str().expect("the key").starts_with("idmk_"));
+    assert_eq!(key["scopes"], json!(["sessions:check", "revocations:watch"]));
+    assert_eq!(key["directory_ids"], json!([id]));
+    let key_id = key["id"].as_str().expect("key id");
+    let listed = run(&["apikey", "list"]);
+    assert!(listed.contains(key_id) && listed.contains("billing"), "{listed}");
+    assert!(
+        !listed.contains(key["api_key"].as_str().expect("the key")),
+        "never a secret"
+    );
+    assert!(run(&["apikey", "revoke", "--id", key_id]).contains(key_id));
+    let keys: Value = serde_json::from_str(&run(&["apikey", "list", "--json"])).expect("JSON");
+    let revoked = keys
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|k| k["id"] == json!(key_id))
+        .expect("listed");
+    assert!(revoked["revoked_at"].is_string());
+
+    let (code, _, stderr) = run_idmesh(
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "users:delete",
+            "--directory-addr",
+            &directory_addr.to_string(),
+        ],
+        &[("IDMESH_API_KEY", &admin_key)],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("users:delete"), "names the unknown scope: {stderr}");
+
     shutdown.cancel();
     running.await.expect("joined").expect("the mesh stops cleanly");
 }
@@ -320,10 +392,11 @@ fn free_addr() -> String {
     unused_addr().to_string()
 }
 
-fn spawn_serve(args: &[&str]) -> Child {
+fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Child {
     idmesh()
         .arg("serve")
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -336,38 +409,75 @@ async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
     let database_url = database.url().to_owned();
     let (directory_addr, user_addr, group_addr, http_addr) = (free_addr(), free_addr(), free_addr(), free_addr());
     let metrics_addr = free_addr();
-    let services = spawn_serve(&[
-        "--metrics-addr",
-        &metrics_addr,
-        "--targets",
-        "directories,users,groups",
-        "--database-url",
-        &database_url,
-        "--directory-listen-addr",
-        &directory_addr,
-        "--user-listen-addr",
-        &user_addr,
-        "--group-listen-addr",
-        &group_addr,
-    ]);
-    let gateway = spawn_serve(&[
-        "--targets",
-        "gateway",
-        "--http-addr",
-        &http_addr,
-        "--directory-addr",
-        &directory_addr,
-        "--user-addr",
-        &user_addr,
-        "--group-addr",
-        &group_addr,
-    ]);
+    let admin_key = idmesh::generate_api_key().expect("randomness");
+    let services = spawn_serve(
+        &[
+            "--metrics-addr",
+            &metrics_addr,
+            "--targets",
+            "directories,users,groups",
+            "--database-url",
+            &database_url,
+            "--directory-listen-addr",
+            &directory_addr,
+            "--user-listen-addr",
+            &user_addr,
+            "--group-listen-addr",
+            &group_addr,
+        ],
+        &[("IDMESH_BOOTSTRAP_ADMIN_KEY", &admin_key)],
+    );
+    // The gateway calls with a key of its own, with only the scopes it uses.
+    let mut gateway_key = None;
+    for _ in 0..100 {
+        let (code, stdout, _) = run_idmesh(
+            &[
+                "apikey",
+                "create",
+                "--name",
+                "gateway",
+                "--json",
+                "--directory-addr",
+                &directory_addr,
+                "--scope",
+                "scim-tokens:resolve",
+                "users:read",
+                "users:write",
+                "groups:read",
+                "groups:write",
+            ],
+            &[("IDMESH_API_KEY", &admin_key)],
+        );
+        if code == 0 {
+            let created: Value = serde_json::from_str(&stdout).expect("JSON output");
+            gateway_key = Some(created["api_key"].as_str().expect("the key").to_owned());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let gateway_key = gateway_key.expect("directory-service comes up");
+    let gateway = spawn_serve(
+        &[
+            "--targets",
+            "gateway",
+            "--http-addr",
+            &http_addr,
+            "--directory-addr",
+            &directory_addr,
+            "--user-addr",
+            &user_addr,
+            "--group-addr",
+            &group_addr,
+        ],
+        &[("IDMESH_API_KEY", &gateway_key)],
+    );
 
     let mut created = None;
     for _ in 0..100 {
         let output = idmesh()
             .args(["directory", "create", "--name", "Split", "--json"])
             .args(["--directory-addr", &directory_addr])
+            .env("IDMESH_API_KEY", &admin_key)
             .args(["--public-url", &format!("http://{http_addr}")])
             .output()
             .expect("idmesh runs");
@@ -423,9 +533,8 @@ async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
 
 /// A session of a new user through session-service at `addr`, retrying while
 /// the service comes up.
-async fn create_session(addr: &str) -> String {
-    let channel = idmesh_runtime::grpc::lazy_channel(addr).expect("a valid address");
-    let mut sessions = SessionServiceClient::new(channel);
+async fn create_session(addr: &str, key: &str) -> String {
+    let mut sessions = SessionServiceClient::new(authed(addr, key));
     let request = CreateSessionRequest {
         directory_id: "directory".into(),
         user_id: format!("user-{}", std::process::id()),
@@ -441,9 +550,14 @@ async fn create_session(addr: &str) -> String {
     panic!("session-service at {addr} does not come up");
 }
 
-async fn session_status(addr: &str, session_id: &str) -> SessionStatus {
-    let channel = idmesh_runtime::grpc::lazy_channel(addr).expect("a valid address");
-    SessionServiceClient::new(channel)
+/// A channel to `addr` calling with `key`.
+fn authed(addr: &str, key: &str) -> idmesh_runtime::auth::AuthChannel {
+    let credential = idmesh_runtime::auth::Credential::new(key).expect("a printable key");
+    idmesh_runtime::grpc::authed_channel(addr, &credential).expect("a valid address")
+}
+
+async fn session_status(addr: &str, key: &str, session_id: &str) -> SessionStatus {
+    SessionServiceClient::new(authed(addr, key))
         .check_session(CheckSessionRequest {
             session_id: session_id.to_owned(),
         })
@@ -456,15 +570,17 @@ async fn session_status(addr: &str, session_id: &str) -> SessionStatus {
 #[tokio::test]
 async fn the_whole_mesh_keeps_sessions_in_process_without_a_redis_url() {
     let database = ScratchDatabase::new(Backend::Sqlite);
-    let config = MeshConfig::loopback(database.url().to_owned());
+    let admin_key = idmesh::generate_api_key().expect("randomness");
+    let mut config = MeshConfig::loopback(database.url().to_owned());
+    config.bootstrap_admin_key = Some(admin_key.clone());
     let shutdown = CancellationToken::new();
     let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
         .await
         .expect("the mesh starts");
     let addr = mesh.session_addr.expect("session-service").to_string();
     let running = tokio::spawn(mesh.wait());
-    let session = create_session(&addr).await;
-    assert_eq!(session_status(&addr, &session).await, SessionStatus::Valid);
+    let session = create_session(&addr, &admin_key).await;
+    assert_eq!(session_status(&addr, &admin_key, &session).await, SessionStatus::Valid);
     shutdown.cancel();
     running.await.expect("joined").expect("the mesh stops cleanly");
 }
@@ -472,25 +588,45 @@ async fn the_whole_mesh_keeps_sessions_in_process_without_a_redis_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_a_redis_url_shares_sessions_between_processes() {
     let redis_url = redis_url();
-    let (one, two) = (free_addr(), free_addr());
-    let serve_sessions = |addr: &str| {
-        spawn_serve(&[
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let (one, two, directory_addr) = (free_addr(), free_addr(), free_addr());
+    let admin_key = idmesh::generate_api_key().expect("randomness");
+    // Where both processes resolve their callers' keys.
+    let directories = spawn_serve(
+        &[
             "--targets",
-            "sessions",
-            "--session-listen-addr",
-            addr,
-            "--redis-url",
-            &redis_url,
-        ])
+            "directories",
+            "--database-url",
+            database.url(),
+            "--directory-listen-addr",
+            &directory_addr,
+        ],
+        &[("IDMESH_BOOTSTRAP_ADMIN_KEY", &admin_key)],
+    );
+    let serve_sessions = |addr: &str| {
+        spawn_serve(
+            &[
+                "--targets",
+                "sessions",
+                "--session-listen-addr",
+                addr,
+                "--redis-url",
+                &redis_url,
+                "--directory-addr",
+                &directory_addr,
+            ],
+            &[("IDMESH_API_KEY", &admin_key)],
+        )
     };
     let (first, second) = (serve_sessions(&one), serve_sessions(&two));
-    let session = create_session(&one).await;
-    create_session(&two).await;
+    let session = create_session(&one, &admin_key).await;
+    create_session(&two, &admin_key).await;
     assert_eq!(
-        session_status(&two, &session).await,
+        session_status(&two, &admin_key, &session).await,
         SessionStatus::Valid,
         "created through one process, valid through the other"
     );
     stop(first);
     stop(second);
+    stop(directories);
 }

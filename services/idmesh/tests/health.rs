@@ -183,6 +183,8 @@ async fn the_gateway_is_live_but_not_ready_without_directory_service() {
     config.directory_addr = unused.to_string();
     config.user_addr = unused.to_string();
     config.group_addr = unused.to_string();
+    // Alone, the gateway calls as a configured key.
+    config.api_key = Some(idmesh::generate_api_key().expect("randomness"));
     let shutdown = CancellationToken::new();
     let mesh = idmesh::launch(&[Target::Gateway], config, shutdown.clone())
         .await

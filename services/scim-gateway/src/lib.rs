@@ -25,6 +25,8 @@ use axum::serve::ListenerExt;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
+use idmesh_runtime::auth::{AuthChannel, Credential};
+use idmesh_runtime::grpc::authed_channel;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -50,6 +52,10 @@ pub struct Config {
     /// The externally visible base URL (`https://scim.example.com`), used for
     /// `meta.location` and `Location`. Without it, the request's Host header.
     pub public_url: Option<String>,
+    /// The gateway's own key: scim-tokens:resolve, users:read, users:write,
+    /// groups:read, groups:write, and nothing else (it cannot issue SCIM
+    /// tokens).
+    pub credential: Credential,
 }
 
 /// The member count above which a group PATCH answers 204 by default:
@@ -69,11 +75,11 @@ pub enum ServeError {
 /// What every request handler shares.
 #[derive(Debug, Clone)]
 struct AppState {
-    directories: DirectoryServiceClient<Channel>,
+    directories: DirectoryServiceClient<AuthChannel>,
     /// directory-service's `grpc.health.v1`, for `/readyz`.
     directory_health: HealthClient<Channel>,
-    users: UserServiceClient<Channel>,
-    groups: GroupServiceClient<Channel>,
+    users: UserServiceClient<AuthChannel>,
+    groups: GroupServiceClient<AuthChannel>,
     tokens: Arc<TokenCache>,
     public_url: Option<Arc<str>>,
     group_patch_member_limit: u64,
@@ -85,10 +91,13 @@ struct AppState {
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     let directory_channel = idmesh_runtime::grpc::lazy_channel(&config.directory_addr)?;
     let state = AppState {
-        directories: DirectoryServiceClient::new(directory_channel.clone()),
+        directories: DirectoryServiceClient::new(AuthChannel::new(
+            directory_channel.clone(),
+            config.credential.clone(),
+        )),
         directory_health: HealthClient::new(directory_channel),
-        users: UserServiceClient::new(idmesh_runtime::grpc::lazy_channel(&config.user_addr)?),
-        groups: GroupServiceClient::new(idmesh_runtime::grpc::lazy_channel(&config.group_addr)?),
+        users: UserServiceClient::new(authed_channel(&config.user_addr, &config.credential)?),
+        groups: GroupServiceClient::new(authed_channel(&config.group_addr, &config.credential)?),
         tokens: Arc::new(TokenCache::new()),
         public_url: config.public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
         group_patch_member_limit: config.group_patch_member_limit,

@@ -17,6 +17,7 @@ use axum::body::{Body, Bytes};
 use axum::response::Response;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::{ListGroupsOfMemberRequest, ListMembersRequest, Member, MemberType};
+use idmesh_runtime::auth::AuthChannel;
 use scim::attributes::Projection;
 use scim::members::{MemberKind, render_group_of_user};
 use scim::schema::GROUP_RESOURCE;
@@ -24,7 +25,6 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tracing::Instrument as _;
 
 use crate::error::ApiError;
@@ -45,7 +45,7 @@ const MEMBER_IDS_PER_CALL: usize = 1_000;
 /// The members of one group, read page by page.
 #[derive(Debug)]
 pub struct MemberPages {
-    groups: GroupServiceClient<Channel>,
+    groups: GroupServiceClient<AuthChannel>,
     directory_id: String,
     group_id: String,
     /// Where the next page starts; `None` once the last page was read.
@@ -53,7 +53,7 @@ pub struct MemberPages {
 }
 
 impl MemberPages {
-    pub fn new(groups: GroupServiceClient<Channel>, directory_id: &str, group_id: &str) -> Self {
+    pub fn new(groups: GroupServiceClient<AuthChannel>, directory_id: &str, group_id: &str) -> Self {
         Self {
             groups,
             directory_id: directory_id.to_owned(),
@@ -179,7 +179,7 @@ fn render_page(directory_url: &str, projection: &Projection, page: &[Member], wr
 /// of [`MEMBER_IDS_PER_CALL`] ids, so that a page of users costs one or two
 /// calls, not one per user.
 pub async fn groups_of_users(
-    groups: &GroupServiceClient<Channel>,
+    groups: &GroupServiceClient<AuthChannel>,
     directory_id: &str,
     directory_url: &str,
     user_ids: &[&str],

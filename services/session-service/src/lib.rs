@@ -12,6 +12,7 @@ mod store;
 
 use std::sync::Arc;
 
+use idmesh_runtime::auth::ServiceIdentity;
 use idmesh_runtime::clock::Clock;
 use idmesh_runtime::grpc::Readiness;
 use tokio::net::TcpListener;
@@ -41,13 +42,17 @@ pub struct Config {
     /// About how many revocations the log keeps; a watcher away for longer
     /// than that many revocations must resynchronise.
     pub revocation_log_len: usize,
+    /// session-service's own key (apikeys:authenticate) and where callers'
+    /// keys are resolved.
+    pub identity: ServiceIdentity,
 }
 
 impl Config {
     /// The defaults, with sessions in Redis at `redis_url` or, without one,
-    /// in the process.
-    pub fn new(redis_url: Option<String>) -> Config {
+    /// in the process, resolving callers as `identity`.
+    pub fn new(redis_url: Option<String>, identity: ServiceIdentity) -> Config {
         Config {
+            identity,
             redis_url,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             revocation_log_len: DEFAULT_REVOCATION_LOG_LEN,
@@ -84,7 +89,7 @@ pub async fn serve_with_clock(
         Some(url) => {
             let store =
                 RedisStore::open(url, &config.key_prefix, config.revocation_log_len).map_err(ServeError::RedisUrl)?;
-            run(listener, store, clock, shutdown).await
+            run(listener, store, &config, clock, shutdown).await
         }
         None => {
             tracing::warn!(
@@ -93,7 +98,7 @@ pub async fn serve_with_clock(
                  more than one process"
             );
             let store = MemoryStore::new(config.revocation_log_len, clock());
-            run(listener, store, clock, shutdown).await
+            run(listener, store, &config, clock, shutdown).await
         }
     }
 }
@@ -101,9 +106,11 @@ pub async fn serve_with_clock(
 async fn run<S: SessionStore>(
     listener: TcpListener,
     store: S,
+    config: &Config,
     clock: Clock,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    let auth = config.identity.authenticator()?;
     let store = Arc::new(store);
     let readiness = {
         let store = Arc::clone(&store);
@@ -116,7 +123,14 @@ async fn run<S: SessionStore>(
     let server = idmesh_proto::v1::session_service_server::SessionServiceServer::new(api);
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), "session-service listening");
-    idmesh_runtime::grpc::serve_with_readiness(listener, routes, &[SessionApi::<S>::SERVICE_NAME], readiness, shutdown)
-        .await?;
+    idmesh_runtime::grpc::serve_with_readiness(
+        listener,
+        routes,
+        &[SessionApi::<S>::SERVICE_NAME],
+        auth,
+        readiness,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

@@ -72,6 +72,14 @@ impl SessionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The session's handle: what listings answer instead of the id. A
+    /// one-way hash of the id, so it names the session (to revoke it) but
+    /// cannot be turned back into the id that passes CheckSession.
+    pub fn handle(&self) -> String {
+        let digest = Sha256::digest(format!("idmesh session handle\0{}", self.0).as_bytes());
+        format!("sh_{}", hex::encode(digest))
+    }
 }
 
 impl fmt::Display for SessionId {

@@ -1,7 +1,7 @@
 //! The `idmesh.v1.SessionService` gRPC API: validates requests, converts
 //! between protobuf messages and the domain, and runs revocation watches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,10 +9,11 @@ use idmesh_api::timestamp;
 use idmesh_proto::v1::session_service_server::SessionService;
 use idmesh_proto::v1::{
     CheckSessionRequest, CheckSessionResponse, CheckTokenRequest, CheckTokenResponse, CreateSessionRequest,
-    ListUserSessionsRequest, ListUserSessionsResponse, RevokeSessionRequest, RevokeSessionResponse,
-    RevokeUserSessionsRequest, RevokeUserSessionsResponse, SessionStatus, TokenStatus, WatchRevocationsRequest,
-    WatchRevocationsResponse,
+    ListUserSessionsRequest, ListUserSessionsResponse, RevokeSessionByHandleRequest, RevokeSessionRequest,
+    RevokeSessionResponse, RevokeUserSessionsRequest, RevokeUserSessionsResponse, SessionStatus, TokenStatus,
+    WatchRevocationsRequest, WatchRevocationsResponse,
 };
+use idmesh_runtime::auth;
 use idmesh_runtime::clock::Clock;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -55,6 +56,16 @@ impl<S: SessionStore> SessionApi<S> {
     /// `shutdown` is cancelled.
     pub fn new(store: Arc<S>, clock: Clock, shutdown: CancellationToken) -> Self {
         Self { store, clock, shutdown }
+    }
+
+    async fn revoke(&self, id: &SessionId, revocation: &Revocation) -> Result<Response<RevokeSessionResponse>, Status> {
+        match self.store.revoke_session(id, revocation).await? {
+            RevokeOutcome::Revoked(session) => Ok(Response::new(RevokeSessionResponse {
+                session: Some(session_to_proto(session)),
+            })),
+            RevokeOutcome::Unknown => Err(not_found("no such session")),
+            RevokeOutcome::Expired => Err(not_found("the session has expired")),
+        }
     }
 }
 
@@ -142,13 +153,23 @@ fn revocation_to_proto(revocation: &Revocation) -> idmesh_proto::v1::Revocation 
 
 fn session_to_proto(session: Session) -> idmesh_proto::v1::Session {
     idmesh_proto::v1::Session {
-        id: session.id.to_string(),
         directory_id: session.user.directory_id,
         user_id: session.user.user_id,
         attributes: session.attributes.into_iter().collect(),
         created: Some(timestamp::to_proto(session.created)),
         expires_at: Some(timestamp::to_proto(session.expires_at)),
         revocation: session.revocation.as_ref().map(revocation_to_proto),
+        handle: session.id.handle(),
+        id: session.id.to_string(),
+    }
+}
+
+/// A session as listings show it: by its handle, without the id that is
+/// its secret.
+fn listed_session_to_proto(session: Session) -> idmesh_proto::v1::Session {
+    idmesh_proto::v1::Session {
+        id: String::new(),
+        ..session_to_proto(session)
     }
 }
 
@@ -169,6 +190,7 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
         &self,
         request: Request<CreateSessionRequest>,
     ) -> Result<Response<idmesh_proto::v1::Session>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let user = user_ref(request.directory_id, request.user_id)?;
         let ttl = ttl(request.ttl)?;
@@ -192,6 +214,7 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
         &self,
         request: Request<CheckSessionRequest>,
     ) -> Result<Response<CheckSessionResponse>, Status> {
+        let caller = auth::caller(&request)?.clone();
         let request = request.into_inner();
         if request.session_id.is_empty() {
             return Err(invalid("session_id is required"));
@@ -207,6 +230,7 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
         let Some(session) = self.store.get(&id, now).await? else {
             return Ok(Response::new(unknown));
         };
+        caller.require_directory(&session.user.directory_id)?;
         let status = match session.state(now) {
             SessionState::Valid => SessionStatus::Valid,
             SessionState::Revoked => SessionStatus::Revoked,
@@ -219,6 +243,7 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
     }
 
     async fn check_token(&self, request: Request<CheckTokenRequest>) -> Result<Response<CheckTokenResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let user = user_ref(request.directory_id, request.user_id)?;
         let issued_at = request
@@ -244,6 +269,7 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
         &self,
         request: Request<RevokeSessionRequest>,
     ) -> Result<Response<RevokeSessionResponse>, Status> {
+        let limited = auth::caller(&request)?.clone();
         let request = request.into_inner();
         if request.session_id.is_empty() {
             return Err(invalid("session_id is required"));
@@ -255,19 +281,41 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
         let Some(id) = SessionId::parse(&request.session_id) else {
             return Err(not_found("no such session"));
         };
-        match self.store.revoke_session(&id, &revocation).await? {
-            RevokeOutcome::Revoked(session) => Ok(Response::new(RevokeSessionResponse {
-                session: Some(session_to_proto(session)),
-            })),
-            RevokeOutcome::Unknown => Err(not_found("no such session")),
-            RevokeOutcome::Expired => Err(not_found("the session has expired")),
+        // Only a directory-limited key pays for the extra read.
+        if limited.directories.is_some()
+            && let Some(session) = self.store.get(&id, revocation.at).await?
+        {
+            limited.require_directory(&session.user.directory_id)?;
         }
+        self.revoke(&id, &revocation).await
+    }
+
+    async fn revoke_session_by_handle(
+        &self,
+        request: Request<RevokeSessionByHandleRequest>,
+    ) -> Result<Response<RevokeSessionResponse>, Status> {
+        auth::authorize(&request)?;
+        let request = request.into_inner();
+        let user = user_ref(request.directory_id, request.user_id)?;
+        let revocation = Revocation {
+            reason: reason(request.reason)?,
+            at: (self.clock)(),
+        };
+        let sessions = self.store.list_user_sessions(&user, revocation.at).await?;
+        let Some(session) = sessions
+            .into_iter()
+            .find(|session| session.id.handle() == request.handle)
+        else {
+            return Err(not_found("no live session of this user has that handle"));
+        };
+        self.revoke(&session.id, &revocation).await
     }
 
     async fn revoke_user_sessions(
         &self,
         request: Request<RevokeUserSessionsRequest>,
     ) -> Result<Response<RevokeUserSessionsResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let user = user_ref(request.directory_id, request.user_id)?;
         let revocation = Revocation {
@@ -286,11 +334,12 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
         &self,
         request: Request<ListUserSessionsRequest>,
     ) -> Result<Response<ListUserSessionsResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let user = user_ref(request.directory_id, request.user_id)?;
         let sessions = self.store.list_user_sessions(&user, (self.clock)()).await?;
         Ok(Response::new(ListUserSessionsResponse {
-            sessions: sessions.into_iter().map(session_to_proto).collect(),
+            sessions: sessions.into_iter().map(listed_session_to_proto).collect(),
         }))
     }
 
@@ -300,6 +349,7 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
         &self,
         request: Request<WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        let directories = auth::caller(&request)?.directories.clone();
         let request = request.into_inner();
         let start = match request.cursor.as_str() {
             "" => None,
@@ -309,6 +359,7 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
         let watch = Watch {
             store: Arc::clone(&self.store),
             sender,
+            directories,
         };
         tokio::spawn(watch.run(start, self.shutdown.clone()));
         Ok(Response::new(ReceiverStream::new(receiver)))
@@ -319,6 +370,9 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
 struct Watch<S> {
     store: Arc<S>,
     sender: mpsc::Sender<Result<WatchRevocationsResponse, Status>>,
+    /// The directories whose revocations the watcher may see; `None` for
+    /// every directory.
+    directories: Option<BTreeSet<String>>,
 }
 
 /// Why a watch ended.
@@ -366,7 +420,7 @@ impl<S: SessionStore> Watch<S> {
             match received {
                 Ok(event) if event.cursor > cursor => {
                     cursor = event.cursor;
-                    self.send(vec![event], cursor).await?;
+                    self.send(vec![event], cursor, false).await?;
                 }
                 Ok(_) => {}
                 // The watcher is slower than revocations come: the log has them.
@@ -391,9 +445,7 @@ impl<S: SessionStore> Watch<S> {
             if let Some(last) = events.last() {
                 cursor = last.cursor;
             }
-            if first || !events.is_empty() {
-                self.send(events, cursor).await?;
-            }
+            self.send(events, cursor, first).await?;
             first = false;
             if !full {
                 return Ok(cursor);
@@ -401,9 +453,23 @@ impl<S: SessionStore> Watch<S> {
         }
     }
 
-    async fn send(&self, events: Vec<RevocationEvent>, cursor: Cursor) -> Result<(), WatchEnd> {
+    /// Sends the events of `events` the watcher may see, unless there are
+    /// none and the message is not the `first`.
+    async fn send(&self, events: Vec<RevocationEvent>, cursor: Cursor, first: bool) -> Result<(), WatchEnd> {
+        let events: Vec<_> = events
+            .into_iter()
+            .filter(|event| {
+                self.directories
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.contains(&event.user.directory_id))
+            })
+            .map(event_to_proto)
+            .collect();
+        if events.is_empty() && !first {
+            return Ok(());
+        }
         let message = WatchRevocationsResponse {
-            events: events.into_iter().map(event_to_proto).collect(),
+            events,
             cursor: cursor.to_string(),
         };
         self.sender.send(Ok(message)).await.map_err(|_| WatchEnd::Gone)
@@ -426,6 +492,7 @@ mod tests {
         let watch = Watch {
             store: Arc::clone(&store),
             sender,
+            directories: None,
         };
         tokio::spawn(watch.run(None, CancellationToken::new()));
         let first = receiver.recv().await.expect("a first message").expect("not an error");

@@ -19,6 +19,7 @@ mod revocation;
 mod revocation_tests;
 mod service;
 
+use idmesh_runtime::auth::ServiceIdentity;
 use idmesh_runtime::grpc::Readiness;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +39,9 @@ pub struct Config {
     /// Where group-service listens: deleting a user removes it from every
     /// group there.
     pub group_addr: String,
+    /// user-service's own key (sessions:write, groups:write,
+    /// apikeys:authenticate) and where callers' keys are resolved.
+    pub identity: ServiceIdentity,
 }
 
 /// Why user-service could not start or stopped.
@@ -59,8 +63,9 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let db = idmesh_store::connect(&config.database_url).await?;
     idmesh_store::migrate::<migration::Migrator>(&db).await?;
     let clock = idmesh_runtime::clock::system();
-    let sessions = idmesh_runtime::grpc::lazy_channel(&config.session_addr)?;
-    let groups = idmesh_runtime::grpc::lazy_channel(&config.group_addr)?;
+    let sessions = config.identity.channel(&config.session_addr)?;
+    let groups = config.identity.channel(&config.group_addr)?;
+    let auth = config.identity.authenticator()?;
     let revocations = Revocations::new(db.clone(), sessions, groups, clock.clone());
     let stop_delivering = shutdown.child_token();
     let deliverer = tokio::spawn(revocations.clone().run(stop_delivering.clone()));
@@ -72,9 +77,15 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let server = idmesh_proto::v1::user_service_server::UserServiceServer::new(api);
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), session_addr = %config.session_addr, group_addr = %config.group_addr, "user-service listening");
-    let served =
-        idmesh_runtime::grpc::serve_with_readiness(listener, routes, &[UserApi::SERVICE_NAME], readiness, shutdown)
-            .await;
+    let served = idmesh_runtime::grpc::serve_with_readiness(
+        listener,
+        routes,
+        &[UserApi::SERVICE_NAME],
+        auth,
+        readiness,
+        shutdown,
+    )
+    .await;
     // The deliverer stops with the server, also when the server failed.
     stop_delivering.cancel();
     if let Err(err) = deliverer.await {

@@ -30,6 +30,13 @@ use time::macros::datetime;
 use tonic::Request;
 
 use crate::UserApi;
+
+/// A request from a caller with every scope, as the auth layer would pass
+/// it on.
+fn admin<T>(message: T) -> Request<T> {
+    let caller = idmesh_runtime::auth::Principal::with_every_scope("test", "test");
+    idmesh_runtime::auth::with_caller(Request::new(message), caller)
+}
 use crate::revocation::Revocations;
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -54,7 +61,10 @@ async fn service(url: &str) -> (UserApi, DatabaseConnection) {
         Arc::new(move || EPOCH + time::Duration::milliseconds(1_250 * tick.fetch_add(1, Ordering::SeqCst)));
     // No user is deactivated or deleted here, so neither session-service
     // nor group-service is ever called.
-    let nowhere = || idmesh_runtime::grpc::lazy_channel("127.0.0.1:9").expect("an address");
+    let nowhere = || {
+        let credential = idmesh_runtime::auth::Credential::new("idmk_unused").expect("a key");
+        idmesh_runtime::grpc::authed_channel("127.0.0.1:9", &credential).expect("an address")
+    };
     let revocations = Revocations::new(db.clone(), nowhere(), nowhere(), clock.clone());
     (UserApi::new(db.clone(), clock, revocations), db)
 }
@@ -367,7 +377,7 @@ impl Stored {
         for body in bodies {
             let doc = body.as_object().expect("users are objects");
             let user = api
-                .create_user(Request::new(CreateUserRequest {
+                .create_user(admin(CreateUserRequest {
                     directory_id: directory_id.clone(),
                     resource_json: idmesh_api::document::to_json(doc),
                 }))
@@ -386,7 +396,7 @@ impl Stored {
     async fn select(&self, filter: &str) -> Result<BTreeSet<String>, tonic::Status> {
         let listed = self
             .api
-            .list_users(Request::new(ListUsersRequest {
+            .list_users(admin(ListUsersRequest {
                 directory_id: self.directory_id.clone(),
                 filter: filter.to_owned(),
                 page: Some(PageRequest {

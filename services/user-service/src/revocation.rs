@@ -23,6 +23,7 @@ use std::time::Duration;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{RemoveMemberEverywhereRequest, RevokeUserSessionsRequest};
+use idmesh_runtime::auth::AuthChannel;
 use idmesh_runtime::clock::Clock;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -31,7 +32,6 @@ use sea_orm::{
 };
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::entity::session_revocation::{self, Column, Entity};
@@ -82,8 +82,8 @@ const FAILURES_METRIC: &str = "idmesh_session_revocation_failures_total";
 #[derive(Clone)]
 pub(crate) struct Revocations {
     db: DatabaseConnection,
-    sessions: SessionServiceClient<Channel>,
-    groups: GroupServiceClient<Channel>,
+    sessions: SessionServiceClient<AuthChannel>,
+    groups: GroupServiceClient<AuthChannel>,
     clock: Clock,
 }
 
@@ -151,7 +151,7 @@ impl Revocations {
     /// Revocations stored in `db` and delivered over `sessions`, a channel
     /// to session-service; membership removals over `groups`, a channel to
     /// group-service.
-    pub(crate) fn new(db: DatabaseConnection, sessions: Channel, groups: Channel, clock: Clock) -> Revocations {
+    pub(crate) fn new(db: DatabaseConnection, sessions: AuthChannel, groups: AuthChannel, clock: Clock) -> Revocations {
         Revocations {
             db,
             sessions: SessionServiceClient::new(sessions),

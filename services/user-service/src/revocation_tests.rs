@@ -20,8 +20,9 @@ use idmesh_proto::v1::{
     DeleteUserRequest, GetRevocationBacklogRequest, GetUserRequest, ListMembersRequest, PatchUserRequest,
     ReplaceUserRequest, SessionStatus, TokenStatus,
 };
+use idmesh_runtime::auth::{self, AuthChannel};
 use idmesh_runtime::clock::Clock;
-use idmesh_testkit::{Backend, ScratchDatabase, channel, unused_addr};
+use idmesh_testkit::{Backend, ScratchDatabase, unused_addr};
 use scim::patch::PatchOpKind;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
@@ -29,11 +30,16 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::Request;
-use tonic::transport::Channel;
 
 use crate::entity::session_revocation::{self, Column, Entity};
 use crate::revocation::{Revocations, USER_DEACTIVATED, USER_DELETED};
 use crate::service::UserApi;
+
+/// A request from a caller with every scope, as the auth layer would pass
+/// it on.
+fn as_admin<T>(message: T) -> Request<T> {
+    auth::with_caller(Request::new(message), auth::Principal::with_every_scope("test", "test"))
+}
 
 /// A migrated database of user-service on `database`.
 async fn migrated(database: &ScratchDatabase) -> DatabaseConnection {
@@ -92,7 +98,13 @@ fn user_service_with_groups(
     group_addr: SocketAddr,
     clock: &ManualClock,
 ) -> (UserApi, Revocations) {
-    let revocations = Revocations::new(db.clone(), channel(session_addr), channel(group_addr), clock.clock());
+    let directory = directory_service::testing::shared();
+    let revocations = Revocations::new(
+        db.clone(),
+        directory.channel(session_addr),
+        directory.channel(group_addr),
+        clock.clock(),
+    );
     let api = UserApi::new(db.clone(), clock.clock(), revocations.clone());
     (api, revocations)
 }
@@ -103,10 +115,15 @@ async fn serve_users(api: UserApi) -> (SocketAddr, tokio_util::sync::DropGuard) 
     let addr = listener.local_addr().expect("a bound address");
     let shutdown = CancellationToken::new();
     let routes = tonic::service::Routes::new(UserServiceServer::new(api));
+    let auth = directory_service::testing::shared()
+        .identity()
+        .authenticator()
+        .expect("an authenticator");
     tokio::spawn(idmesh_runtime::grpc::serve(
         listener,
         routes,
         &[UserApi::SERVICE_NAME],
+        auth,
         shutdown.clone(),
     ));
     (addr, shutdown.drop_guard())
@@ -120,7 +137,7 @@ async fn start_group_service(
     database_url: &str,
     user_addr: SocketAddr,
 ) -> (
-    GroupServiceClient<Channel>,
+    GroupServiceClient<AuthChannel>,
     CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
@@ -129,6 +146,7 @@ async fn start_group_service(
     let config = group_service::Config {
         database_url: database_url.to_owned(),
         user_addr: user_addr.to_string(),
+        identity: directory_service::testing::shared().identity(),
     };
     let running = tokio::spawn({
         let shutdown = shutdown.clone();
@@ -138,17 +156,25 @@ async fn start_group_service(
                 .expect("group-service")
         }
     });
-    (GroupServiceClient::new(channel(addr)), shutdown, running)
+    (
+        GroupServiceClient::new(directory_service::testing::shared().channel(addr)),
+        shutdown,
+        running,
+    )
 }
 
 /// A session-service on `addr`, keeping sessions in its process; it stops
 /// when the token is dropped.
-async fn start_session_service(addr: SocketAddr) -> (SessionServiceClient<Channel>, tokio_util::sync::DropGuard) {
+async fn start_session_service(addr: SocketAddr) -> (SessionServiceClient<AuthChannel>, tokio_util::sync::DropGuard) {
     let listener = TcpListener::bind(addr).await.expect("the session-service port is free");
     let shutdown = CancellationToken::new();
-    let config = session_service::Config::new(None);
+    let directory = directory_service::testing::shared();
+    let config = session_service::Config::new(None, directory.identity());
     tokio::spawn(session_service::serve(listener, config, shutdown.clone()));
-    (SessionServiceClient::new(channel(addr)), shutdown.drop_guard())
+    (
+        SessionServiceClient::new(directory.channel(addr)),
+        shutdown.drop_guard(),
+    )
 }
 
 async fn create_user(api: &UserApi, directory_id: &str) -> String {
@@ -156,7 +182,7 @@ async fn create_user(api: &UserApi, directory_id: &str) -> String {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": format!("{}@example.com", uuid::Uuid::now_v7().simple()),
     });
-    api.create_user(Request::new(CreateUserRequest {
+    api.create_user(as_admin(CreateUserRequest {
         directory_id: directory_id.to_owned(),
         resource_json: resource.to_string(),
     }))
@@ -167,7 +193,7 @@ async fn create_user(api: &UserApi, directory_id: &str) -> String {
 }
 
 async fn patch(api: &UserApi, directory_id: &str, id: &str, op: &str, path: &str, value: Option<Value>) {
-    api.patch_user(Request::new(PatchUserRequest {
+    api.patch_user(as_admin(PatchUserRequest {
         directory_id: directory_id.to_owned(),
         id: id.to_owned(),
         operations: vec![idmesh_api::patch::operation(
@@ -207,7 +233,7 @@ async fn stored(db: &DatabaseConnection) -> Vec<session_revocation::Model> {
 }
 
 async fn token_status(
-    sessions: &mut SessionServiceClient<Channel>,
+    sessions: &mut SessionServiceClient<AuthChannel>,
     directory_id: &str,
     user_id: &str,
     issued_at: OffsetDateTime,
@@ -254,7 +280,7 @@ on_both!(only_deactivating_and_deleting_store_a_revocation, |db| async move {
         "userName": "replaced@example.com",
         "active": false,
     });
-    api.replace_user(Request::new(ReplaceUserRequest {
+    api.replace_user(as_admin(ReplaceUserRequest {
         directory_id: "d1".to_owned(),
         id: id.clone(),
         resource_json: resource.to_string(),
@@ -267,7 +293,7 @@ on_both!(only_deactivating_and_deleting_store_a_revocation, |db| async move {
     // A path-less replace, as Okta sends it.
     patch(&api, "d1", &id, "replace", "active", Some(json!(true))).await;
     patch(&api, "d1", &id, "replace", "", Some(json!({"active": false}))).await;
-    api.delete_user(Request::new(DeleteUserRequest {
+    api.delete_user(as_admin(DeleteUserRequest {
         directory_id: "d1".to_owned(),
         id: id.clone(),
         expected_version: None,
@@ -285,7 +311,7 @@ on_both!(a_failed_write_stores_no_revocation, |db| async move {
     let (api, _) = user_service(&db, unused_addr(), &clock);
     let id = create_user(&api, "d1").await;
     let stale = api
-        .delete_user(Request::new(DeleteUserRequest {
+        .delete_user(as_admin(DeleteUserRequest {
             directory_id: "d1".to_owned(),
             id: id.clone(),
             expected_version: Some(7),
@@ -294,7 +320,7 @@ on_both!(a_failed_write_stores_no_revocation, |db| async move {
         .expect_err("a stale version");
     assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
     let invalid = api
-        .patch_user(Request::new(PatchUserRequest {
+        .patch_user(as_admin(PatchUserRequest {
             directory_id: "d1".to_owned(),
             id: id.clone(),
             operations: vec![
@@ -308,7 +334,7 @@ on_both!(a_failed_write_stores_no_revocation, |db| async move {
     assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
     assert!(stored(&db).await.is_empty());
     let user = api
-        .get_user(Request::new(GetUserRequest {
+        .get_user(as_admin(GetUserRequest {
             directory_id: "d1".to_owned(),
             id,
         }))
@@ -330,7 +356,7 @@ on_both!(
 
         deactivate(&api, "d1", &id).await;
         let user = api
-            .get_user(Request::new(GetUserRequest {
+            .get_user(as_admin(GetUserRequest {
                 directory_id: "d1".to_owned(),
                 id: id.clone(),
             }))
@@ -343,7 +369,7 @@ on_both!(
         assert!(row.claim.is_none(), "and gave the row up");
         assert!(row.last_error.is_some());
         let backlog = api
-            .get_revocation_backlog(Request::new(GetRevocationBacklogRequest {}))
+            .get_revocation_backlog(as_admin(GetRevocationBacklogRequest {}))
             .await
             .expect("GetRevocationBacklog")
             .into_inner();
@@ -532,7 +558,7 @@ on_both!(
         stop_groups.cancel();
         group_service.await.expect("group-service stopped");
 
-        api.delete_user(Request::new(DeleteUserRequest {
+        api.delete_user(as_admin(DeleteUserRequest {
             directory_id: "d1".to_owned(),
             id: id.clone(),
             expected_version: None,

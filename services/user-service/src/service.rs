@@ -19,6 +19,7 @@ use idmesh_proto::v1::{
     GetRevocationBacklogResponse, GetUserRequest, ListUsersRequest, ListUsersResponse, LookupUsersRequest,
     LookupUsersResponse, PatchUserRequest, ReplaceUserRequest, User, UserSummary,
 };
+use idmesh_runtime::auth;
 use idmesh_runtime::clock::Clock;
 use idmesh_store::filter::{Column, ColumnKind, Target};
 use idmesh_store::list::Window;
@@ -295,6 +296,7 @@ impl UserApi {
 #[tonic::async_trait]
 impl UserService for UserApi {
     async fn create_user(&self, request: Request<CreateUserRequest>) -> Result<Response<User>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let normalized = normalize_new_user(request_body(&request.resource_json)?)?;
         let password_hash = match normalized.password {
@@ -328,12 +330,14 @@ impl UserService for UserApi {
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let model = self.load(&request.directory_id, &request.id).await?;
         Ok(Response::new(to_proto(model)))
     }
 
     async fn replace_user(&self, request: Request<ReplaceUserRequest>) -> Result<Response<User>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let body = request_body(&request.resource_json)?;
         let model = self
@@ -346,6 +350,7 @@ impl UserService for UserApi {
     }
 
     async fn patch_user(&self, request: Request<PatchUserRequest>) -> Result<Response<User>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let operations = idmesh_api::patch::from_proto(request.operations).map_err(Error::from)?;
         let model = self
@@ -367,6 +372,7 @@ impl UserService for UserApi {
     }
 
     async fn delete_user(&self, request: Request<DeleteUserRequest>) -> Result<Response<DeleteUserResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let mut condition = Condition::all()
             .add(user::Column::Id.eq(&request.id))
@@ -399,6 +405,7 @@ impl UserService for UserApi {
     }
 
     async fn list_users(&self, request: Request<ListUsersRequest>) -> Result<Response<ListUsersResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         let query = self.matching(&request.directory_id, &request.filter)?;
         let (sort, page) = (request.sort.unwrap_or_default(), request.page.unwrap_or_default());
@@ -431,6 +438,7 @@ impl UserService for UserApi {
         &self,
         request: Request<LookupUsersRequest>,
     ) -> Result<Response<LookupUsersResponse>, Status> {
+        auth::authorize(&request)?;
         let request = request.into_inner();
         if request.ids.len() > MAX_LOOKUP_IDS {
             return Err(Error::from(ScimError::invalid_value(format!(

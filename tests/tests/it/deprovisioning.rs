@@ -16,13 +16,13 @@ use idmesh_proto::v1::{
     CheckSessionRequest, CheckTokenRequest, CreateSessionRequest, DeleteUserRequest, GetRevocationBacklogRequest,
     PatchUserRequest, ReplaceUserRequest, Session, SessionStatus, TokenStatus,
 };
+use idmesh_runtime::auth::AuthChannel;
 use idmesh_tests::idmesh_testkit::{redis_url, unused_addr};
 use idmesh_tests::{Backend, NewUser, ScimClient, ScratchDatabase, TestMesh, both_backends, patch_op, user};
 use scim::patch::PatchOpKind;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::Channel;
 
 /// The whole mesh, with sessions in the test Redis.
 async fn mesh_on_redis(database: &ScratchDatabase) -> TestMesh {
@@ -74,7 +74,7 @@ async fn signed_in_user(mesh: &TestMesh, scim: &ScimClient, user_name: &str) -> 
 }
 
 async fn session_status(
-    sessions: &mut SessionServiceClient<Channel>,
+    sessions: &mut SessionServiceClient<AuthChannel>,
     session: &Session,
 ) -> Result<SessionStatus, tonic::Status> {
     let checked = sessions
@@ -86,7 +86,7 @@ async fn session_status(
 }
 
 async fn token_status(
-    sessions: &mut SessionServiceClient<Channel>,
+    sessions: &mut SessionServiceClient<AuthChannel>,
     directory_id: &str,
     user: &SignedIn,
 ) -> Result<TokenStatus, tonic::Status> {
@@ -434,6 +434,9 @@ async fn with_session_service_down_users_are_still_deprovisioned_and_revoked_onc
     let mut config = MeshConfig::loopback(String::new());
     config.session_listen_addr = session_addr;
     config.redis_url = Some(redis_url());
+    // In a process of its own, session-service calls as a configured key.
+    config.directory_addr = mesh.directory_addr.to_string();
+    config.api_key = Some(mesh.admin_key.clone());
     let shutdown = CancellationToken::new();
     let _stop_sessions = shutdown.clone().drop_guard();
     let session_service = idmesh::launch(&[Target::Sessions], config, shutdown)

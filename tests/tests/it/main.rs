@@ -4,6 +4,7 @@
 //! lib for the harness).
 
 mod architecture;
+mod auth;
 mod bulk;
 mod conditional;
 mod cursor;

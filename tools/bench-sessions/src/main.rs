@@ -24,10 +24,10 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{CheckSessionRequest, CreateSessionRequest, RevokeSessionRequest, WatchRevocationsRequest};
+use idmesh_runtime::auth::{AuthChannel, Credential, Scope, ServiceIdentity};
 use idmesh_session_client::{Options, SessionClient};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
     }
     let service = start_service(&args)?;
     let load = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let result = load.block_on(run(&args, &service.addr));
+    let result = load.block_on(run(&args, &service.addr, &service.credential));
     service.stop();
     result
 }
@@ -88,6 +88,11 @@ fn main() -> anyhow::Result<()> {
 /// session-service on a runtime of its own, as if in a process of its own.
 struct Service {
     addr: String,
+    /// The admin key its directory-service installed: the load calls with
+    /// it, so CheckSession pays for key checking as in production.
+    credential: Credential,
+    /// directory-service's SQLite file, which resolves the key.
+    _data: tempfile::TempDir,
     shutdown: CancellationToken,
     thread: std::thread::JoinHandle<anyhow::Result<()>>,
 }
@@ -111,21 +116,50 @@ fn start_service(args: &Args) -> anyhow::Result<Service> {
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?.to_string();
-    let mut config = session_service::Config::new(Some(args.redis_url.clone()));
+    // The directory-service that resolves the key, beside it: asked once per
+    // key every 10 seconds, it adds nothing measurable to the load.
+    let data = tempfile::tempdir()?;
+    let directory_listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let directory_addr = directory_listener.local_addr()?.to_string();
+    let admin_key = directory_service::generate_api_key()?;
+    let mut directory_config =
+        directory_service::Config::new(format!("sqlite://{}", data.path().join("directory.db").display()));
+    directory_config.bootstrap_keys.push(directory_service::BootstrapKey {
+        name: "bench".to_owned(),
+        secret: admin_key.clone(),
+        scopes: Scope::ALL.to_vec(),
+    });
+    let credential = Credential::new(&admin_key)?;
+    let identity = ServiceIdentity::new(directory_addr, credential.clone());
+    let mut config = session_service::Config::new(Some(args.redis_url.clone()), identity);
     config.key_prefix = args.key_prefix.clone();
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     let thread = std::thread::spawn(move || {
-        runtime
-            .block_on(session_service::serve(listener, config, stop))
-            .context("serving")
+        runtime.block_on(async move {
+            let directories = tokio::spawn(directory_service::serve(
+                directory_listener,
+                directory_config,
+                stop.clone(),
+            ));
+            session_service::serve(listener, config, stop)
+                .await
+                .context("serving")?;
+            directories.await?.context("directory-service")
+        })
     });
-    Ok(Service { addr, shutdown, thread })
+    Ok(Service {
+        addr,
+        credential,
+        _data: data,
+        shutdown,
+        thread,
+    })
 }
 
-async fn run(args: &Args, addr: &str) -> anyhow::Result<()> {
+async fn run(args: &Args, addr: &str, credential: &Credential) -> anyhow::Result<()> {
     let channels = (0..args.connections.max(1))
-        .map(|_| channel(addr))
+        .map(|_| channel(addr, credential))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let sessions = create_sessions(&channels, args.sessions, args.concurrency).await?;
     println!("created {} sessions", sessions.len());
@@ -136,17 +170,17 @@ async fn run(args: &Args, addr: &str) -> anyhow::Result<()> {
         .await?;
     unary_load(Load::HealthCheck, args, &channels, &sessions, &mut redis).await?;
     unary_load(Load::CheckSession, args, &channels, &sessions, &mut redis).await?;
-    local_checks(args, addr, &sessions).await?;
-    notification_latency(args, addr, &sessions).await?;
+    local_checks(args, addr, credential, &sessions).await?;
+    notification_latency(args, addr, credential, &sessions).await?;
     Ok(())
 }
 
 /// A channel of its own: one HTTP/2 connection.
-fn channel(addr: &str) -> anyhow::Result<Channel> {
-    Ok(idmesh_runtime::grpc::lazy_channel(addr)?)
+fn channel(addr: &str, credential: &Credential) -> anyhow::Result<AuthChannel> {
+    Ok(idmesh_runtime::grpc::authed_channel(addr, credential)?)
 }
 
-async fn create_sessions(channels: &[Channel], count: usize, concurrency: usize) -> anyhow::Result<Vec<String>> {
+async fn create_sessions(channels: &[AuthChannel], count: usize, concurrency: usize) -> anyhow::Result<Vec<String>> {
     let workers = concurrency.max(1);
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..workers {
@@ -210,7 +244,7 @@ impl Load {
 async fn unary_load(
     load: Load,
     args: &Args,
-    channels: &[Channel],
+    channels: &[AuthChannel],
     sessions: &Arc<Vec<String>>,
     redis: &mut redis::aio::MultiplexedConnection,
 ) -> anyhow::Result<()> {
@@ -340,8 +374,13 @@ impl CpuUse {
 
 /// Local checks of sessions the client has already asked about: the cost
 /// of a check without the network.
-async fn local_checks(args: &Args, addr: &str, sessions: &Arc<Vec<String>>) -> anyhow::Result<()> {
-    let client = SessionClient::connect(addr, Options::default())?;
+async fn local_checks(
+    args: &Args,
+    addr: &str,
+    credential: &Credential,
+    sessions: &Arc<Vec<String>>,
+) -> anyhow::Result<()> {
+    let client = SessionClient::connect(addr, credential.clone(), Options::default())?;
     tokio::time::timeout(Duration::from_secs(10), client.synced())
         .await
         .context("the client's watch did not sync within 10 s")?;
@@ -392,8 +431,13 @@ async fn local_checks(args: &Args, addr: &str, sessions: &Arc<Vec<String>>) -> a
 
 /// Revokes sessions one at a time and times each from the RevokeSession
 /// call until a watcher on its own connection receives it.
-async fn notification_latency(args: &Args, addr: &str, sessions: &Arc<Vec<String>>) -> anyhow::Result<()> {
-    let mut watcher = SessionServiceClient::new(channel(addr)?);
+async fn notification_latency(
+    args: &Args,
+    addr: &str,
+    credential: &Credential,
+    sessions: &Arc<Vec<String>>,
+) -> anyhow::Result<()> {
+    let mut watcher = SessionServiceClient::new(channel(addr, credential)?);
     let mut stream = watcher
         .watch_revocations(WatchRevocationsRequest::default())
         .await?
@@ -411,7 +455,7 @@ async fn notification_latency(args: &Args, addr: &str, sessions: &Arc<Vec<String
         }
     });
 
-    let mut revoker = SessionServiceClient::new(channel(addr)?);
+    let mut revoker = SessionServiceClient::new(channel(addr, credential)?);
     let (mut notification, mut revoke_call) = (histogram(), histogram());
     for id in sessions.iter().take(args.revocations) {
         let sent = Instant::now();

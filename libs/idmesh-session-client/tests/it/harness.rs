@@ -8,13 +8,18 @@ use std::time::{Duration, Instant};
 
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{CreateSessionRequest, RevokeSessionRequest, RevokeUserSessionsRequest};
+use idmesh_runtime::auth::{AuthChannel, Credential};
 use idmesh_session_client::{Options, SessionClient, UserRef};
 use idmesh_testkit::{channel, delete_keys, redis_url};
 use session_service::Config;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+
+/// The admin key of the test process's directory-service.
+pub fn admin() -> Credential {
+    directory_service::testing::shared().admin()
+}
 
 /// Where the service under test keeps its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +35,7 @@ impl Backend {
             Backend::InProcess => None,
             Backend::Redis => Some(redis_url()),
         };
-        let mut config = Config::new(redis_url);
+        let mut config = Config::new(redis_url, directory_service::testing::shared().identity());
         config.key_prefix = format!("idmesh-client-test-{}", uuid::Uuid::now_v7().simple());
         config
     }
@@ -75,13 +80,13 @@ impl Service {
     }
 
     /// A plain gRPC client of this service, for what the tests change.
-    pub fn grpc(&self) -> SessionServiceClient<Channel> {
-        SessionServiceClient::new(channel(self.addr))
+    pub fn grpc(&self) -> SessionServiceClient<AuthChannel> {
+        SessionServiceClient::new(AuthChannel::new(channel(self.addr), admin()))
     }
 
     /// A client with a local view, synced within 5 s.
     pub async fn synced_client(&self) -> SessionClient {
-        let client = SessionClient::connect(&self.addr.to_string(), quick_options()).expect("a valid address");
+        let client = SessionClient::connect(&self.addr.to_string(), admin(), quick_options()).expect("a valid address");
         wait_synced(&client).await;
         client
     }
@@ -150,7 +155,7 @@ pub fn new_user() -> UserRef {
 }
 
 /// A new hour-long session of `user`; its id.
-pub async fn create_session(grpc: &mut SessionServiceClient<Channel>, user: &UserRef) -> String {
+pub async fn create_session(grpc: &mut SessionServiceClient<AuthChannel>, user: &UserRef) -> String {
     grpc.create_session(CreateSessionRequest {
         directory_id: user.directory_id.clone(),
         user_id: user.user_id.clone(),
@@ -166,7 +171,7 @@ pub async fn create_session(grpc: &mut SessionServiceClient<Channel>, user: &Use
     .id
 }
 
-pub async fn revoke_session(grpc: &mut SessionServiceClient<Channel>, session_id: &str) {
+pub async fn revoke_session(grpc: &mut SessionServiceClient<AuthChannel>, session_id: &str) {
     grpc.revoke_session(RevokeSessionRequest {
         session_id: session_id.to_owned(),
         reason: "signed out".into(),
@@ -175,7 +180,7 @@ pub async fn revoke_session(grpc: &mut SessionServiceClient<Channel>, session_id
     .expect("RevokeSession succeeds");
 }
 
-pub async fn revoke_user(grpc: &mut SessionServiceClient<Channel>, user: &UserRef) {
+pub async fn revoke_user(grpc: &mut SessionServiceClient<AuthChannel>, user: &UserRef) {
     grpc.revoke_user_sessions(RevokeUserSessionsRequest {
         directory_id: user.directory_id.clone(),
         user_id: user.user_id.clone(),

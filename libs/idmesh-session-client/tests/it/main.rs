@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use tonic::Code;
 
 use crate::harness::{
-    Backend, RedisKeys, Service, create_session, eventually, new_user, quick_options, revoke_session, revoke_user,
-    wait_synced,
+    Backend, RedisKeys, Service, admin, create_session, eventually, new_user, quick_options, revoke_session,
+    revoke_user, wait_synced,
 };
 
 /// How soon a revocation must show in the local view of a synced client.
@@ -218,7 +218,7 @@ async fn checks_fail_closed_while_session_service_was_never_reached() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let addr = listener.local_addr().expect("an address");
     drop(listener);
-    let client = SessionClient::connect(&addr.to_string(), quick_options()).expect("a valid address");
+    let client = SessionClient::connect(&addr.to_string(), admin(), quick_options()).expect("a valid address");
     let id = "0".repeat(64);
     assert!(!client.is_synced());
     assert_eq!(client.check_session_locally(&id), None);
@@ -249,7 +249,7 @@ async fn invalid_checks_are_rejected_with_the_services_reason() {
         SessionCheck::Unknown
     );
     assert!(
-        SessionClient::connect("http://[not an address", quick_options()).is_err(),
+        SessionClient::connect("http://[not an address", admin(), quick_options()).is_err(),
         "a malformed address"
     );
 }

@@ -1,4 +1,5 @@
 //! The tables directory-service owns.
 
+pub mod api_key;
 pub mod directory;
 pub mod token;

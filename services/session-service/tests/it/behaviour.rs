@@ -9,18 +9,18 @@ use idmesh_api::timestamp;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{
     CheckSessionRequest, CheckSessionResponse, CheckTokenRequest, CreateSessionRequest, ListUserSessionsRequest,
-    RevocationEvent, RevokeSessionRequest, RevokeUserSessionsRequest, Session, SessionStatus, TokenStatus,
-    WatchRevocationsRequest, WatchRevocationsResponse,
+    RevocationEvent, RevokeSessionByHandleRequest, RevokeSessionRequest, RevokeUserSessionsRequest, Session,
+    SessionStatus, TokenStatus, WatchRevocationsRequest, WatchRevocationsResponse,
 };
+use idmesh_runtime::auth::AuthChannel;
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
 
 use crate::harness::{Backend, ManualClock, TestService, new_user};
 
-type Client = SessionServiceClient<Channel>;
+type Client = SessionServiceClient<AuthChannel>;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(60 * 60);
@@ -415,9 +415,62 @@ pub async fn list_user_sessions_lists_live_sessions_soonest_expiring_first(backe
             sessions.into_inner().sessions
         }
     };
-    assert_eq!(list(&mut client).await, vec![sooner, later]);
+    // Listed by handle, never by the id that is the session's secret.
+    let listed = |session: &Session| Session {
+        id: String::new(),
+        ..session.clone()
+    };
+    assert_eq!(list(&mut client).await, vec![listed(&sooner), listed(&later)]);
     revoke_user(&mut client, &alice, "deprovisioned").await;
     assert_eq!(list(&mut client).await, vec![]);
+}
+
+pub async fn a_listed_handle_revokes_its_session_but_does_not_pass_as_its_id(backend: Backend) {
+    let clock = ManualClock::new();
+    let service = TestService::start(backend.config(), &clock).await;
+    let mut client = service.client();
+    let user = new_user();
+    let session = create(&mut client, &user, HOUR).await;
+    let listed = client
+        .list_user_sessions(ListUserSessionsRequest {
+            directory_id: user.0.clone(),
+            user_id: user.1.clone(),
+        })
+        .await
+        .expect("ListUserSessions")
+        .into_inner()
+        .sessions;
+    assert_eq!(listed.len(), 1);
+    let handle = listed[0].handle.clone();
+    assert!(listed[0].id.is_empty());
+    assert_eq!(handle, session.handle);
+    assert_ne!(handle, session.id);
+
+    let checked = check(&mut client, &handle).await;
+    assert_eq!(checked.status(), SessionStatus::Unknown, "a handle is not a session id");
+
+    let revoked = client
+        .revoke_session_by_handle(RevokeSessionByHandleRequest {
+            directory_id: user.0.clone(),
+            user_id: user.1.clone(),
+            handle: handle.clone(),
+            reason: "signed out elsewhere".to_owned(),
+        })
+        .await
+        .expect("RevokeSessionByHandle")
+        .into_inner();
+    assert_eq!(revoked.session.expect("the session").id, session.id);
+    assert_eq!(check(&mut client, &session.id).await.status(), SessionStatus::Revoked);
+    let again = client
+        .revoke_session_by_handle(RevokeSessionByHandleRequest {
+            directory_id: user.0.clone(),
+            user_id: user.1.clone(),
+            handle,
+            reason: String::new(),
+        })
+        .await
+        .expect_err("a revoked session is no longer listed");
+    assert_eq!(again.code(), Code::NotFound);
 }
 
 pub async fn invalid_requests_are_invalid_values(backend: Backend) {

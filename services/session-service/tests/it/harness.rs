@@ -6,12 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
-use idmesh_testkit::{channel, delete_keys, redis_cluster_url, redis_url};
+use idmesh_runtime::auth::AuthChannel;
+use idmesh_testkit::{delete_keys, redis_cluster_url, redis_url};
 use session_service::Config;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+
+/// A channel to `addr` calling with the test directory-service's admin key.
+pub fn admin_channel(addr: SocketAddr) -> AuthChannel {
+    directory_service::testing::shared().channel(addr)
+}
 
 /// Where a service under test keeps its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +37,7 @@ impl Backend {
 
     /// A config of this backend with keys under a prefix of the test's own.
     pub fn config(self) -> Config {
-        let mut config = Config::new(self.redis_url());
+        let mut config = Config::new(self.redis_url(), directory_service::testing::shared().identity());
         config.key_prefix = format!("idmesh-test-{}", uuid::Uuid::now_v7().simple());
         config
     }
@@ -96,8 +101,9 @@ impl TestService {
         }
     }
 
-    pub fn client(&self) -> SessionServiceClient<Channel> {
-        SessionServiceClient::new(channel(self.addr))
+    /// A client calling with the admin key.
+    pub fn client(&self) -> SessionServiceClient<AuthChannel> {
+        SessionServiceClient::new(admin_channel(self.addr))
     }
 
     /// Shuts the service down and waits until it has stopped.

@@ -46,6 +46,7 @@ on_every_backend!(
     revoking_a_user_revokes_exactly_their_live_sessions_and_counts_them,
     tokens_issued_at_or_before_the_users_watermark_are_revoked,
     list_user_sessions_lists_live_sessions_soonest_expiring_first,
+    a_listed_handle_revokes_its_session_but_does_not_pass_as_its_id,
     invalid_requests_are_invalid_values,
     a_watch_starts_with_a_cursor_then_streams_each_revocation,
     a_watcher_resuming_from_its_cursor_gets_what_it_missed_then_what_comes,

@@ -166,7 +166,10 @@ async fn assert_unavailable(service: &TestService, session_id: &str) {
 #[tokio::test]
 async fn checks_fail_closed_when_redis_is_unreachable() {
     let clock = ManualClock::new();
-    let config = Config::new(Some(format!("redis://127.0.0.1:{}", unused_addr().port())));
+    let config = Config::new(
+        Some(format!("redis://127.0.0.1:{}", unused_addr().port())),
+        directory_service::testing::shared().identity(),
+    );
     let service = TestService::start(config, &clock).await;
     assert_unavailable(&service, &"0".repeat(64)).await;
 }
@@ -175,7 +178,10 @@ async fn checks_fail_closed_when_redis_is_unreachable() {
 async fn checks_fail_closed_when_no_cluster_node_is_reachable() {
     let clock = ManualClock::new();
     let (a, b) = (unused_addr().port(), unused_addr().port());
-    let config = Config::new(Some(format!("redis+cluster://127.0.0.1:{a},127.0.0.1:{b}")));
+    let config = Config::new(
+        Some(format!("redis+cluster://127.0.0.1:{a},127.0.0.1:{b}")),
+        directory_service::testing::shared().identity(),
+    );
     let service = TestService::start(config, &clock).await;
     assert_unavailable(&service, &"0".repeat(64)).await;
 }
@@ -183,7 +189,10 @@ async fn checks_fail_closed_when_no_cluster_node_is_reachable() {
 #[tokio::test]
 async fn a_malformed_redis_url_stops_the_service_from_starting() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-    let config = Config::new(Some("http://127.0.0.1:6379".to_owned()));
+    let config = Config::new(
+        Some("http://127.0.0.1:6379".to_owned()),
+        directory_service::testing::shared().identity(),
+    );
     let err = session_service::serve(listener, config, tokio_util::sync::CancellationToken::new())
         .await
         .expect_err("not a Redis URL");
@@ -218,7 +227,14 @@ impl Drop for OwnRedis {
 async fn a_replica_started_before_redis_serves_once_redis_is_up_and_fails_closed_when_it_goes() {
     let clock = ManualClock::new();
     let port = unused_addr().port();
-    let service = TestService::start(Config::new(Some(format!("redis://127.0.0.1:{port}"))), &clock).await;
+    let service = TestService::start(
+        Config::new(
+            Some(format!("redis://127.0.0.1:{port}")),
+            directory_service::testing::shared().identity(),
+        ),
+        &clock,
+    )
+    .await;
     let mut client = service.client();
     let user = new_user();
     assert_unavailable(&service, &"0".repeat(64)).await;
@@ -313,7 +329,14 @@ async fn wait_for_health(service: &TestService, wanted: ServingStatus) {
 async fn health_is_not_serving_while_redis_is_unreachable_and_serving_while_it_answers() {
     let clock = ManualClock::new();
     let port = unused_addr().port();
-    let service = TestService::start(Config::new(Some(format!("redis://127.0.0.1:{port}"))), &clock).await;
+    let service = TestService::start(
+        Config::new(
+            Some(format!("redis://127.0.0.1:{port}")),
+            directory_service::testing::shared().identity(),
+        ),
+        &clock,
+    )
+    .await;
     wait_for_health(&service, ServingStatus::NotServing).await;
 
     let redis = OwnRedis::start(port);
