@@ -204,13 +204,20 @@ fn resource_json(body: &Value) -> Result<String, ApiError> {
     }
 }
 
-/// The version a resource is at now, for preconditions that cannot be left
-/// to the write's own `expected_version` check.
-async fn current_version<R: ResourceType>(state: &AppState, directory_id: &str, id: &str) -> Result<i64, ApiError> {
-    Ok(R::get(state, directory_id.to_owned(), id.to_owned())
-        .await?
-        .meta
-        .version)
+/// The `expected_version` a write to resource `id` sends under
+/// `preconditions`; the resource's current version is read only for the
+/// preconditions that cannot be left to the write's own check.
+async fn expected_version<R: ResourceType>(
+    state: &AppState,
+    directory_id: &str,
+    id: &str,
+    preconditions: &Preconditions,
+) -> Result<Option<i64>, ApiError> {
+    let current = async {
+        let resource = R::get(state, directory_id.to_owned(), id.to_owned()).await?;
+        Ok(resource.meta.version)
+    };
+    preconditions.expected_version(current).await
 }
 
 async fn create<R: ResourceType>(
@@ -245,9 +252,7 @@ pub async fn replace_resource<R: ResourceType>(
     preconditions: &Preconditions,
 ) -> Result<Resource, ApiError> {
     let resource_json = resource_json(body)?;
-    let expected_version = preconditions
-        .expected_version(current_version::<R>(state, &directory_id, &id))
-        .await?;
+    let expected_version = expected_version::<R>(state, &directory_id, &id, preconditions).await?;
     R::replace(state, directory_id, id, resource_json, expected_version).await
 }
 
@@ -263,9 +268,7 @@ pub async fn patch_resource<R: ResourceType>(
     preconditions: &Preconditions,
 ) -> Result<Resource, ApiError> {
     let operations = idmesh_api::patch::to_proto(&scim::patch::parse_request(body)?);
-    let expected_version = preconditions
-        .expected_version(current_version::<R>(state, &directory_id, &id))
-        .await?;
+    let expected_version = expected_version::<R>(state, &directory_id, &id, preconditions).await?;
     R::patch(state, directory_id, id, operations, expected_version).await
 }
 
@@ -277,9 +280,7 @@ pub async fn delete_resource<R: ResourceType>(
     id: String,
     preconditions: &Preconditions,
 ) -> Result<(), ApiError> {
-    let expected_version = preconditions
-        .expected_version(current_version::<R>(state, &directory_id, &id))
-        .await?;
+    let expected_version = expected_version::<R>(state, &directory_id, &id, preconditions).await?;
     R::delete(state, directory_id, id, expected_version).await
 }
 
