@@ -22,9 +22,10 @@ pub struct Window<'a> {
     pub start_index: i64,
     /// How many rows at most; 0 (or less) reads none and counts only.
     pub count: i32,
-    /// Pages by cursor instead of index: in id order, so that rows
-    /// inserted or deleted during a walk move no other row.
-    pub cursor: Option<&'a Cursor>,
+    /// Pages by cursor instead of index, as the client sent it (RFC 9865;
+    /// one that is not ours is 400 `invalidCursor`): in id order, so that
+    /// rows inserted or deleted during a walk move no other row.
+    pub cursor: Option<&'a str>,
 }
 
 /// One page of a list.
@@ -33,10 +34,12 @@ pub struct Listed<M> {
     pub rows: Vec<M>,
     /// How many rows match in all.
     pub total: u64,
-    /// With a cursor: where the next page starts, when there is one.
-    pub next_cursor: Option<Cursor>,
-    /// With a cursor: where the previous page ends, when there is one.
-    pub previous_cursor: Option<Cursor>,
+    /// With a cursor: where the next page starts, as the client sends it
+    /// back; empty when there is no next page.
+    pub next_cursor: String,
+    /// With a cursor: where the previous page ends; empty when there is
+    /// none.
+    pub previous_cursor: String,
 }
 
 impl Target {
@@ -57,8 +60,10 @@ impl Target {
         E::Model: Send + Sync,
         Err: From<ScimError> + From<DbErr>,
     {
+        // A cursor that is not ours is refused before the database is asked.
+        let cursor = window.cursor.map(Cursor::parse).transpose()?;
         let total = query.clone().count(db).await?;
-        if let Some(cursor) = window.cursor {
+        if let Some(cursor) = &cursor {
             if !window.sort_by.trim().is_empty() {
                 return Err(ScimError::invalid_value(
                     "a cursor walks the list in id order; sortBy cannot be combined with cursor",
@@ -81,8 +86,8 @@ impl<M> Listed<M> {
         Listed {
             rows,
             total,
-            next_cursor: None,
-            previous_cursor: None,
+            next_cursor: String::new(),
+            previous_cursor: String::new(),
         }
     }
 }
@@ -152,8 +157,14 @@ where
         row.and_then(|row| <String as sea_orm::sea_query::ValueType>::try_from(row.get(id)).ok())
     };
     Ok(Listed {
-        next_cursor: id_of(rows.last()).filter(|_| has_next).map(Cursor::After),
-        previous_cursor: id_of(rows.first()).filter(|_| has_previous).map(Cursor::Before),
+        next_cursor: id_of(rows.last())
+            .filter(|_| has_next)
+            .map(|id| Cursor::After(id).encode())
+            .unwrap_or_default(),
+        previous_cursor: id_of(rows.first())
+            .filter(|_| has_previous)
+            .map(|id| Cursor::Before(id).encode())
+            .unwrap_or_default(),
         rows,
         total,
     })

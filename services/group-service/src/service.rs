@@ -26,7 +26,6 @@ use idmesh_runtime::auth::AuthChannel;
 use idmesh_runtime::clock::Clock;
 use idmesh_store::list::Window;
 use scim::ScimError;
-use scim::list::Cursor;
 use scim::patch::PatchOperation;
 use scim::schema::GROUP_RESOURCE;
 use sea_orm::{
@@ -355,18 +354,12 @@ impl GroupService for GroupApi {
             query = query.filter(self.filters().groups(&filter).map_err(Error::from)?);
         }
         let (sort, page) = (request.sort.unwrap_or_default(), request.page.unwrap_or_default());
-        let cursor = page
-            .cursor
-            .as_deref()
-            .map(Cursor::parse)
-            .transpose()
-            .map_err(Error::from)?;
         let window = Window {
             sort_by: &sort.sort_by,
             descending: sort.descending,
             start_index: page.start_index,
             count: page.count,
-            cursor: cursor.as_ref(),
+            cursor: page.cursor.as_deref(),
         };
         let listed = self
             .filters()
@@ -376,8 +369,8 @@ impl GroupService for GroupApi {
         Ok(Response::new(ListGroupsResponse {
             groups: listed.rows.into_iter().map(to_proto).collect(),
             total_results: i64::try_from(listed.total).unwrap_or(i64::MAX),
-            next_cursor: listed.next_cursor.map(|c| c.encode()).unwrap_or_default(),
-            previous_cursor: listed.previous_cursor.map(|c| c.encode()).unwrap_or_default(),
+            next_cursor: listed.next_cursor,
+            previous_cursor: listed.previous_cursor,
         }))
     }
 

@@ -24,7 +24,6 @@ use idmesh_runtime::clock::Clock;
 use idmesh_store::filter::{Column, ColumnKind, Target};
 use idmesh_store::list::Window;
 use scim::ScimError;
-use scim::list::Cursor;
 use scim::resource::Normalized;
 use scim::schema::USER_RESOURCE;
 use sea_orm::{
@@ -409,18 +408,12 @@ impl UserService for UserApi {
         let request = request.into_inner();
         let query = self.matching(&request.directory_id, &request.filter)?;
         let (sort, page) = (request.sort.unwrap_or_default(), request.page.unwrap_or_default());
-        let cursor = page
-            .cursor
-            .as_deref()
-            .map(Cursor::parse)
-            .transpose()
-            .map_err(Error::from)?;
         let window = Window {
             sort_by: &sort.sort_by,
             descending: sort.descending,
             start_index: page.start_index,
             count: page.count,
-            cursor: cursor.as_ref(),
+            cursor: page.cursor.as_deref(),
         };
         let listed = self
             .target()
@@ -429,8 +422,8 @@ impl UserService for UserApi {
         Ok(Response::new(ListUsersResponse {
             users: listed.rows.into_iter().map(to_proto).collect(),
             total_results: i64::try_from(listed.total).unwrap_or(i64::MAX),
-            next_cursor: listed.next_cursor.map(|c| c.encode()).unwrap_or_default(),
-            previous_cursor: listed.previous_cursor.map(|c| c.encode()).unwrap_or_default(),
+            next_cursor: listed.next_cursor,
+            previous_cursor: listed.previous_cursor,
         }))
     }
 
