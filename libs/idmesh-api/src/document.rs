@@ -26,6 +26,22 @@ pub fn parse(text: &str) -> Result<Map<String, Value>, ScimError> {
     }
 }
 
+/// [`parse`], refusing text longer than `limits.max_document_bytes` (400
+/// `invalidValue`; the gateway answers 413 before a body gets here) and
+/// JSON nested deeper than `limits.max_json_depth` (400 `invalidSyntax`).
+pub fn parse_within(text: &str, limits: &scim::Limits) -> Result<Map<String, Value>, ScimError> {
+    if text.len() > limits.max_document_bytes {
+        return Err(ScimError::invalid_value(format!(
+            "the resource is {} bytes long; the limit is {}",
+            text.len(),
+            limits.max_document_bytes
+        )));
+    }
+    let doc = parse(text)?;
+    limits.check_depth_of(&doc)?;
+    Ok(doc)
+}
+
 /// The document a service answered with. A service writes only documents
 /// it validated, so one that does not parse is a fault of ours: logged,
 /// and an opaque 500 to the client.

@@ -112,6 +112,14 @@ pub fn not_found(detail: impl Into<String>) -> Status {
     Status::not_found(detail)
 }
 
+/// UNAVAILABLE for momentary trouble (a database that does not answer in
+/// time, every core busy): the caller should retry later, and the gateway
+/// answers 503 with `Retry-After`. The cause is logged here.
+pub fn unavailable(context: &str, err: &dyn std::error::Error) -> Status {
+    tracing::warn!(error = %err, "{context}: unavailable");
+    Status::unavailable(format!("{context} is busy or cannot reach its database; retry later"))
+}
+
 /// An opaque INTERNAL status; the real cause is logged here, with context,
 /// and never sent to the caller.
 pub fn internal(context: &str, err: &dyn std::error::Error) -> Status {

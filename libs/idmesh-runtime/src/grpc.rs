@@ -21,6 +21,7 @@ use tonic_health::ServingStatus;
 
 use crate::auth::layer::AuthLayer;
 use crate::auth::{AuthChannel, Authenticator, Credential};
+use crate::deadline::DeadlineLayer;
 
 /// The standard health service every server runs.
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -210,6 +211,7 @@ pub async fn serve_with_readiness(
         }
     };
     let server = Server::builder()
+        .layer(DeadlineLayer)
         .layer(AuthLayer::new(auth))
         .add_routes(routes)
         .add_service(health_service)

@@ -5,6 +5,8 @@
 
 pub mod auth;
 pub mod clock;
+pub mod cpu;
+pub mod deadline;
 pub mod grpc;
 pub mod shutdown;
 pub mod telemetry;

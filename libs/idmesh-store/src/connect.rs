@@ -21,7 +21,9 @@ const INVALID_CATALOG_NAME: &str = "3D000";
 /// mode with a busy timeout, so the services of one process can share a file.
 /// `LIKE` is made case-sensitive on SQLite, as it is on PostgreSQL, so a
 /// filter means the same on both. A PostgreSQL database that does not exist
-/// yet is created.
+/// yet is created; its statements and lock waits are limited to
+/// [`STATEMENT_TIMEOUT`], and a connection is waited for at most
+/// [`ACQUIRE_TIMEOUT`].
 pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     if url.starts_with("sqlite:") {
         connect_sqlite(url).await
@@ -81,12 +83,29 @@ async fn connect_postgres(url: &str) -> Result<DatabaseConnection, StoreError> {
     }
 }
 
+/// How long a PostgreSQL statement may run, and wait for a lock, when no
+/// request deadline sets a shorter limit ([`crate::begin_write`]): a
+/// backstop above the gateway's request deadline, so nothing a request
+/// started outlives it by much.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a request waits for a pooled connection before it is answered
+/// as unavailable.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn postgres_options(url: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
+    let timeout = STATEMENT_TIMEOUT.as_millis().to_string();
     options
         .sqlx_logging(false)
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10));
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .map_sqlx_postgres_opts(move |opts| {
+            opts.options([
+                ("statement_timeout", timeout.as_str()),
+                ("lock_timeout", timeout.as_str()),
+            ])
+        });
     options
 }
 

@@ -7,9 +7,11 @@ mod connect;
 pub mod filter;
 pub mod list;
 mod migrate;
+mod transient;
 
-pub use connect::connect;
+pub use connect::{ACQUIRE_TIMEOUT, STATEMENT_TIMEOUT, connect};
 pub use migrate::migrate;
+pub use transient::is_transient;
 
 /// Why the store could not be opened or prepared.
 #[derive(Debug, thiserror::Error)]
@@ -33,13 +35,32 @@ pub async fn is_reachable(db: sea_orm::DatabaseConnection) -> bool {
 /// `BEGIN` (`BEGIN IMMEDIATE`). A deferred transaction that reads first and
 /// writes later fails at once with "database is locked" when another
 /// connection wrote in between, instead of waiting its turn.
-pub async fn begin_write(db: &sea_orm::DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
-    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+///
+/// With `deadline` (the time the request has left), PostgreSQL cancels any
+/// statement or lock wait of the transaction that would outlast it, with an
+/// error [`is_transient`] recognises. Without one, the connection's own
+/// limits apply ([`connect`]).
+pub async fn begin_write(
+    db: &sea_orm::DatabaseConnection,
+    deadline: Option<std::time::Duration>,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::{ConnectionTrait, DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait};
     let options = TransactionOptions {
         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
         ..TransactionOptions::default()
     };
-    db.begin_with_options(options).await
+    let txn = db.begin_with_options(options).await?;
+    if let Some(left) = deadline
+        && db.get_database_backend() == DbBackend::Postgres
+    {
+        // One round trip for both; at least 1 ms, since 0 means "no limit".
+        let millis = left.as_millis().max(1);
+        txn.execute_unprepared(&format!(
+            "SET LOCAL statement_timeout = {millis}; SET LOCAL lock_timeout = {millis}"
+        ))
+        .await?;
+    }
+    Ok(txn)
 }
 
 /// Whether a database error is a unique-constraint violation, which services

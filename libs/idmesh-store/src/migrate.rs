@@ -18,7 +18,7 @@ static IN_PROCESS: Mutex<()> = Mutex::const_new(());
 /// that replicas starting together do not race.
 pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> Result<(), StoreError> {
     let _guard = IN_PROCESS.lock().await;
-    let txn = crate::begin_write(db).await?;
+    let txn = crate::begin_write(db, None).await?;
     if db.get_database_backend() == DbBackend::Postgres {
         txn.query_one_raw(Statement::from_string(
             DbBackend::Postgres,

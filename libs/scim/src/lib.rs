@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 mod json;
+pub mod limits;
 pub mod list;
 pub mod members;
 pub mod meta;
@@ -26,3 +27,4 @@ pub mod schema;
 mod test_support;
 
 pub use error::{ScimError, ScimType};
+pub use limits::Limits;

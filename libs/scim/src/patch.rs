@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ScimError;
 use crate::filter::{self, CompValue, CompareOp, Filter, matches_element};
-use crate::json::{as_bool, get_ci, insert_ci, is_primary, is_true, key_ci, remove_ci};
+use crate::json::{ValueIndex, as_bool, content_hash, get_ci, insert_ci, is_primary, is_true, key_ci, remove_ci};
 use crate::path::{AttrPath, is_attr_name, is_urn};
 use crate::schema::{Attribute, AttributeType, Container, Mutability, ResourceSchema, Schema};
 
@@ -588,11 +588,13 @@ fn set_attribute(c: &mut Map<String, Value>, t: &AttrTarget, kind: PatchOpKind, 
             if kind == PatchOpKind::Replace {
                 arr.clear();
             }
+            let mut present = ValueIndex::of(arr);
             let mut touched = Vec::new();
             for item in items {
-                if item.is_null() || arr.contains(&item) {
+                if item.is_null() || present.contains(arr, &item) {
                     continue;
                 }
+                present.insert(arr.len(), &item);
                 arr.push(item);
                 touched.push(arr.len() - 1);
             }
@@ -732,9 +734,8 @@ fn remove(c: &mut Map<String, Value>, t: &AttrTarget, value: Option<&Value>) {
                     Value::Array(items) => items.iter().map(|v| prepare_element(t.def, v)).collect(),
                     single => vec![prepare_element(t.def, single)],
                 };
-                with_array(c, &t.name, |arr| {
-                    arr.retain(|e| !listed.iter().any(|l| same_value(e, l)))
-                });
+                let unwanted = Unwanted::of(&listed);
+                with_array(c, &t.name, |arr| arr.retain(|e| !unwanted.matches(&listed, e)));
             }
             _ => {
                 remove_ci(c, &t.name);
@@ -777,15 +778,41 @@ fn remove(c: &mut Map<String, Value>, t: &AttrTarget, value: Option<&Value>) {
     }
 }
 
-/// Whether an element is one a `remove` value lists: equal, or with the
-/// same `value` sub-attribute when the listed value names one.
-fn same_value(element: &Value, listed: &Value) -> bool {
-    if element == listed {
-        return true;
+/// The values a `remove` lists, indexed: an element goes when it equals a
+/// listed value, or when a listed object's `value` equals the element's
+/// `value` (`{"value": "id"}` removes the member whatever else it says).
+struct Unwanted {
+    whole: ValueIndex,
+    /// The `value` of each listed object, by the object's position.
+    by_value: std::collections::HashMap<u64, Vec<usize>>,
+}
+
+impl Unwanted {
+    fn of(listed: &[Value]) -> Unwanted {
+        let mut by_value: std::collections::HashMap<u64, Vec<usize>> = std::collections::HashMap::new();
+        for (position, value) in listed.iter().enumerate() {
+            if let Some(inner) = value.as_object().and_then(|l| get_ci(l, "value")) {
+                by_value.entry(content_hash(inner)).or_default().push(position);
+            }
+        }
+        Unwanted {
+            whole: ValueIndex::of(listed),
+            by_value,
+        }
     }
-    match (element, listed) {
-        (Value::Object(e), Value::Object(l)) => get_ci(l, "value").is_some_and(|lv| get_ci(e, "value") == Some(lv)),
-        _ => false,
+
+    fn matches(&self, listed: &[Value], element: &Value) -> bool {
+        if self.whole.contains(listed, element) {
+            return true;
+        }
+        let Some(inner) = element.as_object().and_then(|e| get_ci(e, "value")) else {
+            return false;
+        };
+        self.by_value.get(&content_hash(inner)).is_some_and(|positions| {
+            positions
+                .iter()
+                .any(|&p| listed[p].as_object().and_then(|l| get_ci(l, "value")) == Some(inner))
+        })
     }
 }
 
@@ -860,7 +887,7 @@ fn prepare_element(def: Option<&'static Attribute>, value: &Value) -> Value {
 
 /// Makes the touched primary elements the only primary ones.
 fn keep_single_primary(arr: &mut [Value], touched: &[usize]) {
-    let winners: Vec<usize> = touched
+    let winners: std::collections::HashSet<usize> = touched
         .iter()
         .copied()
         .filter(|&i| arr.get(i).is_some_and(is_primary))

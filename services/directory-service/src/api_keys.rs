@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status};
 
 use crate::entity::{api_key, directory};
 use crate::secret;
+use crate::service::db_error;
 
 /// Most scopes one key may carry (there are fewer scopes than that).
 pub const MAX_SCOPES: usize = 32;
@@ -61,10 +62,6 @@ impl std::fmt::Debug for ApiKeyApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiKeyApi").finish_non_exhaustive()
     }
-}
-
-fn db_error(err: DbErr) -> Status {
-    internal("directory-service database error", &err)
 }
 
 fn split(list: &str) -> Vec<String> {

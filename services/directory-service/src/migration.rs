@@ -2,14 +2,20 @@
 //! can share a database with the other services.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{string, string_uniq, text, timestamp_with_time_zone, timestamp_with_time_zone_null};
+use sea_orm_migration::schema::{
+    integer_null, string, string_uniq, text, timestamp_with_time_zone, timestamp_with_time_zone_null,
+};
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateDirectoriesAndTokens), Box::new(CreateApiKeys)]
+        vec![
+            Box::new(CreateDirectoriesAndTokens),
+            Box::new(CreateApiKeys),
+            Box::new(AddDirectoryRateLimits),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -107,5 +113,42 @@ impl MigrationTrait for CreateApiKeys {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table("api_keys").to_owned()).await
+    }
+}
+
+/// A directory's own rate at the gateway: both columns set, or both null
+/// for the deployment's default.
+struct AddDirectoryRateLimits;
+
+impl MigrationName for AddDirectoryRateLimits {
+    fn name(&self) -> &str {
+        "m0003_add_directory_rate_limits"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddDirectoryRateLimits {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite adds one at a time.
+        for column in ["rate_limit_per_second", "rate_limit_burst"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("directories")
+                        .add_column(integer_null(column))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in ["rate_limit_per_second", "rate_limit_burst"] {
+            manager
+                .alter_table(Table::alter().table("directories").drop_column(column).to_owned())
+                .await?;
+        }
+        Ok(())
     }
 }

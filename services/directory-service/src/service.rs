@@ -1,12 +1,12 @@
 //! The `idmesh.v1.DirectoryService` gRPC API.
 
-use idmesh_api::status::internal;
+use idmesh_api::status::{internal, invalid_argument};
 use idmesh_api::timestamp;
 use idmesh_proto::v1::directory_service_server::DirectoryService;
 use idmesh_proto::v1::{
     CreateDirectoryRequest, Directory, GetDirectoryRequest, IssueTokenRequest, IssueTokenResponse,
-    ListDirectoriesRequest, ListDirectoriesResponse, ListTokensRequest, ListTokensResponse, ResolveTokenRequest,
-    ResolveTokenResponse, RevokeTokenRequest, Token,
+    ListDirectoriesRequest, ListDirectoriesResponse, ListTokensRequest, ListTokensResponse, RateLimit,
+    ResolveTokenRequest, ResolveTokenResponse, RevokeTokenRequest, SetRateLimitRequest, Token,
 };
 use idmesh_runtime::auth;
 use idmesh_runtime::clock::Clock;
@@ -54,15 +54,41 @@ impl DirectoryApi {
     }
 }
 
-fn db_error(err: DbErr) -> Status {
+/// A database error as a status: momentary trouble is UNAVAILABLE, the
+/// rest an opaque INTERNAL.
+pub(crate) fn db_error(err: DbErr) -> Status {
+    if idmesh_store::is_transient(&err) {
+        return idmesh_api::status::unavailable("directory-service", &err);
+    }
     internal("directory-service database error", &err)
+}
+
+/// The largest rate a directory may be given: far beyond what one gateway
+/// serves, small enough for the database's integer column.
+const MAX_RATE: u32 = 1_000_000;
+
+/// A rate as its two columns, each between 1 and [`MAX_RATE`].
+fn checked_rate(rate: &RateLimit) -> Result<(i32, i32), Status> {
+    let column = |value: u32, name: &str| {
+        if value == 0 || value > MAX_RATE {
+            return Err(invalid_argument(format!(
+                "rate_limit.{name} must be between 1 and {MAX_RATE}"
+            )));
+        }
+        i32::try_from(value).map_err(|_| invalid_argument(format!("rate_limit.{name} is too large")))
+    };
+    Ok((
+        column(rate.requests_per_second, "requests_per_second")?,
+        column(rate.burst, "burst")?,
+    ))
 }
 
 fn directory_to_proto(model: directory::Model) -> Directory {
     Directory {
+        rate_limit: model.rate_limit(),
         id: model.id,
-        name: model.name,
         created: Some(timestamp::to_proto(model.created)),
+        name: model.name,
     }
 }
 
@@ -88,6 +114,8 @@ impl DirectoryService for DirectoryApi {
             id: Set(uuid::Uuid::now_v7().to_string()),
             name: Set(name),
             created: Set((self.clock)()),
+            rate_limit_per_second: Set(None),
+            rate_limit_burst: Set(None),
         }
         .insert(&self.db)
         .await
@@ -133,7 +161,9 @@ impl DirectoryService for DirectoryApi {
             },
         };
 
-        let txn = idmesh_store::begin_write(&self.db).await.map_err(db_error)?;
+        let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining())
+            .await
+            .map_err(db_error)?;
         // Locking the directory row serialises concurrent issues on
         // PostgreSQL; SQLite serialises writers by itself.
         directory::Entity::find_by_id(&request.directory_id)
@@ -228,10 +258,27 @@ impl DirectoryService for DirectoryApi {
             .map_err(db_error)?
             .filter(|model| model.is_live((self.clock)()))
             .ok_or_else(|| Status::not_found("unknown, revoked or expired token"))?;
+        let directory = self.find_directory(&model.directory_id).await?;
         Ok(Response::new(ResolveTokenResponse {
             directory_id: model.directory_id,
             token_id: model.id,
+            rate_limit: directory.rate_limit(),
         }))
+    }
+
+    async fn set_rate_limit(&self, request: Request<SetRateLimitRequest>) -> Result<Response<Directory>, Status> {
+        auth::authorize(&request)?;
+        let request = request.into_inner();
+        let rate = match request.rate_limit {
+            Some(rate) => Some(checked_rate(&rate)?),
+            None => None,
+        };
+        let mut directory: directory::ActiveModel = self.find_directory(&request.directory_id).await?.into();
+        directory.rate_limit_per_second = Set(rate.map(|(per_second, _)| per_second));
+        directory.rate_limit_burst = Set(rate.map(|(_, burst)| burst));
+        let model = directory.update(&self.db).await.map_err(db_error)?;
+        tracing::info!(directory_id = %model.id, rate = ?model.rate_limit(), "directory rate limit set");
+        Ok(Response::new(directory_to_proto(model)))
     }
 }
 

@@ -25,6 +25,9 @@ impl From<Error> for Status {
                 tracing::warn!(code = ?status.code(), message = status.message(), "user-service did not answer a member lookup");
                 Status::unavailable("user-service is unavailable; retry later")
             }
+            Error::Database(db) if idmesh_store::is_transient(db) => {
+                idmesh_api::status::unavailable("group-service", &err)
+            }
             Error::Database(_) => idmesh_api::status::internal("group-service", &err),
         }
     }

@@ -37,6 +37,9 @@ pub struct Config {
     /// group-service's own key (users:read, apikeys:authenticate) and where
     /// callers' keys are resolved.
     pub identity: ServiceIdentity,
+    /// What one request may ask: document size and depth, PATCH
+    /// operations, members named.
+    pub limits: scim::Limits,
 }
 
 /// Why group-service could not start or stopped.
@@ -63,7 +66,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         let db = db.clone();
         Readiness::new(move || idmesh_store::is_reachable(db.clone()))
     };
-    let api = GroupApi::new(db, users, idmesh_runtime::clock::system());
+    let api = GroupApi::new(db, users, idmesh_runtime::clock::system()).with_limits(config.limits);
     let server = idmesh_proto::v1::group_service_server::GroupServiceServer::new(api);
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), user_addr = %config.user_addr, "group-service listening");

@@ -25,9 +25,9 @@ use idmesh_runtime::auth;
 use idmesh_runtime::auth::AuthChannel;
 use idmesh_runtime::clock::Clock;
 use idmesh_store::list::Window;
-use scim::ScimError;
 use scim::patch::PatchOperation;
 use scim::schema::GROUP_RESOURCE;
+use scim::{Limits, ScimError};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -55,6 +55,7 @@ pub struct GroupApi {
     db: DatabaseConnection,
     users: UserServiceClient<AuthChannel>,
     clock: Clock,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for GroupApi {
@@ -73,8 +74,9 @@ struct Document {
 
 impl Document {
     /// Validates a SCIM Group document from which members were taken out.
-    fn normalize(body: Map<String, Value>) -> Result<Document, Error> {
+    fn normalize(body: Map<String, Value>, limits: &Limits) -> Result<Document, Error> {
         let doc = scim::resource::normalize(Value::Object(body), &GROUP_RESOURCE)?.doc;
+        limits.check_document(&doc)?;
         let text = |key: &str| doc.get(key).and_then(Value::as_str).map(str::to_owned);
         Ok(Document {
             display_name: text("displayName").unwrap_or_default(),
@@ -89,13 +91,26 @@ impl Document {
 }
 
 /// A Group document from a request, and the members it lists.
-fn document_and_members(resource_json: &str) -> Result<(Document, Vec<NewMember>), Error> {
-    let mut body = document::parse(resource_json)?;
+fn document_and_members(resource_json: &str, limits: &Limits) -> Result<(Document, Vec<NewMember>), Error> {
+    let mut body = document::parse_within(resource_json, limits)?;
     let mut listed = Vec::new();
     for members in scim::members::take_members(&mut body)? {
         listed.extend(scim::members::new_members(&members)?);
     }
-    Ok((Document::normalize(body)?, listed))
+    limits.check_members(listed.len())?;
+    Ok((Document::normalize(body, limits)?, listed))
+}
+
+/// How many members `changes` name one by one.
+fn members_named(changes: &[MemberChange]) -> usize {
+    changes
+        .iter()
+        .map(|change| match change {
+            MemberChange::Add(members) => members.len(),
+            MemberChange::Remove(ids) => ids.len(),
+            MemberChange::RemoveAll | MemberChange::RemoveMatching(_) => 0,
+        })
+        .sum()
 }
 
 /// Members added by id alone, as gRPC callers name them.
@@ -163,12 +178,19 @@ impl GroupApi {
     /// The fully qualified gRPC service name, for health reporting.
     pub const SERVICE_NAME: &'static str = "idmesh.v1.GroupService";
 
+    /// The API over `db`, with the default [`Limits`].
     pub(crate) fn new(db: DatabaseConnection, users: AuthChannel, clock: Clock) -> Self {
         Self {
             db,
             users: UserServiceClient::new(users),
             clock,
+            limits: Limits::DEFAULT,
         }
+    }
+
+    /// The same API bounded by `limits`.
+    pub(crate) fn with_limits(self, limits: Limits) -> Self {
+        Self { limits, ..self }
     }
 
     fn filters(&self) -> GroupFilters {
@@ -238,9 +260,10 @@ impl GroupApi {
         changes: Vec<MemberChange>,
         policy: Unknown,
     ) -> Result<group::Model, Error> {
+        self.limits.check_members(members_named(&changes))?;
         let (mut candidates, mut skipped) = self.candidates(directory_id, id, &changes, policy).await?;
         // Returning early drops `txn`, which rolls it back.
-        let txn = idmesh_store::begin_write(&self.db).await?;
+        let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining()).await?;
         let gone = members::hold_groups(&txn, directory_id, &mut candidates).await?;
         members::check_unknown(policy, &gone)?;
         skipped.extend(gone);
@@ -253,7 +276,10 @@ impl GroupApi {
                 let Value::Object(doc) = &current.resource else {
                     return Err(ScimError::internal().into());
                 };
-                Some(Document::normalize(scim::patch::apply(doc, &ops, &GROUP_RESOURCE)?)?)
+                Some(Document::normalize(
+                    scim::patch::apply(doc, &ops, &GROUP_RESOURCE)?,
+                    &self.limits,
+                )?)
             }
         };
         let delta = members::apply(&txn, self.filters(), &current, &changes, &candidates).await?;
@@ -297,7 +323,7 @@ impl GroupService for GroupApi {
     async fn create_group(&self, request: Request<CreateGroupRequest>) -> Result<Response<Group>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let (document, listed) = document_and_members(&request.resource_json)?;
+        let (document, listed) = document_and_members(&request.resource_json, &self.limits)?;
         let id = uuid::Uuid::now_v7().to_string();
         let changes = vec![MemberChange::Add(listed)];
         let (mut candidates, mut skipped) = self
@@ -317,7 +343,9 @@ impl GroupService for GroupApi {
             created: now,
             last_modified: now,
         };
-        let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
+        let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining())
+            .await
+            .map_err(Error::from)?;
         skipped.extend(members::hold_groups(&txn, &row.directory_id, &mut candidates).await?);
         let added = members::apply(&txn, self.filters(), &row, &changes, &candidates).await?;
         let row = group::Model {
@@ -377,7 +405,7 @@ impl GroupService for GroupApi {
     async fn update_group(&self, request: Request<UpdateGroupRequest>) -> Result<Response<Group>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let (document, listed) = document_and_members(&request.resource_json)?;
+        let (document, listed) = document_and_members(&request.resource_json, &self.limits)?;
         let model = self
             .write(
                 &request.directory_id,
@@ -396,6 +424,7 @@ impl GroupService for GroupApi {
         auth::authorize(&request)?;
         let request = request.into_inner();
         let operations = idmesh_api::patch::from_proto(request.operations).map_err(Error::from)?;
+        self.limits.check_patch(&operations).map_err(Error::from)?;
         let split = scim::members::split(operations).map_err(Error::from)?;
         let model = self
             .write(
@@ -541,7 +570,9 @@ impl GroupService for GroupApi {
     ) -> Result<Response<DeleteGroupResponse>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
+        let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining())
+            .await
+            .map_err(Error::from)?;
         let current = self
             .lock(&txn, &request.directory_id, &request.id, request.expected_version)
             .await?;
@@ -562,7 +593,9 @@ impl GroupService for GroupApi {
     ) -> Result<Response<RemoveMemberEverywhereResponse>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
+        let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining())
+            .await
+            .map_err(Error::from)?;
         let groups = members::leave_all(&txn, &request.directory_id, &request.member_id, (self.clock)()).await?;
         txn.commit().await.map_err(Error::from)?;
         if groups > 0 {

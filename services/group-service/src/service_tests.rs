@@ -45,6 +45,7 @@ async fn start_group_service(database_url: &str, user_addr: SocketAddr, shutdown
         database_url: database_url.to_owned(),
         user_addr: user_addr.to_string(),
         identity: directory_service::testing::shared().identity(),
+        limits: scim::Limits::DEFAULT,
     };
     tokio::spawn(crate::serve(listener, config, shutdown.clone()));
     addr
@@ -63,6 +64,7 @@ async fn start_mesh(database: &ScratchDatabase) -> Mesh {
         session_addr: unused_addr().to_string(),
         group_addr: group_addr.to_string(),
         identity: directory.identity(),
+        limits: scim::Limits::DEFAULT,
     };
     tokio::spawn(user_service::serve(user_listener, config, shutdown.clone()));
     Mesh {
@@ -828,7 +830,7 @@ on_both!(a_group_deleted_while_being_added_is_not_added, |mesh| async move {
     let doomed = mesh.group("Doomed", &[]).await;
     // Another writer holds the doomed group's row, as DeleteGroup does.
     let db = idmesh_store::connect(&mesh.database_url).await.expect("connect");
-    let txn = idmesh_store::begin_write(&db).await.expect("begin");
+    let txn = idmesh_store::begin_write(&db, None).await.expect("begin");
     group::Entity::find_by_id(doomed.id.clone())
         .lock_exclusive()
         .one(&txn)
@@ -867,7 +869,7 @@ on_both!(
         let parent = mesh.group("Parent", &[]).await;
         let doomed = mesh.group("Doomed", &[]).await;
         let db = idmesh_store::connect(&mesh.database_url).await.expect("connect");
-        let txn = idmesh_store::begin_write(&db).await.expect("begin");
+        let txn = idmesh_store::begin_write(&db, None).await.expect("begin");
         group::Entity::find_by_id(doomed.id.clone())
             .lock_exclusive()
             .one(&txn)

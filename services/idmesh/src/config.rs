@@ -92,6 +92,38 @@ pub struct Settings {
     /// [default: 10000].
     #[arg(long, env = "IDMESH_GROUP_PATCH_MEMBER_LIMIT")]
     pub group_patch_member_limit: Option<u64>,
+    /// How long the gateway gives a SCIM request, in seconds; past it the
+    /// request is answered 503 with Retry-After [default: 20].
+    #[arg(long, env = "IDMESH_REQUEST_TIMEOUT_SECONDS")]
+    pub request_timeout_seconds: Option<u64>,
+    /// How many SCIM requests the gateway runs at once; more are answered
+    /// 503 with Retry-After [default: 256].
+    #[arg(long, env = "IDMESH_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Requests a second each directory may send, sustained, unless it has
+    /// its own rate (idmesh directory rate-limit) [default: 50].
+    #[arg(long, env = "IDMESH_RATE_LIMIT_PER_SECOND")]
+    pub rate_limit_per_second: Option<u32>,
+    /// Requests each directory may send at once [default: 100].
+    #[arg(long, env = "IDMESH_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
+    /// The largest body of a single-resource request, in bytes; larger is
+    /// 413 [default: 1048576].
+    #[arg(long, env = "IDMESH_MAX_DOCUMENT_BYTES")]
+    pub max_document_bytes: Option<usize>,
+    /// How deeply a request's JSON may nest [default: 16, at most 127].
+    #[arg(long, env = "IDMESH_MAX_JSON_DEPTH")]
+    pub max_json_depth: Option<usize>,
+    /// Operations in one PATCH [default: 1000].
+    #[arg(long, env = "IDMESH_MAX_PATCH_OPERATIONS")]
+    pub max_patch_operations: Option<usize>,
+    /// Values of one multi-valued attribute of a user or group, such as
+    /// emails [default: 1000].
+    #[arg(long, env = "IDMESH_MAX_ATTRIBUTE_VALUES")]
+    pub max_attribute_values: Option<usize>,
+    /// Members one request may add or remove [default: 10000].
+    #[arg(long, env = "IDMESH_MAX_MEMBERS_PER_REQUEST")]
+    pub max_members_per_request: Option<usize>,
     /// A file holding this process's own API key, which its services call
     /// with when directory-service runs elsewhere. The key itself can come
     /// from IDMESH_API_KEY instead, never from a flag.
@@ -171,6 +203,15 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<SocketAddr>,
     pub group_patch_member_limit: u64,
+    pub request_timeout_seconds: u64,
+    pub max_concurrent_requests: usize,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub max_document_bytes: usize,
+    pub max_json_depth: usize,
+    pub max_patch_operations: usize,
+    pub max_attribute_values: usize,
+    pub max_members_per_request: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -223,6 +264,15 @@ impl Settings {
             public_url: self.public_url.or(lower.public_url),
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
             group_patch_member_limit: self.group_patch_member_limit.or(lower.group_patch_member_limit),
+            request_timeout_seconds: self.request_timeout_seconds.or(lower.request_timeout_seconds),
+            max_concurrent_requests: self.max_concurrent_requests.or(lower.max_concurrent_requests),
+            rate_limit_per_second: self.rate_limit_per_second.or(lower.rate_limit_per_second),
+            rate_limit_burst: self.rate_limit_burst.or(lower.rate_limit_burst),
+            max_document_bytes: self.max_document_bytes.or(lower.max_document_bytes),
+            max_json_depth: self.max_json_depth.or(lower.max_json_depth),
+            max_patch_operations: self.max_patch_operations.or(lower.max_patch_operations),
+            max_attribute_values: self.max_attribute_values.or(lower.max_attribute_values),
+            max_members_per_request: self.max_members_per_request.or(lower.max_members_per_request),
             api_key_file: self.api_key_file.or(lower.api_key_file),
             bootstrap_admin_key_file: self.bootstrap_admin_key_file.or(lower.bootstrap_admin_key_file),
         }
@@ -336,7 +386,63 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             "must be at least 1 (0 would answer every group PATCH with 204)",
         ));
     }
+    let traffic = scim_gateway::Traffic::DEFAULT;
+    let limits = scim::Limits::DEFAULT;
     Ok(Config {
+        request_timeout_seconds: within(
+            "request_timeout_seconds",
+            settings.request_timeout_seconds,
+            traffic.request_timeout.as_secs(),
+            1..=MAX_REQUEST_TIMEOUT_SECONDS,
+        )?,
+        max_concurrent_requests: within(
+            "max_concurrent_requests",
+            settings.max_concurrent_requests,
+            traffic.max_concurrent_requests,
+            1..=tokio::sync::Semaphore::MAX_PERMITS,
+        )?,
+        rate_limit_per_second: within(
+            "rate_limit_per_second",
+            settings.rate_limit_per_second,
+            traffic.default_rate.per_second.get(),
+            1..=u32::MAX,
+        )?,
+        rate_limit_burst: within(
+            "rate_limit_burst",
+            settings.rate_limit_burst,
+            traffic.default_rate.burst.get(),
+            1..=u32::MAX,
+        )?,
+        max_document_bytes: within(
+            "max_document_bytes",
+            settings.max_document_bytes,
+            limits.max_document_bytes,
+            1..=MAX_DOCUMENT_BYTES,
+        )?,
+        max_json_depth: within(
+            "max_json_depth",
+            settings.max_json_depth,
+            limits.max_json_depth,
+            1..=scim::Limits::JSON_DEPTH_CEILING,
+        )?,
+        max_patch_operations: within(
+            "max_patch_operations",
+            settings.max_patch_operations,
+            limits.max_patch_operations,
+            1..=usize::MAX,
+        )?,
+        max_attribute_values: within(
+            "max_attribute_values",
+            settings.max_attribute_values,
+            limits.max_attribute_values,
+            1..=usize::MAX,
+        )?,
+        max_members_per_request: within(
+            "max_members_per_request",
+            settings.max_members_per_request,
+            limits.max_members_per_request,
+            1..=usize::MAX,
+        )?,
         database_url,
         redis_url: settings.redis_url.as_deref().map(redis_url).transpose()?,
         http_addr: listen("http_addr", settings.http_addr, SocketAddr::from((host, HTTP_PORT)))?,
@@ -380,6 +486,37 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
         api_key_file: settings.api_key_file,
         bootstrap_admin_key_file: settings.bootstrap_admin_key_file,
     })
+}
+
+/// The longest request deadline accepted: IdPs give up long before.
+const MAX_REQUEST_TIMEOUT_SECONDS: u64 = 300;
+
+/// The largest document accepted: a document travels to its service in one
+/// gRPC message, which tonic limits to 4 MiB.
+const MAX_DOCUMENT_BYTES: usize = 2 * 1_048_576;
+
+/// `value`, or `default` when unset, if it lies in `range`.
+fn within<T>(
+    key: &'static str,
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    let value = value.unwrap_or(default);
+    if !range.contains(&value) {
+        return Err(invalid(
+            key,
+            format!(
+                "{value} is out of range: it must be between {} and {}",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 fn socket_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -560,8 +697,28 @@ impl Config {
             api_key: self.api_key.as_ref().map(|secret| secret.0.clone()),
             bootstrap_admin_key: self.bootstrap_admin_key.as_ref().map(|secret| secret.0.clone()),
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
+            traffic: scim_gateway::Traffic {
+                request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
+                max_concurrent_requests: self.max_concurrent_requests,
+                default_rate: scim_gateway::Rate {
+                    per_second: nonzero(self.rate_limit_per_second),
+                    burst: nonzero(self.rate_limit_burst),
+                },
+            },
+            limits: scim::Limits {
+                max_document_bytes: self.max_document_bytes,
+                max_json_depth: self.max_json_depth,
+                max_patch_operations: self.max_patch_operations,
+                max_attribute_values: self.max_attribute_values,
+                max_members_per_request: self.max_members_per_request,
+            },
         }
     }
+}
+
+/// A rate [`resolve`] checked to be at least 1.
+fn nonzero(value: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(value).unwrap_or(std::num::NonZeroU32::MIN)
 }
 
 #[cfg(test)]

@@ -76,6 +76,10 @@ pub struct MeshConfig {
     /// How long the services trust a resolved caller's key: how long a
     /// revoked key may keep working.
     pub key_cache_ttl: Duration,
+    /// The gateway's deadlines, concurrency and default directory rate.
+    pub traffic: scim_gateway::Traffic,
+    /// What one request may ask of the gateway and the services.
+    pub limits: scim::Limits,
 }
 
 /// The name directory-service installs the bootstrap admin key under.
@@ -128,6 +132,8 @@ impl MeshConfig {
             api_key: None,
             bootstrap_admin_key: None,
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
+            traffic: scim_gateway::Traffic::DEFAULT,
+            limits: scim::Limits::DEFAULT,
         }
     }
 }
@@ -252,6 +258,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
                 .session_addr
                 .map_or_else(|| config.session_addr.clone(), |a| a.to_string()),
             group_addr: group_addr.clone(),
+            limits: config.limits,
         };
         let shutdown = shutdown.clone();
         mesh.tasks
@@ -262,6 +269,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
             identity,
             database_url: config.database_url.clone(),
             user_addr: user_addr.clone(),
+            limits: config.limits,
         };
         let shutdown = shutdown.clone();
         mesh.tasks
@@ -281,6 +289,8 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
             group_addr,
             public_url: config.public_url,
             group_patch_member_limit: config.group_patch_member_limit,
+            traffic: config.traffic,
+            limits: config.limits,
         };
         let shutdown = shutdown.clone();
         mesh.tasks

@@ -2,7 +2,6 @@
 //! URL of its own directory.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
@@ -16,16 +15,21 @@ use tonic::Code;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::traffic::{Rate, Tenant};
 
 /// How long a resolved token is trusted without asking directory-service
 /// again: a revoked token stops working within this time.
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
 const TOKEN_CACHE_CAPACITY: u64 = 10_000;
 
-/// Token → directory answers, keyed by the token's SHA-256 so that no
-/// secret sits in memory longer than a request.
+/// directory-service's answers about tokens, keyed by the token's SHA-256
+/// so that no secret sits in memory longer than a request: the directory
+/// (and its rate) of a live token, and, as `None`, that a token is unknown,
+/// so that a client repeating a bad token costs directory-service one
+/// lookup per [`TOKEN_CACHE_TTL`], not one per request. A token's secret is
+/// random, so an unknown one never becomes valid later.
 #[derive(Debug)]
-pub struct TokenCache(moka::sync::Cache<String, Arc<str>>);
+pub struct TokenCache(moka::sync::Cache<String, Option<Tenant>>);
 
 impl TokenCache {
     pub fn new() -> Self {
@@ -50,7 +54,7 @@ fn unauthorized() -> ApiError {
 pub async fn require_directory_token(
     State(state): State<AppState>,
     Path(params): Path<HashMap<String, String>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let directory_id = params.get("directory_id").ok_or_else(unauthorized)?;
@@ -65,8 +69,8 @@ pub async fn require_directory_token(
         .ok_or_else(unauthorized)?;
 
     let key = hex::encode(Sha256::digest(secret.as_bytes()));
-    let token_directory = match state.tokens.0.get(&key) {
-        Some(directory) => directory,
+    let tenant = match state.tokens.0.get(&key) {
+        Some(tenant) => tenant,
         None => {
             let resolved = state
                 .directories
@@ -75,20 +79,26 @@ pub async fn require_directory_token(
                     secret: secret.to_owned(),
                 })
                 .await;
-            match resolved {
+            let tenant = match resolved {
                 Ok(response) => {
-                    let directory: Arc<str> = response.into_inner().directory_id.into();
-                    state.tokens.0.insert(key, directory.clone());
-                    directory
+                    let response = response.into_inner();
+                    Some(Tenant {
+                        directory_id: response.directory_id.into(),
+                        rate: response.rate_limit.as_ref().and_then(Rate::from_proto),
+                    })
                 }
-                Err(status) if status.code() == Code::NotFound => return Err(unauthorized()),
+                Err(status) if status.code() == Code::NotFound => None,
                 Err(status) => return Err(status.into()),
-            }
+            };
+            state.tokens.0.insert(key, tenant.clone());
+            tenant
         }
     };
-    if *token_directory != **directory_id {
+    let tenant = tenant.ok_or_else(unauthorized)?;
+    if *tenant.directory_id != **directory_id {
         tracing::warn!(%directory_id, "bearer token of another directory");
         return Err(unauthorized());
     }
+    request.extensions_mut().insert(tenant);
     Ok(next.run(request).await)
 }

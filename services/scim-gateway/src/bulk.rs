@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use idmesh_api::resource::Resource;
 use scim::ScimError;
@@ -26,7 +26,8 @@ use crate::conditional::Preconditions;
 use crate::error::ApiError;
 use crate::groups::Groups;
 use crate::resources::{ResourceType, create_resource, delete_resource, patch_resource, replace_resource};
-use crate::response::{BaseUrl, ScimBody};
+use crate::response::{BaseUrl, ScimBody, parse_json};
+use crate::traffic::Tenant;
 use crate::users::Users;
 
 /// The most operations and bytes one bulk request may carry: 1,000
@@ -35,6 +36,19 @@ pub const LIMITS: BulkLimits = BulkLimits {
     max_operations: 1_000,
     max_payload_size: 1_048_576,
 };
+
+/// `Operations`, an array, and an operation: what a bulk request adds to
+/// the depth of the documents it carries.
+const BULK_NESTING: usize = 3;
+
+/// The result of an operation the directory's rate did not leave room for.
+fn over_rate() -> ScimError {
+    ScimError::new(
+        429,
+        None,
+        "this directory is over its request rate; send this operation again later",
+    )
+}
 
 /// One operation, its bulkId references resolved.
 struct Resolved<'a> {
@@ -57,6 +71,7 @@ const TYPES: [(&str, Execute); 2] = [
 
 pub async fn bulk(
     State(state): State<AppState>,
+    Extension(tenant): Extension<Tenant>,
     Path(directory_id): Path<String>,
     base: BaseUrl,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -72,9 +87,16 @@ pub async fn bulk(
         )
     })?;
     scim::bulk::check_payload_size(body.len(), LIMITS.max_payload_size)?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|err| ScimError::invalid_syntax(format!("the request body is not valid JSON: {err}")))?;
+    let body = parse_json(&body)?;
+    // A bulk request nests its documents one level deeper than they would
+    // be on their own: `Operations[i].data`.
+    let limits = scim::Limits {
+        max_json_depth: state.limits.max_json_depth + BULK_NESTING,
+        ..state.limits
+    };
+    limits.check_depth(&body)?;
     let request = BulkRequest::parse(&body, LIMITS.max_operations)?;
+    let rate = tenant.rate.unwrap_or(state.traffic.default_rate);
     let mut created = Created::default();
     let mut results = Vec::with_capacity(request.operations.len());
     let mut errors = 0_u64;
@@ -84,7 +106,13 @@ pub async fn bulk(
         }
         let (result, written) = match step {
             Step::Run(index) => match request.operations.get(index) {
-                Some(operation) => run(&state, &directory_id, &base, operation, &created).await,
+                // Each operation counts against the directory's rate like
+                // a request of its own; those beyond it answer 429 in the
+                // response, and the IdP sends them again.
+                Some(operation) => match state.rate_limits.admit(&tenant.directory_id, rate) {
+                    Ok(()) => run(&state, &directory_id, &base, operation, &created).await,
+                    Err(_) => (OperationResult::failed(operation, None, &over_rate()), None),
+                },
                 None => continue,
             },
             Step::Refuse(index, err) => match request.operations.get(index) {

@@ -15,11 +15,13 @@ mod projection;
 mod resources;
 mod response;
 mod search;
+mod traffic;
 mod users;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
@@ -28,12 +30,15 @@ use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_runtime::auth::{AuthChannel, Credential};
 use idmesh_runtime::grpc::authed_channel;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenCache;
+use crate::traffic::RateLimits;
+pub use crate::traffic::{Rate, Traffic};
 
 /// How the gateway runs.
 #[derive(Debug, Clone)]
@@ -56,6 +61,11 @@ pub struct Config {
     /// groups:read, groups:write, and nothing else (it cannot issue SCIM
     /// tokens).
     pub credential: Credential,
+    /// Deadlines, concurrency and each directory's rate.
+    pub traffic: Traffic,
+    /// What one request may ask; the gateway enforces the body size and
+    /// JSON depth, the services the rest.
+    pub limits: scim::Limits,
 }
 
 /// The member count above which a group PATCH answers 204 by default:
@@ -83,6 +93,11 @@ struct AppState {
     tokens: Arc<TokenCache>,
     public_url: Option<Arc<str>>,
     group_patch_member_limit: u64,
+    traffic: Traffic,
+    limits: scim::Limits,
+    rate_limits: Arc<RateLimits>,
+    /// One permit per SCIM request that may run at once.
+    in_flight: Arc<Semaphore>,
 }
 
 /// Serves SCIM on `listener` until `shutdown` is cancelled, then lets
@@ -101,6 +116,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         tokens: Arc::new(TokenCache::new()),
         public_url: config.public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
         group_patch_member_limit: config.group_patch_member_limit,
+        traffic: config.traffic,
+        limits: config.limits,
+        rate_limits: Arc::new(RateLimits::new()),
+        in_flight: Arc::new(Semaphore::new(config.traffic.max_concurrent_requests)),
     };
     tracing::info!(addr = ?listener.local_addr().ok(), "scim-gateway listening");
     // TCP_NODELAY: SCIM responses are small and must not wait for delayed ACKs.
@@ -120,16 +139,27 @@ fn router(state: AppState) -> Router {
         .merge(resources::routes::<users::Users>())
         .merge(resources::routes::<groups::Groups>())
         .route("/.search", post(search::search))
-        .route("/Bulk", post(bulk::bulk))
+        .route(
+            "/Bulk",
+            post(bulk::bulk).layer(DefaultBodyLimit::max(
+                usize::try_from(bulk::LIMITS.max_payload_size).unwrap_or(usize::MAX),
+            )),
+        )
         .route("/ServiceProviderConfig", get(discovery::service_provider_config))
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
         .route("/ResourceTypes", get(discovery::resource_types))
         .route("/ResourceTypes/{id}", get(discovery::resource_type))
+        .layer(DefaultBodyLimit::max(state.limits.max_document_bytes))
+        // Outermost last: shed, then the deadline, then authentication,
+        // then the directory's rate (see `traffic`).
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), traffic::rate_limit))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_directory_token,
-        ));
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), traffic::deadline))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), traffic::shed));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -14,14 +14,16 @@ use crate::error::ApiError;
 /// RFC 7644 §3.1; `application/json` is accepted on input as well.
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
-/// A request body parsed as JSON; anything unparsable is 400 `invalidSyntax`.
+/// A request body parsed as JSON; anything unparsable, or nested deeper
+/// than the limit, is 400 `invalidSyntax`, and a body over the size limit
+/// 413.
 #[derive(Debug)]
 pub struct ScimJson(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for ScimJson {
+impl FromRequest<AppState> for ScimJson {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ScimError::new(413, None, format!("the request body is too large: {rejection}"))
@@ -29,10 +31,16 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
                 ScimError::invalid_syntax(format!("cannot read the request body: {rejection}"))
             }
         })?;
-        serde_json::from_slice(&bytes)
-            .map(ScimJson)
-            .map_err(|err| ScimError::invalid_syntax(format!("the request body is not valid JSON: {err}")).into())
+        let body = parse_json(&bytes)?;
+        state.limits.check_depth(&body)?;
+        Ok(ScimJson(body))
     }
+}
+
+/// A request body as JSON; 400 `invalidSyntax` if it is not.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ScimError> {
+    serde_json::from_slice(bytes)
+        .map_err(|err| ScimError::invalid_syntax(format!("the request body is not valid JSON: {err}")))
 }
 
 /// The base URL resources are located under: the configured public URL, or

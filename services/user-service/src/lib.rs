@@ -42,6 +42,9 @@ pub struct Config {
     /// user-service's own key (sessions:write, groups:write,
     /// apikeys:authenticate) and where callers' keys are resolved.
     pub identity: ServiceIdentity,
+    /// What one request may ask: document size and depth, PATCH
+    /// operations, values per attribute.
+    pub limits: scim::Limits,
 }
 
 /// Why user-service could not start or stopped.
@@ -73,7 +76,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         let db = db.clone();
         Readiness::new(move || idmesh_store::is_reachable(db.clone()))
     };
-    let api = UserApi::new(db, clock, revocations);
+    let api = UserApi::new(db, clock, revocations).with_limits(config.limits);
     let server = idmesh_proto::v1::user_service_server::UserServiceServer::new(api);
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), session_addr = %config.session_addr, group_addr = %config.group_addr, "user-service listening");

@@ -2,16 +2,16 @@
 //! never stored in clear or returned.
 
 use argon2::{Argon2, PasswordHash, PasswordHasher};
+use idmesh_runtime::cpu::CpuPool;
 
-/// The PHC string of `password`, computed off the async runtime: Argon2 is
-/// deliberately slow.
-pub async fn hash(password: String) -> Result<String, crate::Error> {
-    tokio::task::spawn_blocking(move || {
+/// The PHC string of `password`, computed on `cpu`: Argon2 is deliberately
+/// slow and takes about 19 MiB, so at most one hash per core runs at a time.
+pub async fn hash(cpu: &CpuPool, password: String) -> Result<String, crate::Error> {
+    cpu.run(move || {
         let hash: PasswordHash = Argon2::default()
             .hash_password(password.as_bytes())
             .map_err(|err| crate::Error::Password(err.to_string()))?;
         Ok(hash.to_string())
     })
-    .await
-    .map_err(|err| crate::Error::Password(err.to_string()))?
+    .await?
 }

@@ -147,6 +147,7 @@ async fn start_group_service(
         database_url: database_url.to_owned(),
         user_addr: user_addr.to_string(),
         identity: directory_service::testing::shared().identity(),
+        limits: scim::Limits::DEFAULT,
     };
     let running = tokio::spawn({
         let shutdown = shutdown.clone();
@@ -414,7 +415,7 @@ on_both!(
             .into_inner();
         // What a request leaves behind when it dies between committing and
         // delivering.
-        let txn = idmesh_store::begin_write(&db).await.expect("begin");
+        let txn = idmesh_store::begin_write(&db, None).await.expect("begin");
         revocations
             .record(&txn, "d1", "u1", USER_DEACTIVATED)
             .await
@@ -437,7 +438,7 @@ on_both!(
 
 /// Stores `count` revocations that are due, as if their requests had died.
 async fn abandoned_revocations(db: &DatabaseConnection, revocations: &Revocations, clock: &ManualClock, count: usize) {
-    let txn = idmesh_store::begin_write(db).await.expect("begin");
+    let txn = idmesh_store::begin_write(db, None).await.expect("begin");
     for n in 0..count {
         revocations
             .record(&txn, "d1", &format!("u{n}"), USER_DELETED)
@@ -600,7 +601,7 @@ on_both!(
         let (_, revocations) = user_service(&db, session_addr, &clock);
         let before = clock.now();
         clock.advance(Duration::from_secs(1));
-        let txn = idmesh_store::begin_write(&db).await.expect("begin");
+        let txn = idmesh_store::begin_write(&db, None).await.expect("begin");
         for (user, reason) in [("deleted", USER_DELETED), ("deactivated", USER_DEACTIVATED)] {
             revocations.record(&txn, "d1", user, reason).await.expect("record");
         }

@@ -21,11 +21,12 @@ use idmesh_proto::v1::{
 };
 use idmesh_runtime::auth;
 use idmesh_runtime::clock::Clock;
+use idmesh_runtime::cpu::CpuPool;
 use idmesh_store::filter::{Column, ColumnKind, Target};
 use idmesh_store::list::Window;
-use scim::ScimError;
 use scim::resource::Normalized;
 use scim::schema::USER_RESOURCE;
+use scim::{Limits, ScimError};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Select, Set,
 };
@@ -53,12 +54,22 @@ pub struct UserApi {
     db: DatabaseConnection,
     clock: Clock,
     revocations: Revocations,
+    limits: Limits,
+    /// Where PATCH application and password hashing run.
+    cpu: CpuPool,
 }
 
 impl std::fmt::Debug for UserApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserApi").finish_non_exhaustive()
     }
+}
+
+/// Whether a write's validation is cheap enough for an async worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cost {
+    Light,
+    Heavy,
 }
 
 /// The columns of a user row that are derived from its SCIM document.
@@ -98,24 +109,11 @@ fn folded(doc: &Map<String, Value>) -> Value {
     Value::Object(scim::filter::fold(doc, &USER_RESOURCE))
 }
 
-/// Validates a SCIM User document.
-fn normalize_user(body: Value) -> Result<Normalized, Error> {
-    Ok(scim::resource::normalize(body, &USER_RESOURCE)?)
-}
-
-/// Validates a new user's document and fills in what the server decides: a
-/// user is created active unless told otherwise. Later writes keep what the
-/// client sends, so a PATCH that removes `active` leaves it unassigned.
-fn normalize_new_user(body: Value) -> Result<Normalized, Error> {
-    let mut normalized = normalize_user(body)?;
-    normalized.doc.entry("active").or_insert(Value::Bool(true));
+/// Validates a SCIM User document within `limits`.
+fn normalize_user(body: Value, limits: &Limits) -> Result<Normalized, Error> {
+    let normalized = scim::resource::normalize(body, &USER_RESOURCE)?;
+    limits.check_document(&normalized.doc)?;
     Ok(normalized)
-}
-
-/// The SCIM document a request carries (an absent one is empty, and fails
-/// validation like any document without a userName).
-fn request_body(resource_json: &str) -> Result<Value, Error> {
-    Ok(Value::Object(document::parse(resource_json)?))
 }
 
 /// The User attribute kept in a column of its own besides the common ones:
@@ -165,8 +163,37 @@ impl UserApi {
     /// The fully qualified gRPC service name, for health reporting.
     pub const SERVICE_NAME: &'static str = "idmesh.v1.UserService";
 
+    /// The API over `db`, with the default [`Limits`] and one CPU-heavy job
+    /// per core.
     pub(crate) fn new(db: DatabaseConnection, clock: Clock, revocations: Revocations) -> Self {
-        Self { db, clock, revocations }
+        Self {
+            db,
+            clock,
+            revocations,
+            limits: Limits::DEFAULT,
+            cpu: CpuPool::per_core(),
+        }
+    }
+
+    /// The same API bounded by `limits`.
+    pub(crate) fn with_limits(self, limits: Limits) -> Self {
+        Self { limits, ..self }
+    }
+
+    /// Validates a new user's document and fills in what the server decides:
+    /// a user is created active unless told otherwise. Later writes keep what
+    /// the client sends, so a PATCH that removes `active` leaves it
+    /// unassigned.
+    fn normalize_new(&self, body: Value) -> Result<Normalized, Error> {
+        let mut normalized = normalize_user(body, &self.limits)?;
+        normalized.doc.entry("active").or_insert(Value::Bool(true));
+        Ok(normalized)
+    }
+
+    /// The SCIM document a request carries (an absent one is empty, and
+    /// fails validation like any document without a userName).
+    fn request_body(&self, resource_json: &str) -> Result<Value, Error> {
+        Ok(Value::Object(document::parse_within(resource_json, &self.limits)?))
     }
 
     /// Where filters and sorting find User attributes.
@@ -202,21 +229,30 @@ impl UserApi {
     /// Rewrites a user from what `change` makes of the stored row, retrying
     /// when a concurrent write got there first. With `expected_version`, a
     /// write that would not apply to that exact version fails instead.
+    /// `Cost::Heavy` runs `change` on the CPU pool: a PATCH costs what the
+    /// stored document costs, which its request does not bound.
     async fn update_with(
         &self,
         directory_id: &str,
         id: &str,
         expected_version: Option<i64>,
-        change: impl Fn(&user::Model) -> Result<Normalized, Error>,
+        cost: Cost,
+        change: impl Fn(&user::Model) -> Result<Normalized, Error> + Send + Sync + 'static,
     ) -> Result<user::Model, Error> {
+        let change = std::sync::Arc::new(change);
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let current = self.load(directory_id, id).await?;
             if let Some(expected) = expected_version.filter(|v| *v != current.version) {
                 return Err(stale_version(expected, current.version));
             }
-            let normalized = change(&current)?;
+            let normalized = if cost == Cost::Heavy {
+                let (change, current) = (change.clone(), current.clone());
+                self.cpu.run(move || change(&current)).await??
+            } else {
+                change(&current)?
+            };
             let password_hash = match normalized.password {
-                Some(password) => Some(password::hash(password).await?),
+                Some(password) => Some(password::hash(&self.cpu, password).await?),
                 None => current.password_hash.clone(),
             };
             if let Some(written) = self.compare_and_set(current, normalized.doc, password_hash).await? {
@@ -257,7 +293,7 @@ impl UserApi {
         changes.id = sea_orm::ActiveValue::NotSet;
         changes.directory_id = sea_orm::ActiveValue::NotSet;
         changes.created = sea_orm::ActiveValue::NotSet;
-        let txn = idmesh_store::begin_write(&self.db).await?;
+        let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining()).await?;
         let result = user::Entity::update_many()
             .set(changes)
             .filter(user::Column::Id.eq(&updated.id))
@@ -297,9 +333,9 @@ impl UserService for UserApi {
     async fn create_user(&self, request: Request<CreateUserRequest>) -> Result<Response<User>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let normalized = normalize_new_user(request_body(&request.resource_json)?)?;
+        let normalized = self.normalize_new(self.request_body(&request.resource_json)?)?;
         let password_hash = match normalized.password {
-            Some(password) => Some(password::hash(password).await?),
+            Some(password) => Some(password::hash(&self.cpu, password).await?),
             None => None,
         };
         let indexed = Indexed::of(&normalized.doc);
@@ -338,11 +374,16 @@ impl UserService for UserApi {
     async fn replace_user(&self, request: Request<ReplaceUserRequest>) -> Result<Response<User>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let body = request_body(&request.resource_json)?;
+        let body = self.request_body(&request.resource_json)?;
+        let limits = self.limits;
         let model = self
-            .update_with(&request.directory_id, &request.id, request.expected_version, |_| {
-                normalize_user(body.clone())
-            })
+            .update_with(
+                &request.directory_id,
+                &request.id,
+                request.expected_version,
+                Cost::Light,
+                move |_| normalize_user(body.clone(), &limits),
+            )
             .await?;
         tracing::info!(directory_id = %model.directory_id, user_id = %model.id, version = model.version, "user replaced");
         Ok(Response::new(to_proto(model)))
@@ -352,17 +393,20 @@ impl UserService for UserApi {
         auth::authorize(&request)?;
         let request = request.into_inner();
         let operations = idmesh_api::patch::from_proto(request.operations).map_err(Error::from)?;
+        self.limits.check_patch(&operations).map_err(Error::from)?;
+        let limits = self.limits;
         let model = self
             .update_with(
                 &request.directory_id,
                 &request.id,
                 request.expected_version,
-                |current| {
+                Cost::Heavy,
+                move |current| {
                     let Value::Object(doc) = &current.resource else {
                         return Err(ScimError::internal().into());
                     };
                     let patched = scim::patch::apply(doc, &operations, &USER_RESOURCE)?;
-                    normalize_user(Value::Object(patched))
+                    normalize_user(Value::Object(patched), &limits)
                 },
             )
             .await?;
@@ -379,7 +423,9 @@ impl UserService for UserApi {
         if let Some(version) = request.expected_version {
             condition = condition.add(user::Column::Version.eq(version));
         }
-        let txn = idmesh_store::begin_write(&self.db).await.map_err(Error::from)?;
+        let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining())
+            .await
+            .map_err(Error::from)?;
         let deleted = user::Entity::delete_many()
             .filter(condition)
             .exec(&txn)

@@ -1,5 +1,5 @@
 //! The client side: a caller's own API key, sent on every call of a
-//! channel as `authorization: Bearer <key>`.
+//! channel as `authorization: Bearer <key>`, with the request's deadline.
 
 use std::fmt;
 use std::task::{Context, Poll};
@@ -34,7 +34,8 @@ impl fmt::Debug for Credential {
     }
 }
 
-/// A channel that sends its [`Credential`] with every call.
+/// A channel that sends its [`Credential`] with every call, and the time
+/// left before the current request's [deadline](crate::deadline).
 #[derive(Debug, Clone)]
 pub struct AuthChannel {
     channel: Channel,
@@ -60,6 +61,7 @@ impl Service<http::Request<Body>> for AuthChannel {
         request
             .headers_mut()
             .insert(http::header::AUTHORIZATION, self.credential.authorization.clone());
+        crate::deadline::propagate(&mut request);
         self.channel.call(request)
     }
 }

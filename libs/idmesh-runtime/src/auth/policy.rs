@@ -67,6 +67,7 @@ pub const POLICIES: &[Policy] = &[
     rule("/idmesh.v1.DirectoryService/RevokeToken", DirectoriesAdmin, One),
     rule("/idmesh.v1.DirectoryService/ListTokens", DirectoriesAdmin, One),
     rule("/idmesh.v1.DirectoryService/ResolveToken", ScimTokensResolve, Global),
+    rule("/idmesh.v1.DirectoryService/SetRateLimit", DirectoriesAdmin, One),
     rule("/idmesh.v1.ApiKeyService/CreateApiKey", ApiKeysAdmin, Global),
     rule("/idmesh.v1.ApiKeyService/ListApiKeys", ApiKeysAdmin, Global),
     rule("/idmesh.v1.ApiKeyService/RevokeApiKey", ApiKeysAdmin, Global),

@@ -24,6 +24,7 @@ macro_rules! directory_scoped {
 directory_scoped!(id: pb::GetDirectoryRequest);
 directory_scoped!(
     directory_id: pb::IssueTokenRequest,
+    pb::SetRateLimitRequest,
     pb::RevokeTokenRequest,
     pb::ListTokensRequest,
     pb::CreateUserRequest,

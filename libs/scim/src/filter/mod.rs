@@ -22,6 +22,9 @@ use crate::path::AttrPath;
 pub const MAX_FILTER_LEN: usize = 4096;
 /// How deeply groups, `not (...)` and value filters may nest.
 pub const MAX_FILTER_DEPTH: usize = 32;
+/// The most comparisons one filter may join with `and` and `or`: each term
+/// becomes a SQL condition, and no IdP sends more than a handful.
+pub const MAX_FILTER_TERMS: usize = 100;
 
 /// A parsed filter expression.
 #[derive(Debug, Clone, PartialEq)]

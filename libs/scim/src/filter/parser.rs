@@ -1,10 +1,10 @@
 //! Filter text → [`Filter`]: a tokenizer and a recursive-descent parser for
-//! the RFC 7644 §3.4.2.2 grammar, with length and nesting limits so that
+//! the RFC 7644 §3.4.2.2 grammar, with length, nesting and term limits so that
 //! hostile input is rejected before it costs anything.
 
 use serde_json::Number;
 
-use super::{CompValue, CompareOp, Filter, MAX_FILTER_DEPTH, MAX_FILTER_LEN};
+use super::{CompValue, CompareOp, Filter, MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS};
 use crate::error::ScimError;
 use crate::path::AttrPath;
 
@@ -24,7 +24,11 @@ pub fn parse(input: &str) -> Result<Filter, ScimError> {
         )));
     }
     let tokens = tokenize(input)?;
-    let mut parser = Parser { tokens, next: 0 };
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        joins: 0,
+    };
     if parser.peek().tok == Tok::End {
         return Err(ScimError::invalid_filter("empty filter"));
     }
@@ -137,6 +141,8 @@ fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
 struct Parser<'a> {
     tokens: Vec<Token<'a>>,
     next: usize,
+    /// The `and`s and `or`s read so far: one fewer than the terms.
+    joins: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -167,7 +173,7 @@ impl<'a> Parser<'a> {
     fn or_expr(&mut self, depth: usize, in_value_filter: bool) -> Result<Filter, ScimError> {
         let mut left = self.and_expr(depth, in_value_filter)?;
         while self.at_keyword("or") {
-            self.bump();
+            self.join()?;
             let right = self.and_expr(depth, in_value_filter)?;
             left = Filter::Or(Box::new(left), Box::new(right));
         }
@@ -177,11 +183,24 @@ impl<'a> Parser<'a> {
     fn and_expr(&mut self, depth: usize, in_value_filter: bool) -> Result<Filter, ScimError> {
         let mut left = self.unary(depth, in_value_filter)?;
         while self.at_keyword("and") {
-            self.bump();
+            self.join()?;
             let right = self.unary(depth, in_value_filter)?;
             left = Filter::And(Box::new(left), Box::new(right));
         }
         Ok(left)
+    }
+
+    /// Reads an `and` or `or`, counting the terms it joins.
+    fn join(&mut self) -> Result<(), ScimError> {
+        let token = self.bump();
+        self.joins += 1;
+        if self.joins >= MAX_FILTER_TERMS {
+            return Err(ScimError::too_many(format!(
+                "filter joins more than {MAX_FILTER_TERMS} terms (at byte {})",
+                token.pos
+            )));
+        }
+        Ok(())
     }
 
     fn nested(&self, depth: usize, pos: usize) -> Result<usize, ScimError> {
@@ -640,6 +659,25 @@ mod tests {
         let long = format!("userName eq \"{}\"", "a".repeat(MAX_FILTER_LEN));
         let e = err(&long);
         assert!(e.detail.contains("limit is 4096"), "{}", e.detail);
+    }
+
+    #[test]
+    fn a_chain_of_more_terms_than_the_limit_is_too_many() {
+        let terms = |n: usize| {
+            (0..n)
+                .map(|i| format!("id eq \"{i}\""))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        assert!(parse(&terms(MAX_FILTER_TERMS)).is_ok());
+        let e = parse(&terms(MAX_FILTER_TERMS + 1)).expect_err("one term too many");
+        assert_eq!(e.scim_type, Some(crate::error::ScimType::TooMany));
+        assert!(e.detail.contains("more than 100 terms"), "{}", e.detail);
+        let mixed = format!("{} and ({})", terms(60), terms(60));
+        assert_eq!(
+            parse(&mixed).expect_err("and counts too").scim_type,
+            Some(crate::error::ScimType::TooMany)
+        );
     }
 
     #[test]

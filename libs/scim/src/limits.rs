@@ -1,0 +1,220 @@
+//! How much one request may ask of the server: the bounds that keep one
+//! IdP's request from costing every other directory its turn. Each bound is
+//! configurable (the `[limits]` section of idmesh's configuration); the
+//! defaults are far above what Okta, Entra ID, Google, OneLogin or
+//! JumpCloud send.
+//!
+//! A request over a bound is refused whole, before anything is written,
+//! with a SCIM error that names the bound: 413 for a body that is too large
+//! (enforced where the body is read), 400 `invalidSyntax` for JSON nested
+//! too deeply, 400 `tooMany` for too many operations, values or members.
+//! Filters have fixed bounds of their own ([`crate::filter::MAX_FILTER_LEN`],
+//! [`crate::filter::MAX_FILTER_DEPTH`], [`crate::filter::MAX_FILTER_TERMS`]).
+
+use serde_json::Value;
+
+use crate::error::ScimError;
+use crate::patch::PatchOperation;
+
+/// The bounds of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body of a single-resource request, in bytes.
+    pub max_document_bytes: usize,
+    /// How deeply a request's JSON may nest (a SCIM user is four levels
+    /// deep: the enterprise extension's `manager.value`).
+    pub max_json_depth: usize,
+    /// Operations in one PATCH request.
+    pub max_patch_operations: usize,
+    /// Values of one multi-valued attribute of a stored document (`emails`,
+    /// `roles`, ...); a group's `members` are counted per request instead.
+    pub max_attribute_values: usize,
+    /// Members one request may add or remove.
+    pub max_members_per_request: usize,
+}
+
+impl Limits {
+    /// The deepest JSON serde_json itself parses; a configured depth above
+    /// it could never be reached.
+    pub const JSON_DEPTH_CEILING: usize = 127;
+
+    pub const DEFAULT: Limits = Limits {
+        max_document_bytes: 1_048_576,
+        max_json_depth: 16,
+        max_patch_operations: 1_000,
+        max_attribute_values: 1_000,
+        max_members_per_request: 10_000,
+    };
+
+    /// 400 `invalidSyntax` if `value` nests deeper than
+    /// [`Limits::max_json_depth`] (`{"a": 1}` is one level, `{"a": {"b": 1}}` two).
+    pub fn check_depth(&self, value: &Value) -> Result<(), ScimError> {
+        self.check_depth_from(value, 0)
+    }
+
+    fn too_deep(&self) -> ScimError {
+        ScimError::invalid_syntax(format!(
+            "the request nests JSON deeper than the limit of {} levels",
+            self.max_json_depth
+        ))
+    }
+
+    /// The depth check of `value`, found `depth` levels down.
+    fn check_depth_from(&self, value: &Value, depth: usize) -> Result<(), ScimError> {
+        // Iterative: the check must not itself recurse on hostile input.
+        let mut stack = vec![(value, depth)];
+        while let Some((value, depth)) = stack.pop() {
+            if !(value.is_array() || value.is_object()) {
+                continue;
+            }
+            if depth >= self.max_json_depth {
+                return Err(self.too_deep());
+            }
+            match value {
+                Value::Array(items) => stack.extend(items.iter().map(|child| (child, depth + 1))),
+                Value::Object(entries) => stack.extend(entries.values().map(|child| (child, depth + 1))),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Limits::check_depth`] of a JSON object.
+    pub fn check_depth_of(&self, object: &serde_json::Map<String, Value>) -> Result<(), ScimError> {
+        if self.max_json_depth == 0 {
+            return Err(self.too_deep());
+        }
+        object.values().try_for_each(|value| self.check_depth_from(value, 1))
+    }
+
+    /// 400 `tooMany` for a PATCH with more than
+    /// [`Limits::max_patch_operations`] operations.
+    pub fn check_patch(&self, operations: &[PatchOperation]) -> Result<(), ScimError> {
+        if operations.len() > self.max_patch_operations {
+            return Err(ScimError::too_many(format!(
+                "the PATCH has {} operations; the limit is {}",
+                operations.len(),
+                self.max_patch_operations
+            )));
+        }
+        Ok(())
+    }
+
+    /// 400 `tooMany` if a multi-valued attribute of `document` (at the top
+    /// level or in an extension) has more than
+    /// [`Limits::max_attribute_values`] values, and 400 `invalidSyntax` if
+    /// it nests deeper than [`Limits::max_json_depth`].
+    pub fn check_document(&self, document: &serde_json::Map<String, Value>) -> Result<(), ScimError> {
+        self.check_depth_of(document)?;
+        let extensions = document
+            .iter()
+            .filter(|(name, _)| name.starts_with("urn:"))
+            .filter_map(|(_, value)| value.as_object())
+            .flat_map(|extension| extension.iter());
+        for (name, value) in document.iter().chain(extensions) {
+            if let Value::Array(values) = value
+                && values.len() > self.max_attribute_values
+            {
+                return Err(ScimError::too_many(format!(
+                    "{name} has {} values; the limit is {}",
+                    values.len(),
+                    self.max_attribute_values
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// 400 `tooMany` for a request naming more than
+    /// [`Limits::max_members_per_request`] members.
+    pub fn check_members(&self, members: usize) -> Result<(), ScimError> {
+        if members > self.max_members_per_request {
+            return Err(ScimError::too_many(format!(
+                "the request names {members} members; the limit is {} per request",
+                self.max_members_per_request
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::error::ScimType;
+    use crate::patch::PatchOpKind;
+
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(json!("leaf"), |inner, _| json!({ "a": inner }))
+    }
+
+    #[test]
+    fn depth_up_to_the_limit_passes_and_one_more_is_invalid_syntax() {
+        let limits = Limits::DEFAULT;
+        assert!(limits.check_depth(&nested(16)).is_ok());
+        let err = limits.check_depth(&nested(17)).expect_err("too deep");
+        assert_eq!((err.status, err.scim_type), (400, Some(ScimType::InvalidSyntax)));
+        assert!(err.detail.contains("16 levels"), "{}", err.detail);
+        let arrays = (0..17).fold(json!(1), |inner, _| json!([inner]));
+        assert!(limits.check_depth(&arrays).is_err());
+    }
+
+    #[test]
+    fn a_real_user_is_well_within_the_depth() {
+        let user = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "emails": [{"value": "a@example.com", "type": "work"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "m"}}
+        });
+        assert!(
+            Limits {
+                max_json_depth: 3,
+                ..Limits::DEFAULT
+            }
+            .check_depth(&user)
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn counts_over_their_limits_are_too_many() {
+        let limits = Limits {
+            max_patch_operations: 2,
+            max_attribute_values: 2,
+            max_members_per_request: 2,
+            ..Limits::DEFAULT
+        };
+        let op = PatchOperation {
+            op: PatchOpKind::Add,
+            path: Some("title".to_owned()),
+            value: Some(json!("x")),
+        };
+        assert!(limits.check_patch(&[op.clone(), op.clone()]).is_ok());
+        let too_many = [
+            limits.check_patch(&[op.clone(), op.clone(), op]).expect_err("3 ops"),
+            limits.check_members(3).expect_err("3 members"),
+            limits
+                .check_document(json!({"emails": [1, 2, 3]}).as_object().expect("object"))
+                .expect_err("3 emails"),
+            limits
+                .check_document(
+                    json!({"urn:example:ext": {"badges": [1, 2, 3]}})
+                        .as_object()
+                        .expect("object"),
+                )
+                .expect_err("3 values in an extension"),
+        ];
+        for err in too_many {
+            assert_eq!((err.status, err.scim_type), (400, Some(ScimType::TooMany)), "{err}");
+        }
+        assert!(limits.check_members(2).is_ok());
+    }
+}

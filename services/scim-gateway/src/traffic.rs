@@ -1,0 +1,276 @@
+//! How the gateway shares itself between directories: one directory's IdP
+//! cannot starve another's, and no burst can exhaust the process.
+//!
+//! Every SCIM request passes, in this order:
+//! 1. [`shed`]: at most [`Traffic::max_concurrent_requests`] requests run at
+//!    once; one more is answered 503 with `Retry-After` at once, rather than
+//!    queued without bound.
+//! 2. [`deadline`]: the request has [`Traffic::request_timeout`] to finish.
+//!    The deadline travels with every gRPC call it makes (`grpc-timeout`)
+//!    and bounds the services' database statements; when it passes, the
+//!    request is answered 503 with `Retry-After`.
+//! 3. authentication ([`crate::auth`]), which names the directory and its
+//!    rate;
+//! 4. [`rate_limit`]: each directory has a token bucket (the deployment's
+//!    [`Traffic::default_rate`], or the directory's own, set through
+//!    directory-service); a request beyond it is answered 429 with the
+//!    whole seconds until the bucket has a token again in `Retry-After`,
+//!    which Okta honours and Entra ID retries after.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota};
+use scim::ScimError;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Requests answered 429, by directory.
+pub const RATE_LIMITED_METRIC: &str = "idmesh_gateway_rate_limited_total";
+/// Requests answered 503 because [`Traffic::max_concurrent_requests`] were
+/// running.
+pub const SHED_METRIC: &str = "idmesh_gateway_shed_total";
+/// Requests answered 503 because their deadline passed.
+pub const DEADLINE_METRIC: &str = "idmesh_gateway_deadline_exceeded_total";
+/// SCIM requests running now.
+pub const IN_FLIGHT_METRIC: &str = "idmesh_gateway_requests_in_flight";
+
+/// A token bucket's size and refill rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+impl Rate {
+    /// The rate a directory gets unless it has its own: 50 requests a
+    /// second with bursts of 100, twice what Entra ID documents as its
+    /// floor and more than Okta sends per app.
+    pub const DEFAULT: Rate = Rate {
+        per_second: NonZeroU32::new(50).expect("50 is not zero"),
+        burst: NonZeroU32::new(100).expect("100 is not zero"),
+    };
+
+    /// The rate directory-service stores for a directory, if it is usable.
+    pub fn from_proto(rate: &idmesh_proto::v1::RateLimit) -> Option<Rate> {
+        Some(Rate {
+            per_second: NonZeroU32::new(rate.requests_per_second)?,
+            burst: NonZeroU32::new(rate.burst)?,
+        })
+    }
+}
+
+/// The gateway's traffic settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// How long a SCIM request may take end to end: well under Okta's
+    /// 60-second timeout, so that the IdP reads a 503 it retries rather
+    /// than a timeout it reports.
+    pub request_timeout: Duration,
+    /// How many SCIM requests run at once.
+    pub max_concurrent_requests: usize,
+    /// Each directory's rate unless it has its own.
+    pub default_rate: Rate,
+}
+
+impl Traffic {
+    pub const DEFAULT: Traffic = Traffic {
+        request_timeout: Duration::from_secs(20),
+        max_concurrent_requests: 256,
+        default_rate: Rate::DEFAULT,
+    };
+}
+
+impl Default for Traffic {
+    fn default() -> Traffic {
+        Traffic::DEFAULT
+    }
+}
+
+/// The directory a request was authenticated for, and its rate if it has
+/// its own; put into the request's extensions by [`crate::auth`].
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub directory_id: Arc<str>,
+    pub rate: Option<Rate>,
+}
+
+/// How many directories' buckets are kept; the least recently used go
+/// first, and a directory whose bucket went starts again with a full one.
+const MAX_BUCKETS: u64 = 100_000;
+/// A bucket unused this long is full again anyway, and dropped.
+const BUCKET_IDLE: Duration = Duration::from_secs(600);
+
+/// Each directory's token bucket.
+#[derive(Debug)]
+pub struct RateLimits {
+    buckets: moka::sync::Cache<Arc<str>, Arc<Bucket>>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    rate: Rate,
+    limiter: DefaultDirectRateLimiter,
+}
+
+impl RateLimits {
+    pub fn new() -> RateLimits {
+        RateLimits {
+            buckets: moka::sync::Cache::builder()
+                .max_capacity(MAX_BUCKETS)
+                .time_to_idle(BUCKET_IDLE)
+                .build(),
+        }
+    }
+
+    /// Takes a token from `directory_id`'s bucket at `rate`, or says how
+    /// long until one is there. A changed rate starts a new, full bucket.
+    pub fn admit(&self, directory_id: &Arc<str>, rate: Rate) -> Result<(), Duration> {
+        let fresh = || {
+            Arc::new(Bucket {
+                rate,
+                limiter: DefaultDirectRateLimiter::direct(Quota::per_second(rate.per_second).allow_burst(rate.burst)),
+            })
+        };
+        let mut bucket = self.buckets.get_with_by_ref(directory_id, fresh);
+        if bucket.rate != rate {
+            bucket = fresh();
+            self.buckets.insert(directory_id.clone(), bucket.clone());
+        }
+        bucket
+            .limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// `Retry-After` for a wait: whole seconds, rounded up, at least one.
+fn retry_after(wait: Duration) -> HeaderValue {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(seconds.max(1))
+}
+
+/// 503 with `Retry-After` for a request the gateway cannot take now.
+fn unavailable(detail: String) -> Response {
+    ApiError(ScimError::new(503, None, detail)).into_response()
+}
+
+/// Refuses a request at once when [`Traffic::max_concurrent_requests`] are
+/// running.
+pub async fn shed(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = Semaphore::try_acquire_owned(state.in_flight.clone()) else {
+        metrics::counter!(SHED_METRIC).increment(1);
+        return unavailable("the server is at its limit of concurrent requests; retry later".to_owned());
+    };
+    let gauge = metrics::gauge!(IN_FLIGHT_METRIC);
+    gauge.increment(1.0);
+    let response = next.run(request).await;
+    gauge.decrement(1.0);
+    response
+}
+
+/// Runs the request under its deadline, and answers 503 when it passes.
+pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let timeout = state.traffic.request_timeout;
+    let deadline = Instant::now() + timeout;
+    let run = idmesh_runtime::deadline::within(Some(deadline), next.run(request));
+    match tokio::time::timeout_at(deadline, run).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!(DEADLINE_METRIC).increment(1);
+            tracing::warn!(?timeout, "request deadline passed");
+            unavailable(format!(
+                "the request did not complete within {} seconds; retry later",
+                timeout.as_secs_f64()
+            ))
+        }
+    }
+}
+
+/// Answers 429 when the request's directory is over its rate.
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(tenant) = request.extensions().get::<Tenant>().cloned() else {
+        // Only authenticated requests get here; without a tenant there is
+        // nothing to count against.
+        return next.run(request).await;
+    };
+    let rate = tenant.rate.unwrap_or(state.traffic.default_rate);
+    match state.rate_limits.admit(&tenant.directory_id, rate) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            metrics::counter!(RATE_LIMITED_METRIC, "directory_id" => tenant.directory_id.to_string()).increment(1);
+            let mut response = ApiError(ScimError::new(
+                429,
+                None,
+                format!(
+                    "this directory sends more than {} requests a second (bursts of {}); retry later",
+                    rate.per_second, rate.burst
+                ),
+            ))
+            .into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after(wait));
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(per_second: u32, burst: u32) -> Rate {
+        Rate {
+            per_second: NonZeroU32::new(per_second).expect("non-zero"),
+            burst: NonZeroU32::new(burst).expect("non-zero"),
+        }
+    }
+
+    #[test]
+    fn a_burst_is_admitted_and_the_next_request_waits_for_the_refill() {
+        let limits = RateLimits::new();
+        let directory: Arc<str> = Arc::from("d1");
+        for _ in 0..3 {
+            assert_eq!(limits.admit(&directory, rate(1, 3)), Ok(()));
+        }
+        let wait = limits.admit(&directory, rate(1, 3)).expect_err("the bucket is empty");
+        assert!(
+            wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn directories_have_buckets_of_their_own() {
+        let limits = RateLimits::new();
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        assert_eq!(limits.admit(&a, rate(1, 1)), Ok(()));
+        assert!(limits.admit(&a, rate(1, 1)).is_err());
+        assert_eq!(limits.admit(&b, rate(1, 1)), Ok(()));
+    }
+
+    #[test]
+    fn a_new_rate_takes_effect_at_once() {
+        let limits = RateLimits::new();
+        let directory: Arc<str> = Arc::from("d");
+        assert_eq!(limits.admit(&directory, rate(1, 1)), Ok(()));
+        assert!(limits.admit(&directory, rate(1, 1)).is_err());
+        assert_eq!(limits.admit(&directory, rate(100, 10)), Ok(()));
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        assert_eq!(retry_after(Duration::from_millis(1)), "1");
+        assert_eq!(retry_after(Duration::from_millis(1000)), "1");
+        assert_eq!(retry_after(Duration::from_millis(1001)), "2");
+        assert_eq!(retry_after(Duration::ZERO), "1");
+    }
+}
