@@ -92,6 +92,11 @@ pub struct Settings {
     /// [default: 10000].
     #[arg(long, env = "IDMESH_GROUP_PATCH_MEMBER_LIMIT")]
     pub group_patch_member_limit: Option<u64>,
+    /// How many live sessions session-service keeps per user; creating one
+    /// more evicts (revokes) the user's sessions that expire first
+    /// [default: 100].
+    #[arg(long, env = "IDMESH_MAX_SESSIONS_PER_USER")]
+    pub max_sessions_per_user: Option<usize>,
     /// A file holding this process's own API key, which its services call
     /// with when directory-service runs elsewhere. The key itself can come
     /// from IDMESH_API_KEY instead, never from a flag.
@@ -171,6 +176,7 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<SocketAddr>,
     pub group_patch_member_limit: u64,
+    pub max_sessions_per_user: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -223,6 +229,7 @@ impl Settings {
             public_url: self.public_url.or(lower.public_url),
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
             group_patch_member_limit: self.group_patch_member_limit.or(lower.group_patch_member_limit),
+            max_sessions_per_user: self.max_sessions_per_user.or(lower.max_sessions_per_user),
             api_key_file: self.api_key_file.or(lower.api_key_file),
             bootstrap_admin_key_file: self.bootstrap_admin_key_file.or(lower.bootstrap_admin_key_file),
         }
@@ -336,6 +343,15 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             "must be at least 1 (0 would answer every group PATCH with 204)",
         ));
     }
+    let max_sessions_per_user = settings
+        .max_sessions_per_user
+        .unwrap_or(session_service::DEFAULT_MAX_SESSIONS_PER_USER);
+    if max_sessions_per_user == 0 {
+        return Err(invalid(
+            "max_sessions_per_user",
+            "must be at least 1 (0 would evict every session as it is created)",
+        ));
+    }
     Ok(Config {
         database_url,
         redis_url: settings.redis_url.as_deref().map(redis_url).transpose()?,
@@ -370,6 +386,7 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             .map(|value| socket_addr("metrics_addr", &value))
             .transpose()?,
         group_patch_member_limit: limit,
+        max_sessions_per_user,
         data_dir,
         api_key: api_key("api_key_file", settings.api_key_file.as_deref(), keys.api_key)?,
         bootstrap_admin_key: api_key(
@@ -557,6 +574,7 @@ impl Config {
             session_addr: self.session_addr.clone(),
             public_url: self.public_url.clone(),
             group_patch_member_limit: self.group_patch_member_limit,
+            max_sessions_per_user: self.max_sessions_per_user,
             api_key: self.api_key.as_ref().map(|secret| secret.0.clone()),
             bootstrap_admin_key: self.bootstrap_admin_key.as_ref().map(|secret| secret.0.clone()),
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
@@ -675,6 +693,7 @@ mod tests {
                 with(|s| s.group_patch_member_limit = Some(0)),
                 "group_patch_member_limit",
             ),
+            (with(|s| s.max_sessions_per_user = Some(0)), "max_sessions_per_user"),
         ];
         for (settings, key) in cases {
             assert_eq!(invalid_key(settings, Mode::Serve), key);
