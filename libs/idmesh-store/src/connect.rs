@@ -18,12 +18,13 @@ const INVALID_CATALOG_NAME: &str = "3D000";
 /// Opens a connection pool for `postgres://…` or `sqlite://…`.
 ///
 /// SQLite files (and their directory) are created when missing and run in WAL
-/// mode with a busy timeout, so the services of one process can share a file.
-/// `LIKE` is made case-sensitive on SQLite, as it is on PostgreSQL, so a
-/// filter means the same on both. A PostgreSQL database that does not exist
-/// yet is created; its statements and lock waits are limited to
-/// [`STATEMENT_TIMEOUT`], and a connection is waited for at most
-/// [`ACQUIRE_TIMEOUT`].
+/// mode with a busy timeout, so the services of one process can share a file,
+/// and with `synchronous=FULL`, so that a write is on disk when its commit
+/// returns (see [`SQLITE_SYNCHRONOUS`]). `LIKE` is made case-sensitive on
+/// SQLite, as it is on PostgreSQL, so a filter means the same on both. A
+/// PostgreSQL database that does not exist yet is created; its statements
+/// and lock waits are limited to [`STATEMENT_TIMEOUT`], and a connection is
+/// waited for at most [`ACQUIRE_TIMEOUT`].
 pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     if url.starts_with("sqlite:") {
         connect_sqlite(url).await
@@ -34,7 +35,50 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     }
 }
 
+/// The query parameter of a `sqlite://` URL that chooses how SQLite syncs
+/// its write-ahead log: `full` (the default) or `normal`.
+///
+/// In WAL mode, `NORMAL` syncs only at checkpoints: a commit that returned
+/// can be lost with the last transactions before a power loss or an
+/// operating-system crash (not a crash of idmesh itself). An acknowledged
+/// SCIM write, and the session revocation or event stored with it, must
+/// not vanish, so the default is `FULL`, which syncs the log at every
+/// commit. `normal` is for disposable data or storage that survives power
+/// loss by itself (a battery-backed cache); `docs/benchmarks.md` has what
+/// `full` costs.
+pub const SQLITE_SYNCHRONOUS: &str = "synchronous";
+
+/// The URL without the [`SQLITE_SYNCHRONOUS`] parameter, which sqlx does
+/// not know, and the mode it asks for.
+fn sqlite_synchronous(url: &str) -> Result<(String, SqliteSynchronous), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), SqliteSynchronous::Full));
+    };
+    let mut synchronous = SqliteSynchronous::Full;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some((SQLITE_SYNCHRONOUS, value)) => {
+                synchronous = match value.to_ascii_lowercase().as_str() {
+                    "full" => SqliteSynchronous::Full,
+                    "normal" => SqliteSynchronous::Normal,
+                    _ => return Err(StoreError::SqliteSynchronous(value.to_owned())),
+                };
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, synchronous))
+}
+
 async fn connect_sqlite(url: &str) -> Result<DatabaseConnection, StoreError> {
+    let (url, synchronous) = sqlite_synchronous(url)?;
+    let url = url.as_str();
     let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let path = path.split('?').next().unwrap_or_default();
     let in_memory = path.is_empty() || path == ":memory:";
@@ -53,9 +97,9 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection, StoreError> {
         format!("{url}?mode=rwc")
     };
     let mut options = ConnectOptions::new(url);
-    options.sqlx_logging(false).map_sqlx_sqlite_opts(|opts| {
+    options.sqlx_logging(false).map_sqlx_sqlite_opts(move |opts| {
         opts.journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("case_sensitive_like", "ON")

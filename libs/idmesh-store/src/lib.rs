@@ -18,6 +18,8 @@ pub use transient::is_transient;
 pub enum StoreError {
     #[error("unsupported database URL {0:?}: expected postgres://… or sqlite://…")]
     UnsupportedUrl(String),
+    #[error("SQLite URL: synchronous={0:?} is neither full nor normal")]
+    SqliteSynchronous(String),
     #[error("cannot create the directory for the SQLite file {path:?}: {source}")]
     SqliteDirectory { path: String, source: std::io::Error },
     #[error(transparent)]

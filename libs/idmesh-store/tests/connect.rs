@@ -33,6 +33,38 @@ async fn sqlite_files_and_their_directories_are_created() {
     assert!(path.exists());
 }
 
+/// What `PRAGMA synchronous` answers on a connection of `db`: 1 is NORMAL,
+/// 2 is FULL.
+async fn synchronous(db: &sea_orm::DatabaseConnection) -> i64 {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "PRAGMA synchronous",
+        ))
+        .await
+        .expect("PRAGMA synchronous")
+        .expect("a row");
+    row.try_get_by_index(0).expect("a number")
+}
+
+#[tokio::test]
+async fn sqlite_syncs_every_commit_unless_the_url_asks_for_normal() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("idmesh.db").display());
+    let durable = idmesh_store::connect(&url).await.expect("SQLite opens");
+    assert_eq!(synchronous(&durable).await, 2, "FULL by default");
+    durable.close().await.expect("closes");
+    let relaxed = idmesh_store::connect(&format!("{url}?synchronous=normal"))
+        .await
+        .expect("SQLite opens with synchronous=normal");
+    assert_eq!(synchronous(&relaxed).await, 1, "NORMAL when asked");
+    relaxed.close().await.expect("closes");
+    let err = idmesh_store::connect(&format!("{url}?synchronous=off"))
+        .await
+        .expect_err("OFF is not offered");
+    assert!(err.to_string().contains("synchronous"), "{err}");
+}
+
 #[tokio::test]
 async fn unsupported_urls_are_refused_with_a_reason() {
     let err = idmesh_store::connect("mysql://localhost/x")

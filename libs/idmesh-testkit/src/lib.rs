@@ -1,7 +1,8 @@
 //! What idmesh's tests share, below the level of a whole mesh: a scratch
 //! database of each test's own on PostgreSQL or SQLite, the macro that runs
-//! one test body on both, Redis test keys that are cleaned up, and loopback
-//! addresses and gRPC channels.
+//! one test body on both, Redis test keys that are cleaned up, loopback
+//! addresses and gRPC channels, and PostgreSQL and Redis servers of a
+//! test's own that it may stop and start again.
 //!
 //! Service crates dev-depend on this crate, so it depends on no service
 //! crate; the mesh launcher and the SCIM client live in the end-to-end crate
@@ -11,11 +12,13 @@ mod database;
 mod net;
 mod process;
 mod redis;
+mod servers;
 
 pub use database::{Backend, ScratchDatabase};
 pub use net::{channel, unused_addr};
 pub use process::once_per_process;
 pub use redis::{delete_keys, redis_cluster_url, redis_url};
+pub use servers::{PrivatePostgres, PrivateRedis};
 
 /// Installs the tests' `tracing` subscriber; calling it again is harmless.
 pub fn init_telemetry() {

@@ -11,12 +11,13 @@ use idmesh_runtime::auth::AuthChannel;
 use scim::ScimError;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 use time::OffsetDateTime;
 
 use crate::Error;
-use crate::entity::{group, group_member};
+use crate::entity::{deleted_member, group, group_member};
 use crate::filter::GroupFilters;
 use scim::members::{MemberChange, NewMember};
 
@@ -48,6 +49,11 @@ pub(crate) enum Unknown {
     /// they mean to exist.
     Reject,
 }
+
+/// The class of the PostgreSQL advisory locks (the two-key form, a space
+/// of its own) that order writes adding users to groups against the
+/// removal of a deleted user; the second key is the directory's.
+const MEMBER_LOCK_CLASS: i32 = 0x4944_4d47;
 
 /// The metric counting member ids left out of SCIM group writes.
 pub(crate) const SKIPPED_METRIC: &str = "idmesh_group_members_skipped_total";
@@ -144,6 +150,101 @@ fn unknown_members<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> Error {
         named.join(", ")
     ))
     .into()
+}
+
+/// Takes the directory's member lock until `txn` ends: shared by writes
+/// that add users, exclusive for [`forget_deleted`]. On PostgreSQL an
+/// advisory lock (one per directory, not per user, so that a write adding
+/// thousands of users takes one lock, and a fair one: a waiting removal
+/// holds off later adds); SQLite's write lock already keeps every other
+/// writer out.
+async fn lock_members(txn: &DatabaseTransaction, directory_id: &str, exclusive: bool) -> Result<(), Error> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let function = if exclusive {
+        "pg_advisory_xact_lock"
+    } else {
+        "pg_advisory_xact_lock_shared"
+    };
+    txn.query_one_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("SELECT {function}($1, hashtext($2))::text"),
+        [MEMBER_LOCK_CLASS.into(), directory_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Leaves out of `candidates` the users that user-service has deleted
+/// since they were looked up, and returns them, for the caller's
+/// [`Unknown`] policy to answer.
+///
+/// This closes the race between a write that adds a user and the user's
+/// deletion: the write looks the user up (LookupUsers) before its
+/// transaction, so the user may be deleted, and removed from every group by
+/// [`forget_deleted`], before the write commits. Both take the directory's
+/// member lock first (see [`lock_members`]), so one runs after the other:
+/// either the removal committed first, and the write finds its tombstone
+/// here, or the write committed first, and the removal finds and removes
+/// the new membership. Taken before any group is locked, as
+/// RemoveMemberEverywhere takes it before the groups it leaves, so the two
+/// cannot deadlock.
+pub(crate) async fn hold_users(
+    txn: &DatabaseTransaction,
+    directory_id: &str,
+    candidates: &mut Candidates,
+) -> Result<Vec<String>, Error> {
+    let users: Vec<String> = candidates
+        .iter()
+        .filter(|(_, member_type)| **member_type == group_member::USER)
+        .map(|(id, _)| id.clone())
+        .collect();
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    lock_members(txn, directory_id, false).await?;
+    let mut gone = Vec::new();
+    for chunk in users.chunks(CHUNK) {
+        let deleted: Vec<String> = deleted_member::Entity::find()
+            .select_only()
+            .column(deleted_member::Column::MemberId)
+            .filter(deleted_member::Column::DirectoryId.eq(directory_id))
+            .filter(deleted_member::Column::MemberId.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        gone.extend(deleted);
+    }
+    for id in &gone {
+        candidates.remove(id);
+    }
+    Ok(gone)
+}
+
+/// Records that `member_id` (a deleted user) is gone for good, so that no
+/// write that looked it up earlier adds it later (see [`hold_users`]), and
+/// removes it from every group of the directory; returns from how many.
+pub(crate) async fn forget_deleted(
+    txn: &DatabaseTransaction,
+    directory_id: &str,
+    member_id: &str,
+    now: OffsetDateTime,
+) -> Result<u64, Error> {
+    lock_members(txn, directory_id, true).await?;
+    deleted_member::Entity::insert(deleted_member::ActiveModel {
+        directory_id: Set(directory_id.to_owned()),
+        member_id: Set(member_id.to_owned()),
+        deleted: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([deleted_member::Column::DirectoryId, deleted_member::Column::MemberId])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    leave_all(txn, directory_id, member_id, now).await
 }
 
 /// Holds the groups about to be added as members in place until `txn`

@@ -9,7 +9,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateGroups), Box::new(CreateGroupMembers)]
+        vec![
+            Box::new(CreateGroups),
+            Box::new(CreateGroupMembers),
+            Box::new(CreateDeletedMembers),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -133,6 +137,38 @@ impl MigrationTrait for CreateGroupMembers {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("group_members").to_owned())
+            .await
+    }
+}
+
+struct CreateDeletedMembers;
+
+impl MigrationName for CreateDeletedMembers {
+    fn name(&self) -> &str {
+        "m0003_create_deleted_members"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateDeletedMembers {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // The primary key is what a write adding users looks them up by.
+        manager
+            .create_table(
+                Table::create()
+                    .table("deleted_members")
+                    .col(string("directory_id"))
+                    .col(string("member_id"))
+                    .col(timestamp_with_time_zone("deleted"))
+                    .primary_key(Index::create().col("directory_id").col("member_id"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("deleted_members").to_owned())
             .await
     }
 }

@@ -264,7 +264,8 @@ impl GroupApi {
         let (mut candidates, mut skipped) = self.candidates(directory_id, id, &changes, policy).await?;
         // Returning early drops `txn`, which rolls it back.
         let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining()).await?;
-        let gone = members::hold_groups(&txn, directory_id, &mut candidates).await?;
+        let mut gone = members::hold_users(&txn, directory_id, &mut candidates).await?;
+        gone.extend(members::hold_groups(&txn, directory_id, &mut candidates).await?);
         members::check_unknown(policy, &gone)?;
         skipped.extend(gone);
         let current = self.lock(&txn, directory_id, id, expected_version).await?;
@@ -346,6 +347,7 @@ impl GroupService for GroupApi {
         let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining())
             .await
             .map_err(Error::from)?;
+        skipped.extend(members::hold_users(&txn, &row.directory_id, &mut candidates).await?);
         skipped.extend(members::hold_groups(&txn, &row.directory_id, &mut candidates).await?);
         let added = members::apply(&txn, self.filters(), &row, &changes, &candidates).await?;
         let row = group::Model {
@@ -596,7 +598,7 @@ impl GroupService for GroupApi {
         let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining())
             .await
             .map_err(Error::from)?;
-        let groups = members::leave_all(&txn, &request.directory_id, &request.member_id, (self.clock)()).await?;
+        let groups = members::forget_deleted(&txn, &request.directory_id, &request.member_id, (self.clock)()).await?;
         txn.commit().await.map_err(Error::from)?;
         if groups > 0 {
             tracing::info!(directory_id = %request.directory_id, member_id = %request.member_id, groups, "member removed from every group");

@@ -32,6 +32,7 @@ use tonic::{Code, Status};
 struct Mesh {
     groups: GroupServiceClient<AuthChannel>,
     users: UserServiceClient<AuthChannel>,
+    user_addr: SocketAddr,
     directory_id: String,
     database_url: String,
     _running: Arc<DropGuard>,
@@ -70,6 +71,7 @@ async fn start_mesh(database: &ScratchDatabase) -> Mesh {
     Mesh {
         groups: GroupServiceClient::new(directory.channel(group_addr)),
         users: UserServiceClient::new(directory.channel(user_addr)),
+        user_addr,
         directory_id: uuid::Uuid::now_v7().to_string(),
         database_url,
         _running: Arc::new(shutdown.drop_guard()),
@@ -898,3 +900,228 @@ on_both!(
         );
     }
 );
+
+/// A gRPC proxy in front of user-service that holds each LookupUsers answer
+/// until the test releases it: the moment between group-service looking
+/// new members up and writing them, made as long as a test needs.
+#[derive(Clone)]
+struct LookupGate {
+    upstream: tonic::transport::Channel,
+    /// Told once user-service has answered a LookupUsers call.
+    answered: Arc<tokio::sync::Notify>,
+    /// What the held answers wait for.
+    release: CancellationToken,
+}
+
+impl tonic::server::NamedService for LookupGate {
+    const NAME: &'static str = "idmesh.v1.UserService";
+}
+
+impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> for LookupGate {
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
+        let gate = self.clone();
+        let lookup = request.uri().path().ends_with("/LookupUsers");
+        Box::pin(async move {
+            let mut upstream = gate.upstream.clone();
+            let forwarded = async {
+                std::future::poll_fn(|cx| tonic::codegen::Service::poll_ready(&mut upstream, cx)).await?;
+                tonic::codegen::Service::call(&mut upstream, request).await
+            };
+            let response = match forwarded.await {
+                Ok(response) => response.map(tonic::body::Body::new),
+                Err(err) => Status::unavailable(err.to_string()).into_http(),
+            };
+            if lookup {
+                gate.answered.notify_one();
+                gate.release.cancelled().await;
+            }
+            Ok(response)
+        })
+    }
+}
+
+impl LookupGate {
+    /// Starts the gate in front of the user-service at `upstream`; its
+    /// address, and the gate.
+    async fn start(upstream: SocketAddr, shutdown: &CancellationToken) -> (SocketAddr, LookupGate) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let addr = listener.local_addr().expect("a bound address");
+        let gate = LookupGate {
+            upstream: idmesh_testkit::channel(upstream),
+            answered: Arc::new(tokio::sync::Notify::new()),
+            release: CancellationToken::new(),
+        };
+        let server = tonic::transport::Server::builder()
+            .add_service(gate.clone())
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                shutdown.clone().cancelled_owned(),
+            );
+        tokio::spawn(server);
+        (addr, gate)
+    }
+}
+
+// The race of a user deleted while a group write adds it (the write looks
+// the user up, the user is deleted and removed from every group, then the
+// write commits), run in that order every time.
+on_both!(
+    a_user_deleted_after_a_patch_looked_it_up_is_not_added,
+    |mesh| async move {
+        let ids = mesh.users(2).await;
+        let (doomed, bystander) = (&ids[0], &ids[1]);
+        let group = mesh.group("Engineering", &[]).await;
+        let shutdown = CancellationToken::new();
+        let _stop = shutdown.clone().drop_guard();
+        let (gate_addr, gate) = LookupGate::start(mesh.user_addr, &shutdown).await;
+        let gated = Mesh {
+            groups: GroupServiceClient::new(
+                directory_service::testing::shared()
+                    .channel(start_group_service(&mesh.database_url, gate_addr, &shutdown).await),
+            ),
+            ..mesh.clone()
+        };
+        let adding = tokio::spawn({
+            let (group, doomed, bystander) = (group.id.clone(), doomed.clone(), bystander.clone());
+            async move {
+                let add = json!([{"op": "add", "path": "members", "value": [{"value": doomed}, {"value": bystander}]}]);
+                gated.try_patch(&group, add, None).await
+            }
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(30), gate.answered.notified())
+            .await
+            .expect("user-service answered the PATCH's lookup");
+
+        // The user is deleted; user-service's outbox then tells group-service
+        // (its session-service is away here, so the test delivers the removal
+        // itself, with the same call).
+        mesh.users
+            .clone()
+            .delete_user(idmesh_proto::v1::DeleteUserRequest {
+                directory_id: mesh.directory_id.clone(),
+                id: doomed.clone(),
+                expected_version: None,
+            })
+            .await
+            .expect("DeleteUser");
+        let removed = mesh
+            .groups
+            .clone()
+            .remove_member_everywhere(RemoveMemberEverywhereRequest {
+                directory_id: mesh.directory_id.clone(),
+                member_id: doomed.clone(),
+            })
+            .await
+            .expect("RemoveMemberEverywhere")
+            .into_inner();
+        assert_eq!(removed.groups, 0, "not a member yet");
+        gate.release.cancel();
+
+        let patched = adding
+            .await
+            .expect("the PATCH ran")
+            .expect("the rest of the PATCH applies");
+        assert_eq!(patched.member_count, 1);
+        assert_eq!(
+            mesh.member_ids(&group.id).await,
+            vec![bystander.clone()],
+            "the deleted user is left out"
+        );
+        let refused = mesh
+            .try_patch_members(&group.id, &[doomed], &[])
+            .await
+            .expect_err("a deleted user cannot be added");
+        assert_eq!(scim_type(&refused), Some(ScimType::InvalidValue), "{refused:?}");
+    }
+);
+
+/// How many sessions of the database of `db` wait for a lock.
+async fn waiting_for_locks(db: &sea_orm::DatabaseConnection) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        ))
+        .await
+        .expect("pg_stat_activity")
+        .expect("a row");
+    row.try_get_by_index(0).expect("a count")
+}
+
+/// Waits until `n` sessions of the database wait for a lock.
+async fn until_waiting(db: &sea_orm::DatabaseConnection, n: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while waiting_for_locks(db).await != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} sessions never waited for a lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The same race on PostgreSQL, where the removal runs while the write is
+/// inside its transaction, past its check for deleted users: the removal
+/// waits for the write to commit, then finds and removes the new member.
+/// (On SQLite a write transaction keeps every other writer out, so this
+/// order cannot occur there.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_removal_during_an_adding_transaction_waits_and_removes_the_new_member() {
+    use sea_orm::{EntityTrait, QuerySelect};
+
+    use crate::entity::group;
+
+    idmesh_testkit::init_telemetry();
+    let database = ScratchDatabase::new(idmesh_testkit::Backend::Postgres);
+    let mesh = start_mesh(&database).await;
+    let ids = mesh.users(1).await;
+    let group = mesh.group("Engineering", &[]).await;
+    let db = idmesh_store::connect(&mesh.database_url).await.expect("connect");
+
+    // Another writer holds the group's row, so the write that adds the user
+    // stops at the group's lock, after it has checked for deleted users.
+    let txn = idmesh_store::begin_write(&db, None).await.expect("begin");
+    group::Entity::find_by_id(group.id.clone())
+        .lock_exclusive()
+        .one(&txn)
+        .await
+        .expect("lock the group");
+    let adding = tokio::spawn({
+        let (mesh, group, user) = (mesh.clone(), group.id.clone(), ids[0].clone());
+        async move { mesh.try_patch_members(&group, &[&user], &[]).await }
+    });
+    until_waiting(&db, 1).await;
+    let removing = tokio::spawn({
+        let mesh = mesh.clone();
+        let user = ids[0].clone();
+        async move {
+            mesh.groups
+                .clone()
+                .remove_member_everywhere(RemoveMemberEverywhereRequest {
+                    directory_id: mesh.directory_id.clone(),
+                    member_id: user,
+                })
+                .await
+        }
+    });
+    until_waiting(&db, 2).await;
+    txn.commit().await.expect("release the group");
+
+    let added = adding.await.expect("the add ran").expect("the add commits first");
+    assert_eq!(added.member_count, 1);
+    let removed = removing
+        .await
+        .expect("the removal ran")
+        .expect("RemoveMemberEverywhere");
+    assert_eq!(removed.into_inner().groups, 1, "the removal saw the new member");
+    assert!(mesh.member_ids(&group.id).await.is_empty(), "no member left");
+}

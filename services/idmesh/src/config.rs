@@ -124,6 +124,11 @@ pub struct Settings {
     /// Members one request may add or remove [default: 10000].
     #[arg(long, env = "IDMESH_MAX_MEMBERS_PER_REQUEST")]
     pub max_members_per_request: Option<usize>,
+    /// How many live sessions session-service keeps per user; creating one
+    /// more evicts (revokes) the user's sessions that expire first
+    /// [default: 100].
+    #[arg(long, env = "IDMESH_MAX_SESSIONS_PER_USER")]
+    pub max_sessions_per_user: Option<usize>,
     /// A file holding this process's own API key, which its services call
     /// with when directory-service runs elsewhere. The key itself can come
     /// from IDMESH_API_KEY instead, never from a flag.
@@ -212,6 +217,7 @@ pub struct Config {
     pub max_patch_operations: usize,
     pub max_attribute_values: usize,
     pub max_members_per_request: usize,
+    pub max_sessions_per_user: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,6 +279,7 @@ impl Settings {
             max_patch_operations: self.max_patch_operations.or(lower.max_patch_operations),
             max_attribute_values: self.max_attribute_values.or(lower.max_attribute_values),
             max_members_per_request: self.max_members_per_request.or(lower.max_members_per_request),
+            max_sessions_per_user: self.max_sessions_per_user.or(lower.max_sessions_per_user),
             api_key_file: self.api_key_file.or(lower.api_key_file),
             bootstrap_admin_key_file: self.bootstrap_admin_key_file.or(lower.bootstrap_admin_key_file),
         }
@@ -388,6 +395,15 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
     }
     let traffic = scim_gateway::Traffic::DEFAULT;
     let limits = scim::Limits::DEFAULT;
+    let max_sessions_per_user = settings
+        .max_sessions_per_user
+        .unwrap_or(session_service::DEFAULT_MAX_SESSIONS_PER_USER);
+    if max_sessions_per_user == 0 {
+        return Err(invalid(
+            "max_sessions_per_user",
+            "must be at least 1 (0 would evict every session as it is created)",
+        ));
+    }
     Ok(Config {
         request_timeout_seconds: within(
             "request_timeout_seconds",
@@ -476,6 +492,7 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             .map(|value| socket_addr("metrics_addr", &value))
             .transpose()?,
         group_patch_member_limit: limit,
+        max_sessions_per_user,
         data_dir,
         api_key: api_key("api_key_file", settings.api_key_file.as_deref(), keys.api_key)?,
         bootstrap_admin_key: api_key(
@@ -694,6 +711,7 @@ impl Config {
             session_addr: self.session_addr.clone(),
             public_url: self.public_url.clone(),
             group_patch_member_limit: self.group_patch_member_limit,
+            max_sessions_per_user: self.max_sessions_per_user,
             api_key: self.api_key.as_ref().map(|secret| secret.0.clone()),
             bootstrap_admin_key: self.bootstrap_admin_key.as_ref().map(|secret| secret.0.clone()),
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
@@ -832,6 +850,7 @@ mod tests {
                 with(|s| s.group_patch_member_limit = Some(0)),
                 "group_patch_member_limit",
             ),
+            (with(|s| s.max_sessions_per_user = Some(0)), "max_sessions_per_user"),
         ];
         for (settings, key) in cases {
             assert_eq!(invalid_key(settings, Mode::Serve), key);

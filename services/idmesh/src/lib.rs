@@ -67,6 +67,9 @@ pub struct MeshConfig {
     /// The member count above which the gateway answers a group PATCH with
     /// 204 (see [`scim_gateway::Config::group_patch_member_limit`]).
     pub group_patch_member_limit: u64,
+    /// How many live sessions session-service keeps per user; creating one
+    /// more evicts those expiring first.
+    pub max_sessions_per_user: usize,
     /// This process's own API key, for its services' calls when
     /// directory-service runs elsewhere (with it, the services of a process
     /// that also runs directory-service get keys of their own).
@@ -129,6 +132,7 @@ impl MeshConfig {
             session_addr: String::new(),
             public_url: None,
             group_patch_member_limit: scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT,
+            max_sessions_per_user: session_service::DEFAULT_MAX_SESSIONS_PER_USER,
             api_key: None,
             bootstrap_admin_key: None,
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
@@ -276,7 +280,10 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
             .spawn(async move { Ok(group_service::serve(listener, config, shutdown).await?) });
     }
     if let (Some(listener), Some(identity)) = (session_listener, session_identity) {
-        let config = session_service::Config::new(config.redis_url.clone(), identity);
+        let config = session_service::Config {
+            max_sessions_per_user: config.max_sessions_per_user,
+            ..session_service::Config::new(config.redis_url.clone(), identity)
+        };
         let shutdown = shutdown.clone();
         mesh.tasks
             .spawn(async move { Ok(session_service::serve(listener, config, shutdown).await?) });

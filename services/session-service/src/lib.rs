@@ -27,6 +27,10 @@ use store::redis::RedisStore;
 pub const DEFAULT_KEY_PREFIX: &str = "idmesh";
 /// About how many revocations the log keeps for watchers to resume from.
 pub const DEFAULT_REVOCATION_LOG_LEN: usize = 100_000;
+pub use model::DEFAULT_MAX_SESSIONS_PER_USER;
+/// Counter: sessions evicted because their user reached the session limit
+/// (Prometheus, when the process serves metrics).
+pub const EVICTIONS_METRIC: &str = "idmesh_session_evictions_total";
 
 /// How session-service runs.
 #[derive(Debug, Clone)]
@@ -42,6 +46,10 @@ pub struct Config {
     /// About how many revocations the log keeps; a watcher away for longer
     /// than that many revocations must resynchronise.
     pub revocation_log_len: usize,
+    /// How many live sessions one user may have. Creating one more evicts
+    /// (revokes, with the reason "session limit reached") the user's
+    /// sessions that expire first; at least 1.
+    pub max_sessions_per_user: usize,
     /// session-service's own key (apikeys:authenticate) and where callers'
     /// keys are resolved.
     pub identity: ServiceIdentity,
@@ -56,6 +64,7 @@ impl Config {
             redis_url,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             revocation_log_len: DEFAULT_REVOCATION_LOG_LEN,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
         }
     }
 }
@@ -87,8 +96,13 @@ pub async fn serve_with_clock(
 ) -> Result<(), ServeError> {
     match &config.redis_url {
         Some(url) => {
-            let store =
-                RedisStore::open(url, &config.key_prefix, config.revocation_log_len).map_err(ServeError::RedisUrl)?;
+            let store = RedisStore::open(
+                url,
+                &config.key_prefix,
+                config.revocation_log_len,
+                config.max_sessions_per_user,
+            )
+            .map_err(ServeError::RedisUrl)?;
             run(listener, store, &config, clock, shutdown).await
         }
         None => {
@@ -97,7 +111,7 @@ pub async fn serve_with_clock(
                  revocations and a restart forgets them; set a Redis URL (IDMESH_REDIS_URL) to run \
                  more than one process"
             );
-            let store = MemoryStore::new(config.revocation_log_len, clock());
+            let store = MemoryStore::new(config.revocation_log_len, config.max_sessions_per_user, clock());
             run(listener, store, &config, clock, shutdown).await
         }
     }

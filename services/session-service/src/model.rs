@@ -13,6 +13,12 @@ use time::OffsetDateTime;
 /// watermark is kept, so that it outlives every token tied to a session.
 pub const MAX_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
+/// How many live sessions a user may have unless configured otherwise.
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 100;
+
+/// The reason a session evicted by the per-user limit is revoked with.
+pub const SESSION_LIMIT_REASON: &str = "session limit reached";
+
 /// How long an ended session (expired, or revoked) is remembered, so that
 /// CheckSession can say EXPIRED or REVOKED rather than UNKNOWN.
 pub const ENDED_SESSION_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -115,6 +121,18 @@ pub enum SessionState {
 }
 
 impl Session {
+    /// Revokes the session by its user's `watermark` if it was live then
+    /// (created before it, expiring after it) and has no earlier revocation
+    /// of its own: how a user's revocation reaches sessions that the store
+    /// has not marked yet.
+    pub fn revoke_by_watermark(&mut self, watermark: Option<&Revocation>) {
+        let Some(watermark) = watermark else { return };
+        let earlier = self.revocation.as_ref().is_some_and(|own| own.at <= watermark.at);
+        if self.created < watermark.at && watermark.at < self.expires_at && !earlier {
+            self.revocation = Some(watermark.clone());
+        }
+    }
+
     /// Its state at `now`. A revoked session stays revoked after it expires:
     /// the revocation says more.
     pub fn state(&self, now: OffsetDateTime) -> SessionState {

@@ -206,7 +206,16 @@ impl<S: SessionStore> SessionService for SessionApi<S> {
             expires_at: created + ttl,
             revocation: None,
         };
-        self.store.create(&session).await?;
+        let evicted = self.store.create(&session).await?;
+        if evicted > 0 {
+            metrics::counter!(crate::EVICTIONS_METRIC).increment(evicted);
+            tracing::info!(
+                directory_id = %session.user.directory_id,
+                user_id = %session.user.user_id,
+                evicted,
+                "user at the session limit: sessions expiring first evicted"
+            );
+        }
         Ok(Response::new(session_to_proto(session)))
     }
 
@@ -487,7 +496,11 @@ mod tests {
     #[tokio::test]
     async fn a_watcher_that_falls_behind_the_live_feed_catches_up_from_the_log() {
         let now = OffsetDateTime::now_utc();
-        let store = Arc::new(MemoryStore::new(10 * LIVE_BUFFER, now));
+        let store = Arc::new(MemoryStore::new(
+            10 * LIVE_BUFFER,
+            crate::DEFAULT_MAX_SESSIONS_PER_USER,
+            now,
+        ));
         let (sender, mut receiver) = mpsc::channel(1);
         let watch = Watch {
             store: Arc::clone(&store),

@@ -61,8 +61,11 @@ pub struct UserRevocation {
 /// sleeping; what a store forgets on its own (Redis key TTLs) it forgets
 /// only after it no longer matters.
 pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session.
-    fn create(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new session. If its user already has as many live sessions
+    /// as the store allows, those expiring first are evicted to make room:
+    /// revoked with [`SESSION_LIMIT_REASON`](crate::model::SESSION_LIMIT_REASON)
+    /// and logged like any revocation. Returns how many were evicted.
+    fn create(&self, session: &Session) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The session, while it is remembered (until
     /// [`ENDED_SESSION_RETENTION`](crate::model::ENDED_SESSION_RETENTION)
@@ -88,8 +91,10 @@ pub trait SessionStore: Send + Sync + 'static {
         revocation: &Revocation,
     ) -> impl Future<Output = Result<RevokeOutcome, StoreError>> + Send;
 
-    /// Atomically revokes every live session of `user` and raises the
-    /// user's watermark to `revocation.at`, then logs it.
+    /// Revokes every live session of `user` and raises the user's watermark
+    /// to `revocation.at`, then logs it. The watermark rises in one step, and
+    /// from then on every session created before it is revoked, so no
+    /// session of the user can be created in between and survive.
     fn revoke_user(
         &self,
         user: &UserRef,

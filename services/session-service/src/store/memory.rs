@@ -13,14 +13,15 @@ use tokio::sync::broadcast;
 
 use super::{LIVE_BUFFER, RevokeOutcome, SessionStore, StoreError, UserRevocation};
 use crate::model::{
-    Cursor, ENDED_SESSION_RETENTION, MAX_SESSION_TTL, Revocation, RevocationEvent, Session, SessionId, SessionState,
-    UserRef,
+    Cursor, ENDED_SESSION_RETENTION, MAX_SESSION_TTL, Revocation, RevocationEvent, SESSION_LIMIT_REASON, Session,
+    SessionId, SessionState, UserRef,
 };
 
 /// Sessions, watermarks and the revocation log of one process.
 #[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    max_sessions_per_user: usize,
     live: broadcast::Sender<RevocationEvent>,
 }
 
@@ -54,8 +55,9 @@ enum Forget {
 
 impl MemoryStore {
     /// An empty store whose revocation log keeps the last `log_capacity`
-    /// revocations; `now` is where its log starts.
-    pub fn new(log_capacity: usize, now: OffsetDateTime) -> MemoryStore {
+    /// revocations, and which keeps at most `max_sessions_per_user` live
+    /// sessions per user; `now` is where its log starts.
+    pub fn new(log_capacity: usize, max_sessions_per_user: usize, now: OffsetDateTime) -> MemoryStore {
         let start = Cursor {
             millis: unix_millis(now),
             seq: 0,
@@ -70,6 +72,7 @@ impl MemoryStore {
                 log_end: start,
                 log_dropped: start,
             }),
+            max_sessions_per_user: max_sessions_per_user.max(1),
             live: broadcast::channel(LIVE_BUFFER).0,
         }
     }
@@ -154,8 +157,35 @@ fn unix_millis(at: OffsetDateTime) -> u64 {
 }
 
 impl SessionStore for MemoryStore {
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
-        let mut state = self.state_at(session.created);
+    async fn create(&self, session: &Session) -> Result<u64, StoreError> {
+        let now = session.created;
+        let mut state = self.state_at(now);
+        let state = &mut *state;
+        let mut live: Vec<(OffsetDateTime, SessionId)> = state
+            .users
+            .get(&session.user)
+            .into_iter()
+            .flat_map(|user| &user.sessions)
+            .filter_map(|id| state.sessions.get(id))
+            .filter(|session| session.state(now) == SessionState::Valid)
+            .map(|session| (session.expires_at, session.id.clone()))
+            .collect();
+        live.sort();
+        let excess = (live.len() + 1).saturating_sub(self.max_sessions_per_user);
+        let eviction = Revocation {
+            reason: SESSION_LIMIT_REASON.to_owned(),
+            at: now,
+        };
+        for (_, id) in live.into_iter().take(excess) {
+            if let Some(evicted) = state.sessions.get_mut(&id) {
+                evicted.revocation = Some(eviction.clone());
+            }
+            if let Some(user) = state.users.get_mut(&session.user) {
+                user.sessions.remove(&id);
+            }
+            let event = state.log(&session.user, Some(&id), &eviction);
+            let _ = self.live.send(event);
+        }
         state.forget.insert((
             session.expires_at + ENDED_SESSION_RETENTION,
             Forget::Session(session.id.clone()),
@@ -167,7 +197,7 @@ impl SessionStore for MemoryStore {
             .sessions
             .insert(session.id.clone());
         state.sessions.insert(session.id.clone(), session.clone());
-        Ok(())
+        Ok(u64::try_from(excess).unwrap_or(u64::MAX))
     }
 
     async fn get(&self, id: &SessionId, now: OffsetDateTime) -> Result<Option<Session>, StoreError> {

@@ -9,6 +9,9 @@
 //!   expiry), expiring with the user's longest session.
 //! - `P:{T}:watermark`: when and why all the user's sessions were last
 //!   revoked (hash), kept for [`MAX_SESSION_TTL`] after each revocation.
+//!   A session created before it is revoked whether or not its own hash
+//!   says so yet: revoking a user raises the watermark in one step, then
+//!   marks the sessions in batches of [`REVOKE_BATCH`].
 //! - `P:revocations`: the revocation log (a stream, trimmed to about the
 //!   configured length); a stream entry id is a watch cursor. Each entry
 //!   records the id before it, so that after trimming the oldest entry left
@@ -39,7 +42,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{LIVE_BUFFER, RevokeOutcome, SessionStore, StoreError, UserRevocation};
 use crate::model::{
-    Cursor, ENDED_SESSION_RETENTION, MAX_SESSION_TTL, Revocation, RevocationEvent, Session, SessionId, UserRef,
+    Cursor, ENDED_SESSION_RETENTION, MAX_SESSION_TTL, Revocation, RevocationEvent, SESSION_LIMIT_REASON, Session,
+    SessionId, UserRef,
 };
 
 /// The URL scheme that selects Redis Cluster, followed by a comma-separated
@@ -56,6 +60,15 @@ const FOLLOW_BLOCK: Duration = Duration::from_secs(5);
 const FOLLOW_BATCH: usize = 256;
 /// How long the follower waits before reconnecting after an error.
 const FOLLOW_RETRY: Duration = Duration::from_millis(250);
+/// How many index entries one call of revoke_user_batch.lua looks at: what
+/// bounds the time one user's revocation holds Redis (or a cluster node).
+pub(crate) const REVOKE_BATCH: usize = 100;
+/// The most sessions one call of create_session.lua answers for eviction.
+const EVICT_BATCH: usize = 100;
+/// How many times a session creation evicts and tries again before it gives
+/// up: only concurrent creations for the same user at its limit, or a limit
+/// lowered far below what users have, take more than one.
+const CREATE_ROUNDS: usize = 1_000;
 
 /// Where Redis is, parsed from a URL.
 #[derive(Clone)]
@@ -217,6 +230,7 @@ pub struct RedisStore {
     connection: Connection,
     keys: Keys,
     log_capacity: usize,
+    max_sessions_per_user: usize,
     live: broadcast::Sender<RevocationEvent>,
     /// Whether the log follower has started, i.e. knows where it reads from.
     following: watch::Receiver<bool>,
@@ -229,6 +243,7 @@ struct Scripts {
     create_session: Script,
     revoke_session: Script,
     revoke_user: Script,
+    revoke_user_batch: Script,
     append_log: Script,
     read_log: Script,
 }
@@ -239,6 +254,7 @@ impl Scripts {
             create_session: Script::new(include_str!("redis/create_session.lua")),
             revoke_session: Script::new(include_str!("redis/revoke_session.lua")),
             revoke_user: Script::new(include_str!("redis/revoke_user.lua")),
+            revoke_user_batch: Script::new(include_str!("redis/revoke_user_batch.lua")),
             append_log: Script::new(include_str!("redis/append_log.lua")),
             read_log: read_log_script(),
         }
@@ -258,7 +274,12 @@ impl RedisStore {
     /// with [`StoreError::Unavailable`] until it is back. Fails only on a
     /// malformed URL. Must be called within a Tokio runtime: it starts the
     /// log follower, which stops when the store is dropped.
-    pub fn open(url: &str, key_prefix: &str, log_capacity: usize) -> Result<RedisStore, RedisError> {
+    pub fn open(
+        url: &str,
+        key_prefix: &str,
+        log_capacity: usize,
+        max_sessions_per_user: usize,
+    ) -> Result<RedisStore, RedisError> {
         let endpoint = Endpoint::parse(url)?;
         let connection = endpoint.shared()?;
         let keys = Keys {
@@ -281,6 +302,7 @@ impl RedisStore {
             connection,
             keys,
             log_capacity: log_capacity.max(1),
+            max_sessions_per_user: max_sessions_per_user.max(1),
             live,
             following,
             scripts: Scripts::load(),
@@ -317,39 +339,89 @@ impl RedisStore {
 }
 
 impl SessionStore for RedisStore {
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+    async fn create(&self, session: &Session) -> Result<u64, StoreError> {
         let ttl = session.expires_at - session.created;
         let ttl_ms = ttl.whole_milliseconds().max(1);
         let attributes = serde_json::to_string(&session.attributes)
             .map_err(|err| StoreError::Internal(format!("attributes to JSON: {err}")))?;
-        self.scripts
-            .create_session
-            .key(self.keys.session(&session.id))
-            .key(self.keys.user_sessions(session.id.tag()))
-            .arg(session.id.as_str())
-            .arg(&session.user.directory_id)
-            .arg(&session.user.user_id)
-            .arg(micros(session.created))
-            .arg(micros(session.expires_at))
-            .arg(attributes)
-            .arg(ttl_ms + ENDED_SESSION_RETENTION.as_millis() as i128)
-            .arg(ttl_ms)
-            .invoke_async::<i64>(&mut self.connection.clone())
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        let eviction = Revocation {
+            reason: SESSION_LIMIT_REASON.to_owned(),
+            at: session.created,
+        };
+        let mut victims: Vec<String> = Vec::new();
+        let mut evicted = 0;
+        for _ in 0..CREATE_ROUNDS {
+            let reply: Vec<String> = self
+                .scripts
+                .create_session
+                .key(self.keys.session(&session.id))
+                .key(self.keys.user_sessions(session.id.tag()))
+                .arg(session.id.as_str())
+                .arg(&session.user.directory_id)
+                .arg(&session.user.user_id)
+                .arg(micros(session.created))
+                .arg(micros(session.expires_at))
+                .arg(&attributes)
+                .arg(ttl_ms + ENDED_SESSION_RETENTION.as_millis() as i128)
+                .arg(ttl_ms)
+                .arg(self.max_sessions_per_user)
+                .arg(self.keys.session_prefix(session.id.tag()))
+                .arg(SESSION_LIMIT_REASON)
+                .arg(EVICT_BATCH)
+                .arg(&victims)
+                .invoke_async(&mut self.connection.clone())
+                .await
+                .map_err(store_error)?;
+            let (outcome, rest) = match reply.as_slice() {
+                [outcome, evicted_now, rest @ ..] => {
+                    evicted += u64::try_from(number(evicted_now)?).unwrap_or(0);
+                    (outcome.as_str(), rest)
+                }
+                _ => ("", &[][..]),
+            };
+            match outcome {
+                "created" => return Ok(evicted),
+                "full" => {
+                    victims = rest.to_vec();
+                    // Logged before they are revoked: see create_session.lua.
+                    for victim in &victims {
+                        let id = SessionId::parse(victim)
+                            .ok_or_else(|| StoreError::Internal(format!("bad session id {victim:?} in an index")))?;
+                        self.log(&session.user, Some(&id), &eviction).await?;
+                    }
+                }
+                _ => {
+                    return Err(StoreError::Internal(format!(
+                        "unexpected reply {reply:?} from create_session.lua"
+                    )));
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "the user's sessions stay at their limit of {} after {CREATE_ROUNDS} evictions; too many concurrent \
+             sign-ins",
+            self.max_sessions_per_user
+        )))
     }
 
     async fn get(&self, id: &SessionId, _now: OffsetDateTime) -> Result<Option<Session>, StoreError> {
-        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+        // One slot (the user's tag): one node answers both, in order.
+        let (fields, (at, reason)): (HashMap<String, String>, (Option<i64>, Option<String>)) = redis::pipe()
+            .cmd("HGETALL")
             .arg(self.keys.session(id))
+            .cmd("HMGET")
+            .arg(self.keys.watermark(id.tag()))
+            .arg("at")
+            .arg("reason")
             .query_async(&mut self.connection.clone())
             .await
             .map_err(store_error)?;
         if fields.is_empty() {
             return Ok(None);
         }
-        session_from_fields(id.clone(), &fields).map(Some)
+        let mut session = session_from_fields(id.clone(), &fields)?;
+        session.revoke_by_watermark(watermark(at, reason)?.as_ref());
+        Ok(Some(session))
     }
 
     async fn watermark(&self, user: &UserRef, _now: OffsetDateTime) -> Result<Option<Revocation>, StoreError> {
@@ -360,13 +432,7 @@ impl SessionStore for RedisStore {
             .query_async(&mut self.connection.clone())
             .await
             .map_err(store_error)?;
-        match at {
-            None => Ok(None),
-            Some(at) => Ok(Some(Revocation {
-                reason: reason.unwrap_or_default(),
-                at: from_micros(at)?,
-            })),
-        }
+        watermark(at, reason)
     }
 
     async fn revoke_session(&self, id: &SessionId, revocation: &Revocation) -> Result<RevokeOutcome, StoreError> {
@@ -375,6 +441,7 @@ impl SessionStore for RedisStore {
             .revoke_session
             .key(self.keys.session(id))
             .key(self.keys.user_sessions(id.tag()))
+            .key(self.keys.watermark(id.tag()))
             .arg(id.as_str())
             .arg(micros(revocation.at))
             .arg(&revocation.reason)
@@ -400,18 +467,23 @@ impl SessionStore for RedisStore {
         }
     }
 
+    /// Raises the watermark (which revokes every session created before it
+    /// at once), logs the revocation, then marks the sessions in batches of
+    /// [`REVOKE_BATCH`], each a script of its own, so that a user with many
+    /// sessions never holds Redis for long. If Redis fails on the way, the
+    /// revocation has happened but the error makes the caller (user-service's
+    /// outbox) call again, which finishes the batches.
     async fn revoke_user(&self, user: &UserRef, revocation: &Revocation) -> Result<UserRevocation, StoreError> {
         let tag = user.tag();
-        let (revoked_sessions, at, reason): (u64, i64, String) = self
+        let mut connection = self.connection.clone();
+        let (at, reason): (i64, String) = self
             .scripts
             .revoke_user
-            .key(self.keys.user_sessions(&tag))
             .key(self.keys.watermark(&tag))
             .arg(micros(revocation.at))
             .arg(&revocation.reason)
-            .arg(self.keys.session_prefix(&tag))
             .arg(MAX_SESSION_TTL.as_millis() as u64)
-            .invoke_async(&mut self.connection.clone())
+            .invoke_async(&mut connection)
             .await
             .map_err(store_error)?;
         let watermark = Revocation {
@@ -419,6 +491,28 @@ impl SessionStore for RedisStore {
             at: from_micros(at)?,
         };
         self.log(user, None, &watermark).await?;
+        let mut revoked_sessions = 0;
+        let mut first = 0;
+        loop {
+            let (revoked, kept, seen): (u64, usize, usize) = self
+                .scripts
+                .revoke_user_batch
+                .key(self.keys.user_sessions(&tag))
+                .arg(micros(revocation.at))
+                .arg(at)
+                .arg(&watermark.reason)
+                .arg(self.keys.session_prefix(&tag))
+                .arg(first)
+                .arg(REVOKE_BATCH)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            revoked_sessions += revoked;
+            first += kept;
+            if seen < REVOKE_BATCH {
+                break;
+            }
+        }
         Ok(UserRevocation {
             revoked_sessions,
             watermark,
@@ -438,6 +532,14 @@ impl SessionStore for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let (at, reason): (Option<i64>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.watermark(&user.tag()))
+            .arg("at")
+            .arg("reason")
+            .query_async(&mut connection)
+            .await
+            .map_err(store_error)?;
+        let watermark = watermark(at, reason)?;
         let mut pipeline = redis::pipe();
         for id in &ids {
             pipeline.cmd("HGETALL").arg(self.keys.session(id));
@@ -447,7 +549,8 @@ impl SessionStore for RedisStore {
         for (id, fields) in ids.into_iter().zip(replies) {
             // Revoked since the index was read, or gone: not live.
             if !fields.is_empty() {
-                let session = session_from_fields(id, &fields)?;
+                let mut session = session_from_fields(id, &fields)?;
+                session.revoke_by_watermark(watermark.as_ref());
                 if session.revocation.is_none() {
                     sessions.push(session);
                 }
@@ -680,6 +783,17 @@ fn session_from_fields(id: SessionId, fields: &HashMap<String, String>) -> Resul
         revocation,
         id,
     })
+}
+
+/// A watermark hash's `at` and `reason`, if it has one.
+fn watermark(at: Option<i64>, reason: Option<String>) -> Result<Option<Revocation>, StoreError> {
+    at.map(|at| {
+        Ok(Revocation {
+            reason: reason.unwrap_or_default(),
+            at: from_micros(at)?,
+        })
+    })
+    .transpose()
 }
 
 fn number(text: &str) -> Result<i64, StoreError> {

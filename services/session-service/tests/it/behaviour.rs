@@ -700,3 +700,97 @@ pub async fn shutting_down_ends_open_watches_with_unavailable(backend: Backend) 
     let status = ended.expect("a last item").expect_err("the watch ends with an error");
     assert_eq!(status.code(), Code::Unavailable);
 }
+
+pub async fn a_session_beyond_the_users_limit_evicts_those_expiring_first_and_says_so(backend: Backend) {
+    let clock = ManualClock::new();
+    let mut config = backend.config();
+    config.max_sessions_per_user = 3;
+    let service = TestService::start(config, &clock).await;
+    let mut client = service.client();
+    let (alice, bob) = (new_user(), new_user());
+    let first_to_expire = create(&mut client, &alice, HOUR).await;
+    let kept = [
+        create(&mut client, &alice, 3 * HOUR).await,
+        create(&mut client, &alice, 2 * HOUR).await,
+    ];
+    let bobs = create(&mut client, &bob, MINUTE).await;
+    let mut stream = watch(&mut client, "").await.expect("WatchRevocations");
+    next_message(&mut stream).await;
+
+    let newest = create(&mut client, &alice, MINUTE).await;
+    let evicted = check(&mut client, &first_to_expire.id).await;
+    assert_eq!(evicted.status(), SessionStatus::Revoked);
+    let revocation = evicted.session.and_then(|s| s.revocation).expect("a revocation");
+    assert_eq!(revocation.reason, "session limit reached");
+    assert_eq!(revocation.revoked_at, Some(timestamp::to_proto(clock.now())));
+    for session in kept.iter().chain([&newest, &bobs]) {
+        assert_eq!(status(&mut client, &session.id).await, SessionStatus::Valid);
+    }
+    let events = next_events(&mut stream, 1).await;
+    assert_eq!(
+        (events[0].session_id.as_str(), events[0].reason.as_str()),
+        (first_to_expire.id.as_str(), "session limit reached"),
+        "watchers hear of the eviction"
+    );
+
+    // Expired sessions do not count: only three stay live after these.
+    clock.advance(2 * MINUTE);
+    let later = [
+        create(&mut client, &alice, 4 * HOUR).await,
+        create(&mut client, &alice, 4 * HOUR).await,
+    ];
+    assert_eq!(status(&mut client, &newest.id).await, SessionStatus::Expired);
+    assert_eq!(
+        status(&mut client, &kept[1].id).await,
+        SessionStatus::Revoked,
+        "two hours left"
+    );
+    for session in [&kept[0], &later[0], &later[1]] {
+        assert_eq!(status(&mut client, &session.id).await, SessionStatus::Valid);
+    }
+    let listed = client
+        .list_user_sessions(ListUserSessionsRequest {
+            directory_id: alice.0.clone(),
+            user_id: alice.1.clone(),
+        })
+        .await
+        .expect("ListUserSessions succeeds")
+        .into_inner()
+        .sessions;
+    assert_eq!(listed.len(), 3);
+}
+
+pub async fn revoking_a_user_with_more_sessions_than_a_batch_revokes_every_one(backend: Backend) {
+    /// More than two of session-service's batches of 100.
+    const SESSIONS: usize = 250;
+    let clock = ManualClock::new();
+    let mut config = backend.config();
+    config.max_sessions_per_user = 1_000;
+    let service = TestService::start(config, &clock).await;
+    let mut client = service.client();
+    let alice = new_user();
+    let mut sessions = Vec::with_capacity(SESSIONS);
+    for i in 0..SESSIONS {
+        sessions.push(create(&mut client, &alice, HOUR + Duration::from_secs(i as u64 % 7)).await);
+    }
+    clock.advance(MINUTE);
+
+    assert_eq!(revoke_user(&mut client, &alice, "deprovisioned").await, SESSIONS as i64);
+    for session in &sessions {
+        let checked = check(&mut client, &session.id).await;
+        assert_eq!(checked.status(), SessionStatus::Revoked);
+        let revocation = checked.session.and_then(|s| s.revocation).expect("a revocation");
+        assert_eq!(revocation.reason, "deprovisioned");
+    }
+    let after = create(&mut client, &alice, HOUR).await;
+    assert_eq!(
+        status(&mut client, &after.id).await,
+        SessionStatus::Valid,
+        "a later session is not revoked"
+    );
+    assert_eq!(
+        revoke_user(&mut client, &alice, "again").await,
+        1,
+        "only the later one is left"
+    );
+}

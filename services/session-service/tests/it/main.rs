@@ -54,4 +54,6 @@ on_every_backend!(
     malformed_and_future_cursors_are_invalid,
     a_cursor_older_than_the_log_is_out_of_range,
     shutting_down_ends_open_watches_with_unavailable,
+    a_session_beyond_the_users_limit_evicts_those_expiring_first_and_says_so,
+    revoking_a_user_with_more_sessions_than_a_batch_revokes_every_one,
 );

@@ -413,3 +413,72 @@ async fn redis_forgets_sessions_and_watermarks_only_after_they_stop_mattering() 
     // Revoking neither drops a session early nor makes one immortal.
     within(pttl(format!("{prefix}:{{{tag}}}:session:{}", long.id)), 2 * hour + day);
 }
+
+/// Revoking a user raises the watermark in one step and marks the user's
+/// sessions in batches after it; a session the batches have not reached
+/// yet (or never reach, when Redis fails in between) is revoked all the
+/// same.
+#[tokio::test]
+async fn a_session_created_before_its_users_watermark_is_revoked_before_a_batch_marks_it() {
+    let clock = ManualClock::new();
+    let service = TestService::start(Backend::Redis.config(), &clock).await;
+    let mut client = service.client();
+    let user = new_user();
+    let session = client
+        .create_session(create_request(&user, Duration::from_secs(3600)))
+        .await
+        .expect("CreateSession succeeds")
+        .into_inner();
+    clock.advance(Duration::from_secs(60));
+
+    // What revoke_user.lua does before any batch runs.
+    let url = Backend::Redis.redis_url().expect("a Redis URL");
+    let mut redis = redis::Client::open(url)
+        .and_then(|client| client.get_connection())
+        .expect("a Redis connection");
+    let watermark = format!("{}:{{{}}}:watermark", service.config.key_prefix, &session.id[..32]);
+    let at = clock.now().unix_timestamp_nanos() / 1_000;
+    let _: () = redis::cmd("HSET")
+        .arg(&watermark)
+        .arg("at")
+        .arg(at.to_string())
+        .arg("reason")
+        .arg("deprovisioned")
+        .query(&mut redis)
+        .expect("HSET");
+
+    let checked = client
+        .check_session(CheckSessionRequest {
+            session_id: session.id.clone(),
+        })
+        .await
+        .expect("CheckSession succeeds")
+        .into_inner();
+    assert_eq!(checked.status(), SessionStatus::Revoked);
+    let revocation = checked.session.and_then(|s| s.revocation).expect("a revocation");
+    assert_eq!(
+        (revocation.reason.as_str(), revocation.revoked_at),
+        ("deprovisioned", Some(timestamp::to_proto(clock.now())))
+    );
+    let listed = client
+        .list_user_sessions(idmesh_proto::v1::ListUserSessionsRequest {
+            directory_id: user.0.clone(),
+            user_id: user.1.clone(),
+        })
+        .await
+        .expect("ListUserSessions succeeds")
+        .into_inner()
+        .sessions;
+    assert!(listed.is_empty(), "not live: {listed:?}");
+    clock.advance(Duration::from_secs(60));
+    let revoked = client
+        .revoke_session(RevokeSessionRequest {
+            session_id: session.id.clone(),
+            reason: "signed out".into(),
+        })
+        .await
+        .expect("RevokeSession succeeds")
+        .into_inner();
+    let first = revoked.session.and_then(|s| s.revocation).expect("a revocation");
+    assert_eq!(first.reason, "deprovisioned", "the user's revocation came first");
+}
