@@ -65,7 +65,7 @@ EVERYTHING_ON = deep_merge(
         "prometheusRule": {"enabled": True},
         **{
             component: {"pdb": {"enabled": True}, "autoscaling": {"enabled": True}}
-            for component in ("gateway", "directories", "users", "groups", "sessions")
+            for component in ("gateway", "directories", "users", "groups", "sessions", "roles")
         },
     },
 )
@@ -83,6 +83,7 @@ def _matrix() -> dict[str, dict]:
         "ha": deep_merge(values_file("values-ha.yaml"), MINIMAL),
         "ha-everything-on": deep_merge(values_file("values-ha.yaml"), EVERYTHING_ON),
         "all-in-one": {"allInOne": {"enabled": True}},
+        "all-in-one-without-roles": {"allInOne": {"enabled": True}, "roles": {"enabled": False}},
         "all-in-one-persistent": {"allInOne": {"enabled": True, "persistence": {"enabled": True, "storageClass": "ssd"}}},
         "all-in-one-everything-on": deep_merge(
             EVERYTHING_ON,
@@ -102,7 +103,7 @@ def _matrix() -> dict[str, dict]:
         "metrics-off": deep_merge(MINIMAL, {"metrics": {"enabled": False}}),
         "ipv6": deep_merge(MINIMAL, {"listenAddress": "::", "podAntiAffinity": "soft"}),
     }
-    for component in ("gateway", "directories", "users", "groups", "sessions"):
+    for component in ("gateway", "directories", "users", "groups", "sessions", "roles"):
         off = {component: {"enabled": False}}
         if component in ELSEWHERE:
             off[component]["addressOverride"] = ELSEWHERE[component]

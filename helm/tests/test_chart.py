@@ -29,7 +29,7 @@ from conftest import (
 )
 
 FULLNAME = f"{RELEASE}-idmesh"
-COMPONENTS = ("gateway", "directories", "users", "groups", "sessions")
+COMPONENTS = ("gateway", "directories", "users", "groups", "sessions", "roles")
 DEFAULTS = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
 PORTS = DEFAULTS["ports"]
 
@@ -156,14 +156,17 @@ def test_probes_use_grpc_health_on_services_and_http_on_the_gateway(rendered, na
 
 
 TARGETS = {component: component for component in COMPONENTS} | {
-    "all-in-one": "directories,users,groups,sessions,gateway"
+    "all-in-one": "directories,users,groups,sessions,roles,gateway"
 }
 
 
 @pytest.mark.parametrize("name", sorted(MATRIX))
 def test_each_deployment_runs_its_targets_with_no_secret_in_arguments(rendered, name):
     for component, deployment in deployments(rendered[name]).items():
-        assert container(deployment)["args"] == ["serve", "--targets", TARGETS[component]]
+        targets = TARGETS[component]
+        if component == "all-in-one" and MATRIX[name].get("roles", {}).get("enabled", True) is False:
+            targets = targets.replace("roles,", "")
+        assert container(deployment)["args"] == ["serve", "--targets", targets]
 
 
 @pytest.mark.parametrize("name", sorted(MATRIX))
@@ -235,6 +238,24 @@ def test_all_in_one_is_one_deployment_with_every_port_behind_one_service(rendere
     env = env_of(deployments(objects)["all-in-one"])
     # SQLite in the data dir, sessions in the process: nothing external.
     assert "IDMESH_DATABASE_URL" not in env and "IDMESH_REDIS_URL" not in env
+    assert env["IDMESH_ROLE_LISTEN_ADDR"]["value"] == f"0.0.0.0:{PORTS['roles']}"
+
+
+def test_all_in_one_without_roles_neither_runs_nor_exposes_them(rendered):
+    objects = rendered["all-in-one-without-roles"]
+    deployment = deployments(objects)["all-in-one"]
+    assert container(deployment)["args"] == ["serve", "--targets", "directories,users,groups,sessions,gateway"]
+    assert "IDMESH_ROLE_LISTEN_ADDR" not in env_of(deployment)
+    (service,) = kind(objects, "Service")
+    assert {p["port"] for p in service["spec"]["ports"]} == set(PORTS.values()) - {PORTS["roles"]}
+
+
+def test_roles_reach_users_and_groups_at_their_services(rendered):
+    env = env_of(deployments(rendered["minimal"])["roles"])
+    assert env["IDMESH_ROLE_LISTEN_ADDR"]["value"] == f"0.0.0.0:{PORTS['roles']}"
+    assert env["IDMESH_USER_ADDR"]["value"] == f"{FULLNAME}-users:{PORTS['users']}"
+    assert env["IDMESH_GROUP_ADDR"]["value"] == f"{FULLNAME}-groups:{PORTS['groups']}"
+    assert env["IDMESH_DATABASE_URL"]["value"].startswith("postgres://")
 
 
 def test_all_in_one_persistence_is_a_claim_and_a_recreate_strategy(rendered):
@@ -349,8 +370,10 @@ CALLS = {
     ("users", "sessions"),
     ("users", "groups"),
     ("groups", "users"),
+    ("roles", "users"),
+    ("roles", "groups"),
 }
-DATABASE_USERS = {"directories", "users", "groups"}
+DATABASE_USERS = {"directories", "users", "groups", "roles"}
 OUTSIDE = {"ingress", "prometheus", "postgres", "redis", "dns"}
 
 
@@ -542,7 +565,7 @@ def test_the_readme_install_values_render_with_secrets_only_by_reference(chart):
     values = yaml.safe_load(block.group(1))
     objects = render_objects(chart, values)
     assert not kind(objects, "Secret"), "the README's values keep the password in the user's Secret"
-    for component in ("directories", "users", "groups"):
+    for component in ("directories", "users", "groups", "roles"):
         env = env_of(deployments(objects)[component])
         assert env["DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "idmesh-db", "key": "password"}
         assert env["IDMESH_DATABASE_URL"]["value"] == "postgres://idmesh:$(DATABASE_PASSWORD)@postgres.db.svc:5432/idmesh?sslmode=prefer"

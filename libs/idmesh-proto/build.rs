@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "idmesh/v1/session.proto",
         "idmesh/v1/group.proto",
         "idmesh/v1/apikey.proto",
+        "idmesh/v1/roles.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
 

@@ -13,6 +13,7 @@ use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
+use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_proto::v1::{CreateDirectoryRequest, IssueTokenRequest};
@@ -36,6 +37,8 @@ pub struct TestMesh {
     /// Where user-service reaches session-service: the mesh's own, or the
     /// address the test configured when the mesh runs without one.
     pub session_addr: SocketAddr,
+    /// role-mapping-service, when the mesh runs it.
+    pub role_addr: Option<SocketAddr>,
     /// The bootstrap admin key directory-service installed: every scope, no
     /// directory limit. The clients below call with it.
     pub admin_key: String,
@@ -82,6 +85,7 @@ impl TestMesh {
             mesh.group_addr,
             session_addr,
         );
+        let role_addr = mesh.role_addr;
         tokio::spawn(async move {
             if let Err(err) = mesh.wait().await {
                 panic!("a service of the mesh failed: {err:#}");
@@ -97,6 +101,7 @@ impl TestMesh {
             user_addr,
             group_addr,
             session_addr,
+            role_addr,
             admin_key,
             shutdown,
         }
@@ -129,6 +134,12 @@ impl TestMesh {
     /// A gRPC client of group-service.
     pub fn groups(&self) -> GroupServiceClient<AuthChannel> {
         GroupServiceClient::new(self.admin_channel(self.group_addr))
+    }
+
+    /// A gRPC client of role-mapping-service.
+    pub fn roles(&self) -> RoleMappingServiceClient<AuthChannel> {
+        let addr = self.role_addr.expect("the mesh runs role-mapping-service");
+        RoleMappingServiceClient::new(self.admin_channel(addr))
     }
 
     /// A gRPC client of the session-service that user-service revokes

@@ -1,6 +1,7 @@
 //! The idmesh gRPC contracts, generated from `proto/idmesh/v1` at build time.
 
-/// `idmesh.v1`: directories, users, groups, sessions and the types they share.
+/// `idmesh.v1`: directories, users, groups, sessions, roles and the types
+/// they share.
 pub mod v1 {
     tonic::include_proto!("idmesh.v1");
 }

@@ -23,6 +23,7 @@ pub mod patch;
 pub mod path;
 pub mod resource;
 pub mod schema;
+pub mod select;
 #[cfg(test)]
 mod test_support;
 

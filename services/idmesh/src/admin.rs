@@ -1,5 +1,7 @@
 //! The admin commands people type: directories, their tokens and API keys,
-//! over gRPC to a running directory-service, calling with an admin API key.
+//! over gRPC to a running directory-service, calling with an admin API key
+//! (roles, mappings and profiles are in [`crate::roles`], to
+//! role-mapping-service).
 //! Without an address and a key they talk to the `idmesh dev` whose data dir
 //! they are pointed at, with its admin key (see [`crate::dev_state`]).
 
@@ -9,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use idmesh_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
+use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
 use idmesh_proto::v1::{
     ApiKey, CreateApiKeyRequest, CreateDirectoryRequest, Directory, IssueTokenRequest, ListApiKeysRequest,
     ListDirectoriesRequest, ListTokensRequest, RevokeApiKeyRequest, RevokeTokenRequest, Token,
@@ -18,6 +21,8 @@ use serde_json::json;
 
 /// Where `idmesh serve` runs directory-service by default.
 const DEFAULT_DIRECTORY_ADDR: &str = "127.0.0.1:50051";
+/// Where `idmesh serve` runs role-mapping-service by default.
+const DEFAULT_ROLE_ADDR: &str = "127.0.0.1:50055";
 /// Where the gateway listens by default.
 const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
@@ -27,6 +32,11 @@ pub struct Connection {
     /// (from <data dir>/dev.json), else 127.0.0.1:50051].
     #[arg(long, env = "IDMESH_DIRECTORY_ADDR")]
     directory_addr: Option<String>,
+    /// role-mapping-service's gRPC address, for the role, mapping and
+    /// profile commands [default: the running `idmesh dev`'s, else
+    /// 127.0.0.1:50055].
+    #[arg(long, env = "IDMESH_ROLE_ADDR")]
+    role_addr: Option<String>,
     /// The SCIM endpoint's public base URL, to print SCIM base URLs [default:
     /// the running `idmesh dev`'s, else http://127.0.0.1:8080].
     #[arg(long, env = "IDMESH_PUBLIC_URL")]
@@ -42,8 +52,9 @@ pub struct Connection {
 
 /// Where the admin commands send their calls and what base URL they print.
 #[derive(Debug)]
-struct Endpoint {
+pub(crate) struct Endpoint {
     directory_addr: String,
+    role_addr: String,
     public_url: String,
     credential: Credential,
     /// Where the addresses came from, when not from flags or defaults.
@@ -111,11 +122,12 @@ impl Connection {
     /// An explicit address wins, with the explicit or default public URL:
     /// the dev state file describes only the `idmesh dev` it belongs to.
     /// Without one, the running `idmesh dev`'s addresses, else the defaults.
-    fn endpoint(self) -> anyhow::Result<Endpoint> {
+    pub(crate) fn endpoint(self) -> anyhow::Result<Endpoint> {
         let credential = Credential::new(&self.api_key()?)?;
         if let Some(directory_addr) = self.directory_addr {
             return Ok(Endpoint {
                 directory_addr,
+                role_addr: self.role_addr.unwrap_or_else(|| DEFAULT_ROLE_ADDR.to_owned()),
                 public_url: self.public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
                 credential,
                 found_in: None,
@@ -124,12 +136,14 @@ impl Connection {
         Ok(match crate::dev_state::read(&self.data_dir)? {
             Some(state) => Endpoint {
                 directory_addr: state.directory_addr.to_string(),
+                role_addr: self.role_addr.unwrap_or_else(|| state.role_addr.to_string()),
                 public_url: self.public_url.unwrap_or(state.public_url),
                 credential,
                 found_in: Some(crate::dev_state::path(&self.data_dir)),
             },
             None => Endpoint {
                 directory_addr: DEFAULT_DIRECTORY_ADDR.to_owned(),
+                role_addr: self.role_addr.unwrap_or_else(|| DEFAULT_ROLE_ADDR.to_owned()),
                 public_url: self.public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
                 credential,
                 found_in: None,
@@ -167,6 +181,26 @@ impl Endpoint {
     fn api_keys(&self) -> anyhow::Result<ApiKeyServiceClient<AuthChannel>> {
         let channel = idmesh_runtime::grpc::authed_channel(&self.directory_addr, &self.credential)?;
         Ok(ApiKeyServiceClient::new(channel))
+    }
+
+    pub(crate) fn roles(&self) -> anyhow::Result<RoleMappingServiceClient<AuthChannel>> {
+        let channel = idmesh_runtime::grpc::authed_channel(&self.role_addr, &self.credential)?;
+        Ok(RoleMappingServiceClient::new(channel))
+    }
+
+    /// What a failed call to role-mapping-service is reported with.
+    pub(crate) fn role_context(&self) -> String {
+        match &self.found_in {
+            Some(path) => format!(
+                "role-mapping-service at {} (from {}; is that `idmesh dev` still running?)",
+                self.role_addr,
+                path.display()
+            ),
+            None => format!(
+                "role-mapping-service at {} (is it running, or is --role-addr needed?)",
+                self.role_addr
+            ),
+        }
     }
 
     fn context(&self) -> String {

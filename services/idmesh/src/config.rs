@@ -17,6 +17,7 @@ const SERVE_DIRECTORY_PORT: u16 = 50051;
 const SERVE_USER_PORT: u16 = 50052;
 const SERVE_SESSION_PORT: u16 = 50053;
 const SERVE_GROUP_PORT: u16 = 50054;
+const SERVE_ROLE_PORT: u16 = 50055;
 const HTTP_PORT: u16 = 8080;
 
 /// How a masked secret reads in `idmesh config print`.
@@ -61,17 +62,20 @@ pub struct Settings {
     /// session-service's gRPC listen address [default: 127.0.0.1:0 in dev, 0.0.0.0:50053 in serve].
     #[arg(long, env = "IDMESH_SESSION_LISTEN_ADDR")]
     pub session_listen_addr: Option<String>,
+    /// role-mapping-service's gRPC listen address [default: 127.0.0.1:0 in dev, 0.0.0.0:50055 in serve].
+    #[arg(long, env = "IDMESH_ROLE_LISTEN_ADDR")]
+    pub role_listen_addr: Option<String>,
     /// Where the gateway reaches directory-service when it runs in another
     /// process [default: 127.0.0.1:50051].
     #[arg(long, env = "IDMESH_DIRECTORY_ADDR")]
     pub directory_addr: Option<String>,
-    /// Where the gateway and group-service reach user-service when it runs
-    /// in another process [default: 127.0.0.1:50052].
+    /// Where the gateway, group-service and role-mapping-service reach
+    /// user-service when it runs in another process [default: 127.0.0.1:50052].
     #[arg(long, env = "IDMESH_USER_ADDR")]
     pub user_addr: Option<String>,
-    /// Where the gateway and user-service reach group-service when it runs
-    /// in another process: deleting a user removes it from every group there
-    /// [default: 127.0.0.1:50054].
+    /// Where the gateway, user-service and role-mapping-service reach
+    /// group-service when it runs in another process: deleting a user
+    /// removes it from every group there [default: 127.0.0.1:50054].
     #[arg(long, env = "IDMESH_GROUP_ADDR")]
     pub group_addr: Option<String>,
     /// Where user-service reaches session-service when it runs in another
@@ -199,6 +203,7 @@ pub struct Config {
     pub user_listen_addr: SocketAddr,
     pub group_listen_addr: SocketAddr,
     pub session_listen_addr: SocketAddr,
+    pub role_listen_addr: SocketAddr,
     pub directory_addr: String,
     pub user_addr: String,
     pub group_addr: String,
@@ -263,6 +268,7 @@ impl Settings {
             user_listen_addr: self.user_listen_addr.or(lower.user_listen_addr),
             group_listen_addr: self.group_listen_addr.or(lower.group_listen_addr),
             session_listen_addr: self.session_listen_addr.or(lower.session_listen_addr),
+            role_listen_addr: self.role_listen_addr.or(lower.role_listen_addr),
             directory_addr: self.directory_addr.or(lower.directory_addr),
             user_addr: self.user_addr.or(lower.user_addr),
             group_addr: self.group_addr.or(lower.group_addr),
@@ -481,6 +487,11 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             "session_listen_addr",
             settings.session_listen_addr,
             listen_default(SERVE_SESSION_PORT),
+        )?,
+        role_listen_addr: listen(
+            "role_listen_addr",
+            settings.role_listen_addr,
+            listen_default(SERVE_ROLE_PORT),
         )?,
         directory_addr: peer("directory_addr", settings.directory_addr, SERVE_DIRECTORY_PORT)?,
         user_addr: peer("user_addr", settings.user_addr, SERVE_USER_PORT)?,
@@ -705,6 +716,7 @@ impl Config {
             user_listen_addr: self.user_listen_addr,
             group_listen_addr: self.group_listen_addr,
             session_listen_addr: self.session_listen_addr,
+            role_listen_addr: self.role_listen_addr,
             directory_addr: self.directory_addr.clone(),
             user_addr: self.user_addr.clone(),
             group_addr: self.group_addr.clone(),
@@ -784,6 +796,7 @@ mod tests {
             dev.user_listen_addr,
             dev.group_listen_addr,
             dev.session_listen_addr,
+            dev.role_listen_addr,
         ] {
             assert_eq!(addr, "127.0.0.1:0".parse().expect("an address"));
         }
@@ -795,8 +808,9 @@ mod tests {
                 serve.user_listen_addr.port(),
                 serve.session_listen_addr.port(),
                 serve.group_listen_addr.port(),
+                serve.role_listen_addr.port(),
             ],
-            [50051, 50052, 50053, 50054]
+            [50051, 50052, 50053, 50054, 50055]
         );
         assert!(serve.directory_listen_addr.ip().is_unspecified());
     }

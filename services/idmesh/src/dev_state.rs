@@ -21,6 +21,7 @@ pub struct DevState {
     pub user_addr: SocketAddr,
     pub group_addr: SocketAddr,
     pub session_addr: SocketAddr,
+    pub role_addr: SocketAddr,
 }
 
 /// Where `idmesh dev` keeps its admin API key: created on the first start,
@@ -126,6 +127,7 @@ mod tests {
             user_addr: addr(port + 2),
             group_addr: addr(port + 3),
             session_addr: addr(port + 4),
+            role_addr: addr(port + 5),
         }
     }
 

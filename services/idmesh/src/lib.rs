@@ -27,15 +27,19 @@ pub enum Target {
     Groups,
     /// session-service: sessions, revocation and the revocation watch.
     Sessions,
+    /// role-mapping-service: roles, role and attribute mappings, effective
+    /// roles and profiles.
+    Roles,
 }
 
 impl Target {
     /// Every target: the whole mesh, as `idmesh dev` runs it.
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::Directories,
         Target::Users,
         Target::Groups,
         Target::Sessions,
+        Target::Roles,
         Target::Gateway,
     ];
 }
@@ -53,13 +57,14 @@ pub struct MeshConfig {
     pub user_listen_addr: SocketAddr,
     pub group_listen_addr: SocketAddr,
     pub session_listen_addr: SocketAddr,
+    pub role_listen_addr: SocketAddr,
     /// Where the gateway reaches directory-service when it runs elsewhere.
     pub directory_addr: String,
-    /// Where the gateway and group-service reach user-service when it runs
-    /// elsewhere.
+    /// Where the gateway, group-service and role-mapping-service reach
+    /// user-service when it runs elsewhere.
     pub user_addr: String,
-    /// Where the gateway and user-service reach group-service when it runs
-    /// elsewhere.
+    /// Where the gateway, user-service and role-mapping-service reach
+    /// group-service when it runs elsewhere.
     pub group_addr: String,
     /// Where user-service reaches session-service when it runs elsewhere.
     pub session_addr: String,
@@ -99,6 +104,7 @@ pub const GATEWAY_SCOPES: &[Scope] = &[
 pub const USER_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::SessionsWrite, Scope::GroupsWrite];
 pub const GROUP_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::UsersRead];
 pub const SESSION_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate];
+pub const ROLE_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::UsersRead, Scope::GroupsRead];
 
 impl Target {
     /// What this target's own key is called and may do.
@@ -108,6 +114,7 @@ impl Target {
             Target::Users => Some(("idmesh:user-service", USER_SERVICE_SCOPES)),
             Target::Groups => Some(("idmesh:group-service", GROUP_SERVICE_SCOPES)),
             Target::Sessions => Some(("idmesh:session-service", SESSION_SERVICE_SCOPES)),
+            Target::Roles => Some(("idmesh:role-mapping-service", ROLE_SERVICE_SCOPES)),
             Target::Directories => None,
         }
     }
@@ -126,6 +133,7 @@ impl MeshConfig {
             user_listen_addr: any_port,
             group_listen_addr: any_port,
             session_listen_addr: any_port,
+            role_listen_addr: any_port,
             directory_addr: String::new(),
             user_addr: String::new(),
             group_addr: String::new(),
@@ -150,6 +158,7 @@ pub struct Mesh {
     pub user_addr: Option<SocketAddr>,
     pub group_addr: Option<SocketAddr>,
     pub session_addr: Option<SocketAddr>,
+    pub role_addr: Option<SocketAddr>,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
 }
@@ -170,6 +179,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
     let user_listener = bind(targets.contains(&Target::Users), config.user_listen_addr).await?;
     let group_listener = bind(targets.contains(&Target::Groups), config.group_listen_addr).await?;
     let session_listener = bind(targets.contains(&Target::Sessions), config.session_listen_addr).await?;
+    let role_listener = bind(targets.contains(&Target::Roles), config.role_listen_addr).await?;
     let gateway_listener = bind(targets.contains(&Target::Gateway), config.http_addr).await?;
 
     let local = |listener: &Option<TcpListener>| listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -179,6 +189,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         user_addr: local(&user_listener),
         group_addr: local(&group_listener),
         session_addr: local(&session_listener),
+        role_addr: local(&role_listener),
         tasks: JoinSet::new(),
         shutdown: shutdown.clone(),
     };
@@ -232,6 +243,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         .as_ref()
         .map(|_| identity_of(Target::Sessions))
         .transpose()?;
+    let role_identity = role_listener.as_ref().map(|_| identity_of(Target::Roles)).transpose()?;
     let gateway_identity = gateway_listener
         .as_ref()
         .map(|_| identity_of(Target::Gateway))
@@ -287,6 +299,17 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         let shutdown = shutdown.clone();
         mesh.tasks
             .spawn(async move { Ok(session_service::serve(listener, config, shutdown).await?) });
+    }
+    if let (Some(listener), Some(identity)) = (role_listener, role_identity) {
+        let config = role_mapping_service::Config {
+            identity,
+            database_url: config.database_url.clone(),
+            user_addr: user_addr.clone(),
+            group_addr: group_addr.clone(),
+        };
+        let shutdown = shutdown.clone();
+        mesh.tasks
+            .spawn(async move { Ok(role_mapping_service::serve(listener, config, shutdown).await?) });
     }
     if let (Some(listener), Some(identity)) = (gateway_listener, gateway_identity) {
         let config = scim_gateway::Config {

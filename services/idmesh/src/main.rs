@@ -1,9 +1,11 @@
 //! The `idmesh` command: run the mesh (`dev`, `serve`), show its
-//! configuration (`config print`) and administer it (`directory`, `token`).
+//! configuration (`config print`) and administer it (`directory`, `token`,
+//! `apikey`, `role`, `mapping`, `profile`).
 
 mod admin;
 mod config;
 mod dev_state;
+mod roles;
 
 use std::process::ExitCode;
 
@@ -45,6 +47,15 @@ enum Command {
     /// Create, list and revoke the API keys gRPC callers present.
     #[command(subcommand)]
     Apikey(admin::ApiKeyCommand),
+    /// Create, list and delete the platform's roles.
+    #[command(subcommand)]
+    Role(roles::RoleCommand),
+    /// Set, show and preview a directory's group-to-role mapping.
+    #[command(subcommand)]
+    Mapping(roles::MappingCommand),
+    /// Show a user's mapped profile and roles.
+    #[command(subcommand)]
+    Profile(roles::ProfileCommand),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +112,9 @@ async fn main() -> ExitCode {
         Command::Directory(command) => admin::directory(command).await,
         Command::Token(command) => admin::token(command).await,
         Command::Apikey(command) => admin::api_key(command).await,
+        Command::Role(command) => roles::role(command).await,
+        Command::Mapping(command) => roles::mapping(command).await,
+        Command::Profile(command) => roles::profile(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,6 +169,7 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
         user_addr: bound(mesh.user_addr)?,
         group_addr: bound(mesh.group_addr)?,
         session_addr: bound(mesh.session_addr)?,
+        role_addr: bound(mesh.role_addr)?,
     };
     tracing::info!(
         public_url = %state.public_url,
@@ -163,6 +178,7 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
         user_addr = %state.user_addr,
         group_addr = %state.group_addr,
         session_addr = %state.session_addr,
+        role_addr = %state.role_addr,
         state_file = %dev_state::path(&config.data_dir).display(),
         "idmesh dev is listening"
     );

@@ -18,10 +18,11 @@ const IDMESH: &str = env!("CARGO_BIN_EXE_idmesh");
 
 /// The variables that would point a command at another mesh than the
 /// test's own.
-const IDMESH_VARIABLES: [&str; 9] = [
+const IDMESH_VARIABLES: [&str; 10] = [
     "IDMESH_CONFIG",
     "IDMESH_DATA_DIR",
     "IDMESH_DIRECTORY_ADDR",
+    "IDMESH_ROLE_ADDR",
     "IDMESH_PUBLIC_URL",
     "IDMESH_HTTP_ADDR",
     "IDMESH_API_KEY",
@@ -382,6 +383,159 @@ async fn directory_create_json_gives_a_token_the_gateway_accepts() {
     );
     assert_ne!(code, 0);
     assert!(stderr.contains("users:delete"), "names the unknown scope: {stderr}");
+
+    shutdown.cancel();
+    running.await.expect("joined").expect("the mesh stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_mapping_and_profile_commands_drive_role_mapping_service() {
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let admin_key = idmesh::generate_api_key().expect("randomness");
+    let mut config = MeshConfig::loopback(database.url().to_owned());
+    config.bootstrap_admin_key = Some(admin_key.clone());
+    let shutdown = CancellationToken::new();
+    let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
+        .await
+        .expect("the mesh starts");
+    let (http_addr, directory_addr, role_addr) = (
+        mesh.http_addr.expect("gateway"),
+        mesh.directory_addr.expect("directories"),
+        mesh.role_addr.expect("roles"),
+    );
+    let running = tokio::spawn(mesh.wait());
+    let connection = [
+        "--directory-addr".to_owned(),
+        directory_addr.to_string(),
+        "--role-addr".to_owned(),
+        role_addr.to_string(),
+        "--public-url".to_owned(),
+        format!("http://{http_addr}"),
+    ];
+    let attempt = |args: &[&str]| {
+        idmesh()
+            .args(args)
+            .args(&connection)
+            .env("IDMESH_API_KEY", &admin_key)
+            .output()
+            .expect("idmesh runs")
+    };
+    let run = |args: &[&str]| {
+        let output = attempt(args);
+        assert!(
+            output.status.success(),
+            "idmesh {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    };
+
+    let created: Value =
+        serde_json::from_str(&run(&["directory", "create", "--name", "Acme", "--json"])).expect("JSON output");
+    let (directory, base_url, token) = (
+        created["id"].as_str().expect("id"),
+        created["scim_base_url"].as_str().expect("scim_base_url"),
+        created["token"].as_str().expect("token"),
+    );
+    let scim = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        scim.post(format!("{base_url}{path}"))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    let user: Value = post("/Users", json!({"userName": "ada@example.com", "displayName": "Ada"}))
+        .await
+        .expect("the gateway answers")
+        .json()
+        .await
+        .expect("JSON");
+    let user_id = user["id"].as_str().expect("a user id");
+    let group: Value = post(
+        "/Groups",
+        json!({"displayName": "Admins", "members": [{"value": user_id}]}),
+    )
+    .await
+    .expect("the gateway answers")
+    .json()
+    .await
+    .expect("JSON");
+    let group_id = group["id"].as_str().expect("a group id");
+
+    run(&["role", "create", "--key", "admin", "--name", "Administrator"]);
+    run(&["role", "create", "--key", "member"]);
+    let roles: Value = serde_json::from_str(&run(&["role", "list", "--json"])).expect("JSON");
+    assert_eq!(
+        roles,
+        json!([
+            {"key": "admin", "name": "Administrator", "description": ""},
+            {"key": "member", "name": "member", "description": ""}
+        ])
+    );
+
+    let rule = format!("{group_id}=admin@1");
+    let set: Value = serde_json::from_str(&run(&[
+        "mapping",
+        "set",
+        "--directory",
+        directory,
+        "--mode",
+        "single",
+        "--group-rule",
+        &rule,
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(set["version"], json!(1));
+    let shown: Value =
+        serde_json::from_str(&run(&["mapping", "show", "--directory", directory, "--json"])).expect("JSON");
+    assert_eq!(
+        shown["rules"],
+        json!([{"group_id": group_id, "roles": ["admin"], "precedence": 1}])
+    );
+    assert_eq!(shown["mode"], json!("single"));
+
+    // A proposed mapping from a file: the admin rule goes, member is the default.
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(
+        file.path(),
+        json!({"mode": "multiple", "default_role": "member", "rules": []}).to_string(),
+    )
+    .expect("written");
+    let path = file.path().to_str().expect("a UTF-8 path");
+    let preview: Value = serde_json::from_str(&run(&[
+        "mapping",
+        "preview",
+        "--directory",
+        directory,
+        "--file",
+        path,
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(
+        preview,
+        json!([{"user_id": user_id, "user_name": "ada@example.com", "gained": ["member"], "lost": ["admin"]}])
+    );
+
+    let profile: Value =
+        serde_json::from_str(&run(&["profile", "show", "--directory", directory, "--user", user_id])).expect("JSON");
+    assert_eq!(profile["roles"], json!(["admin"]), "the preview applied nothing");
+    assert_eq!(profile["active"], json!(true));
+
+    let refused = attempt(&["role", "delete", "--key", "admin"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("is used by the role mappings") && stderr.contains(directory),
+        "{stderr}"
+    );
+    run(&["mapping", "set", "--directory", directory, "--file", path]);
+    run(&["role", "delete", "--key", "admin"]);
+    let profile: Value =
+        serde_json::from_str(&run(&["profile", "show", "--directory", directory, "--user", user_id])).expect("JSON");
+    assert_eq!(profile["roles"], json!(["member"]));
 
     shutdown.cancel();
     running.await.expect("joined").expect("the mesh stops cleanly");

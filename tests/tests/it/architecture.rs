@@ -74,6 +74,7 @@ const SERVICES: &[&str] = &[
     "user-service",
     "group-service",
     "session-service",
+    "role-mapping-service",
     "scim-gateway",
 ];
 

@@ -17,6 +17,10 @@ use idmesh_proto::v1::{
     ResolveTokenRequest, RevokeApiKeyRequest, RevokeSessionByHandleRequest, RevokeSessionRequest, RevokeTokenRequest,
     RevokeUserSessionsRequest, SessionStatus, UpdateGroupRequest, WatchRevocationsRequest,
 };
+use idmesh_proto::v1::{
+    GetAttributeMappingRequest, GetEffectiveRolesRequest, GetProfileRequest, GetRoleMappingRequest,
+    ListRoleHoldersRequest, PreviewMappingsRequest, RoleMappingMode, SetAttributeMappingRequest, SetRoleMappingRequest,
+};
 use idmesh_runtime::auth::{AuthChannel, DIRECTORY_NOT_ALLOWED, DirectoryRule, MISSING_SCOPE, POLICIES, Scope};
 use idmesh_tests::{NewGroup, NewUser, ScratchDatabase, TestMesh, both_backends};
 use serde_json::json;
@@ -45,6 +49,7 @@ fn server_of(mesh: &TestMesh, method: &str) -> SocketAddr {
         "idmesh.v1.UserService" => mesh.user_addr,
         "idmesh.v1.GroupService" => mesh.group_addr,
         "idmesh.v1.SessionService" => mesh.session_addr,
+        "idmesh.v1.RoleMappingService" => mesh.role_addr.expect("role-mapping-service runs"),
         other => panic!("which server serves {other}?"),
     }
 }
@@ -74,8 +79,8 @@ async fn key(mesh: &TestMesh, scopes: &[Scope], directories: &[&str]) -> String 
 both_backends!(
     every_method_without_a_key_is_unauthenticated_and_without_its_scope_permission_denied,
     |mesh: TestMesh| async move {
-        // roles:read is a scope no method of today's services needs.
-        let unrelated = key(&mesh, &[Scope::RolesRead], &[]).await;
+        // events:read is a scope no method of today's services needs.
+        let unrelated = key(&mesh, &[Scope::EventsRead], &[]).await;
         for policy in POLICIES {
             let addr = server_of(&mesh, policy.method);
             let without = idmesh_testkit::channel(addr);
@@ -114,7 +119,14 @@ both_backends!(health_and_reflection_need_no_key, |mesh: TestMesh| async move {
     // Through a reference: a block that captured only the (copied)
     // addresses would drop the mesh, and stop it, before the first check.
     let mesh = &mesh;
-    for addr in [mesh.directory_addr, mesh.user_addr, mesh.group_addr, mesh.session_addr] {
+    let role_addr = mesh.role_addr.expect("role-mapping-service runs");
+    for addr in [
+        mesh.directory_addr,
+        mesh.user_addr,
+        mesh.group_addr,
+        mesh.session_addr,
+        role_addr,
+    ] {
         let mut health = tonic_health::pb::health_client::HealthClient::new(idmesh_testkit::channel(addr));
         health
             .check(tonic_health::pb::HealthCheckRequest::default())
@@ -180,7 +192,22 @@ async fn snapshot(mesh: &TestMesh, b: &Fixture) -> String {
         .expect("CheckSession")
         .into_inner();
     assert_eq!(session.status(), SessionStatus::Valid);
-    format!("{user:?}\n{group:?}\n{members:?}\n{tokens:?}\n{sessions:?}\n{session:?}")
+    let directory_id = b.directory_id.clone();
+    let mapping = mesh
+        .roles()
+        .get_role_mapping(GetRoleMappingRequest {
+            directory_id: directory_id.clone(),
+        })
+        .await
+        .expect("GetRoleMapping")
+        .into_inner();
+    let attributes = mesh
+        .roles()
+        .get_attribute_mapping(GetAttributeMappingRequest { directory_id })
+        .await
+        .expect("GetAttributeMapping")
+        .into_inner();
+    format!("{user:?}\n{group:?}\n{members:?}\n{tokens:?}\n{sessions:?}\n{session:?}\n{mapping:?}\n{attributes:?}")
 }
 
 /// Directory B's contents that a key limited to A tries to reach.
@@ -456,6 +483,57 @@ async fn call_against(channel: AuthChannel, method: &'static str, b: &Fixture) -
         }
         "/idmesh.v1.SessionService/ListUserSessions" => {
             let request = ListUserSessionsRequest {
+                directory_id: dir,
+                user_id: b.user_id.clone(),
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.RoleMappingService/SetRoleMapping" => {
+            let request = SetRoleMappingRequest {
+                directory_id: dir,
+                mode: RoleMappingMode::Multiple.into(),
+                ..Default::default()
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.RoleMappingService/GetRoleMapping" => {
+            call(channel, method, GetRoleMappingRequest { directory_id: dir }).await
+        }
+        "/idmesh.v1.RoleMappingService/PreviewMappings" => {
+            let request = PreviewMappingsRequest {
+                directory_id: dir,
+                mode: RoleMappingMode::Multiple.into(),
+                ..Default::default()
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.RoleMappingService/SetAttributeMapping" => {
+            let request = SetAttributeMappingRequest {
+                directory_id: dir,
+                ..Default::default()
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.RoleMappingService/GetAttributeMapping" => {
+            call(channel, method, GetAttributeMappingRequest { directory_id: dir }).await
+        }
+        "/idmesh.v1.RoleMappingService/GetEffectiveRoles" => {
+            let request = GetEffectiveRolesRequest {
+                directory_id: dir,
+                user_id: b.user_id.clone(),
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.RoleMappingService/ListRoleHolders" => {
+            let request = ListRoleHoldersRequest {
+                directory_id: dir,
+                role: "admin".to_owned(),
+                ..Default::default()
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.RoleMappingService/GetProfile" => {
+            let request = GetProfileRequest {
                 directory_id: dir,
                 user_id: b.user_id.clone(),
             };

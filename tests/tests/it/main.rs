@@ -16,4 +16,5 @@ mod groups;
 mod grpc;
 mod idp;
 mod projection;
+mod roles;
 mod users;

@@ -103,6 +103,17 @@ pub const POLICIES: &[Policy] = &[
     rule("/idmesh.v1.SessionService/RevokeUserSessions", SessionsWrite, One),
     rule("/idmesh.v1.SessionService/ListUserSessions", SessionsRead, One),
     rule("/idmesh.v1.SessionService/WatchRevocations", RevocationsWatch, Filtered),
+    rule("/idmesh.v1.RoleMappingService/CreateRole", RolesWrite, Global),
+    rule("/idmesh.v1.RoleMappingService/ListRoles", RolesRead, Global),
+    rule("/idmesh.v1.RoleMappingService/DeleteRole", RolesWrite, Global),
+    rule("/idmesh.v1.RoleMappingService/SetRoleMapping", RolesWrite, One),
+    rule("/idmesh.v1.RoleMappingService/GetRoleMapping", RolesRead, One),
+    rule("/idmesh.v1.RoleMappingService/PreviewMappings", RolesRead, One),
+    rule("/idmesh.v1.RoleMappingService/SetAttributeMapping", RolesWrite, One),
+    rule("/idmesh.v1.RoleMappingService/GetAttributeMapping", RolesRead, One),
+    rule("/idmesh.v1.RoleMappingService/GetEffectiveRoles", RolesRead, One),
+    rule("/idmesh.v1.RoleMappingService/ListRoleHolders", RolesRead, One),
+    rule("/idmesh.v1.RoleMappingService/GetProfile", RolesRead, One),
 ];
 
 /// The policy of the method at `path`, if it has one.

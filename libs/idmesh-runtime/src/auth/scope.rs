@@ -30,7 +30,8 @@ pub enum Scope {
     RevocationsWatch,
     /// Operational state, e.g. the session revocation backlog.
     MonitoringRead,
-    /// The role-mapping service, when it comes.
+    /// Roles, role and attribute mappings, effective roles and profiles
+    /// (a profile holds mapped user attributes).
     RolesRead,
     RolesWrite,
     /// The events service, when it comes.

@@ -50,4 +50,12 @@ directory_scoped!(
     pb::RevokeSessionByHandleRequest,
     pb::RevokeUserSessionsRequest,
     pb::ListUserSessionsRequest,
+    pb::SetRoleMappingRequest,
+    pb::GetRoleMappingRequest,
+    pb::PreviewMappingsRequest,
+    pb::SetAttributeMappingRequest,
+    pb::GetAttributeMappingRequest,
+    pb::GetEffectiveRolesRequest,
+    pb::ListRoleHoldersRequest,
+    pb::GetProfileRequest,
 );

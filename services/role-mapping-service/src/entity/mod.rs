@@ -1,0 +1,6 @@
+//! The tables role-mapping-service owns.
+
+pub mod profile_field;
+pub mod role;
+pub mod role_mapping;
+pub mod role_rule;
