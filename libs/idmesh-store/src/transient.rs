@@ -44,7 +44,10 @@ pub fn is_transient(err: &DbErr) -> bool {
 }
 
 fn transient_code(code: &str) -> bool {
-    if let Ok(sqlite) = code.parse::<i64>() {
+    // SQLSTATEs are five characters; SQLite's codes are shorter numbers.
+    if code.len() != 5
+        && let Ok(sqlite) = code.parse::<i64>()
+    {
         return matches!(sqlite & 0xff, SQLITE_BUSY | SQLITE_LOCKED);
     }
     TRANSIENT_SQLSTATES.contains(&code) || TRANSIENT_SQLSTATE_CLASSES.iter().any(|class| code.starts_with(class))

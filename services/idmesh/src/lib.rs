@@ -144,7 +144,15 @@ impl MeshConfig {
             api_key: None,
             bootstrap_admin_key: None,
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
-            traffic: scim_gateway::Traffic::DEFAULT,
+            // Tests send faster than any IdP; a test of the rate limit sets
+            // its own.
+            traffic: scim_gateway::Traffic {
+                default_rate: scim_gateway::Rate {
+                    per_second: std::num::NonZeroU32::MAX,
+                    burst: std::num::NonZeroU32::MAX,
+                },
+                ..scim_gateway::Traffic::DEFAULT
+            },
             limits: scim::Limits::DEFAULT,
         }
     }

@@ -15,7 +15,7 @@ use idmesh_proto::v1::{
     ListTokensRequest, ListUserSessionsRequest, ListUsersRequest, LookupUsersRequest, PatchGroupRequest,
     PatchMembersRequest, PatchUserRequest, RemoveMemberEverywhereRequest, ReplaceMembersRequest, ReplaceUserRequest,
     ResolveTokenRequest, RevokeApiKeyRequest, RevokeSessionByHandleRequest, RevokeSessionRequest, RevokeTokenRequest,
-    RevokeUserSessionsRequest, SessionStatus, UpdateGroupRequest, WatchRevocationsRequest,
+    RevokeUserSessionsRequest, SessionStatus, SetRateLimitRequest, UpdateGroupRequest, WatchRevocationsRequest,
 };
 use idmesh_proto::v1::{
     GetAttributeMappingRequest, GetEffectiveRolesRequest, GetProfileRequest, GetRoleMappingRequest,
@@ -287,6 +287,13 @@ async fn call_against(channel: AuthChannel, method: &'static str, b: &Fixture) -
         }
         "/idmesh.v1.DirectoryService/ListTokens" => {
             call(channel, method, ListTokensRequest { directory_id: dir }).await
+        }
+        "/idmesh.v1.DirectoryService/SetRateLimit" => {
+            let request = SetRateLimitRequest {
+                directory_id: dir,
+                rate_limit: None,
+            };
+            call(channel, method, request).await
         }
         "/idmesh.v1.UserService/CreateUser" => {
             let request = CreateUserRequest {
