@@ -171,11 +171,26 @@ pub async fn shed(State(state): State<AppState>, request: Request, next: Next) -
         metrics::counter!(SHED_METRIC).increment(1);
         return unavailable("the server is at its limit of concurrent requests; retry later".to_owned());
     };
-    let gauge = metrics::gauge!(IN_FLIGHT_METRIC);
-    gauge.increment(1.0);
-    let response = next.run(request).await;
-    gauge.decrement(1.0);
-    response
+    let _counted = InFlight::start();
+    next.run(request).await
+}
+
+/// One request in [`IN_FLIGHT_METRIC`], for as long as it lives: also when
+/// the client goes away and the request's future is dropped.
+struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    fn start() -> InFlight {
+        let gauge = metrics::gauge!(IN_FLIGHT_METRIC);
+        gauge.increment(1.0);
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// Runs the request under its deadline, and answers 503 when it passes.
