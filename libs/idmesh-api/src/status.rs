@@ -43,12 +43,16 @@ fn code_for(http_status: u16) -> Code {
 /// other codes that mean a failure of ours.
 fn http_for(code: Code) -> Option<u16> {
     let arriving_only = match code {
-        // A page or cursor out of range is the caller's mistake.
-        Code::OutOfRange => Some(400),
         // A lost compare-and-set race reads like a stale version.
         Code::Aborted => Some(412),
-        // The request's time ran out somewhere behind the gateway.
-        Code::DeadlineExceeded => Some(503),
+        // The request's time ran out somewhere behind the gateway: tonic
+        // answers a call whose `grpc-timeout` expired at the server with
+        // CANCELLED, one whose deadline passed at the caller with
+        // DEADLINE_EXCEEDED.
+        Code::DeadlineExceeded | Code::Cancelled => Some(503),
+        // OUT_OF_RANGE is what tonic answers for a message over the size
+        // limit (no service of ours sends it to the gateway): our failure,
+        // so it stays INTERNAL.
         _ => None,
     };
     arriving_only.or_else(|| TABLE.iter().find(|(_, c)| *c == code).map(|(http, _)| *http))
@@ -176,6 +180,8 @@ mod tests {
     fn internal_details_never_reach_the_client() {
         let back = to_scim(&Status::internal("connection to 10.0.0.3 refused"));
         assert_eq!(back, ScimError::internal());
+        let too_large = Status::out_of_range("Error, decoded message length too large: found 9 bytes");
+        assert_eq!(to_scim(&too_large), ScimError::internal());
     }
 
     #[test]
@@ -183,6 +189,7 @@ mod tests {
         for status in [
             Status::unavailable("tcp connect error"),
             Status::deadline_exceeded("timeout at 10.0.0.3"),
+            Status::cancelled("Timeout expired at 10.0.0.3"),
         ] {
             let back = to_scim(&status);
             assert_eq!(back.status, 503);

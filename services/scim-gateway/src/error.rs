@@ -21,7 +21,14 @@ impl From<ScimError> for ApiError {
 
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        Self(idmesh_api::status::to_scim(&status))
+        let err = idmesh_api::status::to_scim(&status);
+        if err.status == 500 {
+            // A service logs its own internal errors; this also catches what
+            // tonic answered on the gateway's side (a message over the size
+            // limit, a broken connection).
+            tracing::error!(code = ?status.code(), message = status.message(), "a gRPC call failed");
+        }
+        Self(err)
     }
 }
 
