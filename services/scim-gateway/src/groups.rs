@@ -1,8 +1,8 @@
 //! Groups, stored by group-service, members as rows of their own.
 //!
 //! Members are read from group-service only when the response carries
-//! them (`excludedAttributes=members` never reads one), and a response
-//! about one group streams them (see [`crate::members`]).
+//! them (`excludedAttributes=members` never reads one), and every response
+//! streams them, a list as well as one group (see [`crate::members`]).
 //!
 //! PATCH answers 200 with the group, except when the request names neither
 //! `attributes` nor `excludedAttributes` and the group has more members
@@ -16,11 +16,10 @@ use idmesh_api::resource::Resource;
 use idmesh_proto::v1 as proto;
 use scim::attributes::Projection;
 use scim::schema::{GROUP_RESOURCE, ResourceSchema};
-use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::members::{MemberPages, stream_group};
+use crate::members::{MemberPages, PendingMembers, stream_group};
 use crate::resources::{Listed, ResourceType, render};
 use crate::response::BaseUrl;
 
@@ -133,25 +132,19 @@ impl ResourceType for Groups {
         Ok(())
     }
 
-    /// Adds each group's members, read whole: a list holds its page in
-    /// memory. A response about one group streams them instead
-    /// ([`Groups::respond`]).
-    async fn complete(
+    /// A group's members are written after it, page by page as they are
+    /// read ([`crate::members`]), in a list as in a response about one group.
+    fn streamed(
         state: &AppState,
         directory_url: &str,
-        page: &mut [Resource],
+        group: &Resource,
         projection: &Projection,
-    ) -> Result<(), ApiError> {
-        if !projection.includes(&GROUP_RESOURCE, "members") {
-            return Ok(());
+    ) -> Option<PendingMembers> {
+        if group.member_count == 0 || !projection.includes(&GROUP_RESOURCE, "members") {
+            return None;
         }
-        for group in page.iter_mut().filter(|group| group.member_count > 0) {
-            let members = MemberPages::new(state.groups.clone(), &group.directory_id, &group.id)
-                .collect(directory_url)
-                .await?;
-            group.document.insert("members".to_owned(), Value::Array(members));
-        }
-        Ok(())
+        let pages = MemberPages::new(state.groups.clone(), &group.directory_id, &group.id);
+        Some(PendingMembers::new(pages, directory_url.to_owned(), projection.clone()))
     }
 
     /// Answers with the group, its members streamed when `projection`
@@ -163,12 +156,13 @@ impl ResourceType for Groups {
         status: StatusCode,
         projection: Projection,
     ) -> Result<Response, ApiError> {
+        let directory_url = base.directory(&group.directory_id);
+        let members = Groups::streamed(state, &directory_url, &group, &projection);
         let rendered = render::<Groups>(base, &group, status, &projection);
-        if group.member_count == 0 || !projection.includes(&GROUP_RESOURCE, "members") {
-            return Ok(rendered.into_response());
+        match members {
+            Some(members) => stream_group(rendered, members).await,
+            None => Ok(rendered.into_response()),
         }
-        let pages = MemberPages::new(state.groups.clone(), &group.directory_id, &group.id);
-        stream_group(rendered, pages, base.directory(&group.directory_id), projection).await
     }
 
     fn too_large_to_return(state: &AppState, group: &Resource) -> bool {

@@ -33,6 +33,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::conditional::{Freshness, Preconditions};
 use crate::error::ApiError;
+use crate::members::{PendingMembers, stream_list};
 use crate::projection::AttributeQuery;
 use crate::response::{BaseUrl, ScimBody, ScimJson, ScimResource, not_modified, without_body};
 
@@ -91,15 +92,29 @@ pub trait ResourceType: Sized + Send + Sync + 'static {
         expected_version: Option<i64>,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
 
-    /// Adds to each document of a page what its type stores outside it and
-    /// `projection` returns (users' `groups`, groups' `members`), in as few
-    /// calls as the page allows.
+    /// Adds to each document of a page what its type stores outside it,
+    /// is small, and `projection` returns (users' `groups`), in as few
+    /// calls as the page allows. By default there is nothing to add.
     fn complete(
-        state: &AppState,
-        directory_url: &str,
-        page: &mut [Resource],
-        projection: &Projection,
-    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+        _state: &AppState,
+        _directory_url: &str,
+        _page: &mut [Resource],
+        _projection: &Projection,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// What a response writes after `resource` as it reads it, never held
+    /// whole: a group's `members`, when `projection` returns them and it
+    /// has any. By default nothing.
+    fn streamed(
+        _state: &AppState,
+        _directory_url: &str,
+        _resource: &Resource,
+        _projection: &Projection,
+    ) -> Option<PendingMembers> {
+        None
+    }
 
     /// Answers with one resource. By default the resource is completed and
     /// rendered whole; a type whose relations can be large streams them.
@@ -306,10 +321,10 @@ async fn list<R: ResourceType>(
     Path(directory_id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
     base: BaseUrl,
-) -> Result<ScimBody, ApiError> {
+) -> Result<Response, ApiError> {
     let query = ListQuery::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let page = page_of::<R>(&state, &directory_id, &query, query.start_index, query.count, &base).await?;
-    Ok(page.into_body(&query, query.start_index))
+    Ok(page.into_response(&query, query.start_index))
 }
 
 /// `POST {endpoint}/.search`: the query in a SearchRequest body (RFC 7644
@@ -319,10 +334,10 @@ async fn search<R: ResourceType>(
     Path(directory_id): Path<String>,
     base: BaseUrl,
     ScimJson(body): ScimJson,
-) -> Result<ScimBody, ApiError> {
+) -> Result<Response, ApiError> {
     let query = ListQuery::from_search_request(&body)?;
     let page = page_of::<R>(&state, &directory_id, &query, query.start_index, query.count, &base).await?;
-    Ok(page.into_body(&query, query.start_index))
+    Ok(page.into_response(&query, query.start_index))
 }
 
 /// One page of resources rendered for a list response, how many match,
@@ -330,22 +345,36 @@ async fn search<R: ResourceType>(
 #[derive(Debug, Default)]
 pub struct Page {
     pub resources: Vec<Value>,
+    /// What each resource's response writes after it, by position in
+    /// `resources` ([`ResourceType::streamed`]).
+    pub streamed: Vec<Option<PendingMembers>>,
     pub total: u64,
     pub next_cursor: Option<String>,
     pub previous_cursor: Option<String>,
 }
 
 impl Page {
+    /// Appends `other`'s resources to this page's, adding up the totals.
+    pub fn extend(&mut self, other: Page) {
+        self.resources.extend(other.resources);
+        self.streamed.extend(other.streamed);
+        self.total += other.total;
+    }
+
     /// The page as the ListResponse `query` asks for: with its cursors
     /// when it pages by cursor (RFC 9865), else starting at the 1-based
-    /// `start_index`.
-    pub fn into_body(self, query: &ListQuery, start_index: u64) -> ScimBody {
-        ScimBody(match query.cursor {
+    /// `start_index`. Streamed when a resource has members to write.
+    pub fn into_response(self, query: &ListQuery, start_index: u64) -> Response {
+        let envelope = match query.cursor {
             Some(_) => {
                 scim::list::cursor_list_response(self.resources, self.total, self.next_cursor, self.previous_cursor)
             }
             None => scim::list::list_response(self.resources, self.total, start_index),
-        })
+        };
+        if self.streamed.iter().all(Option::is_none) {
+            return ScimBody(envelope).into_response();
+        }
+        stream_list(envelope, self.streamed)
     }
 }
 
@@ -367,14 +396,21 @@ pub async fn page_of<R: ResourceType>(
     )?;
     let request = ListRequest::new(query, start_index, count)?;
     let mut listed = R::list(state, directory_id.to_owned(), request).await?;
-    R::complete(state, &base.directory(directory_id), &mut listed.resources, &projection).await?;
+    let directory_url = base.directory(directory_id);
+    R::complete(state, &directory_url, &mut listed.resources, &projection).await?;
     let resources = listed
         .resources
         .iter()
         .map(|resource| render::<R>(base, resource, StatusCode::OK, &projection).body)
         .collect();
+    let streamed = listed
+        .resources
+        .iter()
+        .map(|resource| R::streamed(state, &directory_url, resource, &projection))
+        .collect();
     Ok(Page {
         resources,
+        streamed,
         total: listed.total,
         next_cursor: listed.next_cursor,
         previous_cursor: listed.previous_cursor,

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use axum::extract::{Path, State};
+use axum::response::Response;
 use scim::ScimError;
 use scim::list::ListQuery;
 
@@ -20,7 +21,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::groups::Groups;
 use crate::resources::{Page, page_of};
-use crate::response::{BaseUrl, ScimBody, ScimJson};
+use crate::response::{BaseUrl, ScimJson};
 use crate::users::Users;
 
 type PageFuture<'a> = Pin<Box<dyn Future<Output = Result<Page, ApiError>> + Send + 'a>>;
@@ -43,7 +44,7 @@ pub async fn search(
     Path(directory_id): Path<String>,
     base: BaseUrl,
     ScimJson(body): ScimJson,
-) -> Result<ScimBody, ApiError> {
+) -> Result<Response, ApiError> {
     let query = ListQuery::from_search_request(&body)?;
     if query.cursor.is_some() {
         return Err(ScimError::invalid_value(
@@ -60,8 +61,7 @@ pub async fn search(
         match page_of_type(&state, &directory_id, &query, start, count, &base).await {
             Ok(part) => {
                 answered = true;
-                page.total += part.total;
-                page.resources.extend(part.resources);
+                page.extend(part);
             }
             Err(err) if rejects_query(&err) => {
                 first_rejection.get_or_insert(err);
@@ -71,7 +71,7 @@ pub async fn search(
     }
     match first_rejection {
         Some(err) if !answered => Err(err),
-        _ => Ok(page.into_body(&query, query.start_index)),
+        _ => Ok(page.into_response(&query, query.start_index)),
     }
 }
 

@@ -737,8 +737,33 @@ both_backends!(
                 .as_array()
                 .is_some_and(|members| members.iter().all(|m| m.as_object().is_some_and(|m| m.len() == 1)))
         );
-        let listed = scim.get("/Groups", 200).await.body;
-        assert_eq!(member_ids(&listed["Resources"][0]), ids);
+
+        // A list writes each group's members after it, group after group.
+        let few = [ids[0].as_str(), ids[1].as_str()];
+        scim.groups().create(&NewGroup::new("Few", &few)).await;
+        scim.groups().create(&NewGroup::new("Nobody", &[])).await;
+        let listed = scim.get("/Groups?sortBy=displayName", 200).await;
+        assert_eq!(listed.header("content-length"), None, "the list is streamed");
+        assert_eq!(
+            (&listed.body["totalResults"], &listed.body["itemsPerPage"]),
+            (&json!(3), &json!(3))
+        );
+        let resources = &listed.body["Resources"];
+        let names: Vec<&Value> = (0..3).map(|i| &resources[i]["displayName"]).collect();
+        assert_eq!(names, [&json!("Everyone"), &json!("Few"), &json!("Nobody")]);
+        assert_eq!(member_ids(&resources[0]), ids);
+        assert_eq!(member_ids(&resources[1]), sorted(&[&ids[0], &ids[1]]));
+        assert_eq!(resources[2].get("members"), None);
+
+        // So does the search over every resource type.
+        let search = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": "displayName eq \"Everyone\"",
+            "attributes": ["members.value"],
+        });
+        let searched = scim.post("/.search", search, 200).await.body;
+        assert_eq!(searched["totalResults"], json!(1));
+        assert_eq!(member_ids(&searched["Resources"][0]), ids);
     }
 );
 
