@@ -118,34 +118,34 @@ impl TestMesh {
 
     /// A gRPC client of the API keys at directory-service.
     pub fn api_keys(&self) -> ApiKeyServiceClient<AuthChannel> {
-        ApiKeyServiceClient::new(self.admin_channel(self.directory_addr))
+        idmesh_runtime::with_message_limits!(ApiKeyServiceClient::new(self.admin_channel(self.directory_addr)))
     }
 
     /// A gRPC client of directory-service.
     pub fn directories(&self) -> DirectoryServiceClient<AuthChannel> {
-        DirectoryServiceClient::new(self.admin_channel(self.directory_addr))
+        idmesh_runtime::with_message_limits!(DirectoryServiceClient::new(self.admin_channel(self.directory_addr)))
     }
 
     /// A gRPC client of user-service.
     pub fn users(&self) -> UserServiceClient<AuthChannel> {
-        UserServiceClient::new(self.admin_channel(self.user_addr))
+        idmesh_runtime::with_message_limits!(UserServiceClient::new(self.admin_channel(self.user_addr)))
     }
 
     /// A gRPC client of group-service.
     pub fn groups(&self) -> GroupServiceClient<AuthChannel> {
-        GroupServiceClient::new(self.admin_channel(self.group_addr))
+        idmesh_runtime::with_message_limits!(GroupServiceClient::new(self.admin_channel(self.group_addr)))
     }
 
     /// A gRPC client of role-mapping-service.
     pub fn roles(&self) -> RoleMappingServiceClient<AuthChannel> {
         let addr = self.role_addr.expect("the mesh runs role-mapping-service");
-        RoleMappingServiceClient::new(self.admin_channel(addr))
+        idmesh_runtime::with_message_limits!(RoleMappingServiceClient::new(self.admin_channel(addr)))
     }
 
     /// A gRPC client of the session-service that user-service revokes
     /// sessions in.
     pub fn sessions(&self) -> SessionServiceClient<AuthChannel> {
-        SessionServiceClient::new(self.admin_channel(self.session_addr))
+        idmesh_runtime::with_message_limits!(SessionServiceClient::new(self.admin_channel(self.session_addr)))
     }
 
     /// A fresh directory with a token, and a SCIM client for it.

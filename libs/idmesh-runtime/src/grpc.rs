@@ -23,6 +23,30 @@ use crate::auth::layer::AuthLayer;
 use crate::auth::{AuthChannel, Authenticator, Credential};
 use crate::deadline::DeadlineLayer;
 
+/// The largest gRPC message an idmesh client or server accepts.
+///
+/// tonic's default is 4 MiB received, which a page of large documents
+/// passes; every idmesh client and server is set to this instead by
+/// [`with_message_limits!`], so each side accepts the same. A receiver
+/// refuses a larger message with OUT_OF_RANGE ("decoded message length too
+/// large: found … bytes, the limit is: 16777216 bytes"), which reaches the
+/// sender as that status. Sending is not limited: tonic reports a caller's
+/// own send-limit breach as a bare HTTP/2 reset, while the receiver's
+/// refusal names the limit. The largest messages in normal use stay far
+/// below: a document (`max_document_bytes`, at most 2 MiB), a list page
+/// (4 MiB of documents plus one, see `idmesh_store::list::PAGE_BYTES`),
+/// 5,000 members.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A generated tonic client or server that accepts messages of up to
+/// [`MAX_MESSAGE_BYTES`]: `with_message_limits!(UserServiceClient::new(channel))`.
+#[macro_export]
+macro_rules! with_message_limits {
+    ($client_or_server:expr) => {
+        $client_or_server.max_decoding_message_size($crate::grpc::MAX_MESSAGE_BYTES)
+    };
+}
+
 /// The standard health service every server runs.
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 

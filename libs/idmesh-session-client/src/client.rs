@@ -191,7 +191,7 @@ impl SessionClient {
                 users: options.max_cached_users,
                 revocations: options.max_revocations,
             })),
-            grpc: SessionServiceClient::new(channel),
+            grpc: idmesh_runtime::with_message_limits!(SessionServiceClient::new(channel)),
             synced: watch::Sender::new(false),
             options,
         });

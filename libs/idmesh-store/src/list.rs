@@ -1,6 +1,12 @@
 //! The one list pipeline every service's List call runs: count the
 //! matching rows, sort them, and read one page, all in the database; by
 //! index (`OFFSET`/`LIMIT`) or by cursor (keyset on the id, RFC 9865).
+//!
+//! A page ends early once its documents pass [`PAGE_BYTES`]: SCIM lets a
+//! page hold fewer resources than `count` (RFC 7644 §3.4.2.4), and the
+//! next page, from `startIndex` plus `itemsPerPage` or from the next
+//! cursor, starts right after. So a page of large documents stays a
+//! bounded gRPC message and a bounded part of every process's memory.
 
 use scim::ScimError;
 use scim::list::Cursor;
@@ -10,6 +16,11 @@ use sea_orm::{
 };
 
 use crate::filter::Target;
+
+/// The bytes of documents after which a page ends: the first row that
+/// reaches it is the page's last. A page is at most this plus one
+/// document, well within idmesh's gRPC message limit (16 MiB).
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Which page of a list, in which order (SCIM's `startIndex`, `count`,
 /// `sortBy` and `sortOrder`, or RFC 9865's `cursor`).
@@ -48,12 +59,14 @@ impl Target {
     /// `sort_by` with ties in `id` order; a `sort_by` this resource type
     /// cannot sort by is 400, even when the page reads no row. By cursor,
     /// in `id` order (a `sort_by` with a cursor is 400 `invalidValue`).
+    /// `size` tells a row's bytes, for [`PAGE_BYTES`].
     pub async fn list<E, Err>(
         &self,
         db: &DatabaseConnection,
         query: Select<E>,
         id: E::Column,
         window: Window<'_>,
+        size: impl Fn(&E::Model) -> usize,
     ) -> Result<Listed<E::Model>, Err>
     where
         E: EntityTrait,
@@ -70,13 +83,14 @@ impl Target {
                 )
                 .into());
             }
-            return walk(db, query, id, cursor, window.count, total).await;
+            return walk(db, query, id, cursor, window.count, total, size).await;
         }
         let sorted = self.sorted(query, window.sort_by, window.descending)?;
         let Some((offset, limit)) = page_window(window.start_index, window.count) else {
             return Ok(Listed::index(Vec::new(), total));
         };
-        let rows = sorted.order_by_asc(id).offset(offset).limit(limit).all(db).await?;
+        let mut rows = sorted.order_by_asc(id).offset(offset).limit(limit).all(db).await?;
+        end_at_budget(&mut rows, size);
         Ok(Listed::index(rows, total))
     }
 }
@@ -95,7 +109,9 @@ impl<M> Listed<M> {
 /// One page of a cursor walk: the `count` rows after (or before) the
 /// cursor's id, and cursors to the pages on either side when they hold
 /// any row. One row more than the page is read to know whether a next
-/// (or previous) page exists without counting.
+/// (or previous) page exists without counting. A page ended at
+/// [`PAGE_BYTES`] keeps the rows nearest the cursor and has a cursor past
+/// its far end.
 async fn walk<E, Err>(
     db: &DatabaseConnection,
     query: Select<E>,
@@ -103,6 +119,7 @@ async fn walk<E, Err>(
     cursor: &Cursor,
     count: i32,
     total: u64,
+    size: impl Fn(&E::Model) -> usize,
 ) -> Result<Listed<E::Model>, Err>
 where
     E: EntityTrait,
@@ -141,8 +158,10 @@ where
         }
     };
     let full = usize::try_from(limit).unwrap_or(usize::MAX);
-    let overflow = rows.len() > full;
+    let mut overflow = rows.len() > full;
     rows.truncate(full);
+    // Still in walking order: the rows nearest the cursor come first.
+    overflow |= end_at_budget(&mut rows, size);
     let backwards = matches!(cursor, Cursor::Before(_));
     if backwards {
         rows.reverse();
@@ -170,6 +189,21 @@ where
     })
 }
 
+/// Ends `rows` at the first row that takes their bytes to [`PAGE_BYTES`]
+/// (it stays: a page holds at least one row); whether any row was left out.
+fn end_at_budget<M>(rows: &mut Vec<M>, size: impl Fn(&M) -> usize) -> bool {
+    let mut bytes = 0;
+    let Some(last) = rows.iter().position(|row| {
+        bytes += size(row);
+        bytes >= PAGE_BYTES
+    }) else {
+        return false;
+    };
+    let ended_early = last + 1 < rows.len();
+    rows.truncate(last + 1);
+    ended_early
+}
+
 /// The `OFFSET` and `LIMIT` of a SCIM page: `count` resources from the
 /// 1-based `start_index` (values below 1 read as 1); `None` when `count`
 /// asks for none (the total only).
@@ -181,7 +215,26 @@ fn page_window(start_index: i64, count: i32) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::page_window;
+    use super::{PAGE_BYTES, end_at_budget, page_window};
+
+    #[test]
+    fn a_page_ends_at_the_row_that_reaches_the_byte_budget() {
+        let quarter = PAGE_BYTES / 4;
+        let mut rows = vec![quarter; 10];
+        assert!(end_at_budget(&mut rows, |row| *row));
+        assert_eq!(rows.len(), 4, "the fourth row reaches the budget and is the last");
+
+        let mut small = vec![1; 10];
+        assert!(!end_at_budget(&mut small, |row| *row));
+        assert_eq!(small.len(), 10);
+
+        let mut huge = vec![2 * PAGE_BYTES, 1];
+        assert!(end_at_budget(&mut huge, |row| *row));
+        assert_eq!(huge, [2 * PAGE_BYTES], "a page holds at least one row");
+
+        let mut exactly = vec![quarter; 4];
+        assert!(!end_at_budget(&mut exactly, |row| *row), "nothing was left out");
+    }
 
     #[test]
     fn a_page_starts_at_a_one_based_index_and_count_zero_reads_nothing() {

@@ -186,9 +186,22 @@ pub fn cursor_list_response(
 /// The types' resources follow each other: the page reaches into the next
 /// type from its first resource once the earlier ones are shown, or from
 /// further in when the page starts past all of them.
+///
+/// An earlier type that showed fewer of its resources than the page had
+/// room for ended its part early (a service ends a page of large documents
+/// at its byte budget): the page ends there too, so that the next one,
+/// from `startIndex` plus the resources shown, misses none; the next type
+/// is asked for its total only.
 pub fn window_in_next_type(start_index: u64, count: u32, total_before: u64, shown: usize) -> (u64, u32) {
     let start = start_index.saturating_sub(total_before).max(1);
-    let count = count.saturating_sub(u32::try_from(shown).unwrap_or(u32::MAX));
+    let shown = u32::try_from(shown).unwrap_or(u32::MAX);
+    let left_before = total_before.saturating_sub(start_index.max(1) - 1);
+    let room_before = u32::try_from(left_before).unwrap_or(u32::MAX).min(count);
+    let count = if shown < room_before {
+        0
+    } else {
+        count.saturating_sub(shown)
+    };
     (start, count)
 }
 
@@ -417,6 +430,11 @@ mod tests {
         assert_eq!(window_in_next_type(6, 5, 3, 0), (3, 5));
         // A page the users fill asks the groups for their total only.
         assert_eq!(window_in_next_type(1, 2, 10, 2), (1, 0));
+        // Users that ended their part early (3 shown of 10 with room for
+        // 10) end the page: the groups give their total only.
+        assert_eq!(window_in_next_type(1, 10, 100, 3), (1, 0));
+        assert_eq!(window_in_next_type(95, 10, 100, 3), (1, 0));
+        assert_eq!(window_in_next_type(95, 10, 100, 6), (1, 4));
     }
     use crate::schema::{ENTERPRISE_USER_SCHEMA_ID, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA_ID};
 

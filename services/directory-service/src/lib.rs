@@ -78,8 +78,8 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     keys.install(&config.bootstrap_keys).await.map_err(Error::Install)?;
     let auth = Authenticator::new(keys.resolver(), config.key_cache_ttl, clock.clone());
     let api = DirectoryApi::new(db, clock);
-    let routes =
-        tonic::service::Routes::new(DirectoryServiceServer::new(api)).add_service(ApiKeyServiceServer::new(keys));
+    let routes = tonic::service::Routes::new(idmesh_runtime::with_message_limits!(DirectoryServiceServer::new(api)))
+        .add_service(idmesh_runtime::with_message_limits!(ApiKeyServiceServer::new(keys)));
     tracing::info!(addr = ?listener.local_addr().ok(), "directory-service listening");
     idmesh_runtime::grpc::serve_with_readiness(
         listener,

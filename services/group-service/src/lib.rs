@@ -67,7 +67,8 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         Readiness::new(move || idmesh_store::is_reachable(db.clone()))
     };
     let api = GroupApi::new(db, users, idmesh_runtime::clock::system()).with_limits(config.limits);
-    let server = idmesh_proto::v1::group_service_server::GroupServiceServer::new(api);
+    let server =
+        idmesh_runtime::with_message_limits!(idmesh_proto::v1::group_service_server::GroupServiceServer::new(api));
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), user_addr = %config.user_addr, "group-service listening");
     idmesh_runtime::grpc::serve_with_readiness(listener, routes, &[GroupApi::SERVICE_NAME], auth, readiness, shutdown)

@@ -182,7 +182,7 @@ impl GroupApi {
     pub(crate) fn new(db: DatabaseConnection, users: AuthChannel, clock: Clock) -> Self {
         Self {
             db,
-            users: UserServiceClient::new(users),
+            users: idmesh_runtime::with_message_limits!(UserServiceClient::new(users)),
             clock,
             limits: Limits::DEFAULT,
         }
@@ -394,7 +394,9 @@ impl GroupService for GroupApi {
         let listed = self
             .filters()
             .target()
-            .list::<_, Error>(&self.db, query, group::Column::Id, window)
+            .list::<_, Error>(&self.db, query, group::Column::Id, window, |row| {
+                document::json_len(&row.resource)
+            })
             .await?;
         Ok(Response::new(ListGroupsResponse {
             groups: listed.rows.into_iter().map(to_proto).collect(),

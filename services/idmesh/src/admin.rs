@@ -175,17 +175,21 @@ impl Connection {
 impl Endpoint {
     fn client(&self) -> anyhow::Result<DirectoryServiceClient<AuthChannel>> {
         let channel = idmesh_runtime::grpc::authed_channel(&self.directory_addr, &self.credential)?;
-        Ok(DirectoryServiceClient::new(channel))
+        Ok(idmesh_runtime::with_message_limits!(DirectoryServiceClient::new(
+            channel
+        )))
     }
 
     fn api_keys(&self) -> anyhow::Result<ApiKeyServiceClient<AuthChannel>> {
         let channel = idmesh_runtime::grpc::authed_channel(&self.directory_addr, &self.credential)?;
-        Ok(ApiKeyServiceClient::new(channel))
+        Ok(idmesh_runtime::with_message_limits!(ApiKeyServiceClient::new(channel)))
     }
 
     pub(crate) fn roles(&self) -> anyhow::Result<RoleMappingServiceClient<AuthChannel>> {
         let channel = idmesh_runtime::grpc::authed_channel(&self.role_addr, &self.credential)?;
-        Ok(RoleMappingServiceClient::new(channel))
+        Ok(idmesh_runtime::with_message_limits!(RoleMappingServiceClient::new(
+            channel
+        )))
     }
 
     /// What a failed call to role-mapping-service is reported with.
@@ -392,7 +396,9 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<()> {
 /// point an IdP at it. On later starts, show the existing directories.
 pub async fn announce_first_directory(directory_addr: &str, public_url: &str, admin_key: &str) -> anyhow::Result<()> {
     let credential = Credential::new(admin_key)?;
-    let mut client = DirectoryServiceClient::new(idmesh_runtime::grpc::authed_channel(directory_addr, &credential)?);
+    let mut client = idmesh_runtime::with_message_limits!(DirectoryServiceClient::new(
+        idmesh_runtime::grpc::authed_channel(directory_addr, &credential)?
+    ));
     let existing = client
         .list_directories(ListDirectoriesRequest {})
         .await

@@ -66,7 +66,9 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         Readiness::new(move || idmesh_store::is_reachable(db.clone()))
     };
     let api = RoleApi::new(db, users, groups, idmesh_runtime::clock::system());
-    let server = idmesh_proto::v1::role_mapping_service_server::RoleMappingServiceServer::new(api);
+    let server = idmesh_runtime::with_message_limits!(
+        idmesh_proto::v1::role_mapping_service_server::RoleMappingServiceServer::new(api)
+    );
     let routes = tonic::service::Routes::new(server);
     tracing::info!(
         addr = ?listener.local_addr().ok(),

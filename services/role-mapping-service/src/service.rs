@@ -126,8 +126,8 @@ impl RoleApi {
     pub(crate) fn new(db: DatabaseConnection, users: AuthChannel, groups: AuthChannel, clock: Clock) -> Self {
         Self {
             db,
-            users: UserServiceClient::new(users),
-            groups: GroupServiceClient::new(groups),
+            users: idmesh_runtime::with_message_limits!(UserServiceClient::new(users)),
+            groups: idmesh_runtime::with_message_limits!(GroupServiceClient::new(groups)),
             clock,
         }
     }

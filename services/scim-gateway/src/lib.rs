@@ -106,13 +106,19 @@ struct AppState {
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     let directory_channel = idmesh_runtime::grpc::lazy_channel(&config.directory_addr)?;
     let state = AppState {
-        directories: DirectoryServiceClient::new(AuthChannel::new(
+        directories: idmesh_runtime::with_message_limits!(DirectoryServiceClient::new(AuthChannel::new(
             directory_channel.clone(),
             config.credential.clone(),
-        )),
+        ))),
         directory_health: HealthClient::new(directory_channel),
-        users: UserServiceClient::new(authed_channel(&config.user_addr, &config.credential)?),
-        groups: GroupServiceClient::new(authed_channel(&config.group_addr, &config.credential)?),
+        users: idmesh_runtime::with_message_limits!(UserServiceClient::new(authed_channel(
+            &config.user_addr,
+            &config.credential
+        )?)),
+        groups: idmesh_runtime::with_message_limits!(GroupServiceClient::new(authed_channel(
+            &config.group_addr,
+            &config.credential
+        )?)),
         tokens: Arc::new(TokenCache::new()),
         public_url: config.public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
         group_patch_member_limit: config.group_patch_member_limit,

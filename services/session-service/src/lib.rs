@@ -134,7 +134,8 @@ async fn run<S: SessionStore>(
         })
     };
     let api = SessionApi::new(store, clock, shutdown.clone());
-    let server = idmesh_proto::v1::session_service_server::SessionServiceServer::new(api);
+    let server =
+        idmesh_runtime::with_message_limits!(idmesh_proto::v1::session_service_server::SessionServiceServer::new(api));
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), "session-service listening");
     idmesh_runtime::grpc::serve_with_readiness(

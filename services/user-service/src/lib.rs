@@ -77,7 +77,8 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         Readiness::new(move || idmesh_store::is_reachable(db.clone()))
     };
     let api = UserApi::new(db, clock, revocations).with_limits(config.limits);
-    let server = idmesh_proto::v1::user_service_server::UserServiceServer::new(api);
+    let server =
+        idmesh_runtime::with_message_limits!(idmesh_proto::v1::user_service_server::UserServiceServer::new(api));
     let routes = tonic::service::Routes::new(server);
     tracing::info!(addr = ?listener.local_addr().ok(), session_addr = %config.session_addr, group_addr = %config.group_addr, "user-service listening");
     let served = idmesh_runtime::grpc::serve_with_readiness(

@@ -154,8 +154,8 @@ impl Revocations {
     pub(crate) fn new(db: DatabaseConnection, sessions: AuthChannel, groups: AuthChannel, clock: Clock) -> Revocations {
         Revocations {
             db,
-            sessions: SessionServiceClient::new(sessions),
-            groups: GroupServiceClient::new(groups),
+            sessions: idmesh_runtime::with_message_limits!(SessionServiceClient::new(sessions)),
+            groups: idmesh_runtime::with_message_limits!(GroupServiceClient::new(groups)),
             clock,
         }
     }

@@ -463,7 +463,9 @@ impl UserService for UserApi {
         };
         let listed = self
             .target()
-            .list::<_, Error>(&self.db, query, user::Column::Id, window)
+            .list::<_, Error>(&self.db, query, user::Column::Id, window, |row| {
+                document::json_len(&row.resource)
+            })
             .await?;
         Ok(Response::new(ListUsersResponse {
             users: listed.rows.into_iter().map(to_proto).collect(),

@@ -71,7 +71,7 @@ impl Authenticator {
     ) -> Result<Authenticator, GrpcError> {
         let channel = AuthChannel::new(crate::grpc::lazy_channel(directory_addr)?, credential);
         let resolver = Remote {
-            client: ApiKeyServiceClient::new(channel),
+            client: crate::with_message_limits!(ApiKeyServiceClient::new(channel)),
         };
         Ok(Authenticator::new(resolver, cache_ttl, crate::clock::system()))
     }
