@@ -15,6 +15,7 @@ mod filters;
 mod groups;
 mod grpc;
 mod idp;
+mod limits;
 mod projection;
 mod roles;
 mod users;
