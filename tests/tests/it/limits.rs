@@ -22,6 +22,7 @@ use reqwest::Method;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
@@ -48,13 +49,16 @@ fn non_zero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).expect("not zero")
 }
 
+/// How long the gateways of [`slow_rate`] trust a resolved token, so how
+/// soon a rate set over gRPC applies.
+const TOKEN_CACHE_TTL: Duration = Duration::from_millis(500);
+
 /// Each directory gets 1 request a second with bursts of 3 unless it has
-/// its own rate; a resolved token is trusted for half a second, so a rate
-/// set over gRPC applies within that.
+/// its own rate.
 fn slow_rate(config: &mut MeshConfig) {
     config.traffic.default_rate.per_second = non_zero(1);
     config.traffic.default_rate.burst = non_zero(3);
-    config.token_cache_ttl = Duration::from_millis(500);
+    config.token_cache_ttl = TOKEN_CACHE_TTL;
 }
 
 async fn start_with_slow_rate(database: &ScratchDatabase) -> TestMesh {
@@ -176,9 +180,11 @@ both_backends!(
             .into_inner();
         assert_eq!(stored.rate_limit, own_rate);
 
-        // Once the gateway has resolved the token again, the directory's
-        // own burst of 1000 admits far more than the default's 3.
-        get_users_until(&raised, 200, 429).await;
+        // Once the gateway has resolved the token again, past its cache
+        // time, the directory's own burst of 1000 admits far more than the
+        // default's 3. (A 200 alone would not tell: the default bucket
+        // refills too.)
+        tokio::time::sleep(TOKEN_CACHE_TTL + Duration::from_millis(100)).await;
         for _ in 0..20 {
             raised.get("/Users", 200).await;
         }
@@ -260,28 +266,58 @@ async fn start_with_one_request_at_a_time(database: &ScratchDatabase) -> TestMes
     .await
 }
 
+/// Sends the head of a `POST /Users` and stalls in its body: the gateway
+/// admits a request before it reads the body, so this one holds a slot
+/// until the connection closes.
+async fn stall_in_a_body(mesh: &TestMesh, scim: &ScimClient) -> TcpStream {
+    let mut stalled = TcpStream::connect(mesh.http_addr)
+        .await
+        .expect("connect to the gateway");
+    let head = format!(
+        "POST /scim/v2/{}/Users HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/scim+json\r\nContent-Length: 1000\r\n\r\n{{\"userName\": \"stall",
+        scim.directory_id,
+        mesh.http_addr,
+        scim.token.as_deref().expect("a token"),
+    );
+    stalled.write_all(head.as_bytes()).await.expect("send the head");
+    stalled
+}
+
+/// A stalled request holding the only slot, and the 503 another request got
+/// meanwhile.
+async fn hold_the_only_slot(mesh: &TestMesh, scim: &ScimClient) -> (TcpStream, ScimResponse) {
+    let started = Instant::now();
+    let mut stalled = stall_in_a_body(mesh, scim).await;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no request was shed within 5 seconds"
+        );
+        let response = scim
+            .send_expecting_one_of(Method::GET, "/Users", None, &[200, 503])
+            .await;
+        if response.status == 503 {
+            return (stalled, response);
+        }
+        // This request got the slot before the stalled one was taken in;
+        // if the gateway has answered the stalled one (503) or closed it,
+        // stall again.
+        let mut answer = [0; 64];
+        match stalled.try_read(&mut answer) {
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            _ => stalled = stall_in_a_body(mesh, scim).await,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 both_backends!(
     with_every_slot_taken_a_request_gets_503_at_once,
     start_with_one_request_at_a_time,
     |mesh: TestMesh| async move {
         let scim = mesh.new_directory().await;
-        // A client that sends its headers and then stalls in the body holds
-        // the only slot: the gateway admits a request before reading it.
-        let mut stalled = tokio::net::TcpStream::connect(mesh.http_addr)
-            .await
-            .expect("connect to the gateway");
-        let head = format!(
-            "POST /scim/v2/{}/Users HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
-             Content-Type: application/scim+json\r\nContent-Length: 1000\r\n\r\n{{\"userName\": \"stall",
-            scim.directory_id,
-            mesh.http_addr,
-            scim.token.as_deref().expect("a token"),
-        );
-        stalled.write_all(head.as_bytes()).await.expect("send the head");
-
-        // Until the gateway has taken the stalled request in, a request may
-        // still get the slot.
-        let shed = get_users_until(&scim, 503, 200).await;
+        let (stalled, shed) = hold_the_only_slot(&mesh, &scim).await;
         assert_scim_error(&shed, None);
         retry_after(&shed);
         let started = Instant::now();
