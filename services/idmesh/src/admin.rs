@@ -14,7 +14,8 @@ use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
 use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
 use idmesh_proto::v1::{
     ApiKey, CreateApiKeyRequest, CreateDirectoryRequest, Directory, IssueTokenRequest, ListApiKeysRequest,
-    ListDirectoriesRequest, ListTokensRequest, RevokeApiKeyRequest, RevokeTokenRequest, Token,
+    ListDirectoriesRequest, ListTokensRequest, RateLimit, RevokeApiKeyRequest, RevokeTokenRequest, SetRateLimitRequest,
+    Token,
 };
 use idmesh_runtime::auth::{AuthChannel, Credential};
 use serde_json::json;
@@ -73,8 +74,35 @@ pub enum DirectoryCommand {
         #[command(flatten)]
         connection: Connection,
     },
-    /// List directories with their SCIM base URLs.
+    /// List directories with their SCIM base URLs and their own rates.
     List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Set the rate at which the SCIM gateway accepts a directory's
+    /// requests, or return it to the deployment's default; gateways apply
+    /// it within 10 seconds.
+    RateLimit {
+        /// The directory's id (see `idmesh directory list`).
+        directory_id: String,
+        /// Requests a second, sustained.
+        #[arg(
+            long,
+            requires = "burst",
+            required_unless_present = "default",
+            value_parser = clap::value_parser!(u32).range(1..),
+        )]
+        per_second: Option<u32>,
+        /// Requests at once.
+        #[arg(long, requires = "per_second", value_parser = clap::value_parser!(u32).range(1..))]
+        burst: Option<u32>,
+        /// Drop the directory's own rate: the deployment's default applies
+        /// (rate_limit_per_second and rate_limit_burst).
+        #[arg(long, conflicts_with_all = ["per_second", "burst"])]
+        default: bool,
+        /// Print the directory as JSON, as `directory list --json` does.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -246,6 +274,26 @@ fn token_json(token: &Token) -> serde_json::Value {
     })
 }
 
+/// A directory's own rate, or "default" when the deployment's applies.
+fn rate_text(rate: Option<&RateLimit>) -> String {
+    match rate {
+        Some(rate) => format!("{}/s burst {}", rate.requests_per_second, rate.burst),
+        None => "default".to_owned(),
+    }
+}
+
+fn directory_json(directory: &Directory, scim_base_url: String) -> serde_json::Value {
+    json!({
+        "id": directory.id,
+        "name": directory.name,
+        "scim_base_url": scim_base_url,
+        "rate_limit": directory.rate_limit.as_ref().map(|rate| json!({
+            "requests_per_second": rate.requests_per_second,
+            "burst": rate.burst,
+        })),
+    })
+}
+
 async fn create_with_token(
     client: &mut DirectoryServiceClient<AuthChannel>,
     name: &str,
@@ -294,13 +342,56 @@ pub async fn directory(command: DirectoryCommand) -> anyhow::Result<()> {
             if json {
                 let list: Vec<_> = directories
                     .iter()
-                    .map(|d| json!({"id": d.id, "name": d.name, "scim_base_url": connection.scim_base_url(&d.id)}))
+                    .map(|d| directory_json(d, connection.scim_base_url(&d.id)))
                     .collect();
                 println!("{}", serde_json::Value::Array(list));
             } else {
                 for d in &directories {
-                    println!("{}\t{}\t{}", d.id, d.name, connection.scim_base_url(&d.id));
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        d.id,
+                        d.name,
+                        connection.scim_base_url(&d.id),
+                        rate_text(d.rate_limit.as_ref())
+                    );
                 }
+            }
+        }
+        DirectoryCommand::RateLimit {
+            directory_id,
+            per_second,
+            burst,
+            default: _,
+            json,
+            connection,
+        } => {
+            // clap lets through either both numbers or --default alone.
+            let rate_limit = per_second.zip(burst).map(|(requests_per_second, burst)| RateLimit {
+                requests_per_second,
+                burst,
+            });
+            let connection = connection.endpoint()?;
+            let directory = connection
+                .client()?
+                .set_rate_limit(SetRateLimitRequest {
+                    directory_id,
+                    rate_limit,
+                })
+                .await
+                .with_context(|| connection.context())?
+                .into_inner();
+            if json {
+                println!(
+                    "{}",
+                    directory_json(&directory, connection.scim_base_url(&directory.id))
+                );
+            } else {
+                println!(
+                    "Directory {} ({}): rate {}; gateways apply it within 10 seconds",
+                    directory.id,
+                    directory.name,
+                    rate_text(directory.rate_limit.as_ref())
+                );
             }
         }
     }

@@ -727,6 +727,7 @@ impl Config {
             api_key: self.api_key.as_ref().map(|secret| secret.0.clone()),
             bootstrap_admin_key: self.bootstrap_admin_key.as_ref().map(|secret| secret.0.clone()),
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
+            token_cache_ttl: scim_gateway::DEFAULT_TOKEN_CACHE_TTL,
             traffic: scim_gateway::Traffic {
                 request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
                 max_concurrent_requests: self.max_concurrent_requests,

@@ -84,6 +84,10 @@ pub struct MeshConfig {
     /// How long the services trust a resolved caller's key: how long a
     /// revoked key may keep working.
     pub key_cache_ttl: Duration,
+    /// How long the gateway trusts a resolved SCIM bearer token: how long a
+    /// revoked token keeps working, and a directory's new rate takes to
+    /// apply.
+    pub token_cache_ttl: Duration,
     /// The gateway's deadlines, concurrency and default directory rate.
     pub traffic: scim_gateway::Traffic,
     /// What one request may ask of the gateway and the services.
@@ -144,6 +148,7 @@ impl MeshConfig {
             api_key: None,
             bootstrap_admin_key: None,
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
+            token_cache_ttl: scim_gateway::DEFAULT_TOKEN_CACHE_TTL,
             // Tests send faster than any IdP; a test of the rate limit sets
             // its own.
             traffic: scim_gateway::Traffic {
@@ -322,6 +327,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
     if let (Some(listener), Some(identity)) = (gateway_listener, gateway_identity) {
         let config = scim_gateway::Config {
             credential: identity.credential,
+            token_cache_ttl: config.token_cache_ttl,
             directory_addr,
             user_addr,
             group_addr,

@@ -2,6 +2,7 @@
 //! the admin commands against a running directory-service.
 
 use std::io::{BufRead, BufReader};
+use std::num::NonZeroU32;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -536,6 +537,116 @@ async fn role_mapping_and_profile_commands_drive_role_mapping_service() {
     let profile: Value =
         serde_json::from_str(&run(&["profile", "show", "--directory", directory, "--user", user_id])).expect("JSON");
     assert_eq!(profile["roles"], json!(["member"]));
+
+    shutdown.cancel();
+    running.await.expect("joined").expect("the mesh stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_rate_limit_sets_and_clears_the_rate_the_gateway_applies() {
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let admin_key = idmesh::generate_api_key().expect("randomness");
+    let mut config = MeshConfig::loopback(database.url().to_owned());
+    config.bootstrap_admin_key = Some(admin_key.clone());
+    // A default of 1 request a second with bursts of 2, and a new rate
+    // applied within half a second rather than 10.
+    config.traffic.default_rate.per_second = NonZeroU32::MIN;
+    config.traffic.default_rate.burst = NonZeroU32::new(2).expect("not zero");
+    config.token_cache_ttl = Duration::from_millis(500);
+    let shutdown = CancellationToken::new();
+    let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
+        .await
+        .expect("the mesh starts");
+    let (http_addr, directory_addr) = (
+        mesh.http_addr.expect("gateway"),
+        mesh.directory_addr.expect("directories"),
+    );
+    let running = tokio::spawn(mesh.wait());
+    let connection = [
+        "--directory-addr".to_owned(),
+        directory_addr.to_string(),
+        "--public-url".to_owned(),
+        format!("http://{http_addr}"),
+    ];
+    let run = |args: &[&str]| {
+        let mut args: Vec<&str> = args.to_vec();
+        args.extend(connection.iter().map(String::as_str));
+        let (code, stdout, stderr) = run_idmesh(&args, &[("IDMESH_API_KEY", &admin_key)]);
+        assert_eq!(code, 0, "idmesh {args:?}: {stderr}");
+        stdout
+    };
+    let created: Value =
+        serde_json::from_str(&run(&["directory", "create", "--name", "Acme", "--json"])).expect("JSON output");
+    let (id, base_url, token) = (
+        created["id"].as_str().expect("id"),
+        created["scim_base_url"].as_str().expect("scim_base_url"),
+        created["token"].as_str().expect("token"),
+    );
+    assert!(
+        run(&["directory", "list"]).contains("\tdefault"),
+        "no rate of its own yet"
+    );
+
+    let set: Value = serde_json::from_str(&run(&[
+        "directory",
+        "rate-limit",
+        id,
+        "--per-second",
+        "1000",
+        "--burst",
+        "1000",
+        "--json",
+    ]))
+    .expect("JSON output");
+    let own_rate = json!({"requests_per_second": 1000, "burst": 1000});
+    assert_eq!(set["rate_limit"], own_rate);
+    let listed: Value = serde_json::from_str(&run(&["directory", "list", "--json"])).expect("JSON output");
+    assert_eq!(listed[0]["rate_limit"], own_rate);
+    assert!(run(&["directory", "list"]).contains("1000/s burst 1000"));
+
+    // The gateway resolves the token for the first time now, with the
+    // directory's own burst: far more than the default's 2 go through.
+    let http = reqwest::Client::new();
+    let list_users = || async {
+        http.get(format!("{base_url}/Users"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the gateway answers")
+            .status()
+            .as_u16()
+    };
+    for _ in 0..10 {
+        assert_eq!(list_users().await, 200);
+    }
+
+    let cleared = run(&["directory", "rate-limit", id, "--default"]);
+    assert!(cleared.contains("rate default"), "{cleared}");
+    let listed: Value = serde_json::from_str(&run(&["directory", "list", "--json"])).expect("JSON output");
+    assert_eq!(listed[0]["rate_limit"], Value::Null);
+    // Within the token cache time the default applies again.
+    let started = std::time::Instant::now();
+    while list_users().await != 429 {
+        assert!(started.elapsed() < Duration::from_secs(5), "no 429 after 5 seconds");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (code, _, stderr) = run_idmesh(
+        &[
+            "directory",
+            "rate-limit",
+            "no-such-directory",
+            "--per-second",
+            "1",
+            "--burst",
+            "1",
+            "--directory-addr",
+            &directory_addr.to_string(),
+        ],
+        &[("IDMESH_API_KEY", &admin_key)],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("directory no-such-directory not found"), "{stderr}");
 
     shutdown.cancel();
     running.await.expect("joined").expect("the mesh stops cleanly");

@@ -18,25 +18,26 @@ use crate::error::ApiError;
 use crate::traffic::{Rate, Tenant};
 
 /// How long a resolved token is trusted without asking directory-service
-/// again: a revoked token stops working within this time.
-const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
+/// again, unless configured otherwise: a revoked token stops working, and a
+/// directory's new rate applies, within this time.
+pub const DEFAULT_TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
 const TOKEN_CACHE_CAPACITY: u64 = 10_000;
 
 /// directory-service's answers about tokens, keyed by the token's SHA-256
 /// so that no secret sits in memory longer than a request: the directory
 /// (and its rate) of a live token, and, as `None`, that a token is unknown,
 /// so that a client repeating a bad token costs directory-service one
-/// lookup per [`TOKEN_CACHE_TTL`], not one per request. A token's secret is
-/// random, so an unknown one never becomes valid later.
+/// lookup per [`crate::Config::token_cache_ttl`], not one per request. A
+/// token's secret is random, so an unknown one never becomes valid later.
 #[derive(Debug)]
 pub struct TokenCache(moka::sync::Cache<String, Option<Tenant>>);
 
 impl TokenCache {
-    pub fn new() -> Self {
+    pub fn new(ttl: Duration) -> Self {
         Self(
             moka::sync::Cache::builder()
                 .max_capacity(TOKEN_CACHE_CAPACITY)
-                .time_to_live(TOKEN_CACHE_TTL)
+                .time_to_live(ttl)
                 .build(),
         )
     }

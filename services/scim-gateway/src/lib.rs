@@ -36,6 +36,7 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tower_http::trace::TraceLayer;
 
+pub use crate::auth::DEFAULT_TOKEN_CACHE_TTL;
 use crate::auth::TokenCache;
 use crate::traffic::RateLimits;
 pub use crate::traffic::{Rate, Traffic};
@@ -61,6 +62,11 @@ pub struct Config {
     /// groups:read, groups:write, and nothing else (it cannot issue SCIM
     /// tokens).
     pub credential: Credential,
+    /// How long a resolved bearer token is trusted without asking
+    /// directory-service again: how long a revoked token keeps working, and
+    /// how long a directory's new rate takes to apply
+    /// ([`DEFAULT_TOKEN_CACHE_TTL`] unless configured).
+    pub token_cache_ttl: std::time::Duration,
     /// Deadlines, concurrency and each directory's rate.
     pub traffic: Traffic,
     /// What one request may ask; the gateway enforces the body size and
@@ -119,7 +125,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
             &config.group_addr,
             &config.credential
         )?)),
-        tokens: Arc::new(TokenCache::new()),
+        tokens: Arc::new(TokenCache::new(config.token_cache_ttl)),
         public_url: config.public_url.map(|url| Arc::from(url.trim_end_matches('/'))),
         group_patch_member_limit: config.group_patch_member_limit,
         traffic: config.traffic,

@@ -16,6 +16,7 @@ mod groups;
 mod grpc;
 mod idp;
 mod large;
+mod limits;
 mod projection;
 mod roles;
 mod users;
