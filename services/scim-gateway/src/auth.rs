@@ -11,6 +11,7 @@ use axum::response::Response;
 use idmesh_proto::v1::ResolveTokenRequest;
 use scim::ScimError;
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 use tonic::Code;
 
 use crate::AppState;
@@ -86,6 +87,7 @@ pub async fn require_directory_token(
                     Some(Tenant {
                         directory_id: response.directory_id.into(),
                         rate: response.rate_limit.as_ref().and_then(Rate::from_proto),
+                        resolved_at: Instant::now(),
                     })
                 }
                 Err(status) if status.code() == Code::NotFound => None,

@@ -102,6 +102,9 @@ impl Default for Traffic {
 pub struct Tenant {
     pub directory_id: Arc<str>,
     pub rate: Option<Rate>,
+    /// When directory-service said so: of two tokens of one directory
+    /// cached at different times, the later answer's rate holds.
+    pub resolved_at: Instant,
 }
 
 /// How many directories' buckets are kept; the least recently used go
@@ -119,6 +122,8 @@ pub struct RateLimits {
 #[derive(Debug)]
 struct Bucket {
     rate: Rate,
+    /// When the rate was learnt ([`Tenant::resolved_at`]).
+    since: Instant,
     limiter: DefaultDirectRateLimiter,
 }
 
@@ -132,17 +137,21 @@ impl RateLimits {
         }
     }
 
-    /// Takes a token from `directory_id`'s bucket at `rate`, or says how
-    /// long until one is there. A changed rate starts a new, full bucket.
-    pub fn admit(&self, directory_id: &Arc<str>, rate: Rate) -> Result<(), Duration> {
+    /// Takes a token from `directory_id`'s bucket at `rate`, learnt at
+    /// `resolved_at`, or says how long until one is there. A rate learnt
+    /// later than the bucket's starts a new, full bucket; one learnt
+    /// earlier (a token cached before the change) is old news and changes
+    /// nothing, so alternating two tokens cannot reset the bucket.
+    pub fn admit(&self, directory_id: &Arc<str>, rate: Rate, resolved_at: Instant) -> Result<(), Duration> {
         let fresh = || {
             Arc::new(Bucket {
                 rate,
+                since: resolved_at,
                 limiter: DefaultDirectRateLimiter::direct(Quota::per_second(rate.per_second).allow_burst(rate.burst)),
             })
         };
         let mut bucket = self.buckets.get_with_by_ref(directory_id, fresh);
-        if bucket.rate != rate {
+        if bucket.rate != rate && resolved_at > bucket.since {
             bucket = fresh();
             self.buckets.insert(directory_id.clone(), bucket.clone());
         }
@@ -219,7 +228,7 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
         return next.run(request).await;
     };
     let rate = tenant.rate.unwrap_or(state.traffic.default_rate);
-    match state.rate_limits.admit(&tenant.directory_id, rate) {
+    match state.rate_limits.admit(&tenant.directory_id, rate, tenant.resolved_at) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
             metrics::counter!(RATE_LIMITED_METRIC, "directory_id" => tenant.directory_id.to_string()).increment(1);
@@ -254,9 +263,11 @@ mod tests {
         let limits = RateLimits::new();
         let directory: Arc<str> = Arc::from("d1");
         for _ in 0..3 {
-            assert_eq!(limits.admit(&directory, rate(1, 3)), Ok(()));
+            assert_eq!(limits.admit(&directory, rate(1, 3), Instant::now()), Ok(()));
         }
-        let wait = limits.admit(&directory, rate(1, 3)).expect_err("the bucket is empty");
+        let wait = limits
+            .admit(&directory, rate(1, 3), Instant::now())
+            .expect_err("the bucket is empty");
         assert!(
             wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
             "{wait:?}"
@@ -267,18 +278,33 @@ mod tests {
     fn directories_have_buckets_of_their_own() {
         let limits = RateLimits::new();
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
-        assert_eq!(limits.admit(&a, rate(1, 1)), Ok(()));
-        assert!(limits.admit(&a, rate(1, 1)).is_err());
-        assert_eq!(limits.admit(&b, rate(1, 1)), Ok(()));
+        assert_eq!(limits.admit(&a, rate(1, 1), Instant::now()), Ok(()));
+        assert!(limits.admit(&a, rate(1, 1), Instant::now()).is_err());
+        assert_eq!(limits.admit(&b, rate(1, 1), Instant::now()), Ok(()));
     }
 
     #[test]
     fn a_new_rate_takes_effect_at_once() {
         let limits = RateLimits::new();
         let directory: Arc<str> = Arc::from("d");
-        assert_eq!(limits.admit(&directory, rate(1, 1)), Ok(()));
-        assert!(limits.admit(&directory, rate(1, 1)).is_err());
-        assert_eq!(limits.admit(&directory, rate(100, 10)), Ok(()));
+        let (before, after) = (Instant::now(), Instant::now() + Duration::from_secs(1));
+        assert_eq!(limits.admit(&directory, rate(1, 1), before), Ok(()));
+        assert!(limits.admit(&directory, rate(1, 1), before).is_err());
+        assert_eq!(limits.admit(&directory, rate(100, 10), after), Ok(()));
+    }
+
+    #[test]
+    fn a_rate_learnt_before_the_buckets_changes_nothing() {
+        let limits = RateLimits::new();
+        let directory: Arc<str> = Arc::from("d");
+        let (before, after) = (Instant::now(), Instant::now() + Duration::from_secs(1));
+        // Two tokens of one directory: one cached before its rate went
+        // down to 1/s, one after. Alternating them keeps the new bucket.
+        assert_eq!(limits.admit(&directory, rate(1, 1), after), Ok(()));
+        for _ in 0..3 {
+            assert!(limits.admit(&directory, rate(100, 100), before).is_err());
+            assert!(limits.admit(&directory, rate(1, 1), after).is_err());
+        }
     }
 
     #[test]
