@@ -51,16 +51,40 @@ fn start_dev(data_dir: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
         .stderr(Stdio::null())
         .spawn()
         .expect("idmesh dev starts");
-    let stdout = child.stdout.take().expect("piped stdout");
+    let lines = read_lines(child.stdout.take().expect("piped stdout"));
+    (child, lines)
+}
+
+/// [`start_dev`] with `args` added, and its log lines (stderr) as well.
+fn start_dev_logging(
+    data_dir: &std::path::Path,
+    args: &[&str],
+) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+    let mut child = idmesh()
+        .args(["dev", "--data-dir"])
+        .arg(data_dir)
+        .args(["--http-addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("idmesh dev starts");
+    let lines = read_lines(child.stdout.take().expect("piped stdout"));
+    let logs = read_lines(child.stderr.take().expect("piped stderr"));
+    (child, lines, logs)
+}
+
+/// The lines of `output`, read on a thread of their own.
+fn read_lines(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (lines_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
             if lines_tx.send(line).is_err() {
                 break;
             }
         }
     });
-    (child, lines)
+    lines
 }
 
 fn next_line(lines: &mpsc::Receiver<String>) -> String {
@@ -783,4 +807,58 @@ async fn serve_with_a_redis_url_shares_sessions_between_processes() {
     stop(first);
     stop(second);
     stop(directories);
+}
+
+/// A user created through the gateway at `base_url`, then deactivated by a
+/// PATCH that continues the trace of `traceparent`; returns the user's id.
+async fn deactivate_a_new_user(base_url: &str, token: &str, traceparent: &str) -> String {
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{base_url}/Users"))
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .body(json!({"userName": "observed@example.com"}).to_string())
+        .send()
+        .await
+        .expect("the gateway answers")
+        .json()
+        .await
+        .expect("a JSON user");
+    let id = created["id"].as_str().expect("an id").to_owned();
+    let patched = http
+        .patch(format!("{base_url}/Users/{id}"))
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .header("traceparent", traceparent)
+        .body(json!({"Operations": [{"op": "replace", "path": "active", "value": false}]}).to_string())
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(patched.status().as_u16(), 200);
+    id
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_trace_id_of_the_request_into_every_service() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let (child, lines, logs) = start_dev_logging(data_dir.path(), &["--log-format", "json"]);
+    let base_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
+    let token = value_after(&next_line(&lines), "Bearer token:").to_owned();
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    deactivate_a_new_user(&base_url, &token, &format!("00-{trace_id}-00f067aa0ba902b7-01")).await;
+
+    // user-service logs the revocation it delivered for the PATCH: in
+    // another task than the gateway's, reached over gRPC.
+    let mut revoked = None;
+    while let Ok(line) = logs.recv_timeout(Duration::from_secs(10)) {
+        let entry: Value = serde_json::from_str(&line).unwrap_or_else(|err| panic!("{line:?} is not JSON: {err}"));
+        if entry["message"] == "user's sessions revoked" {
+            revoked = Some(entry);
+            break;
+        }
+    }
+    let revoked = revoked.expect("user-service logs the revocation");
+    assert_eq!(revoked["trace_id"], trace_id.as_str(), "{revoked}");
+    assert_eq!(revoked["level"], "INFO");
+    stop(child);
 }

@@ -17,4 +17,5 @@ mod grpc;
 mod idp;
 mod projection;
 mod roles;
+mod telemetry;
 mod users;
