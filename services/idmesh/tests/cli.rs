@@ -862,3 +862,120 @@ async fn json_logs_carry_the_trace_id_of_the_request_into_every_service() {
     assert_eq!(revoked["level"], "INFO");
     stop(child);
 }
+
+#[tokio::test]
+async fn metrics_name_routes_by_template_and_grpc_methods_and_never_an_id() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let metrics_addr = free_addr();
+    let (child, lines, _logs) = start_dev_logging(data_dir.path(), &["--metrics-addr", &metrics_addr]);
+    let base_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
+    let token = value_after(&next_line(&lines), "Bearer token:").to_owned();
+    let directory_id = base_url.rsplit('/').next().expect("a directory id").to_owned();
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let user_id = deactivate_a_new_user(&base_url, &token, &format!("00-{trace_id}-00f067aa0ba902b7-01")).await;
+    let http = reqwest::Client::new();
+    let missing = http
+        .get(format!("{base_url}/Users/{}", uuid::Uuid::new_v4()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(missing.status().as_u16(), 404);
+    // /readyz also asks directory-service's grpc.health.v1.
+    let gateway = base_url.split("/scim/").next().expect("the gateway's URL");
+    for probe in ["healthz", "readyz"] {
+        let answer = http
+            .get(format!("{gateway}/{probe}"))
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert_eq!(answer.status().as_u16(), 200, "/{probe}");
+    }
+
+    let metrics = http
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .expect("idmesh dev serves metrics")
+        .text()
+        .await
+        .expect("the metrics text");
+    let series = |name: &str, labels: &[&str]| {
+        metrics
+            .lines()
+            .any(|line| line.starts_with(name) && labels.iter().all(|label| line.contains(label)))
+    };
+    let user_route = r#"route="/scim/v2/{directory_id}/Users/{id}""#;
+    assert!(
+        series(
+            "idmesh_http_requests_total{",
+            &[
+                user_route,
+                r#"method="PATCH""#,
+                r#"status="200""#,
+                r#"status_class="2xx""#
+            ]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "idmesh_http_requests_total{",
+            &[user_route, r#"status="404""#, r#"status_class="4xx""#]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series("idmesh_http_request_duration_seconds_bucket{", &[user_route, r#"le="#]),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "idmesh_grpc_server_requests_total{",
+            &[
+                r#"service="idmesh.v1.UserService""#,
+                r#"method="PatchUser""#,
+                r#"code="Ok""#
+            ]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "idmesh_grpc_server_requests_total{",
+            &[r#"method="RevokeUserSessions""#, r#"code="Ok""#]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "idmesh_grpc_server_request_duration_seconds_bucket{",
+            &[r#"method="PatchUser""#]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "idmesh_db_pool_connections{",
+            &[r#"service="user-service""#, r#"state="idle""#]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series("idmesh_db_pool_max_connections{", &[r#"service="user-service""#]),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|line| line == "idmesh_session_store_up 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("healthz") && !metrics.contains("readyz") && !metrics.contains("grpc.health"),
+        "probes are not counted:\n{metrics}"
+    );
+    assert!(
+        !metrics.contains(&directory_id) && !metrics.contains(&user_id),
+        "no raw id in a label:\n{metrics}"
+    );
+    stop(child);
+}
