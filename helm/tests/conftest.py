@@ -63,6 +63,7 @@ EVERYTHING_ON = deep_merge(
         "externalRedis": {"url": "redis://redis.cache.svc:6379", "existingSecret": "redis", "existingSecretPasswordKey": "password"},
         "serviceMonitor": {"enabled": True},
         "prometheusRule": {"enabled": True},
+        "grafanaDashboard": {"enabled": True},
         **{
             component: {"pdb": {"enabled": True}, "autoscaling": {"enabled": True}}
             for component in ("gateway", "directories", "users", "groups", "sessions", "roles")

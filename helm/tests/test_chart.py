@@ -6,6 +6,7 @@ edges."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import helm_python as helm
@@ -23,12 +24,14 @@ from conftest import (
     NAMESPACE,
     REDIS_PEER,
     RELEASE,
+    REPO,
     deep_merge,
     render_objects,
     values_file,
 )
 
 FULLNAME = f"{RELEASE}-idmesh"
+DASHBOARD = CHART_DIR / "dashboards" / "idmesh.json"
 COMPONENTS = ("gateway", "directories", "users", "groups", "sessions", "roles")
 DEFAULTS = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
 PORTS = DEFAULTS["ports"]
@@ -358,6 +361,65 @@ def test_the_http_metric_names_are_values(chart):
     exprs = {r["alert"]: r["expr"] for r in rule["spec"]["groups"][0]["rules"]}
     assert 'scim_requests_total{' in exprs["IdmeshGatewayServerErrors"] and 'code=~"5.."' in exprs["IdmeshGatewayServerErrors"]
     assert 'code="429"' in exprs["IdmeshGatewayRateLimited"]
+
+
+def test_the_grafana_dashboard_ships_in_a_labelled_configmap_only_when_enabled(rendered):
+    (configmap,) = [c for c in kind(rendered["everything-on"], "ConfigMap") if c["metadata"]["name"] == f"{FULLNAME}-dashboard"]
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(configmap["data"]["idmesh.json"]) == json.loads(DASHBOARD.read_text())
+    assert not [c for c in kind(rendered["minimal"], "ConfigMap") if c["metadata"]["name"].endswith("-dashboard")]
+
+
+def test_the_dashboard_goes_where_the_sidecar_looks(chart):
+    values = deep_merge(MINIMAL, {"grafanaDashboard": {"enabled": True, "namespace": "monitoring", "labels": {"dashboards": "idmesh"}, "annotations": {"grafana_folder": "idmesh"}}})
+    (configmap,) = kind(render_objects(chart, values), "ConfigMap")
+    assert configmap["metadata"]["namespace"] == "monitoring"
+    assert configmap["metadata"]["labels"]["dashboards"] == "idmesh"
+    assert configmap["metadata"]["annotations"] == {"grafana_folder": "idmesh"}
+
+
+def exported_metrics() -> set[str]:
+    """Every metric name the Rust sources spell out as a string literal."""
+    sources = [*REPO.glob("libs/*/src/**/*.rs"), *REPO.glob("services/*/src/**/*.rs")]
+    return {name for path in sources for name in re.findall(r'"(idmesh_[a-z0-9_]+)"', path.read_text())}
+
+
+def queried_metrics(expression: str) -> set[str]:
+    """The idmesh metrics a PromQL expression reads, histogram series
+    (_bucket, _sum, _count) as the histogram's name."""
+    names = set()
+    for name in re.findall(r"\bidmesh_[a-z0-9_]+", expression):
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        names.add(base if base != name and base in exported_metrics() else name)
+    return names
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = [p for top in dashboard["panels"] for p in [top, *top.get("panels", [])]]
+    queries = [target["expr"] for panel in panels for target in panel.get("targets", [])]
+    queries += [variable["definition"] for variable in dashboard["templating"]["list"] if "definition" in variable]
+    return queries
+
+
+def test_every_metric_the_dashboard_and_the_alerts_read_is_exported_by_the_code(rendered):
+    (rule,) = kind(rendered["everything-on"], "PrometheusRule")
+    alerts = [r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    exported = exported_metrics()
+    for source, queries in (("dashboard", dashboard_queries()), ("PrometheusRule", alerts)):
+        read = set().union(*(queried_metrics(q) for q in queries))
+        assert read, f"the {source} reads no idmesh metric"
+        assert read <= exported, f"the {source} reads metrics no code exports: {sorted(read - exported)}"
+
+
+def test_the_dashboard_shows_every_exported_metric():
+    shown = set().union(*(queried_metrics(q) for q in dashboard_queries()))
+    assert exported_metrics() <= shown, sorted(exported_metrics() - shown)
+
+
+def test_the_readme_lists_exactly_the_exported_metrics():
+    listed = set(re.findall(r"^\| `(idmesh_[a-z0-9_]+)` \|", (REPO / "README.md").read_text(), re.MULTILINE))
+    assert listed == exported_metrics()
 
 
 # --- NetworkPolicy -----------------------------------------------------------
