@@ -884,12 +884,23 @@ async fn metrics_name_routes_by_template_and_grpc_methods_and_never_an_id() {
     // /readyz also asks directory-service's grpc.health.v1.
     let gateway = base_url.split("/scim/").next().expect("the gateway's URL");
     for probe in ["healthz", "readyz"] {
-        let answer = http
-            .get(format!("{gateway}/{probe}"))
-            .send()
-            .await
-            .expect("the gateway answers");
-        assert_eq!(answer.status().as_u16(), 200, "/{probe}");
+        // /readyz may say 503 until a health check of directory-service
+        // gets through.
+        let mut status = 0;
+        for _ in 0..50 {
+            status = http
+                .get(format!("{gateway}/{probe}"))
+                .send()
+                .await
+                .expect("the gateway answers")
+                .status()
+                .as_u16();
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 200, "/{probe}");
     }
 
     let metrics = http

@@ -132,13 +132,24 @@ both_backends!(probes_are_not_traced, |mesh: TestMesh| async move {
     let (traceparent, trace_id, _) = sampled_traceparent();
     let http = reqwest::Client::new();
     for probe in ["healthz", "readyz"] {
-        let response = http
-            .get(format!("http://{}/{probe}", mesh.http_addr))
-            .header("traceparent", &traceparent)
-            .send()
-            .await
-            .expect("the gateway answers");
-        assert_eq!(response.status(), 200, "/{probe}");
+        // /readyz may say 503 until a health check of directory-service
+        // gets through.
+        let mut status = 0;
+        for _ in 0..50 {
+            status = http
+                .get(format!("http://{}/{probe}", mesh.http_addr))
+                .header("traceparent", &traceparent)
+                .send()
+                .await
+                .expect("the gateway answers")
+                .status()
+                .as_u16();
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 200, "/{probe}");
     }
     // A SCIM request of the same trace afterwards: once its span is there,
     // the probes' would be too.
