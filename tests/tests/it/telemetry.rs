@@ -1,7 +1,7 @@
 //! Telemetry across the mesh: one SCIM request is one trace, from the
 //! gateway through every gRPC hop down to the database statements, and it
-//! continues the trace of the `traceparent` the caller sent. Probes are not
-//! traced.
+//! continues the trace of the `traceparent` the caller sent; a revocation
+//! delivered later from the outbox joins it too. Probes are not traced.
 //!
 //! The test subscriber keeps in memory the spans of traces that their first
 //! caller sampled (see `idmesh_testkit::init_telemetry`), so each test
@@ -11,10 +11,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use idmesh_tests::idmesh_testkit::{SpanData, finished_spans};
-use idmesh_tests::{TestMesh, both_backends, patch_op};
+use idmesh::{MeshConfig, Target};
+use idmesh_tests::idmesh_testkit::{SpanData, finished_spans, unused_addr};
+use idmesh_tests::{Backend, ScratchDatabase, TestMesh, both_backends, patch_op};
 use reqwest::Method;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 /// A sampled W3C `traceparent` of a fresh trace: (header, trace id, the
 /// caller's span id).
@@ -55,6 +57,20 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
         .iter()
         .find(|attribute| attribute.key.as_str() == key)
         .map(|attribute| attribute.value.as_str().into_owned())
+}
+
+/// The spans of `trace_id` once one is named `name`, waiting up to
+/// `patience` for it: a server's span ends as its response goes out, a
+/// moment after the caller may have read it.
+async fn spans_once_there(trace_id: &str, name: &str, patience: Duration) -> HashMap<String, SpanData> {
+    let started = std::time::Instant::now();
+    loop {
+        let spans = spans_of(trace_id);
+        if named(&spans, name).is_some() || started.elapsed() > patience {
+            return spans;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 const GATEWAY_SPAN: &str = "PATCH /scim/v2/{directory_id}/Users/{id}";
@@ -156,14 +172,7 @@ both_backends!(probes_are_not_traced, |mesh: TestMesh| async move {
     let scim = mesh.new_directory().await;
     scim.send_with_headers(Method::GET, "/Users", &[("traceparent", &traceparent)], None, 200)
         .await;
-    let mut spans = spans_of(&trace_id);
-    for _ in 0..50 {
-        if named(&spans, "GET /scim/v2/{directory_id}/Users").is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        spans = spans_of(&trace_id);
-    }
+    let spans = spans_once_there(&trace_id, "GET /scim/v2/{directory_id}/Users", Duration::from_secs(5)).await;
     let names: Vec<&str> = spans.values().map(|span| span.name.as_ref()).collect();
     assert!(names.contains(&"GET /scim/v2/{directory_id}/Users"), "{names:?}");
     assert!(
@@ -173,3 +182,51 @@ both_backends!(probes_are_not_traced, |mesh: TestMesh| async move {
         "{names:?}"
     );
 });
+
+#[tokio::test]
+async fn a_revocation_delivered_later_joins_the_trace_of_the_request_that_stored_it() {
+    let session_addr = unused_addr();
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let mesh = TestMesh::start_with(
+        &database,
+        &[Target::Directories, Target::Users, Target::Groups, Target::Gateway],
+        |config| config.session_addr = session_addr.to_string(),
+    )
+    .await;
+    let scim = mesh.new_directory().await;
+    let id = scim.create_user("later@example.com").await["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let (traceparent, trace_id, _) = sampled_traceparent();
+    scim.send_with_headers(
+        Method::PATCH,
+        &format!("/Users/{id}"),
+        &[("traceparent", &traceparent)],
+        Some(patch_op(json!([{"op": "replace", "path": "active", "value": false}]))),
+        200,
+    )
+    .await;
+
+    // session-service comes up after the request: the outbox retries.
+    let mut config = MeshConfig::loopback(String::new());
+    config.session_listen_addr = session_addr;
+    config.directory_addr = mesh.directory_addr.to_string();
+    config.api_key = Some(mesh.admin_key.clone());
+    let shutdown = CancellationToken::new();
+    let _stop_sessions = shutdown.clone().drop_guard();
+    let session_service = idmesh::launch(&[Target::Sessions], config, shutdown)
+        .await
+        .expect("session-service starts");
+    tokio::spawn(session_service.wait());
+
+    // The retry's span ends last, after session-service's.
+    let spans = spans_once_there(&trace_id, "session revocation retry", Duration::from_secs(30)).await;
+    let names: Vec<&str> = spans.values().map(|span| span.name.as_ref()).collect();
+    let retry = named(&spans, "session revocation retry")
+        .unwrap_or_else(|| panic!("the outbox's retry is in the request's trace: {names:?}"));
+    let delivered = named(&spans, SESSION_SERVICE_SPAN)
+        .unwrap_or_else(|| panic!("session-service's span is in the request's trace: {names:?}"));
+    assert!(descends_from(&spans, delivered, retry), "{names:?}");
+    assert_eq!(attribute(delivered, "rpc.grpc.status_code").as_deref(), Some("0"));
+}

@@ -25,6 +25,30 @@ pub fn inject_current(headers: &mut HeaderMap) {
     });
 }
 
+/// The current span's `traceparent`, to store with work that another task
+/// finishes later ([`continue_stored_trace`]); `None` outside a trace.
+pub fn current_traceparent() -> Option<String> {
+    let mut headers = HeaderMap::new();
+    inject_current(&mut headers);
+    headers
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Makes `span` continue the trace of a stored `traceparent` (from
+/// [`current_traceparent`]); without one, `span` starts a trace of its own.
+pub fn continue_stored_trace(span: &tracing::Span, traceparent: Option<&str>) {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = traceparent.and_then(|value| HeaderValue::from_str(value).ok()) {
+        headers.insert(TRACEPARENT, value);
+    }
+    continue_trace(span, &headers);
+}
+
+/// The W3C header that names a trace and the caller's span in it.
+const TRACEPARENT: &str = "traceparent";
+
 struct Headers<'a>(&'a HeaderMap);
 
 impl Extractor for Headers<'_> {
