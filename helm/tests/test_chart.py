@@ -16,12 +16,14 @@ import yaml
 
 from conftest import (
     CHART_DIR,
+    COLLECTOR_PEER,
     DATABASE_PEER,
     ELSEWHERE,
     EVERYTHING_ON,
     MATRIX,
     MINIMAL,
     NAMESPACE,
+    OTLP_ENDPOINT,
     REDIS_PEER,
     RELEASE,
     REPO,
@@ -363,6 +365,17 @@ def test_the_http_metric_names_are_values(chart):
     assert 'code="429"' in exprs["IdmeshGatewayRateLimited"]
 
 
+def test_every_process_logs_json_and_traces_to_the_collector_under_its_component_name(rendered):
+    for name in ("everything-on", "all-in-one-everything-on"):
+        for deployment in kind(rendered[name], "Deployment"):
+            env = env_of(deployment)
+            assert env["IDMESH_LOG_FORMAT"]["value"] == "json"
+            assert env["IDMESH_OTLP_ENDPOINT"]["value"] == OTLP_ENDPOINT
+            assert env["OTEL_SERVICE_NAME"]["value"] == deployment["metadata"]["name"]
+    for deployment in kind(rendered["minimal"], "Deployment"):
+        assert "IDMESH_OTLP_ENDPOINT" not in env_of(deployment), "no exporter unless tracing.otlpEndpoint is set"
+
+
 def test_the_grafana_dashboard_ships_in_a_labelled_configmap_only_when_enabled(rendered):
     (configmap,) = [c for c in kind(rendered["everything-on"], "ConfigMap") if c["metadata"]["name"] == f"{FULLNAME}-dashboard"]
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
@@ -436,7 +449,7 @@ CALLS = {
     ("roles", "groups"),
 }
 DATABASE_USERS = {"directories", "users", "groups", "roles"}
-OUTSIDE = {"ingress", "prometheus", "postgres", "redis", "dns"}
+OUTSIDE = {"ingress", "prometheus", "postgres", "redis", "dns", "collector"}
 
 
 def peer_name(peer):
@@ -445,6 +458,8 @@ def peer_name(peer):
         return "postgres"
     if peer == REDIS_PEER:
         return "redis"
+    if peer == COLLECTOR_PEER:
+        return "collector"
     if [peer] == defaults["gatewayFrom"]:
         return "ingress"
     if [peer] == defaults["metricsFrom"]:
@@ -483,7 +498,7 @@ def expected_edges(enabled):
     ingress = calls | {(p, c, PORTS["metrics"]) for c in enabled for p in ["prometheus"]}
     if "gateway" in enabled:
         ingress.add(("ingress", "gateway", PORTS["http"]))
-    egress = calls | {(c, "dns", 53) for c in enabled}
+    egress = calls | {(c, "dns", 53) for c in enabled} | {(c, "collector", 4317) for c in enabled}
     egress |= {(c, "postgres", 5432) for c in enabled & DATABASE_USERS}
     if "sessions" in enabled:
         egress.add(("sessions", "redis", 6379))
@@ -504,7 +519,12 @@ def test_the_network_policies_allow_exactly_the_designs_edges(rendered, name):
 def test_all_in_one_keeps_only_the_outer_edges(rendered):
     ingress, egress = allowed_edges(rendered["all-in-one-everything-on"])
     assert ingress == {("ingress", "all-in-one", PORTS["http"]), ("prometheus", "all-in-one", PORTS["metrics"])}
-    assert egress == {("all-in-one", "dns", 53), ("all-in-one", "postgres", 5432), ("all-in-one", "redis", 6379)}
+    assert egress == {
+        ("all-in-one", "dns", 53),
+        ("all-in-one", "postgres", 5432),
+        ("all-in-one", "redis", 6379),
+        ("all-in-one", "collector", 4317),
+    }
 
 
 def test_platform_clients_are_extra_ingress_on_the_service_port_only(chart):
@@ -547,6 +567,10 @@ REFUSED = {
     "network policy without redis's address": (
         deep_merge(MINIMAL, {"externalRedis": {"url": "redis://r:6379"}, "networkPolicy": {"enabled": True, "database": {"to": [DATABASE_PEER]}}}),
         "networkPolicy.redis.to",
+    ),
+    "tracing through a network policy without the collector's address": (
+        deep_merge(EVERYTHING_ON, {"networkPolicy": {"otlpCollector": {"to": []}}}),
+        "networkPolicy.otlpCollector.to",
     ),
     "service monitor without metrics": (
         deep_merge(MINIMAL, {"serviceMonitor": {"enabled": True}, "metrics": {"enabled": False}}),
