@@ -4,10 +4,11 @@
 //! `traceparent`) and is the parent of every gRPC call made for the
 //! request, and Prometheus metrics per route. Routes are labelled by their
 //! template, `/scim/v2/{directory_id}/Users/{id}`, never by the raw path,
-//! which would make a series per user. The probes are neither traced nor
-//! counted.
+//! which would make a series per user, and unknown methods are `other`.
+//! The probes are neither traced nor counted.
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use tokio::time::Instant;
@@ -27,6 +28,25 @@ const UNMATCHED: &str = "unmatched";
 /// Paths that Kubernetes probes every few seconds.
 const PROBES: &[&str] = &["/healthz", "/readyz"];
 
+/// The methods a label may name; any other (HTTP allows methods of one's
+/// own invention) is `other`, so that a client cannot mint series.
+const METHODS: &[Method] = &[
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::HEAD,
+    Method::OPTIONS,
+];
+
+fn method_label(method: &Method) -> &'static str {
+    METHODS
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
+}
+
 /// Traces and measures `request` (see the module's documentation).
 pub(crate) async fn observe(request: Request, next: Next) -> Response {
     let route = request
@@ -37,7 +57,7 @@ pub(crate) async fn observe(request: Request, next: Next) -> Response {
     if PROBES.contains(&route.as_str()) {
         return next.run(request).await;
     }
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let span = tracing::info_span!(
         "http.request",
         otel.name = format!("{method} {route}"),
@@ -62,11 +82,23 @@ pub(crate) async fn observe(request: Request, next: Next) -> Response {
     metrics::counter!(
         HTTP_REQUESTS_METRIC,
         "route" => route.clone(),
-        "method" => method.clone(),
+        "method" => method,
         "status" => status.as_str().to_owned(),
         "status_class" => class,
     )
     .increment(1);
     metrics::histogram!(HTTP_DURATION_METRIC, "route" => route, "method" => method).record(elapsed.as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_of_a_clients_invention_share_one_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let invented = Method::from_bytes(b"PROPFIND").expect("a valid method");
+        assert_eq!(method_label(&invented), "other");
+    }
 }
