@@ -4,13 +4,17 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{CheckSessionRequest, CreateSessionRequest, SessionStatus};
 use idmesh_testkit::{Backend, ScratchDatabase, redis_url, unused_addr};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -55,16 +59,19 @@ fn start_dev(data_dir: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
     (child, lines)
 }
 
-/// [`start_dev`] with `args` added, and its log lines (stderr) as well.
+/// [`start_dev`] with `args` and the variables `env` added, and its log
+/// lines (stderr) as well.
 fn start_dev_logging(
     data_dir: &std::path::Path,
     args: &[&str],
+    env: &[(&str, &str)],
 ) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
     let mut child = idmesh()
         .args(["dev", "--data-dir"])
         .arg(data_dir)
         .args(["--http-addr", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -841,7 +848,7 @@ async fn deactivate_a_new_user(base_url: &str, token: &str, traceparent: &str) -
 #[tokio::test]
 async fn json_logs_carry_the_trace_id_of_the_request_into_every_service() {
     let data_dir = tempfile::tempdir().expect("a temporary directory");
-    let (child, lines, logs) = start_dev_logging(data_dir.path(), &["--log-format", "json"]);
+    let (child, lines, logs) = start_dev_logging(data_dir.path(), &["--log-format", "json"], &[]);
     let base_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
     let token = value_after(&next_line(&lines), "Bearer token:").to_owned();
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
@@ -867,7 +874,7 @@ async fn json_logs_carry_the_trace_id_of_the_request_into_every_service() {
 async fn metrics_name_routes_by_template_and_grpc_methods_and_never_an_id() {
     let data_dir = tempfile::tempdir().expect("a temporary directory");
     let metrics_addr = free_addr();
-    let (child, lines, _logs) = start_dev_logging(data_dir.path(), &["--metrics-addr", &metrics_addr]);
+    let (child, lines, _logs) = start_dev_logging(data_dir.path(), &["--metrics-addr", &metrics_addr], &[]);
     let base_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
     let token = value_after(&next_line(&lines), "Bearer token:").to_owned();
     let directory_id = base_url.rsplit('/').next().expect("a directory id").to_owned();
@@ -989,4 +996,103 @@ async fn metrics_name_routes_by_template_and_grpc_methods_and_never_an_id() {
         "no raw id in a label:\n{metrics}"
     );
     stop(child);
+}
+
+/// An OTLP/gRPC receiver in the test process: the spans a collector would
+/// get, each with its resource's `service.name`.
+#[derive(Debug, Clone, Default)]
+struct OtlpReceiver {
+    spans: Arc<Mutex<Vec<(String, Span)>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for OtlpReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut received = self.spans.lock().expect("not poisoned");
+        for resource_spans in request.into_inner().resource_spans {
+            let service_name = resource_spans
+                .resource
+                .iter()
+                .flat_map(|resource| &resource.attributes)
+                .find(|attribute| attribute.key == "service.name")
+                .and_then(|attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                    any_value::Value::StringValue(name) => Some(name.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for scope_spans in resource_spans.scope_spans {
+                received.extend(scope_spans.spans.into_iter().map(|span| (service_name.clone(), span)));
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_otlp_endpoint_a_request_reaches_the_collector_as_one_trace() {
+    let receiver = OtlpReceiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
+    let serving = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let (child, lines, _logs) = start_dev_logging(
+        data_dir.path(),
+        &["--otlp-endpoint", &endpoint],
+        // Batches every 100 ms rather than every 5 s.
+        &[
+            ("OTEL_SERVICE_NAME", "idmesh-under-test"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let base_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
+    let token = value_after(&next_line(&lines), "Bearer token:").to_owned();
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    deactivate_a_new_user(&base_url, &token, &format!("00-{trace_id}-00f067aa0ba902b7-01")).await;
+
+    let wanted = [
+        "PATCH /scim/v2/{directory_id}/Users/{id}",
+        "idmesh.v1.UserService/PatchUser",
+        "idmesh.v1.SessionService/RevokeUserSessions",
+    ];
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        names = receiver
+            .spans
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|(_, span)| {
+                span.trace_id
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect::<String>()
+                    == trace_id
+            })
+            .map(|(service, span)| format!("{service}: {}", span.name))
+            .collect::<Vec<_>>();
+        if wanted
+            .iter()
+            .all(|name| names.contains(&format!("idmesh-under-test: {name}")))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for name in wanted {
+        assert!(
+            names.contains(&format!("idmesh-under-test: {name}")),
+            "{name} reaches the collector in the request's trace: {names:?}"
+        );
+    }
+    stop(child);
+    serving.abort();
 }
