@@ -113,9 +113,10 @@ impl Telemetry {
 /// (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`,
 /// `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, …).
 ///
-/// Without an endpoint, spans are not recorded, but trace ids still travel
-/// and appear in JSON log lines, so a `traceparent` sent by an ingress ties
-/// the lines of every hop together.
+/// Without an endpoint nothing is exported, and only the traces a caller
+/// sampled are even recorded; trace ids still travel and appear in JSON log
+/// lines, so a `traceparent` sent by an ingress ties the lines of every hop
+/// together.
 ///
 /// Must run inside the Tokio runtime (the exporter's gRPC client needs it).
 /// Calling it again is harmless: the first subscriber stays.
@@ -134,7 +135,8 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry,
             // The sampler is the SDK's default, or what OTEL_TRACES_SAMPLER says.
             builder.with_batch_exporter(exporter).build()
         }
-        // Nothing to export to: record only what a caller asked to sample.
+        // Nothing to export to: no trace of our own is sampled, while a
+        // caller's decision still travels on to the next hop.
         None => builder
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
             .build(),
