@@ -22,7 +22,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub use json::JsonLines;
+use json::JsonLines;
 
 /// Directives added to whatever `RUST_LOG` says: sqlx logs every statement
 /// at INFO, which drowns everything else.
