@@ -46,6 +46,8 @@ def values_file(name: str) -> dict:
 # Peers the NetworkPolicy values point at, so that the edge test can name them.
 DATABASE_PEER = {"ipBlock": {"cidr": "10.20.0.0/24"}}
 REDIS_PEER = {"ipBlock": {"cidr": "10.30.0.0/24"}}
+COLLECTOR_PEER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
+OTLP_ENDPOINT = "http://otel-collector.observability:4317"
 
 # The least a user must give for the default (one Deployment per component).
 MINIMAL = {"externalDatabase": {"host": "postgres.db.svc", "password": "pw-in-values"}}
@@ -63,6 +65,9 @@ EVERYTHING_ON = deep_merge(
         "externalRedis": {"url": "redis://redis.cache.svc:6379", "existingSecret": "redis", "existingSecretPasswordKey": "password"},
         "serviceMonitor": {"enabled": True},
         "prometheusRule": {"enabled": True},
+        "grafanaDashboard": {"enabled": True},
+        "tracing": {"otlpEndpoint": OTLP_ENDPOINT},
+        "networkPolicy": {"otlpCollector": {"to": [COLLECTOR_PEER]}},
         **{
             component: {"pdb": {"enabled": True}, "autoscaling": {"enabled": True}}
             for component in ("gateway", "directories", "users", "groups", "sessions", "roles")

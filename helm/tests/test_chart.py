@@ -6,6 +6,7 @@ edges."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import helm_python as helm
@@ -15,20 +16,24 @@ import yaml
 
 from conftest import (
     CHART_DIR,
+    COLLECTOR_PEER,
     DATABASE_PEER,
     ELSEWHERE,
     EVERYTHING_ON,
     MATRIX,
     MINIMAL,
     NAMESPACE,
+    OTLP_ENDPOINT,
     REDIS_PEER,
     RELEASE,
+    REPO,
     deep_merge,
     render_objects,
     values_file,
 )
 
 FULLNAME = f"{RELEASE}-idmesh"
+DASHBOARD = CHART_DIR / "dashboards" / "idmesh.json"
 COMPONENTS = ("gateway", "directories", "users", "groups", "sessions", "roles")
 DEFAULTS = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
 PORTS = DEFAULTS["ports"]
@@ -360,6 +365,76 @@ def test_the_http_metric_names_are_values(chart):
     assert 'code="429"' in exprs["IdmeshGatewayRateLimited"]
 
 
+def test_every_process_logs_json_and_traces_to_the_collector_under_its_component_name(rendered):
+    for name in ("everything-on", "all-in-one-everything-on"):
+        for deployment in kind(rendered[name], "Deployment"):
+            env = env_of(deployment)
+            assert env["IDMESH_LOG_FORMAT"]["value"] == "json"
+            assert env["IDMESH_OTLP_ENDPOINT"]["value"] == OTLP_ENDPOINT
+            assert env["OTEL_SERVICE_NAME"]["value"] == deployment["metadata"]["name"]
+    for deployment in kind(rendered["minimal"], "Deployment"):
+        assert "IDMESH_OTLP_ENDPOINT" not in env_of(deployment), "no exporter unless tracing.otlpEndpoint is set"
+
+
+def test_the_grafana_dashboard_ships_in_a_labelled_configmap_only_when_enabled(rendered):
+    (configmap,) = [c for c in kind(rendered["everything-on"], "ConfigMap") if c["metadata"]["name"] == f"{FULLNAME}-dashboard"]
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(configmap["data"]["idmesh.json"]) == json.loads(DASHBOARD.read_text())
+    assert not [c for c in kind(rendered["minimal"], "ConfigMap") if c["metadata"]["name"].endswith("-dashboard")]
+
+
+def test_the_dashboard_goes_where_the_sidecar_looks(chart):
+    values = deep_merge(MINIMAL, {"grafanaDashboard": {"enabled": True, "namespace": "monitoring", "labels": {"dashboards": "idmesh"}, "annotations": {"grafana_folder": "idmesh"}}})
+    (configmap,) = kind(render_objects(chart, values), "ConfigMap")
+    assert configmap["metadata"]["namespace"] == "monitoring"
+    assert configmap["metadata"]["labels"]["dashboards"] == "idmesh"
+    assert configmap["metadata"]["annotations"] == {"grafana_folder": "idmesh"}
+
+
+def exported_metrics() -> set[str]:
+    """Every metric name the Rust sources spell out as a string literal."""
+    sources = [*REPO.glob("libs/*/src/**/*.rs"), *REPO.glob("services/*/src/**/*.rs")]
+    return {name for path in sources for name in re.findall(r'"(idmesh_[a-z0-9_]+)"', path.read_text())}
+
+
+def queried_metrics(expression: str) -> set[str]:
+    """The idmesh metrics a PromQL expression reads, histogram series
+    (_bucket, _sum, _count) as the histogram's name."""
+    names = set()
+    for name in re.findall(r"\bidmesh_[a-z0-9_]+", expression):
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        names.add(base if base != name and base in exported_metrics() else name)
+    return names
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = [p for top in dashboard["panels"] for p in [top, *top.get("panels", [])]]
+    queries = [target["expr"] for panel in panels for target in panel.get("targets", [])]
+    queries += [variable["definition"] for variable in dashboard["templating"]["list"] if "definition" in variable]
+    return queries
+
+
+def test_every_metric_the_dashboard_and_the_alerts_read_is_exported_by_the_code(rendered):
+    (rule,) = kind(rendered["everything-on"], "PrometheusRule")
+    alerts = [r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    exported = exported_metrics()
+    for source, queries in (("dashboard", dashboard_queries()), ("PrometheusRule", alerts)):
+        read = set().union(*(queried_metrics(q) for q in queries))
+        assert read, f"the {source} reads no idmesh metric"
+        assert read <= exported, f"the {source} reads metrics no code exports: {sorted(read - exported)}"
+
+
+def test_the_dashboard_shows_every_exported_metric():
+    shown = set().union(*(queried_metrics(q) for q in dashboard_queries()))
+    assert exported_metrics() <= shown, sorted(exported_metrics() - shown)
+
+
+def test_the_readme_lists_exactly_the_exported_metrics():
+    listed = set(re.findall(r"^\| `(idmesh_[a-z0-9_]+)` \|", (REPO / "README.md").read_text(), re.MULTILINE))
+    assert listed == exported_metrics()
+
+
 # --- NetworkPolicy -----------------------------------------------------------
 
 # The design's edges (docs: DESIGN.md "The shape"), as (from, to, port).
@@ -374,7 +449,7 @@ CALLS = {
     ("roles", "groups"),
 }
 DATABASE_USERS = {"directories", "users", "groups", "roles"}
-OUTSIDE = {"ingress", "prometheus", "postgres", "redis", "dns"}
+OUTSIDE = {"ingress", "prometheus", "postgres", "redis", "dns", "collector"}
 
 
 def peer_name(peer):
@@ -383,6 +458,8 @@ def peer_name(peer):
         return "postgres"
     if peer == REDIS_PEER:
         return "redis"
+    if peer == COLLECTOR_PEER:
+        return "collector"
     if [peer] == defaults["gatewayFrom"]:
         return "ingress"
     if [peer] == defaults["metricsFrom"]:
@@ -421,7 +498,7 @@ def expected_edges(enabled):
     ingress = calls | {(p, c, PORTS["metrics"]) for c in enabled for p in ["prometheus"]}
     if "gateway" in enabled:
         ingress.add(("ingress", "gateway", PORTS["http"]))
-    egress = calls | {(c, "dns", 53) for c in enabled}
+    egress = calls | {(c, "dns", 53) for c in enabled} | {(c, "collector", 4317) for c in enabled}
     egress |= {(c, "postgres", 5432) for c in enabled & DATABASE_USERS}
     if "sessions" in enabled:
         egress.add(("sessions", "redis", 6379))
@@ -442,7 +519,12 @@ def test_the_network_policies_allow_exactly_the_designs_edges(rendered, name):
 def test_all_in_one_keeps_only_the_outer_edges(rendered):
     ingress, egress = allowed_edges(rendered["all-in-one-everything-on"])
     assert ingress == {("ingress", "all-in-one", PORTS["http"]), ("prometheus", "all-in-one", PORTS["metrics"])}
-    assert egress == {("all-in-one", "dns", 53), ("all-in-one", "postgres", 5432), ("all-in-one", "redis", 6379)}
+    assert egress == {
+        ("all-in-one", "dns", 53),
+        ("all-in-one", "postgres", 5432),
+        ("all-in-one", "redis", 6379),
+        ("all-in-one", "collector", 4317),
+    }
 
 
 def test_platform_clients_are_extra_ingress_on_the_service_port_only(chart):
@@ -485,6 +567,10 @@ REFUSED = {
     "network policy without redis's address": (
         deep_merge(MINIMAL, {"externalRedis": {"url": "redis://r:6379"}, "networkPolicy": {"enabled": True, "database": {"to": [DATABASE_PEER]}}}),
         "networkPolicy.redis.to",
+    ),
+    "tracing through a network policy without the collector's address": (
+        deep_merge(EVERYTHING_ON, {"networkPolicy": {"otlpCollector": {"to": []}}}),
+        "networkPolicy.otlpCollector.to",
     ),
     "service monitor without metrics": (
         deep_merge(MINIMAL, {"serviceMonitor": {"enabled": True}, "metrics": {"enabled": False}}),

@@ -44,6 +44,13 @@ REJECTED = {
     "bad scrape interval": ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
     "alert ratio above 1": ({"prometheusRule": {"serverErrors": {"ratio": 5}}}, "/prometheusRule/serverErrors/ratio"),
     "bad metric name": ({"prometheusRule": {"httpRequestsMetric": "http-requests"}}, "/prometheusRule/httpRequestsMetric"),
+    "dashboard namespace not a DNS label": ({"grafanaDashboard": {"namespace": "Monitoring_NS"}}, "/grafanaDashboard/namespace"),
+    "dashboard label value not text": ({"grafanaDashboard": {"labels": {"grafana_dashboard": 1}}}, "/grafanaDashboard/labels/grafana_dashboard"),
+    "unknown dashboard setting": ({"grafanaDashboard": {"folder": "idmesh"}}, "additional properties 'folder'"),
+    "unknown log format": ({"logFormat": "logfmt"}, "/logFormat"),
+    "otlp endpoint over https": ({"tracing": {"otlpEndpoint": "https://collector:4317"}}, "/tracing/otlpEndpoint"),
+    "otlp endpoint without scheme": ({"tracing": {"otlpEndpoint": "collector:4317"}}, "/tracing/otlpEndpoint"),
+    "collector egress without ports": ({"networkPolicy": {"otlpCollector": {"to": [PEER], "ports": []}}}, "/networkPolicy/otlpCollector/ports"),
     "extra env without a name": ({"gateway": {"extraEnv": [{"value": "x"}]}}, "/gateway/extraEnv/0"),
     "bad persistence size": ({"allInOne": {"persistence": {"size": "lots"}}}, "/allInOne/persistence/size"),
 }

@@ -166,6 +166,12 @@ pod spec or in arguments.
   value: {{ .Values.dataDir | quote }}
 - name: RUST_LOG
   value: {{ .Values.logLevel | quote }}
+- name: IDMESH_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+{{- with .Values.tracing.otlpEndpoint }}
+- name: IDMESH_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
 {{- if .Values.metrics.enabled }}
 - name: IDMESH_METRICS_ADDR
   value: {{ include "idmesh.listenAddr" (dict "root" . "port" .Values.ports.metrics) | quote }}
@@ -272,6 +278,8 @@ spec:
           args: ["serve", "--targets", {{ join "," .targets | quote }}]
           env:
             {{- include "idmesh.commonEnv" $root | nindent 12 }}
+            - name: OTEL_SERVICE_NAME
+              value: {{ $name | quote }}
             {{- with .env }}
             {{- . | nindent 12 }}
             {{- end }}

@@ -22,6 +22,7 @@ use tonic_health::ServingStatus;
 use crate::auth::layer::AuthLayer;
 use crate::auth::{AuthChannel, Authenticator, Credential};
 use crate::deadline::DeadlineLayer;
+use crate::observe::ObserveLayer;
 
 /// The largest gRPC message an idmesh client or server accepts.
 ///
@@ -133,7 +134,8 @@ pub enum GrpcError {
 ///
 /// Every call of `routes` goes through [`AuthLayer`]: its caller is
 /// authenticated by `auth` and needs the method's scope; health and
-/// reflection stay open.
+/// reflection stay open. Every call but those is traced, continuing the
+/// caller's trace, and counted ([`ObserveLayer`]).
 ///
 /// `service_names` are the fully qualified names of the services in `routes`;
 /// each is reported SERVING on the health service, as is the server as a
@@ -235,6 +237,9 @@ pub async fn serve_with_readiness(
         }
     };
     let server = Server::builder()
+        // Outermost first: the span and the metrics cover the whole call,
+        // authentication included.
+        .layer(ObserveLayer)
         .layer(DeadlineLayer)
         .layer(AuthLayer::new(auth))
         .add_routes(routes)

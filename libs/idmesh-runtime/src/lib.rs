@@ -8,5 +8,6 @@ pub mod clock;
 pub mod cpu;
 pub mod deadline;
 pub mod grpc;
+pub mod observe;
 pub mod shutdown;
 pub mod telemetry;

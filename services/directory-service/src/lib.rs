@@ -71,7 +71,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     idmesh_store::migrate::<migration::Migrator>(&db).await?;
     let readiness = {
         let db = db.clone();
-        Readiness::new(move || idmesh_store::is_reachable(db.clone()))
+        Readiness::new(move || {
+            idmesh_store::record_pool_usage(&db, "directory-service");
+            idmesh_store::is_reachable(db.clone())
+        })
     };
     let clock = idmesh_runtime::clock::system();
     let keys = ApiKeyApi::new(db.clone(), clock.clone());

@@ -64,7 +64,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let auth = config.identity.authenticator()?;
     let readiness = {
         let db = db.clone();
-        Readiness::new(move || idmesh_store::is_reachable(db.clone()))
+        Readiness::new(move || {
+            idmesh_store::record_pool_usage(&db, "group-service");
+            idmesh_store::is_reachable(db.clone())
+        })
     };
     let api = GroupApi::new(db, users, idmesh_runtime::clock::system()).with_limits(config.limits);
     let server =

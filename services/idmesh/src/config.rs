@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use idmesh::MeshConfig;
+use idmesh_runtime::telemetry::LogFormat;
 use serde::{Deserialize, Serialize};
 
 /// The ports `idmesh serve` listens on unless told otherwise: fixed, since
@@ -87,10 +88,19 @@ pub struct Settings {
     /// [default: the request's Host].
     #[arg(long, env = "IDMESH_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Serve Prometheus metrics at http://<addr>/metrics (e.g. the session
-    /// revocation backlog); none without it.
+    /// Serve Prometheus metrics at http://<addr>/metrics (requests by route
+    /// and gRPC method, the revocation backlog, …); none without it.
     #[arg(long, env = "IDMESH_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Export spans over OTLP/gRPC to this collector, plain http://
+    /// (http://otel-collector:4317); the OTEL_* variables refine it
+    /// (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, …). None without it.
+    #[arg(long, env = "IDMESH_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// How log lines are written to stderr: text, or json (one object per
+    /// line, with the trace id, for log pipelines) [default: text].
+    #[arg(long, env = "IDMESH_LOG_FORMAT")]
+    pub log_format: Option<String>,
     /// Above this many members, a group PATCH that names neither attributes
     /// nor excludedAttributes answers 204 No Content instead of the group
     /// [default: 10000].
@@ -212,6 +222,10 @@ pub struct Config {
     pub public_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    #[serde(serialize_with = "as_text")]
+    pub log_format: LogFormat,
     pub group_patch_member_limit: u64,
     pub request_timeout_seconds: u64,
     pub max_concurrent_requests: usize,
@@ -275,6 +289,8 @@ impl Settings {
             session_addr: self.session_addr.or(lower.session_addr),
             public_url: self.public_url.or(lower.public_url),
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
+            otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
+            log_format: self.log_format.or(lower.log_format),
             group_patch_member_limit: self.group_patch_member_limit.or(lower.group_patch_member_limit),
             request_timeout_seconds: self.request_timeout_seconds.or(lower.request_timeout_seconds),
             max_concurrent_requests: self.max_concurrent_requests.or(lower.max_concurrent_requests),
@@ -502,6 +518,12 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             .metrics_addr
             .map(|value| socket_addr("metrics_addr", &value))
             .transpose()?,
+        otlp_endpoint: settings.otlp_endpoint.as_deref().map(otlp_endpoint).transpose()?,
+        log_format: settings
+            .log_format
+            .map(|value| value.parse().map_err(|reason| invalid("log_format", reason)))
+            .transpose()?
+            .unwrap_or_default(),
         group_patch_member_limit: limit,
         max_sessions_per_user,
         data_dir,
@@ -575,6 +597,24 @@ fn public_url(value: &str) -> Result<String, ConfigError> {
         return Err(invalid(KEY, format!("{value:?} must have no query or fragment")));
     }
     Ok(value.to_owned())
+}
+
+fn otlp_endpoint(value: &str) -> Result<String, ConfigError> {
+    const KEY: &str = "otlp_endpoint";
+    // The exporter speaks plain HTTP/2: a collector on the node or in the
+    // pod, which forwards over TLS if it must.
+    if with_host(KEY, value)?.scheme() != "http" {
+        return Err(invalid(
+            KEY,
+            format!("{value:?} must be the http:// URL of an OTLP/gRPC collector"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Writes `format` into the printed configuration as its name.
+fn as_text<S: serde::Serializer>(format: &LogFormat, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(format.as_str())
 }
 
 fn database_url(value: &str) -> Result<String, ConfigError> {
@@ -786,6 +826,8 @@ mod tests {
         assert_eq!(config.group_patch_member_limit, 50);
         assert_eq!(config.user_listen_addr, "0.0.0.0:50052".parse().expect("an address"));
         assert_eq!(config.metrics_addr, None);
+        assert_eq!(config.otlp_endpoint, None);
+        assert_eq!(config.log_format, LogFormat::Text);
     }
 
     #[test]
@@ -860,6 +902,15 @@ mod tests {
                 "session_listen_addr",
             ),
             (with(|s| s.metrics_addr = Some(":9000".into())), "metrics_addr"),
+            (
+                with(|s| s.otlp_endpoint = Some("otel-collector:4317".into())),
+                "otlp_endpoint",
+            ),
+            (
+                with(|s| s.otlp_endpoint = Some("https://collector:4317".into())),
+                "otlp_endpoint",
+            ),
+            (with(|s| s.log_format = Some("logfmt".into())), "log_format"),
             (with(|s| s.user_addr = Some("user-service".into())), "user_addr"),
             (
                 with(|s| s.group_patch_member_limit = Some(0)),
@@ -882,9 +933,16 @@ mod tests {
             directory_addr = "http://directory-service:50051"
             user_addr = "user-service:50052"
             metrics_addr = "[::]:9090"
+            otlp_endpoint = "http://otel-collector.monitoring:4317"
+            log_format = "json"
             "#,
         );
         let config = resolve(settings, Mode::Serve, EnvironmentKeys::default()).expect("valid");
+        assert_eq!(
+            config.otlp_endpoint.as_deref(),
+            Some("http://otel-collector.monitoring:4317")
+        );
+        assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(
             config.database_url,
             "postgresql://app:pw@db.internal:5432/idmesh?sslmode=require"

@@ -95,11 +95,11 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Dev(settings) => match configure(settings, Mode::Dev) {
-            Ok(config) => dev(config).await,
+            Ok(config) => with_telemetry(&config.clone(), dev(config)).await,
             Err(code) => return code,
         },
         Command::Serve(args) => match configure(args.settings, Mode::Serve) {
-            Ok(config) => serve(&args.targets, config).await,
+            Ok(config) => with_telemetry(&config, serve(&args.targets, config.clone())).await,
             Err(code) => return code,
         },
         Command::Config(ConfigCommand::Print { dev, settings }) => {
@@ -141,13 +141,27 @@ fn print_config(config: &Config) -> anyhow::Result<()> {
 
 /// Starts `targets` with `config`, serving metrics if configured.
 async fn launch(targets: &[Target], config: &Config, shutdown: CancellationToken) -> anyhow::Result<idmesh::Mesh> {
-    idmesh_runtime::telemetry::init();
     if let Some(addr) = config.metrics_addr {
         idmesh_runtime::telemetry::serve_metrics(addr)?;
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
     idmesh_runtime::shutdown::cancel_on_signal(shutdown.clone());
     idmesh::launch(targets, config.mesh(), shutdown).await
+}
+
+/// Runs `run` with logging and tracing set up as `config` says, and sends
+/// the last spans before returning.
+async fn with_telemetry<F>(config: &Config, run: F) -> anyhow::Result<()>
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let telemetry = idmesh_runtime::telemetry::init(config.log_format, config.otlp_endpoint.as_deref())?;
+    if let Some(endpoint) = &config.otlp_endpoint {
+        tracing::info!(%endpoint, "exporting spans over OTLP");
+    }
+    let result = run.await;
+    telemetry.shutdown();
+    result
 }
 
 async fn dev(mut config: Config) -> anyhow::Result<()> {

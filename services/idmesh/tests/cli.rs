@@ -5,13 +5,17 @@ use std::io::{BufRead, BufReader};
 use std::num::NonZeroU32;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{CheckSessionRequest, CreateSessionRequest, SessionStatus};
 use idmesh_testkit::{Backend, ScratchDatabase, redis_url, unused_addr};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -52,16 +56,43 @@ fn start_dev(data_dir: &std::path::Path) -> (Child, mpsc::Receiver<String>) {
         .stderr(Stdio::null())
         .spawn()
         .expect("idmesh dev starts");
-    let stdout = child.stdout.take().expect("piped stdout");
+    let lines = read_lines(child.stdout.take().expect("piped stdout"));
+    (child, lines)
+}
+
+/// [`start_dev`] with `args` and the variables `env` added, and its log
+/// lines (stderr) as well.
+fn start_dev_logging(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+    let mut child = idmesh()
+        .args(["dev", "--data-dir"])
+        .arg(data_dir)
+        .args(["--http-addr", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("idmesh dev starts");
+    let lines = read_lines(child.stdout.take().expect("piped stdout"));
+    let logs = read_lines(child.stderr.take().expect("piped stderr"));
+    (child, lines, logs)
+}
+
+/// The lines of `output`, read on a thread of their own.
+fn read_lines(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (lines_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
             if lines_tx.send(line).is_err() {
                 break;
             }
         }
     });
-    (child, lines)
+    lines
 }
 
 fn next_line(lines: &mpsc::Receiver<String>) -> String {
@@ -894,4 +925,285 @@ async fn serve_with_a_redis_url_shares_sessions_between_processes() {
     stop(first);
     stop(second);
     stop(directories);
+}
+
+/// A user created through the gateway at `base_url`, then deactivated by a
+/// PATCH that continues the trace of `traceparent`; returns the user's id.
+async fn deactivate_a_new_user(base_url: &str, token: &str, traceparent: &str) -> String {
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{base_url}/Users"))
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .body(json!({"userName": "observed@example.com"}).to_string())
+        .send()
+        .await
+        .expect("the gateway answers")
+        .json()
+        .await
+        .expect("a JSON user");
+    let id = created["id"].as_str().expect("an id").to_owned();
+    let patched = http
+        .patch(format!("{base_url}/Users/{id}"))
+        .bearer_auth(token)
+        .header("content-type", "application/scim+json")
+        .header("traceparent", traceparent)
+        .body(json!({"Operations": [{"op": "replace", "path": "active", "value": false}]}).to_string())
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(patched.status().as_u16(), 200);
+    id
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_trace_id_of_the_request_into_every_service() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let (child, lines, logs) = start_dev_logging(data_dir.path(), &["--log-format", "json"], &[]);
+    let base_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
+    let token = value_after(&next_line(&lines), "Bearer token:").to_owned();
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    deactivate_a_new_user(&base_url, &token, &format!("00-{trace_id}-00f067aa0ba902b7-01")).await;
+
+    // user-service logs the revocation it delivered for the PATCH: in
+    // another task than the gateway's, reached over gRPC.
+    let mut revoked = None;
+    while let Ok(line) = logs.recv_timeout(Duration::from_secs(10)) {
+        let entry: Value = serde_json::from_str(&line).unwrap_or_else(|err| panic!("{line:?} is not JSON: {err}"));
+        if entry["message"] == "user's sessions revoked" {
+            revoked = Some(entry);
+            break;
+        }
+    }
+    let revoked = revoked.expect("user-service logs the revocation");
+    assert_eq!(revoked["trace_id"], trace_id.as_str(), "{revoked}");
+    assert_eq!(revoked["level"], "INFO");
+    stop(child);
+}
+
+#[tokio::test]
+async fn metrics_name_routes_by_template_and_grpc_methods_and_never_an_id() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let metrics_addr = free_addr();
+    let (child, lines, _logs) = start_dev_logging(data_dir.path(), &["--metrics-addr", &metrics_addr], &[]);
+    let base_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
+    let token = value_after(&next_line(&lines), "Bearer token:").to_owned();
+    let directory_id = base_url.rsplit('/').next().expect("a directory id").to_owned();
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let user_id = deactivate_a_new_user(&base_url, &token, &format!("00-{trace_id}-00f067aa0ba902b7-01")).await;
+    let http = reqwest::Client::new();
+    let missing = http
+        .get(format!("{base_url}/Users/{}", uuid::Uuid::new_v4()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(missing.status().as_u16(), 404);
+    // /readyz also asks directory-service's grpc.health.v1.
+    let gateway = base_url.split("/scim/").next().expect("the gateway's URL");
+    for probe in ["healthz", "readyz"] {
+        // /readyz may say 503 until a health check of directory-service
+        // gets through.
+        let mut status = 0;
+        for _ in 0..50 {
+            status = http
+                .get(format!("{gateway}/{probe}"))
+                .send()
+                .await
+                .expect("the gateway answers")
+                .status()
+                .as_u16();
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 200, "/{probe}");
+    }
+
+    let metrics = http
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .expect("idmesh dev serves metrics")
+        .text()
+        .await
+        .expect("the metrics text");
+    let series = |name: &str, labels: &[&str]| {
+        metrics
+            .lines()
+            .any(|line| line.starts_with(name) && labels.iter().all(|label| line.contains(label)))
+    };
+    let user_route = r#"route="/scim/v2/{directory_id}/Users/{id}""#;
+    assert!(
+        series(
+            "idmesh_http_requests_total{",
+            &[
+                user_route,
+                r#"method="PATCH""#,
+                r#"status="200""#,
+                r#"status_class="2xx""#
+            ]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "idmesh_http_requests_total{",
+            &[user_route, r#"status="404""#, r#"status_class="4xx""#]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series("idmesh_http_request_duration_seconds_bucket{", &[user_route, r#"le="#]),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "idmesh_grpc_server_requests_total{",
+            &[
+                r#"service="idmesh.v1.UserService""#,
+                r#"method="PatchUser""#,
+                r#"code="Ok""#
+            ]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "idmesh_grpc_server_requests_total{",
+            &[r#"method="RevokeUserSessions""#, r#"code="Ok""#]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "idmesh_grpc_server_request_duration_seconds_bucket{",
+            &[r#"method="PatchUser""#]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series(
+            "idmesh_db_pool_connections{",
+            &[r#"service="user-service""#, r#"state="idle""#]
+        ),
+        "{metrics}"
+    );
+    assert!(
+        series("idmesh_db_pool_max_connections{", &[r#"service="user-service""#]),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|line| line == "idmesh_session_store_up 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("healthz") && !metrics.contains("readyz") && !metrics.contains("grpc.health"),
+        "probes are not counted:\n{metrics}"
+    );
+    assert!(
+        !metrics.contains(&directory_id) && !metrics.contains(&user_id),
+        "no raw id in a label:\n{metrics}"
+    );
+    stop(child);
+}
+
+/// An OTLP/gRPC receiver in the test process: the spans a collector would
+/// get, each with its resource's `service.name`.
+#[derive(Debug, Clone, Default)]
+struct OtlpReceiver {
+    spans: Arc<Mutex<Vec<(String, Span)>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for OtlpReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut received = self.spans.lock().expect("not poisoned");
+        for resource_spans in request.into_inner().resource_spans {
+            let service_name = resource_spans
+                .resource
+                .iter()
+                .flat_map(|resource| &resource.attributes)
+                .find(|attribute| attribute.key == "service.name")
+                .and_then(|attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                    any_value::Value::StringValue(name) => Some(name.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for scope_spans in resource_spans.scope_spans {
+                received.extend(scope_spans.spans.into_iter().map(|span| (service_name.clone(), span)));
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_otlp_endpoint_a_request_reaches_the_collector_as_one_trace() {
+    let receiver = OtlpReceiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
+    let serving = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let (child, lines, _logs) = start_dev_logging(
+        data_dir.path(),
+        &["--otlp-endpoint", &endpoint],
+        // Batches every 100 ms rather than every 5 s.
+        &[
+            ("OTEL_SERVICE_NAME", "idmesh-under-test"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let base_url = value_after(&next_line(&lines), "SCIM base URL:").to_owned();
+    let token = value_after(&next_line(&lines), "Bearer token:").to_owned();
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    deactivate_a_new_user(&base_url, &token, &format!("00-{trace_id}-00f067aa0ba902b7-01")).await;
+
+    let wanted = [
+        "PATCH /scim/v2/{directory_id}/Users/{id}",
+        "idmesh.v1.UserService/PatchUser",
+        "idmesh.v1.SessionService/RevokeUserSessions",
+    ];
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        names = receiver
+            .spans
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|(_, span)| {
+                span.trace_id
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect::<String>()
+                    == trace_id
+            })
+            .map(|(service, span)| format!("{service}: {}", span.name))
+            .collect::<Vec<_>>();
+        if wanted
+            .iter()
+            .all(|name| names.contains(&format!("idmesh-under-test: {name}")))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for name in wanted {
+        assert!(
+            names.contains(&format!("idmesh-under-test: {name}")),
+            "{name} reaches the collector in the request's trace: {names:?}"
+        );
+    }
+    stop(child);
+    serving.abort();
 }

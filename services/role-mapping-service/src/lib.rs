@@ -63,7 +63,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let auth = config.identity.authenticator()?;
     let readiness = {
         let db = db.clone();
-        Readiness::new(move || idmesh_store::is_reachable(db.clone()))
+        Readiness::new(move || {
+            idmesh_store::record_pool_usage(&db, "role-mapping-service");
+            idmesh_store::is_reachable(db.clone())
+        })
     };
     let api = RoleApi::new(db, users, groups, idmesh_runtime::clock::system());
     let server = idmesh_runtime::with_message_limits!(

@@ -11,6 +11,7 @@ mod groups;
 mod health;
 mod media_type;
 mod members;
+mod observe;
 mod projection;
 mod resources;
 mod response;
@@ -34,7 +35,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
-use tower_http::trace::TraceLayer;
 
 pub use crate::auth::DEFAULT_TOKEN_CACHE_TTL;
 use crate::auth::TokenCache;
@@ -108,7 +108,7 @@ struct AppState {
 
 /// Serves SCIM on `listener` until `shutdown` is cancelled, then lets
 /// in-flight requests finish. `/healthz` and `/readyz` answer probes, without
-/// a token.
+/// a token. Every other request is traced and measured (see `observe`).
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     let directory_channel = idmesh_runtime::grpc::lazy_channel(&config.directory_addr)?;
     let state = AppState {
@@ -179,6 +179,8 @@ fn router(state: AppState) -> Router {
         .fallback(error::unknown_endpoint)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(media_type::negotiate))
-        .layer(TraceLayer::new_for_http())
+        // A layer of the router, not around it: it runs after routing, so
+        // it knows the route template.
+        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }

@@ -31,6 +31,14 @@ pub use model::DEFAULT_MAX_SESSIONS_PER_USER;
 /// Counter: sessions evicted because their user reached the session limit
 /// (Prometheus, when the process serves metrics).
 pub const EVICTIONS_METRIC: &str = "idmesh_session_evictions_total";
+/// Gauge: 1 while the session store (Redis, or the in-process store, which
+/// always answers) answers the readiness check, 0 while it does not.
+pub const STORE_UP_METRIC: &str = "idmesh_session_store_up";
+
+/// How long the readiness check waits for the store: less than the check's
+/// own bound, so that a Redis that hangs is recorded as down before the
+/// check gives up on it.
+const STORE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// How session-service runs.
 #[derive(Debug, Clone)]
@@ -130,7 +138,13 @@ async fn run<S: SessionStore>(
         let store = Arc::clone(&store);
         Readiness::new(move || {
             let store = Arc::clone(&store);
-            async move { store.is_reachable().await }
+            async move {
+                let up = tokio::time::timeout(STORE_CHECK_TIMEOUT, store.is_reachable())
+                    .await
+                    .unwrap_or(false);
+                metrics::gauge!(STORE_UP_METRIC).set(if up { 1.0 } else { 0.0 });
+                up
+            }
         })
     };
     let api = SessionApi::new(store, clock, shutdown.clone());

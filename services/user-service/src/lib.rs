@@ -74,7 +74,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let deliverer = tokio::spawn(revocations.clone().run(stop_delivering.clone()));
     let readiness = {
         let db = db.clone();
-        Readiness::new(move || idmesh_store::is_reachable(db.clone()))
+        Readiness::new(move || {
+            idmesh_store::record_pool_usage(&db, "user-service");
+            idmesh_store::is_reachable(db.clone())
+        })
     };
     let api = UserApi::new(db, clock, revocations).with_limits(config.limits);
     let server =

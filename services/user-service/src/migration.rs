@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddFoldedResource),
             Box::new(CreateSessionRevocations),
             Box::new(AddMembershipRemoval),
+            Box::new(AddTraceContext),
         ]
     }
 
@@ -240,6 +241,42 @@ impl MigrationTrait for AddMembershipRemoval {
                 Table::alter()
                     .table("session_revocations")
                     .drop_column("remove_memberships")
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// A revocation remembers the trace of the request that stored it, so that
+/// a delivery retried later joins that trace. Rows stored before this
+/// migration are delivered in traces of their own.
+struct AddTraceContext;
+
+impl MigrationName for AddTraceContext {
+    fn name(&self) -> &str {
+        "m0005_add_trace_context"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddTraceContext {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("session_revocations")
+                    .add_column(text_null("traceparent"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("session_revocations")
+                    .drop_column("traceparent")
                     .to_owned(),
             )
             .await

@@ -9,7 +9,9 @@
 //! user's sessions are revoked before the caller hears back. When
 //! session-service (or its Redis) cannot be reached the row stays, and
 //! [`Revocations::run`] retries it with exponential backoff until
-//! session-service confirms, then deletes it.
+//! session-service confirms, then deletes it. The row keeps the request's
+//! `traceparent`, so a retry shows up in the trace of the request that
+//! called for it.
 //!
 //! Several user-service replicas may share the table. A deliverer claims the
 //! rows that are due by writing its token and a lease into them in one
@@ -25,6 +27,7 @@ use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{RemoveMemberEverywhereRequest, RevokeUserSessionsRequest};
 use idmesh_runtime::auth::AuthChannel;
 use idmesh_runtime::clock::Clock;
+use idmesh_runtime::telemetry::context;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
@@ -33,6 +36,7 @@ use sea_orm::{
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
+use tracing::Instrument;
 
 use crate::entity::session_revocation::{self, Column, Entity};
 
@@ -182,6 +186,7 @@ impl Revocations {
             deliver_after: Set(epoch_millis(now).saturating_add(millis(LEASE))),
             claim: Set(Some(uuid::Uuid::now_v7().to_string())),
             last_error: Set(None),
+            traceparent: Set(context::current_traceparent()),
         }
         .insert(txn)
         .await
@@ -287,7 +292,15 @@ impl Revocations {
         let mut claimed = self.claim_due().await?.into_iter();
         let mut delivered = 0;
         while let Some(row) = claimed.next() {
-            match self.deliver(row).await? {
+            // A retry belongs to the trace of the request that stored it.
+            let span = tracing::info_span!(
+                "session revocation retry",
+                directory_id = %row.directory_id,
+                user_id = %row.user_id,
+                attempt = row.attempts.saturating_add(1),
+            );
+            context::continue_stored_trace(&span, row.traceparent.as_deref());
+            match self.deliver(row).instrument(span).await? {
                 Outcome::Delivered => delivered += 1,
                 Outcome::FailedAlone => {}
                 Outcome::Unreachable { retry_at } => {

@@ -19,4 +19,5 @@ mod large;
 mod limits;
 mod projection;
 mod roles;
+mod telemetry;
 mod users;

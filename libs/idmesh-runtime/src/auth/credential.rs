@@ -1,5 +1,6 @@
 //! The client side: a caller's own API key, sent on every call of a
-//! channel as `authorization: Bearer <key>`, with the request's deadline.
+//! channel as `authorization: Bearer <key>`, with the request's deadline
+//! and trace context.
 
 use std::fmt;
 use std::task::{Context, Poll};
@@ -34,8 +35,10 @@ impl fmt::Debug for Credential {
     }
 }
 
-/// A channel that sends its [`Credential`] with every call, and the time
-/// left before the current request's [deadline](crate::deadline).
+/// A channel that sends its [`Credential`] with every call, the time left
+/// before the current request's [deadline](crate::deadline), and the
+/// current span's [trace context](crate::telemetry::context), so that the
+/// server's span continues the caller's trace.
 #[derive(Debug, Clone)]
 pub struct AuthChannel {
     channel: Channel,
@@ -62,6 +65,7 @@ impl Service<http::Request<Body>> for AuthChannel {
             .headers_mut()
             .insert(http::header::AUTHORIZATION, self.credential.authorization.clone());
         crate::deadline::propagate(&mut request);
+        crate::telemetry::context::inject_current(request.headers_mut());
         self.channel.call(request)
     }
 }

@@ -32,6 +32,9 @@ pub struct Model {
     pub claim: Option<String>,
     /// Why the last delivery failed.
     pub last_error: Option<String>,
+    /// The W3C `traceparent` of the request that stored the row: a delivery
+    /// retried later continues that request's trace.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
