@@ -1,0 +1,417 @@
+//! Measures what the limits of issue 12 buy, for docs/benchmarks.md. Each
+//! result is a ratio to the same measurement without the load, taken in the
+//! same run, so that a busy machine moves both sides alike:
+//!
+//! 1. **Noisy neighbour.** Directory B reads users at a steady
+//!    `--steady-rate` while directory A, alternately idle and flooding at
+//!    `--noisy-rate` (ten times its limit by default), is answered 429:
+//!    B's p99 with A flooding over B's p99 alone.
+//! 2. **Heavy PATCH.** B's steady reads while one client in directory C
+//!    PATCHes a user with `--emails` e-mail addresses of `--email-bytes`
+//!    each, back to back: B's p99 with the PATCHes over B's p99 alone.
+//! 3. **Memory.** `--writers` PATCHes of that size at once, `--rounds`
+//!    times, then a minute of rest: the resident memory of the process
+//!    `--pid` before, at its peak, and after 10, 30 and 60 s.
+//!
+//! Phases alternate (alone, loaded, alone, loaded) so that a drift of the
+//! machine shows. `scripts/bench-limits` starts `idmesh dev` and runs this.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+#[derive(Debug, Parser)]
+#[command(about = "Measures rate limits, CPU isolation and memory of the SCIM gateway")]
+struct Args {
+    /// Directory A (the noisy one): `<SCIM base URL> <token>`.
+    #[arg(long, num_args = 2, value_names = ["URL", "TOKEN"])]
+    noisy: Vec<String>,
+    /// Directory B (the steady one).
+    #[arg(long, num_args = 2, value_names = ["URL", "TOKEN"])]
+    steady: Vec<String>,
+    /// Directory C (the heavy PATCHes and the memory test).
+    #[arg(long, num_args = 2, value_names = ["URL", "TOKEN"])]
+    heavy: Vec<String>,
+    /// B's reads per second (its limit is 50).
+    #[arg(long, default_value_t = 20)]
+    steady_rate: u32,
+    /// A's requests per second while it floods.
+    #[arg(long, default_value_t = 500)]
+    noisy_rate: u32,
+    /// Seconds of each phase.
+    #[arg(long, default_value_t = 10)]
+    phase_seconds: u64,
+    /// E-mail addresses per heavy PATCH.
+    #[arg(long, default_value_t = 1_000)]
+    emails: usize,
+    /// Bytes of each address (the default makes a PATCH of about 1 MB).
+    #[arg(long, default_value_t = 950)]
+    email_bytes: usize,
+    /// Heavy PATCHes at once in the memory test.
+    #[arg(long, default_value_t = 8)]
+    writers: usize,
+    /// Rounds of the memory test's PATCHes.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// The `idmesh dev` process, for its resident memory.
+    #[arg(long)]
+    pid: u32,
+    /// Run only these scenarios (all three by default), e.g. `--only memory`
+    /// to measure memory from a freshly started process.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Scenario>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    Noisy,
+    Heavy,
+    Memory,
+}
+
+/// A SCIM client for one directory.
+#[derive(Clone)]
+struct Scim {
+    http: Client,
+    base_url: String,
+    token: String,
+}
+
+impl Scim {
+    fn new(http: &Client, url_and_token: &[String]) -> anyhow::Result<Scim> {
+        let [base_url, token] = url_and_token else {
+            bail!("a directory is given as its SCIM base URL and a token");
+        };
+        Ok(Scim {
+            http: http.clone(),
+            base_url: base_url.clone(),
+            token: token.clone(),
+        })
+    }
+
+    /// Sends a request; its status, and its JSON body when `expect`ed.
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base_url))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.header("content-type", "application/scim+json").json(body);
+        }
+        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+        let status = response.status();
+        let bytes = response.bytes().await.with_context(|| format!("{method} {path}"))?;
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    async fn create_user(&self, user_name: &str) -> anyhow::Result<String> {
+        let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name});
+        let (status, body) = self.send(Method::POST, "/Users", Some(&user)).await?;
+        ensure!(status == StatusCode::CREATED, "POST /Users: {status}: {body}");
+        body["id"].as_str().map(str::to_owned).context("a user without an id")
+    }
+}
+
+/// Sends `send` at `per_second` until `stop`, each on a task of its own
+/// (open loop: a slow answer delays no later request), and returns their
+/// latencies in µs; every answer must be 200.
+async fn at_rate<F, Fut>(per_second: u32, stop: Arc<AtomicBool>, send: F) -> anyhow::Result<Histogram<u64>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<StatusCode>> + Send + 'static,
+{
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / per_second.max(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut requests = JoinSet::new();
+    while !stop.load(Ordering::Relaxed) {
+        ticks.tick().await;
+        let request = send();
+        requests.spawn(async move {
+            let started = Instant::now();
+            let status = request.await?;
+            anyhow::Ok((status, started.elapsed()))
+        });
+    }
+    let mut latencies = Histogram::<u64>::new(3).context("a histogram")?;
+    while let Some(done) = requests.join_next().await {
+        let (status, elapsed) = done??;
+        ensure!(status == StatusCode::OK, "a steady read answered {status}");
+        latencies.record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))?;
+    }
+    Ok(latencies)
+}
+
+/// B's steady reads of one user for a phase, while `load` runs beside them
+/// (nothing, a flood, heavy PATCHes); B's latencies.
+async fn phase(
+    args: &Args,
+    steady: &Scim,
+    steady_user: &str,
+    load: Option<tokio::task::JoinHandle<anyhow::Result<String>>>,
+    stop_load: &Arc<AtomicBool>,
+) -> anyhow::Result<(Histogram<u64>, Option<String>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = {
+        let (steady, path, stop, rate) = (
+            steady.clone(),
+            format!("/Users/{steady_user}"),
+            stop.clone(),
+            args.steady_rate,
+        );
+        tokio::spawn(async move {
+            at_rate(rate, stop, move || {
+                let (steady, path) = (steady.clone(), path.clone());
+                async move { Ok(steady.send(Method::GET, &path, None).await?.0) }
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(args.phase_seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    stop_load.store(true, Ordering::Relaxed);
+    let latencies = reads.await??;
+    let load_report = match load {
+        Some(load) => Some(load.await??),
+        None => None,
+    };
+    stop_load.store(false, Ordering::Relaxed);
+    Ok((latencies, load_report))
+}
+
+fn millis(micros: u64) -> f64 {
+    micros as f64 / 1_000.0
+}
+
+fn describe(latencies: &Histogram<u64>) -> String {
+    format!(
+        "{} reads, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        millis(latencies.value_at_quantile(0.5)),
+        millis(latencies.value_at_quantile(0.99)),
+        millis(latencies.max())
+    )
+}
+
+/// A PATCH of the configured size: replaces `emails` whole.
+fn heavy_patch(args: &Args, salt: usize) -> Value {
+    let padding = "x".repeat(args.email_bytes.saturating_sub(24));
+    let emails: Vec<Value> = (0..args.emails)
+        .map(|i| json!({"value": format!("{padding}{salt}.{i}@example.com")}))
+        .collect();
+    json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "emails", "value": emails}]})
+}
+
+/// Resident memory of `pid` now, in MiB (Linux /proc).
+fn resident_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("read the process status")?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("no VmRSS line")?
+        .parse()
+        .context("VmRSS is not a number")?;
+    Ok(kib as f64 / 1024.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let http = Client::builder().pool_max_idle_per_host(64).build()?;
+    let (noisy, steady, heavy) = (
+        Scim::new(&http, &args.noisy)?,
+        Scim::new(&http, &args.steady)?,
+        Scim::new(&http, &args.heavy)?,
+    );
+    println!("resident memory at start: {:.1} MiB", resident_mib(args.pid)?);
+    let runs = |scenario| args.only.is_empty() || args.only.contains(&scenario);
+    if runs(Scenario::Noisy) || runs(Scenario::Heavy) {
+        let steady_user = steady.create_user("steady@example.com").await?;
+        if runs(Scenario::Noisy) {
+            noisy_neighbour(&args, &steady, &steady_user, &noisy).await?;
+        }
+        if runs(Scenario::Heavy) {
+            heavy_patches(&args, &steady, &steady_user, &heavy).await?;
+        }
+    }
+    if runs(Scenario::Memory) {
+        memory(&args, &heavy).await?;
+    }
+    Ok(())
+}
+
+/// Scenario 1: B's p99 alone and while A floods.
+async fn noisy_neighbour(args: &Args, steady: &Scim, steady_user: &str, noisy: &Scim) -> anyhow::Result<()> {
+    let stop_load = Arc::new(AtomicBool::new(false));
+    println!(
+        "1. noisy neighbour: B reads {}/s; A floods at {}/s",
+        args.steady_rate, args.noisy_rate
+    );
+    let mut alone = Vec::new();
+    let mut loaded = Vec::new();
+    for _ in 0..2 {
+        alone.push(phase(args, steady, steady_user, None, &stop_load).await?.0);
+        let flood = {
+            let (noisy, stop, rate) = (noisy.clone(), stop_load.clone(), args.noisy_rate);
+            tokio::spawn(async move { flood(noisy, rate, stop).await })
+        };
+        let (latencies, report) = phase(args, steady, steady_user, Some(flood), &stop_load).await?;
+        loaded.push(latencies);
+        println!("   A: {}", report.unwrap_or_default());
+    }
+    report("B alone", "B while A floods", &alone, &loaded);
+    Ok(())
+}
+
+/// Scenario 2: what the limits answer to 20,000 e-mails, and B's p99 alone
+/// and while C PATCHes large documents back to back.
+async fn heavy_patches(args: &Args, steady: &Scim, steady_user: &str, heavy: &Scim) -> anyhow::Result<()> {
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let heavy_user = heavy.create_user("heavy@example.com").await?;
+    let oversized = json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "emails",
+        "value": (0..20_000).map(|i| json!({"value": format!("u{i}@example.com")})).collect::<Vec<_>>()}]});
+    let (status, body) = heavy
+        .send(Method::PATCH, &format!("/Users/{heavy_user}"), Some(&oversized))
+        .await?;
+    println!(
+        "2. heavy PATCH: 20,000 e-mails in one PATCH answers {status} {}",
+        body["scimType"].as_str().unwrap_or("")
+    );
+    let body_bytes = heavy_patch(args, 0).to_string().len();
+    println!(
+        "   B reads {}/s while C PATCHes {} e-mails ({body_bytes} bytes) back to back",
+        args.steady_rate, args.emails
+    );
+    let (mut alone, mut loaded) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        alone.push(phase(args, steady, steady_user, None, &stop_load).await?.0);
+        let patching = {
+            let (heavy, stop, body) = (heavy.clone(), stop_load.clone(), heavy_patch(args, 1));
+            let path = format!("/Users/{heavy_user}");
+            tokio::spawn(async move { patch_loop(heavy, path, body, stop).await })
+        };
+        let (latencies, report) = phase(args, steady, steady_user, Some(patching), &stop_load).await?;
+        loaded.push(latencies);
+        println!("   C: {}", report.unwrap_or_default());
+    }
+    report("B alone", "B while C PATCHes", &alone, &loaded);
+    Ok(())
+}
+
+/// A's flood: `rate` GETs a second, counting the answers by status.
+async fn flood(noisy: Scim, rate: u32, stop: Arc<AtomicBool>) -> anyhow::Result<String> {
+    let (ok, limited) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+    let mut requests = JoinSet::new();
+    while !stop.load(Ordering::Relaxed) {
+        ticks.tick().await;
+        let (noisy, ok, limited) = (noisy.clone(), ok.clone(), limited.clone());
+        requests.spawn(async move {
+            match noisy.send(Method::GET, "/Users?count=1", None).await {
+                Ok((StatusCode::OK, _)) => ok.fetch_add(1, Ordering::Relaxed),
+                Ok((StatusCode::TOO_MANY_REQUESTS, _)) => limited.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+        });
+    }
+    while requests.join_next().await.is_some() {}
+    Ok(format!(
+        "{} answered 200, {} answered 429",
+        ok.load(Ordering::Relaxed),
+        limited.load(Ordering::Relaxed)
+    ))
+}
+
+/// PATCHes `path` with `body` one after another until `stop`.
+async fn patch_loop(heavy: Scim, path: String, body: Value, stop: Arc<AtomicBool>) -> anyhow::Result<String> {
+    let (mut done, started) = (0u32, Instant::now());
+    while !stop.load(Ordering::Relaxed) {
+        let (status, answer) = heavy.send(Method::PATCH, &path, Some(&body)).await?;
+        ensure!(status == StatusCode::OK, "the heavy PATCH answered {status}: {answer}");
+        done += 1;
+    }
+    Ok(format!(
+        "{done} PATCHes, {:.0} ms each",
+        started.elapsed().as_secs_f64() * 1_000.0 / f64::from(done.max(1))
+    ))
+}
+
+/// Both phases' p99 and the ratio of the worse loaded one to the better
+/// one alone.
+fn report(alone_name: &str, loaded_name: &str, alone: &[Histogram<u64>], loaded: &[Histogram<u64>]) {
+    for (i, (a, l)) in alone.iter().zip(loaded).enumerate() {
+        println!("   round {}: {alone_name}: {}", i + 1, describe(a));
+        println!("   round {}: {loaded_name}: {}", i + 1, describe(l));
+    }
+    let p99 = |h: &Histogram<u64>| h.value_at_quantile(0.99);
+    let best_alone = alone.iter().map(p99).min().unwrap_or(1).max(1);
+    let worst_loaded = loaded.iter().map(p99).max().unwrap_or(0);
+    println!(
+        "   p99 ratio (worst loaded / best alone): {:.2}",
+        worst_loaded as f64 / best_alone as f64
+    );
+}
+
+/// `--writers` heavy PATCHes at once, `--rounds` times, then a minute of
+/// rest, sampling the resident memory of `--pid`.
+async fn memory(args: &Args, heavy: &Scim) -> anyhow::Result<()> {
+    let mut users = Vec::new();
+    for i in 0..args.writers {
+        users.push(heavy.create_user(&format!("memory{i}@example.com")).await?);
+    }
+    let before = resident_mib(args.pid)?;
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling, pid) = (peak.clone(), sampling.clone(), args.pid);
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                if let Ok(mib) = resident_mib(pid) {
+                    peak.fetch_max((mib * 1024.0) as u64, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    for round in 0..args.rounds {
+        let mut writes = JoinSet::new();
+        for (i, user) in users.iter().enumerate() {
+            let (heavy, path, body) = (
+                heavy.clone(),
+                format!("/Users/{user}"),
+                heavy_patch(args, round * 100 + i),
+            );
+            writes.spawn(async move { heavy.send(Method::PATCH, &path, Some(&body)).await });
+        }
+        while let Some(done) = writes.join_next().await {
+            let (status, body) = done??;
+            ensure!(
+                status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+                "a memory-test PATCH answered {status}: {body}"
+            );
+        }
+    }
+    sampling.store(false, Ordering::Relaxed);
+    sampler.await?;
+    let peak = peak.load(Ordering::Relaxed) as f64 / 1024.0;
+    println!(
+        "3. memory: {} PATCHes at once, {} rounds: resident {before:.1} MiB before, {peak:.1} MiB at the peak",
+        args.writers, args.rounds
+    );
+    let rest = Instant::now();
+    for mark in [10, 30, 60] {
+        tokio::time::sleep_until((rest + Duration::from_secs(mark)).into()).await;
+        println!("   after {mark} s: {:.1} MiB", resident_mib(args.pid)?);
+    }
+    Ok(())
+}
