@@ -16,6 +16,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Mode, Settings};
 use crate::dev_state::DevState;
 
+/// jemalloc gives memory back to the system after a burst (its background
+/// threads purge freed pages within seconds); glibc's malloc kept most of a
+/// burst of large PATCHes for good. Not on MSVC, which jemalloc does not support.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// sysexits.h's EX_USAGE: the command line or the configuration is wrong,
 /// so restarting will not help.
 const EX_USAGE: u8 = 64;
