@@ -245,12 +245,15 @@ impl UserApi {
             if let Some(expected) = expected_version.filter(|v| *v != current.version) {
                 return Err(stale_version(expected, current.version));
             }
-            let normalized = if cost == Cost::Heavy {
-                let (change, current) = (change.clone(), current.clone());
-                self.cpu.run(move || change(&current)).await??
+            // The CPU pool's job takes the row and hands it back: the row
+            // holds the whole document, too large to copy.
+            let (normalized, current) = if cost == Cost::Heavy {
+                let change = change.clone();
+                self.cpu.run(move || (change(&current), current)).await?
             } else {
-                change(&current)?
+                (change(&current), current)
             };
+            let normalized = normalized?;
             let password_hash = match normalized.password {
                 Some(password) => Some(password::hash(&self.cpu, password).await?),
                 None => current.password_hash.clone(),
