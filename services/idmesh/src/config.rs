@@ -114,6 +114,11 @@ pub struct Settings {
     /// 503 with Retry-After [default: 256].
     #[arg(long, env = "IDMESH_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
+    /// How many bytes of request bodies the gateway's running requests may
+    /// carry together; a request that does not fit waits up to 2 s, then
+    /// is answered 503 with Retry-After [default: 2097152].
+    #[arg(long, env = "IDMESH_MAX_BODY_BYTES_IN_FLIGHT")]
+    pub max_body_bytes_in_flight: Option<usize>,
     /// Requests a second each directory may send, sustained, unless it has
     /// its own rate (idmesh directory rate-limit) [default: 50].
     #[arg(long, env = "IDMESH_RATE_LIMIT_PER_SECOND")]
@@ -229,6 +234,7 @@ pub struct Config {
     pub group_patch_member_limit: u64,
     pub request_timeout_seconds: u64,
     pub max_concurrent_requests: usize,
+    pub max_body_bytes_in_flight: usize,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub max_document_bytes: usize,
@@ -294,6 +300,7 @@ impl Settings {
             group_patch_member_limit: self.group_patch_member_limit.or(lower.group_patch_member_limit),
             request_timeout_seconds: self.request_timeout_seconds.or(lower.request_timeout_seconds),
             max_concurrent_requests: self.max_concurrent_requests.or(lower.max_concurrent_requests),
+            max_body_bytes_in_flight: self.max_body_bytes_in_flight.or(lower.max_body_bytes_in_flight),
             rate_limit_per_second: self.rate_limit_per_second.or(lower.rate_limit_per_second),
             rate_limit_burst: self.rate_limit_burst.or(lower.rate_limit_burst),
             max_document_bytes: self.max_document_bytes.or(lower.max_document_bytes),
@@ -438,6 +445,14 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             settings.max_concurrent_requests,
             traffic.max_concurrent_requests,
             1..=tokio::sync::Semaphore::MAX_PERMITS,
+        )?,
+        // A request takes its body's bytes as permits, which tokio counts
+        // in a u32.
+        max_body_bytes_in_flight: within(
+            "max_body_bytes_in_flight",
+            settings.max_body_bytes_in_flight,
+            traffic.max_body_bytes_in_flight,
+            1..=u32::MAX as usize,
         )?,
         rate_limit_per_second: within(
             "rate_limit_per_second",
@@ -771,6 +786,7 @@ impl Config {
             traffic: scim_gateway::Traffic {
                 request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
                 max_concurrent_requests: self.max_concurrent_requests,
+                max_body_bytes_in_flight: self.max_body_bytes_in_flight,
                 default_rate: scim_gateway::Rate {
                     per_second: nonzero(self.rate_limit_per_second),
                     burst: nonzero(self.rate_limit_burst),

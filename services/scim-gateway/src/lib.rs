@@ -104,6 +104,8 @@ struct AppState {
     rate_limits: Arc<RateLimits>,
     /// One permit per SCIM request that may run at once.
     in_flight: Arc<Semaphore>,
+    /// One permit per byte of request body that may be in flight at once.
+    body_bytes: Arc<Semaphore>,
 }
 
 /// Serves SCIM on `listener` until `shutdown` is cancelled, then lets
@@ -132,6 +134,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         limits: config.limits,
         rate_limits: Arc::new(RateLimits::new()),
         in_flight: Arc::new(Semaphore::new(config.traffic.max_concurrent_requests)),
+        body_bytes: Arc::new(Semaphore::new(config.traffic.max_body_bytes_in_flight)),
     };
     tracing::info!(addr = ?listener.local_addr().ok(), "scim-gateway listening");
     // TCP_NODELAY: SCIM responses are small and must not wait for delayed ACKs.
@@ -164,7 +167,11 @@ fn router(state: AppState) -> Router {
         .route("/ResourceTypes/{id}", get(discovery::resource_type))
         .layer(DefaultBodyLimit::max(state.limits.max_document_bytes))
         // Outermost last: shed, then the deadline, then authentication,
-        // then the directory's rate (see `traffic`).
+        // then the directory's rate, then the body budget (see `traffic`).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            traffic::body_budget,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), traffic::rate_limit))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

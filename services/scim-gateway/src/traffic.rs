@@ -16,11 +16,19 @@
 //!    directory-service); a request beyond it is answered 429 with the
 //!    whole seconds until the bucket has a token again in `Retry-After`,
 //!    which Okta honours and Entra ID retries after.
+//! 5. [`body_budget`]: the bodies of the requests running at once add up
+//!    to at most [`Traffic::max_body_bytes_in_flight`]. A request costs the
+//!    mesh about twenty times its body while it runs (the document is
+//!    parsed, copied and serialised at every hop), so this bounds the
+//!    memory a burst of large PATCHes takes. A request whose body does not
+//!    fit waits, with its body unread, up to [`BODY_BUDGET_WAIT`], then is
+//!    answered 503 with `Retry-After`.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::HttpBody;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
@@ -36,9 +44,17 @@ use crate::error::ApiError;
 
 /// Requests answered 429, by directory.
 pub const RATE_LIMITED_METRIC: &str = "idmesh_gateway_rate_limited_total";
-/// Requests answered 503 because [`Traffic::max_concurrent_requests`] were
-/// running.
+/// Requests answered 503 because the gateway was at a limit: `reason` is
+/// `concurrency` ([`Traffic::max_concurrent_requests`] were running) or
+/// `body_bytes` ([`Traffic::max_body_bytes_in_flight`] stayed taken).
 pub const SHED_METRIC: &str = "idmesh_gateway_shed_total";
+/// Bytes of request bodies admitted and not yet answered.
+pub const BODY_BYTES_METRIC: &str = "idmesh_gateway_body_bytes_in_flight";
+
+/// How long a request waits for room in [`Traffic::max_body_bytes_in_flight`]
+/// (or until its deadline, if sooner): long enough for a few of the largest
+/// PATCHes to finish.
+pub const BODY_BUDGET_WAIT: Duration = Duration::from_secs(2);
 /// Requests answered 503 because their deadline passed.
 pub const DEADLINE_METRIC: &str = "idmesh_gateway_deadline_exceeded_total";
 /// SCIM requests running now.
@@ -78,6 +94,9 @@ pub struct Traffic {
     pub request_timeout: Duration,
     /// How many SCIM requests run at once.
     pub max_concurrent_requests: usize,
+    /// How many bytes of request bodies the running requests may carry
+    /// together; a body larger than this runs alone.
+    pub max_body_bytes_in_flight: usize,
     /// Each directory's rate unless it has its own.
     pub default_rate: Rate,
 }
@@ -86,6 +105,10 @@ impl Traffic {
     pub const DEFAULT: Traffic = Traffic {
         request_timeout: Duration::from_secs(20),
         max_concurrent_requests: 256,
+        // Two of the largest documents (1 MiB) at once, as many as the CPU
+        // pool runs on two cores: about 85 MiB of the mesh's memory at the
+        // peak, measured (docs/benchmarks.md, "Limits").
+        max_body_bytes_in_flight: 2 << 20,
         default_rate: Rate::DEFAULT,
     };
 }
@@ -177,28 +200,30 @@ fn unavailable(detail: String) -> Response {
 /// running.
 pub async fn shed(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Ok(_permit) = Semaphore::try_acquire_owned(state.in_flight.clone()) else {
-        metrics::counter!(SHED_METRIC).increment(1);
+        metrics::counter!(SHED_METRIC, "reason" => "concurrency").increment(1);
         return unavailable("the server is at its limit of concurrent requests; retry later".to_owned());
     };
-    let _counted = InFlight::start();
+    let _counted = Counted::start(metrics::gauge!(IN_FLIGHT_METRIC), 1.0);
     next.run(request).await
 }
 
-/// One request in [`IN_FLIGHT_METRIC`], for as long as it lives: also when
-/// the client goes away and the request's future is dropped.
-struct InFlight(metrics::Gauge);
+/// An amount added to a gauge for as long as it lives: also when the client
+/// goes away and the request's future is dropped.
+struct Counted {
+    gauge: metrics::Gauge,
+    amount: f64,
+}
 
-impl InFlight {
-    fn start() -> InFlight {
-        let gauge = metrics::gauge!(IN_FLIGHT_METRIC);
-        gauge.increment(1.0);
-        InFlight(gauge)
+impl Counted {
+    fn start(gauge: metrics::Gauge, amount: f64) -> Counted {
+        gauge.increment(amount);
+        Counted { gauge, amount }
     }
 }
 
-impl Drop for InFlight {
+impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.decrement(1.0);
+        self.gauge.decrement(self.amount);
     }
 }
 
@@ -218,6 +243,34 @@ pub async fn deadline(State(state): State<AppState>, request: Request, next: Nex
             ))
         }
     }
+}
+
+/// Admits a request once its body fits in
+/// [`Traffic::max_body_bytes_in_flight`]; waits [`BODY_BUDGET_WAIT`] at
+/// most, then answers 503. A body of unknown length (chunked) counts as the
+/// largest the route accepts, up to the whole budget.
+pub async fn body_budget(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let size = request.body().size_hint();
+    let declared = size
+        .exact()
+        .or(size.upper())
+        .map_or(state.limits.max_document_bytes, |bytes| {
+            usize::try_from(bytes).unwrap_or(usize::MAX)
+        });
+    let bytes = declared.min(state.traffic.max_body_bytes_in_flight);
+    if bytes == 0 {
+        return next.run(request).await;
+    }
+    // The configuration keeps the budget within a u32.
+    let permits = u32::try_from(bytes).unwrap_or(u32::MAX);
+    let wait = idmesh_runtime::deadline::remaining().map_or(BODY_BUDGET_WAIT, |left| left.min(BODY_BUDGET_WAIT));
+    let admitted = tokio::time::timeout(wait, state.body_bytes.clone().acquire_many_owned(permits)).await;
+    let Ok(Ok(_permits)) = admitted else {
+        metrics::counter!(SHED_METRIC, "reason" => "body_bytes").increment(1);
+        return unavailable("the server is busy with other large requests; retry later".to_owned());
+    };
+    let _counted = Counted::start(metrics::gauge!(BODY_BYTES_METRIC), bytes as f64);
+    next.run(request).await
 }
 
 /// Answers 429 when the request's directory is over its rate.

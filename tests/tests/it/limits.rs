@@ -337,6 +337,64 @@ both_backends!(
     }
 );
 
+/// Request bodies in flight may add up to 1,000 bytes: the stalled request
+/// of [`stall_in_a_body`] takes them all.
+async fn start_with_a_small_body_budget(database: &ScratchDatabase) -> TestMesh {
+    TestMesh::start_with(database, &Target::ALL, |config| {
+        config.traffic.max_body_bytes_in_flight = 1000;
+    })
+    .await
+}
+
+both_backends!(
+    a_body_that_does_not_fit_the_budget_waits_then_gets_503_and_bodiless_requests_pass,
+    start_with_a_small_body_budget,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let mut stalled = stall_in_a_body(&mesh, &scim).await;
+        // Until the stalled request has taken the budget, a POST may get in.
+        let started = Instant::now();
+        let (refused, waited) = loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no POST waited for the budget"
+            );
+            let sent = Instant::now();
+            let response = scim
+                .send_expecting_one_of(Method::POST, "/Users", Some(user("refused@example.com")), &[201, 503])
+                .await;
+            if response.status == 503 {
+                break (response, sent.elapsed());
+            }
+            scim.delete(&format!("/Users/{}", response.body["id"].as_str().expect("an id")), 204)
+                .await;
+        };
+        assert_scim_error(&refused, None);
+        retry_after(&refused);
+        assert!(
+            waited >= Duration::from_millis(1500),
+            "the POST waited for room before it was refused: {waited:?}"
+        );
+        // A request without a body needs none of the budget.
+        scim.get("/Users", 200).await;
+
+        // The stalled body arrives: its request completes, and the budget
+        // is free again.
+        let rest = format!("\"{}}}", " ".repeat(1000 - r#"{"userName": "stall"#.len() - 2));
+        stalled
+            .write_all(rest.as_bytes())
+            .await
+            .expect("send the rest of the body");
+        let mut answer = vec![0; 12];
+        tokio::io::AsyncReadExt::read_exact(&mut stalled, &mut answer)
+            .await
+            .expect("the stalled request's answer");
+        assert_eq!(String::from_utf8_lossy(&answer), "HTTP/1.1 201");
+        scim.post("/Users", user("after@example.com"), 201).await;
+        assert_eq!(user_names(&mesh, &scim).await, ["after@example.com", "stall"]);
+    }
+);
+
 /// PostgreSQL only: the request waits on a row lock another connection
 /// holds, which SQLite, locking the whole file, does not have.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
