@@ -114,6 +114,15 @@ impl Scim {
         Ok((status, body))
     }
 
+    /// The same directory through a client of its own, for a load run on a
+    /// runtime of its own ([`on_own_thread`]).
+    fn with_own_client(&self) -> anyhow::Result<Scim> {
+        Ok(Scim {
+            http: Client::builder().pool_max_idle_per_host(64).build()?,
+            ..self.clone()
+        })
+    }
+
     async fn create_user(&self, user_name: &str) -> anyhow::Result<String> {
         let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name});
         let (status, body) = self.send(Method::POST, "/Users", Some(&user)).await?;
@@ -263,7 +272,7 @@ async fn noisy_neighbour(args: &Args, steady: &Scim, steady_user: &str, noisy: &
         alone.push(phase(args, steady, steady_user, None, &stop_load).await?.0);
         let flood = {
             let (noisy, stop, rate) = (noisy.clone(), stop_load.clone(), args.noisy_rate);
-            tokio::spawn(async move { flood(noisy, rate, stop).await })
+            on_own_thread(move || async move { flood(noisy.with_own_client()?, rate, stop).await })
         };
         let (latencies, report) = phase(args, steady, steady_user, Some(flood), &stop_load).await?;
         loaded.push(latencies);
@@ -298,7 +307,7 @@ async fn heavy_patches(args: &Args, steady: &Scim, steady_user: &str, heavy: &Sc
         let patching = {
             let (heavy, stop, body) = (heavy.clone(), stop_load.clone(), heavy_patch(args, 1));
             let path = format!("/Users/{heavy_user}");
-            tokio::spawn(async move { patch_loop(heavy, path, body, stop).await })
+            on_own_thread(move || async move { patch_loop(heavy.with_own_client()?, path, body, stop).await })
         };
         let (latencies, report) = phase(args, steady, steady_user, Some(patching), &stop_load).await?;
         loaded.push(latencies);
@@ -306,6 +315,23 @@ async fn heavy_patches(args: &Args, steady: &Scim, steady_user: &str, heavy: &Sc
     }
     report("B alone", "B while C PATCHes", &alone, &loaded);
     Ok(())
+}
+
+/// Runs a load (A's flood, C's PATCHes) on a runtime and a thread of its
+/// own. An IdP does its client-side work on its own machine: building,
+/// sending and reading 1 MB bodies on the runtime that times B's reads
+/// would add the load generator's own delays to B's latencies.
+fn on_own_thread<F, Fut>(load: F) -> tokio::task::JoinHandle<anyhow::Result<String>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<String>>,
+{
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(load())
+    })
 }
 
 /// A's flood: `rate` GETs a second, counting the answers by status.
