@@ -30,7 +30,7 @@ use scim::schema::GROUP_RESOURCE;
 use scim::{Limits, ScimError};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, Select,
 };
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
@@ -48,6 +48,19 @@ const MAX_MEMBER_PAGE: u64 = 10_000;
 const MAX_MEMBERSHIP_IDS: usize = 1_000;
 /// Group ids per `IN (...)` list.
 const CHUNK: usize = 1_000;
+
+/// `(member_id, group_id)` of every group that one of `member_ids` is a
+/// direct member of, ordered by member, then group: what ListGroupsOfMember
+/// answers, found through the index led by member_id (migration m0004).
+pub(crate) fn direct_memberships(directory_id: &str, member_ids: Vec<String>) -> Select<group_member::Entity> {
+    group_member::Entity::find()
+        .select_only()
+        .columns([group_member::Column::MemberId, group_member::Column::GroupId])
+        .filter(group_member::Column::DirectoryId.eq(directory_id))
+        .filter(group_member::Column::MemberId.is_in(member_ids))
+        .order_by_asc(group_member::Column::MemberId)
+        .order_by_asc(group_member::Column::GroupId)
+}
 
 /// The group-service gRPC implementation.
 #[derive(Clone)]
@@ -530,13 +543,7 @@ impl GroupService for GroupApi {
             )))
             .into());
         }
-        let rows: Vec<(String, String)> = group_member::Entity::find()
-            .select_only()
-            .columns([group_member::Column::MemberId, group_member::Column::GroupId])
-            .filter(group_member::Column::DirectoryId.eq(&request.directory_id))
-            .filter(group_member::Column::MemberId.is_in(request.member_ids))
-            .order_by_asc(group_member::Column::MemberId)
-            .order_by_asc(group_member::Column::GroupId)
+        let rows: Vec<(String, String)> = direct_memberships(&request.directory_id, request.member_ids)
             .into_tuple()
             .all(&self.db)
             .await
@@ -544,12 +551,15 @@ impl GroupService for GroupApi {
         let mut group_ids: Vec<&String> = rows.iter().map(|(_, group_id)| group_id).collect();
         group_ids.sort_unstable();
         group_ids.dedup();
+        // By primary key alone: the ids come from the directory's own
+        // membership rows. A `directory_id` condition here would add nothing
+        // but let PostgreSQL, with statistics older than a bulk load, choose
+        // to scan the whole directory's groups instead.
         let mut names = std::collections::HashMap::with_capacity(group_ids.len());
         for chunk in group_ids.chunks(CHUNK) {
             let found: Vec<(String, String)> = group::Entity::find()
                 .select_only()
                 .columns([group::Column::Id, group::Column::DisplayName])
-                .filter(group::Column::DirectoryId.eq(&request.directory_id))
                 .filter(group::Column::Id.is_in(chunk.iter().map(|id| (*id).clone())))
                 .into_tuple()
                 .all(&self.db)
