@@ -12,6 +12,7 @@
 mod entity;
 mod error;
 mod filter;
+mod lookup;
 mod members;
 mod migration;
 mod service;

@@ -264,7 +264,7 @@ mod tests {
     async fn plan(db: &DatabaseConnection) -> String {
         let backend = db.get_database_backend();
         let ids = (1..=50).map(|i| format!("u{}", i * 300)).collect();
-        let query = crate::service::direct_memberships("d1", ids).build(backend);
+        let query = crate::lookup::direct_memberships("d1", ids).build(backend);
         let explain = match backend {
             DbBackend::Postgres => "EXPLAIN",
             _ => "EXPLAIN QUERY PLAN",

@@ -30,7 +30,7 @@ use scim::schema::GROUP_RESOURCE;
 use scim::{Limits, ScimError};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    QuerySelect,
 };
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
@@ -38,6 +38,7 @@ use tonic::{Request, Response, Status};
 use crate::Error;
 use crate::entity::{group, group_member};
 use crate::filter::GroupFilters;
+use crate::lookup;
 use crate::members::{self, Candidates, Unknown};
 use scim::members::{MemberChange, NewMember};
 
@@ -48,19 +49,6 @@ const MAX_MEMBER_PAGE: u64 = 10_000;
 const MAX_MEMBERSHIP_IDS: usize = 1_000;
 /// Group ids per `IN (...)` list.
 const CHUNK: usize = 1_000;
-
-/// `(member_id, group_id)` of every group that one of `member_ids` is a
-/// direct member of, ordered by member, then group: what ListGroupsOfMember
-/// answers, found through the index led by member_id (migration m0004).
-pub(crate) fn direct_memberships(directory_id: &str, member_ids: Vec<String>) -> Select<group_member::Entity> {
-    group_member::Entity::find()
-        .select_only()
-        .columns([group_member::Column::MemberId, group_member::Column::GroupId])
-        .filter(group_member::Column::DirectoryId.eq(directory_id))
-        .filter(group_member::Column::MemberId.is_in(member_ids))
-        .order_by_asc(group_member::Column::MemberId)
-        .order_by_asc(group_member::Column::GroupId)
-}
 
 /// The group-service gRPC implementation.
 #[derive(Clone)]
@@ -543,11 +531,13 @@ impl GroupService for GroupApi {
             )))
             .into());
         }
-        let rows: Vec<(String, String)> = direct_memberships(&request.directory_id, request.member_ids)
-            .into_tuple()
-            .all(&self.db)
-            .await
-            .map_err(Error::from)?;
+        let rows = lookup::memberships(
+            &self.db,
+            &request.directory_id,
+            request.member_ids,
+            request.include_ancestors,
+        )
+        .await?;
         let mut group_ids: Vec<&String> = rows.iter().map(|(_, group_id)| group_id).collect();
         group_ids.sort_unstable();
         group_ids.dedup();

@@ -752,6 +752,7 @@ on_both!(deleting_a_group_removes_it_from_its_parents, |mesh| async move {
         .list_groups_of_member(ListGroupsOfMemberRequest {
             directory_id: mesh.directory_id.clone(),
             member_ids: vec![child.id.clone(), ids[1].clone()],
+            include_ancestors: false,
         })
         .await
         .expect("ListGroupsOfMember")
@@ -770,6 +771,7 @@ on_both!(remove_member_everywhere_leaves_every_group_once, |mesh| async move {
         .list_groups_of_member(ListGroupsOfMemberRequest {
             directory_id: mesh.directory_id.clone(),
             member_ids: vec![ids[1].clone(), ids[0].clone()],
+            include_ancestors: false,
         })
         .await
         .expect("ListGroupsOfMember")
@@ -1125,3 +1127,60 @@ async fn on_postgres_a_removal_during_an_adding_transaction_waits_and_removes_th
     assert_eq!(removed.into_inner().groups, 1, "the removal saw the new member");
     assert!(mesh.member_ids(&group.id).await.is_empty(), "no member left");
 }
+
+on_both!(
+    ancestors_come_in_one_call_and_a_cycle_ends_where_it_closes,
+    |mesh| async move {
+        let ids = mesh.users(2).await;
+        // ids[0] is in Team, Team in Department, Department in Company, and
+        // Company in Team: a cycle. ids[1] is in nothing.
+        let team = mesh.group("Team", &[&ids[0]]).await;
+        let department = mesh.group("Department", &[&team.id]).await;
+        let company = mesh.group("Company", &[&department.id]).await;
+        mesh.try_patch_members(&team.id, &[&company.id], &[])
+            .await
+            .expect("Company into Team");
+        let memberships = |include_ancestors| {
+            let mesh = mesh.clone();
+            let member_ids = vec![ids[0].clone(), ids[1].clone()];
+            async move {
+                let mut got: Vec<(String, String)> = mesh
+                    .groups
+                    .clone()
+                    .list_groups_of_member(ListGroupsOfMemberRequest {
+                        directory_id: mesh.directory_id.clone(),
+                        member_ids,
+                        include_ancestors,
+                    })
+                    .await
+                    .expect("ListGroupsOfMember")
+                    .into_inner()
+                    .memberships
+                    .into_iter()
+                    .map(|m| (m.member_id, m.group_id))
+                    .collect();
+                let sorted = {
+                    let mut sorted = got.clone();
+                    sorted.sort();
+                    sorted
+                };
+                assert_eq!(got, sorted, "ordered by member id, then group id");
+                got.sort();
+                got
+            }
+        };
+        assert_eq!(memberships(false).await, vec![(ids[0].clone(), team.id.clone())]);
+        let mut expected = vec![
+            (ids[0].clone(), team.id.clone()),
+            (team.id.clone(), department.id.clone()),
+            (department.id.clone(), company.id.clone()),
+            (company.id.clone(), team.id.clone()),
+        ];
+        expected.sort();
+        assert_eq!(
+            memberships(true).await,
+            expected,
+            "each membership once, the cycle included"
+        );
+    }
+);

@@ -1,13 +1,14 @@
 //! Which groups users are in, directly and through nested groups, asked of
-//! group-service (`ListGroupsOfMember`) one level at a time for a whole
-//! batch of users: the users' direct groups in one call per 1,000 users,
-//! then each level of parents in one call per 1,000 groups.
+//! group-service in one `ListGroupsOfMember` call (with ancestors) per
+//! 1,000 users: it answers the users' memberships and those of every group
+//! above them, up to 16 levels, each once.
 //!
-//! Bounded whatever the data: at most [`MAX_DEPTH`] levels above the
-//! direct groups and [`MAX_GROUPS`] groups in all; a cycle (A in B, B in A)
-//! ends where it closes, since a group is visited once.
+//! Bounded whatever the data: group-service climbs at most 16 levels and
+//! answers at most 100,000 memberships per call (a larger answer is an
+//! error, not a truncated one); a cycle (A in B, B in A) ends where it
+//! closes, since a group is visited once.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use idmesh_proto::v1::ListGroupsOfMemberRequest;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
@@ -15,10 +16,6 @@ use idmesh_runtime::auth::AuthChannel;
 
 use crate::Error;
 
-/// Levels of nesting followed above a user's direct groups.
-pub const MAX_DEPTH: usize = 16;
-/// Most groups one computation visits.
-pub const MAX_GROUPS: usize = 20_000;
 /// Member ids per ListGroupsOfMember call (group-service's limit).
 const CHUNK: usize = 1_000;
 
@@ -32,35 +29,36 @@ pub async fn closure(
     directory_id: &str,
     user_ids: &[String],
 ) -> Result<Closure, Error> {
-    let direct = memberships(groups, directory_id, user_ids).await?;
-    let mut parents: HashMap<String, Vec<String>> = HashMap::new();
-    let mut visited: HashSet<String> = direct.values().flatten().cloned().collect();
-    let mut frontier: Vec<String> = visited.iter().cloned().collect();
-    for _ in 0..MAX_DEPTH {
-        if frontier.is_empty() || visited.len() >= MAX_GROUPS {
-            break;
+    let mut closure = Closure::with_capacity(user_ids.len());
+    for chunk in user_ids.chunks(CHUNK) {
+        let answer = groups
+            .clone()
+            .list_groups_of_member(ListGroupsOfMemberRequest {
+                directory_id: directory_id.to_owned(),
+                member_ids: chunk.to_vec(),
+                include_ancestors: true,
+            })
+            .await
+            .map_err(Error::groups)?
+            .into_inner();
+        // Users and groups have distinct ids, so one map holds both the
+        // users' direct groups and the groups' parents.
+        let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
+        for membership in answer.memberships {
+            groups_of
+                .entry(membership.member_id)
+                .or_default()
+                .push(membership.group_id);
         }
-        let level = memberships(groups, directory_id, &frontier).await?;
-        frontier = Vec::new();
-        for (child, its_parents) in level {
-            for parent in &its_parents {
-                if visited.len() < MAX_GROUPS && visited.insert(parent.clone()) {
-                    frontier.push(parent.clone());
-                }
-            }
-            parents.insert(child, its_parents);
+        for user_id in chunk {
+            let reached = groups_of
+                .get(user_id)
+                .map(|direct| reach(direct, &groups_of))
+                .unwrap_or_default();
+            closure.insert(user_id.clone(), reached);
         }
     }
-    Ok(user_ids
-        .iter()
-        .map(|user_id| {
-            let reached = direct
-                .get(user_id)
-                .map(|direct| reach(direct, &parents))
-                .unwrap_or_default();
-            (user_id.clone(), reached)
-        })
-        .collect())
+    Ok(closure)
 }
 
 /// Every group reachable from `direct` through `parents`, each with the
@@ -83,30 +81,6 @@ fn reach(direct: &[String], parents: &HashMap<String, Vec<String>>) -> HashMap<S
         }
     }
     reached
-}
-
-/// The groups each of `member_ids` is a direct member of.
-async fn memberships(
-    groups: &GroupServiceClient<AuthChannel>,
-    directory_id: &str,
-    member_ids: &[String],
-) -> Result<HashMap<String, Vec<String>>, Error> {
-    let mut found: HashMap<String, Vec<String>> = HashMap::new();
-    for chunk in member_ids.chunks(CHUNK) {
-        let answer = groups
-            .clone()
-            .list_groups_of_member(ListGroupsOfMemberRequest {
-                directory_id: directory_id.to_owned(),
-                member_ids: chunk.to_vec(),
-            })
-            .await
-            .map_err(Error::groups)?
-            .into_inner();
-        for membership in answer.memberships {
-            found.entry(membership.member_id).or_default().push(membership.group_id);
-        }
-    }
-    Ok(found)
 }
 
 #[cfg(test)]

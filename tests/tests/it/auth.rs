@@ -423,6 +423,7 @@ async fn call_against(channel: AuthChannel, method: &'static str, b: &Fixture) -
             let request = ListGroupsOfMemberRequest {
                 directory_id: dir,
                 member_ids: vec![b.user_id.clone()],
+                include_ancestors: false,
             };
             call(channel, method, request).await
         }

@@ -1,0 +1,102 @@
+//! Which groups members are in: the queries behind ListGroupsOfMember.
+//!
+//! The direct groups come from `group_members` through the index led by
+//! member_id (migration m0004); with ancestors, one recursive query climbs
+//! from them through groups that are members of groups, so a caller such as
+//! role-mapping-service learns a user's whole nesting in one call instead of
+//! one call per level.
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, Statement, Value,
+};
+
+use crate::Error;
+use crate::entity::group_member;
+use scim::ScimError;
+
+/// Levels climbed above the direct groups when ancestors are asked for.
+pub const MAX_ANCESTOR_DEPTH: u32 = 16;
+/// Most memberships one call answers: about 10 MB, within the gRPC message
+/// limit.
+pub const MAX_ANSWERED: usize = 100_000;
+
+/// `(member_id, group_id)` of every group that one of `member_ids` is a
+/// direct member of, ordered by member, then group.
+pub(crate) fn direct_memberships(directory_id: &str, member_ids: Vec<String>) -> Select<group_member::Entity> {
+    group_member::Entity::find()
+        .select_only()
+        .columns([group_member::Column::MemberId, group_member::Column::GroupId])
+        .filter(group_member::Column::DirectoryId.eq(directory_id))
+        .filter(group_member::Column::MemberId.is_in(member_ids))
+        .order_by_asc(group_member::Column::MemberId)
+        .order_by_asc(group_member::Column::GroupId)
+}
+
+/// The direct memberships of `member_ids`, and with `include_ancestors`
+/// those of the groups above them, each once, ordered by member, then
+/// group; `tooMany` past [`MAX_ANSWERED`].
+pub(crate) async fn memberships(
+    db: &DatabaseConnection,
+    directory_id: &str,
+    member_ids: Vec<String>,
+    include_ancestors: bool,
+) -> Result<Vec<(String, String)>, Error> {
+    let limit = u64::try_from(MAX_ANSWERED + 1).unwrap_or(u64::MAX);
+    let rows: Vec<(String, String)> = if include_ancestors {
+        let statement = with_ancestors(db.get_database_backend(), directory_id, member_ids, limit);
+        db.query_all_raw(statement)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("", "member_id")?, row.try_get("", "group_id")?)))
+            .collect::<Result<_, sea_orm::DbErr>>()?
+    } else {
+        direct_memberships(directory_id, member_ids)
+            .limit(limit)
+            .into_tuple()
+            .all(db)
+            .await?
+    };
+    if rows.len() > MAX_ANSWERED {
+        return Err(ScimError::too_many(format!(
+            "more than {MAX_ANSWERED} memberships; ask for fewer members at once"
+        ))
+        .into());
+    }
+    Ok(rows)
+}
+
+/// The recursive query: depth 0 is the members' own groups, each level
+/// above joins the groups whose member is a group reached at the level
+/// below. `UNION` keeps one row per (membership, depth), so a cycle repeats
+/// at most [`MAX_ANCESTOR_DEPTH`] times and then stops.
+fn with_ancestors(backend: DbBackend, directory_id: &str, member_ids: Vec<String>, limit: u64) -> Statement {
+    let mut values: Vec<Value> = Vec::with_capacity(member_ids.len() + 2);
+    let mut placeholder = |value: Value| {
+        values.push(value);
+        match backend {
+            DbBackend::Postgres => format!("${}", values.len()),
+            _ => "?".to_owned(),
+        }
+    };
+    let ids: Vec<String> = member_ids.into_iter().map(|id| placeholder(id.into())).collect();
+    let ids = if ids.is_empty() {
+        "NULL".to_owned()
+    } else {
+        ids.join(", ")
+    };
+    let directory = placeholder(directory_id.into());
+    let directory_again = placeholder(directory_id.into());
+    let sql = format!(
+        "WITH RECURSIVE reached (member_id, group_id, depth) AS ( \
+             SELECT member_id, group_id, 0 FROM group_members \
+             WHERE member_id IN ({ids}) AND directory_id = {directory} \
+           UNION \
+             SELECT m.member_id, m.group_id, r.depth + 1 \
+             FROM group_members m JOIN reached r ON m.member_id = r.group_id \
+             WHERE m.directory_id = {directory_again} AND r.depth < {MAX_ANCESTOR_DEPTH} \
+         ) \
+         SELECT DISTINCT member_id, group_id FROM reached ORDER BY member_id, group_id LIMIT {limit}"
+    );
+    Statement::from_sql_and_values(backend, sql, values)
+}
