@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "idmesh/v1/group.proto",
         "idmesh/v1/apikey.proto",
         "idmesh/v1/roles.proto",
+        "idmesh/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
 

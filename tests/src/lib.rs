@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
+use idmesh_proto::v1::event_service_client::EventServiceClient;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
@@ -39,6 +40,8 @@ pub struct TestMesh {
     pub session_addr: SocketAddr,
     /// role-mapping-service, when the mesh runs it.
     pub role_addr: Option<SocketAddr>,
+    /// events-service, when the mesh runs it.
+    pub event_addr: Option<SocketAddr>,
     /// The bootstrap admin key directory-service installed: every scope, no
     /// directory limit. The clients below call with it.
     pub admin_key: String,
@@ -85,7 +88,7 @@ impl TestMesh {
             mesh.group_addr,
             session_addr,
         );
-        let role_addr = mesh.role_addr;
+        let (role_addr, event_addr) = (mesh.role_addr, mesh.event_addr);
         tokio::spawn(async move {
             if let Err(err) = mesh.wait().await {
                 panic!("a service of the mesh failed: {err:#}");
@@ -102,6 +105,7 @@ impl TestMesh {
             group_addr,
             session_addr,
             role_addr,
+            event_addr,
             admin_key,
             shutdown,
         }
@@ -140,6 +144,12 @@ impl TestMesh {
     pub fn roles(&self) -> RoleMappingServiceClient<AuthChannel> {
         let addr = self.role_addr.expect("the mesh runs role-mapping-service");
         idmesh_runtime::with_message_limits!(RoleMappingServiceClient::new(self.admin_channel(addr)))
+    }
+
+    /// A gRPC client of events-service.
+    pub fn events(&self) -> EventServiceClient<AuthChannel> {
+        let addr = self.event_addr.expect("the mesh runs events-service");
+        idmesh_runtime::with_message_limits!(EventServiceClient::new(self.admin_channel(addr)))
     }
 
     /// A gRPC client of the session-service that user-service revokes

@@ -10,6 +10,7 @@
 //! operations that are already valid.
 
 pub mod document;
+pub mod events;
 pub mod list;
 pub mod meta;
 pub mod patch;

@@ -11,6 +11,7 @@
 
 mod entity;
 mod error;
+mod events;
 mod filter;
 mod lookup;
 mod members;
@@ -70,12 +71,23 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
             idmesh_store::is_reachable(db.clone())
         })
     };
-    let api = GroupApi::new(db, users, idmesh_runtime::clock::system()).with_limits(config.limits);
+    let api = GroupApi::new(db.clone(), users, idmesh_runtime::clock::system()).with_limits(config.limits);
+    let outbox = idmesh_outbox::OutboxApi::new(db, api.outbox(), "group-service");
     let server =
         idmesh_runtime::with_message_limits!(idmesh_proto::v1::group_service_server::GroupServiceServer::new(api));
-    let routes = tonic::service::Routes::new(server);
+    let outbox = idmesh_runtime::with_message_limits!(
+        idmesh_proto::v1::outbox_service_server::OutboxServiceServer::new(outbox)
+    );
+    let routes = tonic::service::Routes::new(server).add_service(outbox);
     tracing::info!(addr = ?listener.local_addr().ok(), user_addr = %config.user_addr, "group-service listening");
-    idmesh_runtime::grpc::serve_with_readiness(listener, routes, &[GroupApi::SERVICE_NAME], auth, readiness, shutdown)
-        .await?;
+    idmesh_runtime::grpc::serve_with_readiness(
+        listener,
+        routes,
+        &[GroupApi::SERVICE_NAME, idmesh_outbox::OutboxApi::SERVICE_NAME],
+        auth,
+        readiness,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

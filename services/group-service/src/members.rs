@@ -224,13 +224,14 @@ pub(crate) async fn hold_users(
 
 /// Records that `member_id` (a deleted user) is gone for good, so that no
 /// write that looked it up earlier adds it later (see [`hold_users`]), and
-/// removes it from every group of the directory; returns from how many.
+/// removes it from every group of the directory; returns those groups' ids
+/// and new versions.
 pub(crate) async fn forget_deleted(
     txn: &DatabaseTransaction,
     directory_id: &str,
     member_id: &str,
     now: OffsetDateTime,
-) -> Result<u64, Error> {
+) -> Result<Vec<(String, i64)>, Error> {
     lock_members(txn, directory_id, true).await?;
     deleted_member::Entity::insert(deleted_member::ActiveModel {
         directory_id: Set(directory_id.to_owned()),
@@ -289,47 +290,63 @@ pub(crate) async fn hold_groups(
     Ok(gone)
 }
 
+/// A member row a write added or removed, in the order it did so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Touched {
+    Added(String),
+    Removed(String),
+}
+
 /// Applies member changes to one group in order, inside the transaction
-/// that holds the group's lock, and returns how much its member count
-/// changed.
+/// that holds the group's lock; returns how much its member count changed
+/// and the rows it added and removed.
 pub(crate) async fn apply(
     txn: &DatabaseTransaction,
     filters: GroupFilters,
     group: &group::Model,
     changes: &[MemberChange],
     candidates: &Candidates,
-) -> Result<i64, Error> {
-    let mut delta: i64 = 0;
+) -> Result<(i64, Vec<Touched>), Error> {
+    let mut touched = Vec::new();
+    let removed_rows = |rows: Vec<group_member::Model>| rows.into_iter().map(|row| Touched::Removed(row.member_id));
     for change in changes {
         match change {
-            MemberChange::Add(added) => delta += count(insert(txn, group, added, candidates).await?),
-            MemberChange::Remove(ids) => delta -= count(remove(txn, &group.id, ids).await?),
+            MemberChange::Add(added) => touched.extend(insert(txn, group, added, candidates).await?),
+            MemberChange::Remove(ids) => touched.extend(remove(txn, &group.id, ids).await?),
             MemberChange::RemoveMatching(filter) => {
                 let removed = group_member::Entity::delete_many()
                     .filter(group_member::Column::GroupId.eq(&group.id))
                     .filter(filters.members(filter)?)
-                    .exec(txn)
+                    .exec_with_returning(txn)
                     .await?;
-                delta -= count(removed.rows_affected);
+                touched.extend(removed_rows(removed));
             }
-            MemberChange::RemoveAll => delta -= count(remove_all(txn, &group.id).await?),
+            MemberChange::RemoveAll => {
+                let removed = group_member::Entity::delete_many()
+                    .filter(group_member::Column::GroupId.eq(&group.id))
+                    .exec_with_returning(txn)
+                    .await?;
+                touched.extend(removed_rows(removed));
+            }
         }
     }
-    Ok(delta)
+    let added = touched.iter().filter(|t| matches!(t, Touched::Added(_))).count();
+    let delta = count(added) - count(touched.len() - added);
+    Ok((delta, touched))
 }
 
-fn count(rows: u64) -> i64 {
+fn count(rows: usize) -> i64 {
     i64::try_from(rows).unwrap_or(i64::MAX)
 }
 
-/// Inserts member rows, skipping those present; how many were new.
+/// Inserts member rows, skipping those present; the ones that were new.
 async fn insert(
     txn: &DatabaseTransaction,
     group: &group::Model,
     added: &[NewMember],
     candidates: &Candidates,
-) -> Result<u64, Error> {
-    let mut inserted = 0;
+) -> Result<Vec<Touched>, Error> {
+    let mut inserted = Vec::new();
     for chunk in added.chunks(CHUNK) {
         let mut rows = Vec::with_capacity(chunk.len());
         // Ids that are not (or no longer) candidates were left out under
@@ -351,28 +368,29 @@ async fn insert(
         if rows.is_empty() {
             continue;
         }
-        inserted += group_member::Entity::insert_many(rows)
+        let new_rows = group_member::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::columns([group_member::Column::GroupId, group_member::Column::MemberId])
                     .do_nothing()
                     .to_owned(),
             )
-            .exec_without_returning(txn)
+            .exec_with_returning(txn)
             .await?;
+        inserted.extend(new_rows.into_iter().map(|row| Touched::Added(row.member_id)));
     }
     Ok(inserted)
 }
 
-/// Deletes the listed members' rows; how many there were.
-async fn remove(txn: &DatabaseTransaction, group_id: &str, ids: &[String]) -> Result<u64, Error> {
-    let mut removed = 0;
+/// Deletes the listed members' rows; the ones there were.
+async fn remove(txn: &DatabaseTransaction, group_id: &str, ids: &[String]) -> Result<Vec<Touched>, Error> {
+    let mut removed = Vec::new();
     for chunk in ids.chunks(CHUNK) {
-        removed += group_member::Entity::delete_many()
+        let rows = group_member::Entity::delete_many()
             .filter(group_member::Column::GroupId.eq(group_id))
             .filter(group_member::Column::MemberId.is_in(chunk.iter().cloned()))
-            .exec(txn)
-            .await?
-            .rows_affected;
+            .exec_with_returning(txn)
+            .await?;
+        removed.extend(rows.into_iter().map(|row| Touched::Removed(row.member_id)));
     }
     Ok(removed)
 }
@@ -387,7 +405,8 @@ pub(crate) async fn remove_all(txn: &DatabaseTransaction, group_id: &str) -> Res
 }
 
 /// Removes `member_id` from every group of the directory that has it, each
-/// of which gets one member fewer and a new version; returns how many.
+/// of which gets one member fewer and a new version; returns those groups'
+/// ids and new versions.
 ///
 /// The groups are locked (in id order, so that two of these never wait on
 /// each other) before their rows are read again and deleted: every writer
@@ -398,7 +417,7 @@ pub(crate) async fn leave_all(
     directory_id: &str,
     member_id: &str,
     now: OffsetDateTime,
-) -> Result<u64, Error> {
+) -> Result<Vec<(String, i64)>, Error> {
     let of_member = || {
         group_member::Entity::find()
             .select_only()
@@ -407,7 +426,7 @@ pub(crate) async fn leave_all(
             .filter(group_member::Column::MemberId.eq(member_id))
     };
     let candidates: Vec<String> = of_member().into_tuple().all(txn).await?;
-    let mut left = 0;
+    let mut left = Vec::new();
     for chunk in candidates.chunks(CHUNK) {
         let locked: Vec<String> = group::Entity::find()
             .select_only()
@@ -438,7 +457,14 @@ pub(crate) async fn leave_all(
             .filter(group::Column::Id.is_in(member_of.iter().cloned()))
             .exec(txn)
             .await?;
-        left += u64::try_from(member_of.len()).unwrap_or(u64::MAX);
+        let versions: Vec<(String, i64)> = group::Entity::find()
+            .select_only()
+            .columns([group::Column::Id, group::Column::Version])
+            .filter(group::Column::Id.is_in(member_of))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        left.extend(versions);
     }
     Ok(left)
 }

@@ -9,17 +9,19 @@
 //! SQLite the write transaction's `BEGIN IMMEDIATE` already serialises
 //! writers), so concurrent writes to one group queue up instead of
 //! retrying, and none is lost. `expected_version` is checked under that
-//! lock.
+//! lock. Each write records its events in the outbox in that transaction
+//! ([`crate::events`]).
 
 use idmesh_api::document;
 use idmesh_api::meta::Meta;
+use idmesh_outbox::Outbox;
 use idmesh_proto::v1::group_service_server::GroupService;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_proto::v1::{
-    CreateGroupRequest, DeleteGroupRequest, DeleteGroupResponse, GetGroupRequest, Group, ListGroupsOfMemberRequest,
-    ListGroupsOfMemberResponse, ListGroupsRequest, ListGroupsResponse, ListMembersRequest, ListMembersResponse, Member,
-    MemberType, Membership, PatchGroupRequest, PatchMembersRequest, RemoveMemberEverywhereRequest,
-    RemoveMemberEverywhereResponse, ReplaceMembersRequest, UpdateGroupRequest,
+    CreateGroupRequest, DeleteGroupRequest, DeleteGroupResponse, EventType, GetGroupRequest, Group,
+    ListGroupsOfMemberRequest, ListGroupsOfMemberResponse, ListGroupsRequest, ListGroupsResponse, ListMembersRequest,
+    ListMembersResponse, Member, MemberType, Membership, PatchGroupRequest, PatchMembersRequest,
+    RemoveMemberEverywhereRequest, RemoveMemberEverywhereResponse, ReplaceMembersRequest, UpdateGroupRequest,
 };
 use idmesh_runtime::auth;
 use idmesh_runtime::auth::AuthChannel;
@@ -37,6 +39,7 @@ use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::entity::{group, group_member};
+use crate::events;
 use crate::filter::GroupFilters;
 use crate::lookup;
 use crate::members::{self, Candidates, Unknown};
@@ -57,6 +60,8 @@ pub struct GroupApi {
     users: UserServiceClient<AuthChannel>,
     clock: Clock,
     limits: Limits,
+    /// Where every write records its events.
+    outbox: Outbox,
 }
 
 impl std::fmt::Debug for GroupApi {
@@ -186,7 +191,14 @@ impl GroupApi {
             users: idmesh_runtime::with_message_limits!(UserServiceClient::new(users)),
             clock,
             limits: Limits::DEFAULT,
+            outbox: Outbox::new(events::OUTBOX_TABLE),
         }
+    }
+
+    /// The outbox the writes record their events in, for the
+    /// OutboxService that events-service drains it through.
+    pub(crate) fn outbox(&self) -> Outbox {
+        self.outbox.clone()
     }
 
     /// The same API bounded by `limits`.
@@ -270,6 +282,7 @@ impl GroupApi {
         members::check_unknown(policy, &gone)?;
         skipped.extend(gone);
         let current = self.lock(&txn, directory_id, id, expected_version).await?;
+        let before = current.resource.clone();
         let document = match document {
             DocumentChange::Keep => None,
             DocumentChange::Replace(document) => Some(document),
@@ -284,14 +297,20 @@ impl GroupApi {
                 )?)
             }
         };
-        let delta = members::apply(&txn, self.filters(), &current, &changes, &candidates).await?;
+        let (delta, touched) = members::apply(&txn, self.filters(), &current, &changes, &candidates).await?;
         let mut updated = group::Model {
             member_count: current.member_count + delta,
             version: current.version + 1,
             last_modified: (self.clock)(),
             ..current
         };
+        let mut written = Vec::new();
         if let Some(document) = document {
+            let changed = match &before {
+                Value::Object(before) => idmesh_outbox::changed_attributes(before, &document.doc),
+                _ => Vec::new(),
+            };
+            written.push(changed);
             updated.display_name_folded = scim::filter::fold_text(&document.display_name);
             updated.resource_folded = document.folded();
             updated.display_name = document.display_name;
@@ -314,7 +333,14 @@ impl GroupApi {
             }
             Err(err) => return Err(err.into()),
         }
+        let mut recorded: Vec<_> = written
+            .into_iter()
+            .map(|changed| events::with_document(EventType::GroupUpdated, &updated, changed))
+            .collect();
+        recorded.extend(events::members(&updated, touched));
+        self.outbox.record(&txn, recorded).await?;
         txn.commit().await?;
+        self.outbox.written();
         members::report_skipped(directory_id, id, &skipped);
         Ok(updated)
     }
@@ -350,7 +376,7 @@ impl GroupService for GroupApi {
             .map_err(Error::from)?;
         skipped.extend(members::hold_users(&txn, &row.directory_id, &mut candidates).await?);
         skipped.extend(members::hold_groups(&txn, &row.directory_id, &mut candidates).await?);
-        let added = members::apply(&txn, self.filters(), &row, &changes, &candidates).await?;
+        let (added, touched) = members::apply(&txn, self.filters(), &row, &changes, &candidates).await?;
         let row = group::Model {
             member_count: added,
             ..row
@@ -362,7 +388,11 @@ impl GroupService for GroupApi {
             }
             Err(err) => return Err(Error::from(err).into()),
         };
+        let mut recorded = vec![events::with_document(EventType::GroupCreated, &model, Vec::new())];
+        recorded.extend(events::members(&model, touched));
+        self.outbox.record(&txn, recorded).await.map_err(Error::from)?;
         txn.commit().await.map_err(Error::from)?;
+        self.outbox.written();
         members::report_skipped(&model.directory_id, &model.id, &skipped);
         tracing::info!(directory_id = %model.directory_id, group_id = %model.id, members = model.member_count, "group created");
         Ok(Response::new(to_proto(model)))
@@ -580,13 +610,19 @@ impl GroupService for GroupApi {
         let current = self
             .lock(&txn, &request.directory_id, &request.id, request.expected_version)
             .await?;
+        let now = (self.clock)();
         let members = members::remove_all(&txn, &current.id).await?;
-        let parents = members::leave_all(&txn, &current.directory_id, &current.id, (self.clock)()).await?;
+        let parents_left = members::leave_all(&txn, &current.directory_id, &current.id, now).await?;
         group::Entity::delete_by_id(&current.id)
             .exec(&txn)
             .await
             .map_err(Error::from)?;
+        let parents = parents_left.len();
+        let mut recorded = events::left(&current.directory_id, &current.id, parents_left, now);
+        recorded.push(events::deleted(&current, now));
+        self.outbox.record(&txn, recorded).await.map_err(Error::from)?;
         txn.commit().await.map_err(Error::from)?;
+        self.outbox.written();
         tracing::info!(directory_id = %current.directory_id, group_id = %current.id, members, parents, "group deleted");
         Ok(Response::new(DeleteGroupResponse {}))
     }
@@ -600,8 +636,13 @@ impl GroupService for GroupApi {
         let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining())
             .await
             .map_err(Error::from)?;
-        let groups = members::forget_deleted(&txn, &request.directory_id, &request.member_id, (self.clock)()).await?;
+        let now = (self.clock)();
+        let left = members::forget_deleted(&txn, &request.directory_id, &request.member_id, now).await?;
+        let groups = left.len();
+        let recorded = events::left(&request.directory_id, &request.member_id, left, now);
+        self.outbox.record(&txn, recorded).await.map_err(Error::from)?;
         txn.commit().await.map_err(Error::from)?;
+        self.outbox.written();
         if groups > 0 {
             tracing::info!(directory_id = %request.directory_id, member_id = %request.member_id, groups, "member removed from every group");
         }

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use idmesh_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
+use idmesh_proto::v1::event_service_client::EventServiceClient;
 use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
 use idmesh_proto::v1::{
     ApiKey, CreateApiKeyRequest, CreateDirectoryRequest, Directory, IssueTokenRequest, ListApiKeysRequest,
@@ -24,6 +25,8 @@ use serde_json::json;
 const DEFAULT_DIRECTORY_ADDR: &str = "127.0.0.1:50051";
 /// Where `idmesh serve` runs role-mapping-service by default.
 const DEFAULT_ROLE_ADDR: &str = "127.0.0.1:50055";
+/// Where `idmesh serve` runs events-service by default.
+const DEFAULT_EVENT_ADDR: &str = "127.0.0.1:50056";
 /// Where the gateway listens by default.
 const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
@@ -38,6 +41,10 @@ pub struct Connection {
     /// 127.0.0.1:50055].
     #[arg(long, env = "IDMESH_ROLE_ADDR")]
     role_addr: Option<String>,
+    /// events-service's gRPC address, for `idmesh events` [default: the
+    /// running `idmesh dev`'s, else 127.0.0.1:50056].
+    #[arg(long, env = "IDMESH_EVENT_ADDR")]
+    event_addr: Option<String>,
     /// The SCIM endpoint's public base URL, to print SCIM base URLs [default:
     /// the running `idmesh dev`'s, else http://127.0.0.1:8080].
     #[arg(long, env = "IDMESH_PUBLIC_URL")]
@@ -56,6 +63,7 @@ pub struct Connection {
 pub(crate) struct Endpoint {
     directory_addr: String,
     role_addr: String,
+    event_addr: String,
     public_url: String,
     credential: Credential,
     /// Where the addresses came from, when not from flags or defaults.
@@ -156,6 +164,7 @@ impl Connection {
             return Ok(Endpoint {
                 directory_addr,
                 role_addr: self.role_addr.unwrap_or_else(|| DEFAULT_ROLE_ADDR.to_owned()),
+                event_addr: self.event_addr.unwrap_or_else(|| DEFAULT_EVENT_ADDR.to_owned()),
                 public_url: self.public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
                 credential,
                 found_in: None,
@@ -165,6 +174,7 @@ impl Connection {
             Some(state) => Endpoint {
                 directory_addr: state.directory_addr.to_string(),
                 role_addr: self.role_addr.unwrap_or_else(|| state.role_addr.to_string()),
+                event_addr: self.event_addr.unwrap_or_else(|| state.event_addr.to_string()),
                 public_url: self.public_url.unwrap_or(state.public_url),
                 credential,
                 found_in: Some(crate::dev_state::path(&self.data_dir)),
@@ -172,6 +182,7 @@ impl Connection {
             None => Endpoint {
                 directory_addr: DEFAULT_DIRECTORY_ADDR.to_owned(),
                 role_addr: self.role_addr.unwrap_or_else(|| DEFAULT_ROLE_ADDR.to_owned()),
+                event_addr: self.event_addr.unwrap_or_else(|| DEFAULT_EVENT_ADDR.to_owned()),
                 public_url: self.public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
                 credential,
                 found_in: None,
@@ -220,18 +231,28 @@ impl Endpoint {
         )))
     }
 
+    pub(crate) fn events(&self) -> anyhow::Result<EventServiceClient<AuthChannel>> {
+        let channel = idmesh_runtime::grpc::authed_channel(&self.event_addr, &self.credential)?;
+        Ok(idmesh_runtime::with_message_limits!(EventServiceClient::new(channel)))
+    }
+
     /// What a failed call to role-mapping-service is reported with.
     pub(crate) fn role_context(&self) -> String {
+        self.peer_context("role-mapping-service", &self.role_addr, "--role-addr")
+    }
+
+    /// What a failed call to events-service is reported with.
+    pub(crate) fn event_context(&self) -> String {
+        self.peer_context("events-service", &self.event_addr, "--event-addr")
+    }
+
+    fn peer_context(&self, service: &str, addr: &str, flag: &str) -> String {
         match &self.found_in {
             Some(path) => format!(
-                "role-mapping-service at {} (from {}; is that `idmesh dev` still running?)",
-                self.role_addr,
+                "{service} at {addr} (from {}; is that `idmesh dev` still running?)",
                 path.display()
             ),
-            None => format!(
-                "role-mapping-service at {} (is it running, or is --role-addr needed?)",
-                self.role_addr
-            ),
+            None => format!("{service} at {addr} (is it running, or is {flag} needed?)"),
         }
     }
 

@@ -19,6 +19,7 @@ const SERVE_USER_PORT: u16 = 50052;
 const SERVE_SESSION_PORT: u16 = 50053;
 const SERVE_GROUP_PORT: u16 = 50054;
 const SERVE_ROLE_PORT: u16 = 50055;
+const SERVE_EVENT_PORT: u16 = 50056;
 const HTTP_PORT: u16 = 8080;
 
 /// How a masked secret reads in `idmesh config print`.
@@ -66,6 +67,9 @@ pub struct Settings {
     /// role-mapping-service's gRPC listen address [default: 127.0.0.1:0 in dev, 0.0.0.0:50055 in serve].
     #[arg(long, env = "IDMESH_ROLE_LISTEN_ADDR")]
     pub role_listen_addr: Option<String>,
+    /// events-service's gRPC listen address [default: 127.0.0.1:0 in dev, 0.0.0.0:50056 in serve].
+    #[arg(long, env = "IDMESH_EVENT_LISTEN_ADDR")]
+    pub event_listen_addr: Option<String>,
     /// Where the gateway reaches directory-service when it runs in another
     /// process [default: 127.0.0.1:50051].
     #[arg(long, env = "IDMESH_DIRECTORY_ADDR")]
@@ -148,6 +152,14 @@ pub struct Settings {
     /// [default: 100].
     #[arg(long, env = "IDMESH_MAX_SESSIONS_PER_USER")]
     pub max_sessions_per_user: Option<usize>,
+    /// How many days events-service keeps events; a watch or list from an
+    /// older sequence number is refused with "cursorExpired" [default: 30].
+    #[arg(long, env = "IDMESH_EVENT_RETENTION_DAYS")]
+    pub event_retention_days: Option<u32>,
+    /// How many seconds a WatchEvents stream stays silent before it sends a
+    /// heartbeat [default: 15].
+    #[arg(long, env = "IDMESH_EVENT_HEARTBEAT_SECONDS")]
+    pub event_heartbeat_seconds: Option<u64>,
     /// A file holding this process's own API key, which its services call
     /// with when directory-service runs elsewhere. The key itself can come
     /// from IDMESH_API_KEY instead, never from a flag.
@@ -219,6 +231,7 @@ pub struct Config {
     pub group_listen_addr: SocketAddr,
     pub session_listen_addr: SocketAddr,
     pub role_listen_addr: SocketAddr,
+    pub event_listen_addr: SocketAddr,
     pub directory_addr: String,
     pub user_addr: String,
     pub group_addr: String,
@@ -243,6 +256,8 @@ pub struct Config {
     pub max_attribute_values: usize,
     pub max_members_per_request: usize,
     pub max_sessions_per_user: usize,
+    pub event_retention_days: u32,
+    pub event_heartbeat_seconds: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -289,6 +304,7 @@ impl Settings {
             group_listen_addr: self.group_listen_addr.or(lower.group_listen_addr),
             session_listen_addr: self.session_listen_addr.or(lower.session_listen_addr),
             role_listen_addr: self.role_listen_addr.or(lower.role_listen_addr),
+            event_listen_addr: self.event_listen_addr.or(lower.event_listen_addr),
             directory_addr: self.directory_addr.or(lower.directory_addr),
             user_addr: self.user_addr.or(lower.user_addr),
             group_addr: self.group_addr.or(lower.group_addr),
@@ -309,6 +325,8 @@ impl Settings {
             max_attribute_values: self.max_attribute_values.or(lower.max_attribute_values),
             max_members_per_request: self.max_members_per_request.or(lower.max_members_per_request),
             max_sessions_per_user: self.max_sessions_per_user.or(lower.max_sessions_per_user),
+            event_retention_days: self.event_retention_days.or(lower.event_retention_days),
+            event_heartbeat_seconds: self.event_heartbeat_seconds.or(lower.event_heartbeat_seconds),
             api_key_file: self.api_key_file.or(lower.api_key_file),
             bootstrap_admin_key_file: self.bootstrap_admin_key_file.or(lower.bootstrap_admin_key_file),
         }
@@ -524,6 +542,23 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             settings.role_listen_addr,
             listen_default(SERVE_ROLE_PORT),
         )?,
+        event_listen_addr: listen(
+            "event_listen_addr",
+            settings.event_listen_addr,
+            listen_default(SERVE_EVENT_PORT),
+        )?,
+        event_retention_days: within(
+            "event_retention_days",
+            settings.event_retention_days,
+            DEFAULT_EVENT_RETENTION_DAYS,
+            1..=MAX_EVENT_RETENTION_DAYS,
+        )?,
+        event_heartbeat_seconds: within(
+            "event_heartbeat_seconds",
+            settings.event_heartbeat_seconds,
+            events_service::DEFAULT_HEARTBEAT.as_secs(),
+            1..=MAX_EVENT_HEARTBEAT_SECONDS,
+        )?,
         directory_addr: peer("directory_addr", settings.directory_addr, SERVE_DIRECTORY_PORT)?,
         user_addr: peer("user_addr", settings.user_addr, SERVE_USER_PORT)?,
         group_addr: peer("group_addr", settings.group_addr, SERVE_GROUP_PORT)?,
@@ -552,6 +587,14 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
         bootstrap_admin_key_file: settings.bootstrap_admin_key_file,
     })
 }
+
+/// How many days events are kept by default, and at most.
+const DEFAULT_EVENT_RETENTION_DAYS: u32 = 30;
+const MAX_EVENT_RETENTION_DAYS: u32 = 3_650;
+
+/// The longest silence between heartbeats: load balancers and proxies
+/// close idle streams after a few minutes.
+const MAX_EVENT_HEARTBEAT_SECONDS: u64 = 300;
 
 /// The longest request deadline accepted: IdPs give up long before.
 const MAX_REQUEST_TIMEOUT_SECONDS: u64 = 300;
@@ -772,6 +815,7 @@ impl Config {
             group_listen_addr: self.group_listen_addr,
             session_listen_addr: self.session_listen_addr,
             role_listen_addr: self.role_listen_addr,
+            event_listen_addr: self.event_listen_addr,
             directory_addr: self.directory_addr.clone(),
             user_addr: self.user_addr.clone(),
             group_addr: self.group_addr.clone(),
@@ -779,6 +823,8 @@ impl Config {
             public_url: self.public_url.clone(),
             group_patch_member_limit: self.group_patch_member_limit,
             max_sessions_per_user: self.max_sessions_per_user,
+            event_retention: std::time::Duration::from_secs(u64::from(self.event_retention_days) * 24 * 60 * 60),
+            event_heartbeat: std::time::Duration::from_secs(self.event_heartbeat_seconds),
             api_key: self.api_key.as_ref().map(|secret| secret.0.clone()),
             bootstrap_admin_key: self.bootstrap_admin_key.as_ref().map(|secret| secret.0.clone()),
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
@@ -856,6 +902,7 @@ mod tests {
             dev.group_listen_addr,
             dev.session_listen_addr,
             dev.role_listen_addr,
+            dev.event_listen_addr,
         ] {
             assert_eq!(addr, "127.0.0.1:0".parse().expect("an address"));
         }
@@ -868,8 +915,9 @@ mod tests {
                 serve.session_listen_addr.port(),
                 serve.group_listen_addr.port(),
                 serve.role_listen_addr.port(),
+                serve.event_listen_addr.port(),
             ],
-            [50051, 50052, 50053, 50054, 50055]
+            [50051, 50052, 50053, 50054, 50055, 50056]
         );
         assert!(serve.directory_listen_addr.ip().is_unspecified());
     }
@@ -933,6 +981,11 @@ mod tests {
                 "group_patch_member_limit",
             ),
             (with(|s| s.max_sessions_per_user = Some(0)), "max_sessions_per_user"),
+            (with(|s| s.event_retention_days = Some(0)), "event_retention_days"),
+            (
+                with(|s| s.event_heartbeat_seconds = Some(301)),
+                "event_heartbeat_seconds",
+            ),
         ];
         for (settings, key) in cases {
             assert_eq!(invalid_key(settings, Mode::Serve), key);

@@ -22,6 +22,7 @@ pub struct DevState {
     pub group_addr: SocketAddr,
     pub session_addr: SocketAddr,
     pub role_addr: SocketAddr,
+    pub event_addr: SocketAddr,
 }
 
 /// Where `idmesh dev` keeps its admin API key: created on the first start,
@@ -128,6 +129,7 @@ mod tests {
             group_addr: addr(port + 3),
             session_addr: addr(port + 4),
             role_addr: addr(port + 5),
+            event_addr: addr(port + 6),
         }
     }
 

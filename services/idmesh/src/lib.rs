@@ -30,16 +30,20 @@ pub enum Target {
     /// role-mapping-service: roles, role and attribute mappings, effective
     /// roles and profiles.
     Roles,
+    /// events-service: each directory's ordered change log, drained from
+    /// user-service and group-service.
+    Events,
 }
 
 impl Target {
     /// Every target: the whole mesh, as `idmesh dev` runs it.
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::Directories,
         Target::Users,
         Target::Groups,
         Target::Sessions,
         Target::Roles,
+        Target::Events,
         Target::Gateway,
     ];
 }
@@ -58,13 +62,14 @@ pub struct MeshConfig {
     pub group_listen_addr: SocketAddr,
     pub session_listen_addr: SocketAddr,
     pub role_listen_addr: SocketAddr,
+    pub event_listen_addr: SocketAddr,
     /// Where the gateway reaches directory-service when it runs elsewhere.
     pub directory_addr: String,
-    /// Where the gateway, group-service and role-mapping-service reach
-    /// user-service when it runs elsewhere.
+    /// Where the gateway, group-service, role-mapping-service and
+    /// events-service reach user-service when it runs elsewhere.
     pub user_addr: String,
-    /// Where the gateway, user-service and role-mapping-service reach
-    /// group-service when it runs elsewhere.
+    /// Where the gateway, user-service, role-mapping-service and
+    /// events-service reach group-service when it runs elsewhere.
     pub group_addr: String,
     /// Where user-service reaches session-service when it runs elsewhere.
     pub session_addr: String,
@@ -75,6 +80,10 @@ pub struct MeshConfig {
     /// How many live sessions session-service keeps per user; creating one
     /// more evicts those expiring first.
     pub max_sessions_per_user: usize,
+    /// How long events-service keeps events.
+    pub event_retention: Duration,
+    /// How long a WatchEvents stream stays silent before a heartbeat.
+    pub event_heartbeat: Duration,
     /// This process's own API key, for its services' calls when
     /// directory-service runs elsewhere (with it, the services of a process
     /// that also runs directory-service get keys of their own).
@@ -109,6 +118,7 @@ pub const USER_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::S
 pub const GROUP_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::UsersRead];
 pub const SESSION_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate];
 pub const ROLE_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::UsersRead, Scope::GroupsRead];
+pub const EVENT_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::EventsDrain];
 
 impl Target {
     /// What this target's own key is called and may do.
@@ -119,6 +129,7 @@ impl Target {
             Target::Groups => Some(("idmesh:group-service", GROUP_SERVICE_SCOPES)),
             Target::Sessions => Some(("idmesh:session-service", SESSION_SERVICE_SCOPES)),
             Target::Roles => Some(("idmesh:role-mapping-service", ROLE_SERVICE_SCOPES)),
+            Target::Events => Some(("idmesh:events-service", EVENT_SERVICE_SCOPES)),
             Target::Directories => None,
         }
     }
@@ -138,6 +149,7 @@ impl MeshConfig {
             group_listen_addr: any_port,
             session_listen_addr: any_port,
             role_listen_addr: any_port,
+            event_listen_addr: any_port,
             directory_addr: String::new(),
             user_addr: String::new(),
             group_addr: String::new(),
@@ -145,6 +157,8 @@ impl MeshConfig {
             public_url: None,
             group_patch_member_limit: scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT,
             max_sessions_per_user: session_service::DEFAULT_MAX_SESSIONS_PER_USER,
+            event_retention: events_service::DEFAULT_RETENTION,
+            event_heartbeat: events_service::DEFAULT_HEARTBEAT,
             api_key: None,
             bootstrap_admin_key: None,
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
@@ -172,6 +186,7 @@ pub struct Mesh {
     pub group_addr: Option<SocketAddr>,
     pub session_addr: Option<SocketAddr>,
     pub role_addr: Option<SocketAddr>,
+    pub event_addr: Option<SocketAddr>,
     tasks: JoinSet<anyhow::Result<()>>,
     shutdown: CancellationToken,
 }
@@ -193,6 +208,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
     let group_listener = bind(targets.contains(&Target::Groups), config.group_listen_addr).await?;
     let session_listener = bind(targets.contains(&Target::Sessions), config.session_listen_addr).await?;
     let role_listener = bind(targets.contains(&Target::Roles), config.role_listen_addr).await?;
+    let event_listener = bind(targets.contains(&Target::Events), config.event_listen_addr).await?;
     let gateway_listener = bind(targets.contains(&Target::Gateway), config.http_addr).await?;
 
     let local = |listener: &Option<TcpListener>| listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -203,6 +219,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         group_addr: local(&group_listener),
         session_addr: local(&session_listener),
         role_addr: local(&role_listener),
+        event_addr: local(&event_listener),
         tasks: JoinSet::new(),
         shutdown: shutdown.clone(),
     };
@@ -257,6 +274,10 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         .map(|_| identity_of(Target::Sessions))
         .transpose()?;
     let role_identity = role_listener.as_ref().map(|_| identity_of(Target::Roles)).transpose()?;
+    let event_identity = event_listener
+        .as_ref()
+        .map(|_| identity_of(Target::Events))
+        .transpose()?;
     let gateway_identity = gateway_listener
         .as_ref()
         .map(|_| identity_of(Target::Gateway))
@@ -323,6 +344,19 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         let shutdown = shutdown.clone();
         mesh.tasks
             .spawn(async move { Ok(role_mapping_service::serve(listener, config, shutdown).await?) });
+    }
+    if let (Some(listener), Some(identity)) = (event_listener, event_identity) {
+        let config = events_service::Config {
+            identity,
+            database_url: config.database_url.clone(),
+            user_addr: user_addr.clone(),
+            group_addr: group_addr.clone(),
+            retention: config.event_retention,
+            heartbeat: config.event_heartbeat,
+        };
+        let shutdown = shutdown.clone();
+        mesh.tasks
+            .spawn(async move { Ok(events_service::serve(listener, config, shutdown).await?) });
     }
     if let (Some(listener), Some(identity)) = (gateway_listener, gateway_identity) {
         let config = scim_gateway::Config {

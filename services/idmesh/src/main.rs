@@ -1,10 +1,11 @@
 //! The `idmesh` command: run the mesh (`dev`, `serve`), show its
 //! configuration (`config print`) and administer it (`directory`, `token`,
-//! `apikey`, `role`, `mapping`, `profile`).
+//! `apikey`, `role`, `mapping`, `profile`, `events`).
 
 mod admin;
 mod config;
 mod dev_state;
+mod events;
 mod roles;
 
 use std::process::ExitCode;
@@ -63,6 +64,9 @@ enum Command {
     /// Show a user's mapped profile and roles.
     #[command(subcommand)]
     Profile(roles::ProfileCommand),
+    /// Follow a directory's change stream.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +126,7 @@ async fn main() -> ExitCode {
         Command::Role(command) => roles::role(command).await,
         Command::Mapping(command) => roles::mapping(command).await,
         Command::Profile(command) => roles::profile(command).await,
+        Command::Events(command) => events::events(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -191,6 +196,7 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
         group_addr: bound(mesh.group_addr)?,
         session_addr: bound(mesh.session_addr)?,
         role_addr: bound(mesh.role_addr)?,
+        event_addr: bound(mesh.event_addr)?,
     };
     tracing::info!(
         public_url = %state.public_url,
@@ -200,6 +206,7 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
         group_addr = %state.group_addr,
         session_addr = %state.session_addr,
         role_addr = %state.role_addr,
+        event_addr = %state.event_addr,
         state_file = %dev_state::path(&config.data_dir).display(),
         "idmesh dev is listening"
     );

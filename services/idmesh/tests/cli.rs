@@ -23,11 +23,12 @@ const IDMESH: &str = env!("CARGO_BIN_EXE_idmesh");
 
 /// The variables that would point a command at another mesh than the
 /// test's own.
-const IDMESH_VARIABLES: [&str; 10] = [
+const IDMESH_VARIABLES: [&str; 11] = [
     "IDMESH_CONFIG",
     "IDMESH_DATA_DIR",
     "IDMESH_DIRECTORY_ADDR",
     "IDMESH_ROLE_ADDR",
+    "IDMESH_EVENT_ADDR",
     "IDMESH_PUBLIC_URL",
     "IDMESH_HTTP_ADDR",
     "IDMESH_API_KEY",
@@ -568,6 +569,134 @@ async fn role_mapping_and_profile_commands_drive_role_mapping_service() {
     let profile: Value =
         serde_json::from_str(&run(&["profile", "show", "--directory", directory, "--user", user_id])).expect("JSON");
     assert_eq!(profile["roles"], json!(["member"]));
+
+    shutdown.cancel();
+    running.await.expect("joined").expect("the mesh stops cleanly");
+}
+
+/// The next JSON line `idmesh events tail` printed.
+fn next_event(lines: &mpsc::Receiver<String>) -> Value {
+    let line = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("events tail prints an event");
+    serde_json::from_str(&line).unwrap_or_else(|err| panic!("not a JSON line: {line:?}: {err}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_tail_prints_each_event_as_a_json_line_from_a_sequence_or_from_now() {
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let admin_key = idmesh::generate_api_key().expect("randomness");
+    let mut config = MeshConfig::loopback(database.url().to_owned());
+    config.bootstrap_admin_key = Some(admin_key.clone());
+    let shutdown = CancellationToken::new();
+    let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
+        .await
+        .expect("the mesh starts");
+    let (http_addr, directory_addr, event_addr) = (
+        mesh.http_addr.expect("gateway"),
+        mesh.directory_addr.expect("directories"),
+        mesh.event_addr.expect("events"),
+    );
+    let running = tokio::spawn(mesh.wait());
+    let connection = [
+        "--directory-addr".to_owned(),
+        directory_addr.to_string(),
+        "--event-addr".to_owned(),
+        event_addr.to_string(),
+        "--public-url".to_owned(),
+        format!("http://{http_addr}"),
+    ];
+    let created = idmesh()
+        .args(["directory", "create", "--name", "Acme", "--json"])
+        .args(&connection)
+        .env("IDMESH_API_KEY", &admin_key)
+        .output()
+        .expect("idmesh runs");
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let created: Value = serde_json::from_slice(&created.stdout).expect("JSON output");
+    let (directory, base_url, token) = (
+        created["id"].as_str().expect("id").to_owned(),
+        created["scim_base_url"].as_str().expect("scim_base_url").to_owned(),
+        created["token"].as_str().expect("token").to_owned(),
+    );
+    let scim = reqwest::Client::new();
+    let create_user = |user_name: String| {
+        scim.post(format!("{base_url}/Users"))
+            .bearer_auth(&token)
+            .header("content-type", "application/scim+json")
+            .body(json!({"userName": user_name}).to_string())
+            .send()
+    };
+    let tail = |extra: &[&str]| {
+        let mut child = idmesh()
+            .args(["events", "tail", "--directory", &directory])
+            .args(extra)
+            .args(&connection)
+            .env("IDMESH_API_KEY", &admin_key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("events tail starts");
+        let lines = read_lines(child.stdout.take().expect("piped stdout"));
+        (child, lines)
+    };
+
+    let first = create_user("first@example.com".to_owned())
+        .await
+        .expect("the gateway answers");
+    assert_eq!(first.status().as_u16(), 201);
+    let (mut from_start, lines) = tail(&["--from", "0"]);
+    let event = next_event(&lines);
+    assert_eq!(
+        (
+            event["sequence"].as_i64(),
+            event["type"].as_str(),
+            event["directory_id"].as_str()
+        ),
+        (Some(1), Some("user.created"), Some(directory.as_str()))
+    );
+    assert_eq!(event["resource"]["userName"], "first@example.com");
+    create_user("second@example.com".to_owned())
+        .await
+        .expect("the gateway answers");
+    let event = next_event(&lines);
+    assert_eq!(event["sequence"], 2, "a live event follows");
+    assert_eq!(event["resource"]["userName"], "second@example.com");
+    from_start.kill().expect("tail stops");
+    from_start.wait().expect("tail exits");
+
+    // Without --from, only what happens from now on: users keep coming
+    // until the tail has started, and the first it prints is a new one.
+    let (mut from_now, lines) = tail(&[]);
+    let mut n = 0;
+    let event = loop {
+        n += 1;
+        create_user(format!("later-{n}@example.com"))
+            .await
+            .expect("the gateway answers");
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(300)) {
+            break serde_json::from_str::<Value>(&line).expect("a JSON line");
+        }
+        assert!(n < 100, "events tail printed nothing");
+    };
+    assert!(event["sequence"].as_i64().expect("a sequence") > 2, "{event}");
+    assert!(
+        event["resource"]["userName"]
+            .as_str()
+            .expect("a userName")
+            .starts_with("later-")
+    );
+    from_now.kill().expect("tail stops");
+    from_now.wait().expect("tail exits");
+
+    let unknown = idmesh()
+        .args(["events", "tail", "--directory", &directory, "--type", "user.exploded"])
+        .args(&connection)
+        .env("IDMESH_API_KEY", &admin_key)
+        .output()
+        .expect("idmesh runs");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown event type"));
 
     shutdown.cancel();
     running.await.expect("joined").expect("the mesh stops cleanly");

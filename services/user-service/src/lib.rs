@@ -79,15 +79,19 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
             idmesh_store::is_reachable(db.clone())
         })
     };
-    let api = UserApi::new(db, clock, revocations).with_limits(config.limits);
+    let api = UserApi::new(db.clone(), clock, revocations).with_limits(config.limits);
+    let outbox = idmesh_outbox::OutboxApi::new(db, api.outbox(), "user-service");
     let server =
         idmesh_runtime::with_message_limits!(idmesh_proto::v1::user_service_server::UserServiceServer::new(api));
-    let routes = tonic::service::Routes::new(server);
+    let outbox = idmesh_runtime::with_message_limits!(
+        idmesh_proto::v1::outbox_service_server::OutboxServiceServer::new(outbox)
+    );
+    let routes = tonic::service::Routes::new(server).add_service(outbox);
     tracing::info!(addr = ?listener.local_addr().ok(), session_addr = %config.session_addr, group_addr = %config.group_addr, "user-service listening");
     let served = idmesh_runtime::grpc::serve_with_readiness(
         listener,
         routes,
-        &[UserApi::SERVICE_NAME],
+        &[UserApi::SERVICE_NAME, idmesh_outbox::OutboxApi::SERVICE_NAME],
         auth,
         readiness,
         shutdown,

@@ -10,12 +10,17 @@
 //! unassigned, to false) and every delete also revoke the user's sessions:
 //! the revocation is stored in the write's transaction and delivered before
 //! the call answers ([`crate::revocation`]).
+//!
+//! Every write also records its event (created, updated, deactivated,
+//! reactivated, deleted) in the outbox in its own transaction, for
+//! events-service to sequence ([`idmesh_outbox`]).
 
 use idmesh_api::meta::Meta;
 use idmesh_api::{document, timestamp};
+use idmesh_outbox::Outbox;
 use idmesh_proto::v1::user_service_server::UserService;
 use idmesh_proto::v1::{
-    CreateUserRequest, DeleteUserRequest, DeleteUserResponse, GetRevocationBacklogRequest,
+    CreateUserRequest, DeleteUserRequest, DeleteUserResponse, Event, EventType, GetRevocationBacklogRequest,
     GetRevocationBacklogResponse, GetUserRequest, ListUsersRequest, ListUsersResponse, LookupUsersRequest,
     LookupUsersResponse, PatchUserRequest, ReplaceUserRequest, User, UserSummary,
 };
@@ -48,12 +53,17 @@ const LOOKUP_CHUNK: usize = 1_000;
 /// running out of attempts means pathological contention.
 const MAX_WRITE_ATTEMPTS: usize = 32;
 
+/// The table of user-service's outbox of events.
+pub(crate) const OUTBOX_TABLE: &str = "user_event_outbox";
+
 /// The user-service gRPC implementation.
 #[derive(Clone)]
 pub struct UserApi {
     db: DatabaseConnection,
     clock: Clock,
     revocations: Revocations,
+    /// Where every write records its event.
+    outbox: Outbox,
     limits: Limits,
     /// Where PATCH application and password hashing run.
     cpu: CpuPool,
@@ -147,6 +157,41 @@ fn to_proto(model: user::Model) -> User {
     }
 }
 
+/// The event of a write that left `model` behind.
+fn event(event_type: EventType, model: &user::Model, changed_attributes: Vec<String>) -> Event {
+    let meta = scim::meta::Meta {
+        resource_type: "User",
+        created: model.created,
+        last_modified: model.last_modified,
+        version: model.version,
+        location: String::new(),
+    };
+    let resource_json = match &model.resource {
+        Value::Object(doc) => idmesh_outbox::resource_json(doc, &model.id, &meta),
+        _ => String::new(),
+    };
+    Event {
+        directory_id: model.directory_id.clone(),
+        time: Some(timestamp::to_proto(model.last_modified)),
+        r#type: event_type.into(),
+        resource_type: "User".to_owned(),
+        resource_id: model.id.clone(),
+        version: model.version,
+        resource_json,
+        changed_attributes,
+        ..Event::default()
+    }
+}
+
+/// What a write that leaves `active` as `is_active` was, for its event.
+fn update_type(was_active: bool, is_active: bool) -> EventType {
+    match (was_active, is_active) {
+        (true, false) => EventType::UserDeactivated,
+        (false, true) => EventType::UserReactivated,
+        _ => EventType::UserUpdated,
+    }
+}
+
 fn not_found(id: &str) -> Error {
     ScimError::not_found(format!("User {id} not found")).into()
 }
@@ -170,9 +215,16 @@ impl UserApi {
             db,
             clock,
             revocations,
+            outbox: Outbox::new(OUTBOX_TABLE),
             limits: Limits::DEFAULT,
             cpu: CpuPool::per_core(),
         }
+    }
+
+    /// The outbox the writes record their events in, for the
+    /// OutboxService that events-service drains it through.
+    pub(crate) fn outbox(&self) -> Outbox {
+        self.outbox.clone()
     }
 
     /// The same API bounded by `limits`.
@@ -278,6 +330,11 @@ impl UserApi {
         password_hash: Option<String>,
     ) -> Result<Option<Written>, Error> {
         let indexed = Indexed::of(&doc);
+        let changed = match &current.resource {
+            Value::Object(before) => idmesh_outbox::changed_attributes(before, &doc),
+            _ => Vec::new(),
+        };
+        let was_active = current.active;
         let updated = user::Model {
             user_name: indexed.user_name,
             user_name_folded: indexed.user_name_folded,
@@ -291,7 +348,8 @@ impl UserApi {
             last_modified: (self.clock)(),
             ..current
         };
-        let deactivated = current.active && !updated.active;
+        let deactivated = was_active && !updated.active;
+        let event = event(update_type(was_active, updated.active), &updated, changed);
         let mut changes = user::ActiveModel::from(updated.clone()).reset_all();
         changes.id = sea_orm::ActiveValue::NotSet;
         changes.directory_id = sea_orm::ActiveValue::NotSet;
@@ -320,7 +378,9 @@ impl UserApi {
         } else {
             None
         };
+        self.outbox.record(&txn, vec![event]).await?;
         txn.commit().await?;
+        self.outbox.written();
         if deactivated {
             tracing::info!(directory_id = %updated.directory_id, user_id = %updated.id, "user deactivated; revoking their sessions");
         }
@@ -358,11 +418,20 @@ impl UserService for UserApi {
             created: Set(now),
             last_modified: Set(now),
         };
-        let model = match model.insert(&self.db).await {
+        let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining())
+            .await
+            .map_err(Error::from)?;
+        let model = match model.insert(&txn).await {
             Ok(model) => model,
             Err(err) if idmesh_store::is_unique_violation(&err) => return Err(taken(&indexed.user_name).into()),
             Err(err) => return Err(Error::from(err).into()),
         };
+        self.outbox
+            .record(&txn, vec![event(EventType::UserCreated, &model, Vec::new())])
+            .await
+            .map_err(Error::from)?;
+        txn.commit().await.map_err(Error::from)?;
+        self.outbox.written();
         tracing::info!(directory_id = %model.directory_id, user_id = %model.id, "user created");
         Ok(Response::new(to_proto(model)))
     }
@@ -431,22 +500,30 @@ impl UserService for UserApi {
             .map_err(Error::from)?;
         let deleted = user::Entity::delete_many()
             .filter(condition)
-            .exec(&txn)
+            .exec_with_returning(&txn)
             .await
             .map_err(Error::from)?;
-        if deleted.rows_affected == 0 {
+        let Some(deleted) = deleted.into_iter().next() else {
             txn.rollback().await.map_err(Error::from)?;
             // Either there is no such user, or it is not at the expected version.
             let current = self.load(&request.directory_id, &request.id).await?;
             let expected = request.expected_version.ok_or_else(|| not_found(&request.id))?;
             return Err(stale_version(expected, current.version).into());
-        }
+        };
         let revocation = self
             .revocations
             .record(&txn, &request.directory_id, &request.id, USER_DELETED)
             .await
             .map_err(Error::from)?;
+        let gone = Event {
+            resource_json: String::new(),
+            version: deleted.version + 1,
+            time: Some(timestamp::to_proto((self.clock)())),
+            ..event(EventType::UserDeleted, &deleted, Vec::new())
+        };
+        self.outbox.record(&txn, vec![gone]).await.map_err(Error::from)?;
         txn.commit().await.map_err(Error::from)?;
+        self.outbox.written();
         tracing::info!(directory_id = %request.directory_id, user_id = %request.id, "user deleted; revoking their sessions");
         self.revocations.deliver_claimed(revocation).await;
         Ok(Response::new(DeleteUserResponse {}))

@@ -75,6 +75,7 @@ const SERVICES: &[&str] = &[
     "group-service",
     "session-service",
     "role-mapping-service",
+    "events-service",
     "scim-gateway",
 ];
 

@@ -18,8 +18,9 @@ use idmesh_proto::v1::{
     RevokeUserSessionsRequest, SessionStatus, SetRateLimitRequest, UpdateGroupRequest, WatchRevocationsRequest,
 };
 use idmesh_proto::v1::{
-    GetAttributeMappingRequest, GetEffectiveRolesRequest, GetProfileRequest, GetRoleMappingRequest,
+    GetAttributeMappingRequest, GetEffectiveRolesRequest, GetProfileRequest, GetRoleMappingRequest, ListEventsRequest,
     ListRoleHoldersRequest, PreviewMappingsRequest, RoleMappingMode, SetAttributeMappingRequest, SetRoleMappingRequest,
+    WatchEventsRequest,
 };
 use idmesh_runtime::auth::{AuthChannel, DIRECTORY_NOT_ALLOWED, DirectoryRule, MISSING_SCOPE, POLICIES, Scope};
 use idmesh_tests::{NewGroup, NewUser, ScratchDatabase, TestMesh, both_backends};
@@ -50,6 +51,9 @@ fn server_of(mesh: &TestMesh, method: &str) -> SocketAddr {
         "idmesh.v1.GroupService" => mesh.group_addr,
         "idmesh.v1.SessionService" => mesh.session_addr,
         "idmesh.v1.RoleMappingService" => mesh.role_addr.expect("role-mapping-service runs"),
+        "idmesh.v1.EventService" => mesh.event_addr.expect("events-service runs"),
+        // user-service and group-service serve it alike.
+        "idmesh.v1.OutboxService" => mesh.user_addr,
         other => panic!("which server serves {other}?"),
     }
 }
@@ -79,8 +83,8 @@ async fn key(mesh: &TestMesh, scopes: &[Scope], directories: &[&str]) -> String 
 both_backends!(
     every_method_without_a_key_is_unauthenticated_and_without_its_scope_permission_denied,
     |mesh: TestMesh| async move {
-        // events:read is a scope no method of today's services needs.
-        let unrelated = key(&mesh, &[Scope::EventsRead], &[]).await;
+        // webhooks:admin is a scope no method of today's services needs.
+        let unrelated = key(&mesh, &[Scope::WebhooksAdmin], &[]).await;
         for policy in POLICIES {
             let addr = server_of(&mesh, policy.method);
             let without = idmesh_testkit::channel(addr);
@@ -120,12 +124,14 @@ both_backends!(health_and_reflection_need_no_key, |mesh: TestMesh| async move {
     // addresses would drop the mesh, and stop it, before the first check.
     let mesh = &mesh;
     let role_addr = mesh.role_addr.expect("role-mapping-service runs");
+    let event_addr = mesh.event_addr.expect("events-service runs");
     for addr in [
         mesh.directory_addr,
         mesh.user_addr,
         mesh.group_addr,
         mesh.session_addr,
         role_addr,
+        event_addr,
     ] {
         let mut health = tonic_health::pb::health_client::HealthClient::new(idmesh_testkit::channel(addr));
         health
@@ -544,6 +550,20 @@ async fn call_against(channel: AuthChannel, method: &'static str, b: &Fixture) -
             let request = GetProfileRequest {
                 directory_id: dir,
                 user_id: b.user_id.clone(),
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.EventService/ListEvents" => {
+            let request = ListEventsRequest {
+                directory_id: dir,
+                ..Default::default()
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.EventService/WatchEvents" => {
+            let request = WatchEventsRequest {
+                directory_id: dir,
+                ..Default::default()
             };
             call(channel, method, request).await
         }

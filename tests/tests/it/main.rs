@@ -11,6 +11,7 @@ mod cursor;
 mod deprovisioning;
 mod discovery;
 mod entra;
+mod events;
 mod filters;
 mod groups;
 mod grpc;

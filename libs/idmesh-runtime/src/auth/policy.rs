@@ -114,6 +114,10 @@ pub const POLICIES: &[Policy] = &[
     rule("/idmesh.v1.RoleMappingService/GetEffectiveRoles", RolesRead, One),
     rule("/idmesh.v1.RoleMappingService/ListRoleHolders", RolesRead, One),
     rule("/idmesh.v1.RoleMappingService/GetProfile", RolesRead, One),
+    rule("/idmesh.v1.EventService/ListEvents", EventsRead, One),
+    rule("/idmesh.v1.EventService/WatchEvents", EventsRead, One),
+    rule("/idmesh.v1.OutboxService/PullOutbox", EventsDrain, Global),
+    rule("/idmesh.v1.OutboxService/AckOutbox", EventsDrain, Global),
 ];
 
 /// The policy of the method at `path`, if it has one.

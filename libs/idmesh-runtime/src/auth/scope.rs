@@ -34,14 +34,16 @@ pub enum Scope {
     /// (a profile holds mapped user attributes).
     RolesRead,
     RolesWrite,
-    /// The events service, when it comes.
+    /// ListEvents and WatchEvents: a directory's change stream.
     EventsRead,
+    /// Drain a service's outbox of events: events-service.
+    EventsDrain,
     WebhooksAdmin,
 }
 
 impl Scope {
     /// Every scope, in the order the README lists them.
-    pub const ALL: [Scope; 17] = [
+    pub const ALL: [Scope; 18] = [
         Scope::DirectoriesAdmin,
         Scope::ApiKeysAdmin,
         Scope::ScimTokensResolve,
@@ -58,6 +60,7 @@ impl Scope {
         Scope::RolesRead,
         Scope::RolesWrite,
         Scope::EventsRead,
+        Scope::EventsDrain,
         Scope::WebhooksAdmin,
     ];
 
@@ -80,6 +83,7 @@ impl Scope {
             Scope::RolesRead => "roles:read",
             Scope::RolesWrite => "roles:write",
             Scope::EventsRead => "events:read",
+            Scope::EventsDrain => "events:drain",
             Scope::WebhooksAdmin => "webhooks:admin",
         }
     }

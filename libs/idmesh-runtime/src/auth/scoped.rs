@@ -58,4 +58,6 @@ directory_scoped!(
     pb::GetEffectiveRolesRequest,
     pb::ListRoleHoldersRequest,
     pb::GetProfileRequest,
+    pb::ListEventsRequest,
+    pb::WatchEventsRequest,
 );

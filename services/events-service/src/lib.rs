@@ -1,0 +1,134 @@
+//! events-service: each directory's ordered change log.
+//!
+//! user-service and group-service write an event into their outbox in the
+//! same transaction as each change; this service drains both outboxes
+//! ([`drain`], which also explains why the order holds across the two),
+//! numbers each directory's events 1, 2, 3, … with no gap ([`log`]), keeps
+//! them for the retention period, and serves them as `ListEvents` and
+//! `WatchEvents`.
+
+mod drain;
+mod entity;
+mod log;
+mod migration;
+mod service;
+
+use std::time::Duration;
+
+use idmesh_proto::v1::outbox_service_client::OutboxServiceClient;
+use idmesh_runtime::auth::ServiceIdentity;
+use idmesh_runtime::grpc::Readiness;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use service::{CURSOR_EXPIRED, EventApi, INVALID_CURSOR};
+
+/// How long events are kept unless configured otherwise.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// How long a watch stays silent before a heartbeat, unless configured
+/// otherwise.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// How events-service runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `postgres://…` or `sqlite://…`.
+    pub database_url: String,
+    /// Where user-service listens ("host:port" or "http://host:port").
+    pub user_addr: String,
+    /// Where group-service listens.
+    pub group_addr: String,
+    /// The service's own key (events:drain, apikeys:authenticate) and where
+    /// callers' keys are resolved.
+    pub identity: ServiceIdentity,
+    /// How long events are kept.
+    pub retention: Duration,
+    /// How long a watch stays silent before a heartbeat.
+    pub heartbeat: Duration,
+}
+
+/// Why events-service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("events-service store: {0}")]
+    Store(#[from] idmesh_store::StoreError),
+    #[error("events-service gRPC: {0}")]
+    Grpc(#[from] idmesh_runtime::grpc::GrpcError),
+}
+
+/// Connects to the database, applies migrations, drains the outboxes of
+/// user-service and group-service into the log, removes events older than
+/// the retention period, and serves the gRPC API on `listener` until
+/// `shutdown` is cancelled.
+///
+/// user-service and group-service need not be up yet: draining retries
+/// until they are.
+pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let db = idmesh_store::connect(&config.database_url).await?;
+    idmesh_store::migrate::<migration::Migrator>(&db).await?;
+    let auth = config.identity.authenticator()?;
+    let log = log::Log::new(db.clone());
+    let users = drain::Source {
+        name: "user-service",
+        client: OutboxServiceClient::new(config.identity.channel(&config.user_addr)?),
+    };
+    let groups = drain::Source {
+        name: "group-service",
+        client: OutboxServiceClient::new(config.identity.channel(&config.group_addr)?),
+    };
+    let background = shutdown.child_token();
+    tokio::spawn(drain::run(log.clone(), users, groups, background.clone()));
+    tokio::spawn(retain(log.clone(), config.retention, background.clone()));
+
+    let readiness = {
+        let db = db.clone();
+        Readiness::new(move || {
+            idmesh_store::record_pool_usage(&db, "events-service");
+            idmesh_store::is_reachable(db.clone())
+        })
+    };
+    let api = EventApi::new(log, config.heartbeat, shutdown.clone());
+    let server =
+        idmesh_runtime::with_message_limits!(idmesh_proto::v1::event_service_server::EventServiceServer::new(api));
+    let routes = tonic::service::Routes::new(server);
+    tracing::info!(
+        addr = ?listener.local_addr().ok(),
+        user_addr = %config.user_addr,
+        group_addr = %config.group_addr,
+        retention = ?config.retention,
+        "events-service listening"
+    );
+    let served = idmesh_runtime::grpc::serve_with_readiness(
+        listener,
+        routes,
+        &[EventApi::SERVICE_NAME],
+        auth,
+        readiness,
+        shutdown,
+    )
+    .await;
+    background.cancel();
+    served?;
+    Ok(())
+}
+
+/// Removes events older than `retention`, looking a few times per
+/// retention period and at least once a minute.
+async fn retain(log: log::Log, retention: Duration, shutdown: CancellationToken) {
+    let every = (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let horizon = now - retention;
+        let cutoff_ms = i64::try_from(horizon.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        match log.prune(cutoff_ms).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "events older than the retention period removed"),
+            Err(err) => tracing::warn!(error = %err, "could not remove old events; will try again"),
+        }
+    }
+}
