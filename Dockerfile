@@ -26,11 +26,11 @@ ENV IDMESH_DATA_DIR=/var/lib/idmesh
 VOLUME ["/var/lib/idmesh", "/tmp"]
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 65532:65532
-# HTTP (SCIM), directories, users, sessions, groups, metrics (when
+# HTTP (SCIM), directories, users, sessions, groups, roles, events, metrics (when
 # --metrics-addr asks for it).
-EXPOSE 8080 50051 50052 50053 50054 9090
+EXPOSE 8080 50051 50052 50053 50054 50055 50056 9090
 ENTRYPOINT ["/usr/local/bin/idmesh"]
 # With no arguments the image runs the whole mesh on SQLite in the data dir,
 # like `idmesh dev` but listening on every address; the chart always passes
 # its own arguments.
-CMD ["serve", "--targets", "directories,users,groups,sessions,gateway"]
+CMD ["serve", "--targets", "directories,users,groups,sessions,roles,events,gateway"]

@@ -70,7 +70,7 @@ EVERYTHING_ON = deep_merge(
         "networkPolicy": {"otlpCollector": {"to": [COLLECTOR_PEER]}},
         **{
             component: {"pdb": {"enabled": True}, "autoscaling": {"enabled": True}}
-            for component in ("gateway", "directories", "users", "groups", "sessions", "roles")
+            for component in ("gateway", "directories", "users", "groups", "sessions", "roles", "events")
         },
     },
 )
@@ -89,6 +89,7 @@ def _matrix() -> dict[str, dict]:
         "ha-everything-on": deep_merge(values_file("values-ha.yaml"), EVERYTHING_ON),
         "all-in-one": {"allInOne": {"enabled": True}},
         "all-in-one-without-roles": {"allInOne": {"enabled": True}, "roles": {"enabled": False}},
+        "all-in-one-without-events": {"allInOne": {"enabled": True}, "events": {"enabled": False}},
         "all-in-one-persistent": {"allInOne": {"enabled": True, "persistence": {"enabled": True, "storageClass": "ssd"}}},
         "all-in-one-everything-on": deep_merge(
             EVERYTHING_ON,
@@ -108,7 +109,7 @@ def _matrix() -> dict[str, dict]:
         "metrics-off": deep_merge(MINIMAL, {"metrics": {"enabled": False}}),
         "ipv6": deep_merge(MINIMAL, {"listenAddress": "::", "podAntiAffinity": "soft"}),
     }
-    for component in ("gateway", "directories", "users", "groups", "sessions", "roles"):
+    for component in ("gateway", "directories", "users", "groups", "sessions", "roles", "events"):
         off = {component: {"enabled": False}}
         if component in ELSEWHERE:
             off[component]["addressOverride"] = ELSEWHERE[component]

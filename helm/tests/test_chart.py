@@ -34,7 +34,7 @@ from conftest import (
 
 FULLNAME = f"{RELEASE}-idmesh"
 DASHBOARD = CHART_DIR / "dashboards" / "idmesh.json"
-COMPONENTS = ("gateway", "directories", "users", "groups", "sessions", "roles")
+COMPONENTS = ("gateway", "directories", "users", "groups", "sessions", "roles", "events")
 DEFAULTS = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
 PORTS = DEFAULTS["ports"]
 
@@ -161,7 +161,7 @@ def test_probes_use_grpc_health_on_services_and_http_on_the_gateway(rendered, na
 
 
 TARGETS = {component: component for component in COMPONENTS} | {
-    "all-in-one": "directories,users,groups,sessions,roles,gateway"
+    "all-in-one": "directories,users,groups,sessions,roles,events,gateway"
 }
 
 
@@ -169,8 +169,9 @@ TARGETS = {component: component for component in COMPONENTS} | {
 def test_each_deployment_runs_its_targets_with_no_secret_in_arguments(rendered, name):
     for component, deployment in deployments(rendered[name]).items():
         targets = TARGETS[component]
-        if component == "all-in-one" and MATRIX[name].get("roles", {}).get("enabled", True) is False:
-            targets = targets.replace("roles,", "")
+        for optional in ("roles", "events"):
+            if component == "all-in-one" and MATRIX[name].get(optional, {}).get("enabled", True) is False:
+                targets = targets.replace(f"{optional},", "")
         assert container(deployment)["args"] == ["serve", "--targets", targets]
 
 
@@ -244,20 +245,32 @@ def test_all_in_one_is_one_deployment_with_every_port_behind_one_service(rendere
     # SQLite in the data dir, sessions in the process: nothing external.
     assert "IDMESH_DATABASE_URL" not in env and "IDMESH_REDIS_URL" not in env
     assert env["IDMESH_ROLE_LISTEN_ADDR"]["value"] == f"0.0.0.0:{PORTS['roles']}"
+    assert env["IDMESH_EVENT_LISTEN_ADDR"]["value"] == f"0.0.0.0:{PORTS['events']}"
 
 
-def test_all_in_one_without_roles_neither_runs_nor_exposes_them(rendered):
-    objects = rendered["all-in-one-without-roles"]
+@pytest.mark.parametrize(
+    ("component", "variable", "targets"),
+    [
+        ("roles", "IDMESH_ROLE_LISTEN_ADDR", "directories,users,groups,sessions,events,gateway"),
+        ("events", "IDMESH_EVENT_LISTEN_ADDR", "directories,users,groups,sessions,roles,gateway"),
+    ],
+)
+def test_all_in_one_without_an_optional_component_neither_runs_nor_exposes_it(rendered, component, variable, targets):
+    objects = rendered[f"all-in-one-without-{component}"]
     deployment = deployments(objects)["all-in-one"]
-    assert container(deployment)["args"] == ["serve", "--targets", "directories,users,groups,sessions,gateway"]
-    assert "IDMESH_ROLE_LISTEN_ADDR" not in env_of(deployment)
+    assert container(deployment)["args"] == ["serve", "--targets", targets]
+    assert variable not in env_of(deployment)
     (service,) = kind(objects, "Service")
-    assert {p["port"] for p in service["spec"]["ports"]} == set(PORTS.values()) - {PORTS["roles"]}
+    assert {p["port"] for p in service["spec"]["ports"]} == set(PORTS.values()) - {PORTS[component]}
 
 
-def test_roles_reach_users_and_groups_at_their_services(rendered):
-    env = env_of(deployments(rendered["minimal"])["roles"])
-    assert env["IDMESH_ROLE_LISTEN_ADDR"]["value"] == f"0.0.0.0:{PORTS['roles']}"
+@pytest.mark.parametrize(
+    ("component", "variable"),
+    [("roles", "IDMESH_ROLE_LISTEN_ADDR"), ("events", "IDMESH_EVENT_LISTEN_ADDR")],
+)
+def test_roles_and_events_reach_users_and_groups_at_their_services(rendered, component, variable):
+    env = env_of(deployments(rendered["minimal"])[component])
+    assert env[variable]["value"] == f"0.0.0.0:{PORTS[component]}"
     assert env["IDMESH_USER_ADDR"]["value"] == f"{FULLNAME}-users:{PORTS['users']}"
     assert env["IDMESH_GROUP_ADDR"]["value"] == f"{FULLNAME}-groups:{PORTS['groups']}"
     assert env["IDMESH_DATABASE_URL"]["value"].startswith("postgres://")
@@ -447,8 +460,10 @@ CALLS = {
     ("groups", "users"),
     ("roles", "users"),
     ("roles", "groups"),
+    ("events", "users"),
+    ("events", "groups"),
 }
-DATABASE_USERS = {"directories", "users", "groups", "roles"}
+DATABASE_USERS = {"directories", "users", "groups", "roles", "events"}
 OUTSIDE = {"ingress", "prometheus", "postgres", "redis", "dns", "collector"}
 
 
@@ -651,7 +666,7 @@ def test_the_readme_install_values_render_with_secrets_only_by_reference(chart):
     values = yaml.safe_load(block.group(1))
     objects = render_objects(chart, values)
     assert not kind(objects, "Secret"), "the README's values keep the password in the user's Secret"
-    for component in ("directories", "users", "groups", "roles"):
+    for component in ("directories", "users", "groups", "roles", "events"):
         env = env_of(deployments(objects)[component])
         assert env["DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "idmesh-db", "key": "password"}
         assert env["IDMESH_DATABASE_URL"]["value"] == "postgres://idmesh:$(DATABASE_PASSWORD)@postgres.db.svc:5432/idmesh?sslmode=prefer"

@@ -62,7 +62,7 @@ def test_the_image_runs_idmesh_as_a_numeric_non_root_user_with_volumes_for_what_
     (volumes,) = instructions("VOLUME")
     assert volumes == '["/var/lib/idmesh", "/tmp"]'
     (cmd,) = instructions("CMD")
-    assert json.loads(cmd) == ["serve", "--targets", "directories,users,groups,sessions,gateway"]
+    assert json.loads(cmd) == ["serve", "--targets", "directories,users,groups,sessions,roles,events,gateway"]
 
 
 def free_port() -> int:
@@ -132,6 +132,8 @@ def test_idmesh_serve_runs_as_non_root_with_only_its_data_dir_and_a_temporary_di
         "IDMESH_USER_LISTEN_ADDR": f"127.0.0.1:{free_port()}",
         "IDMESH_GROUP_LISTEN_ADDR": f"127.0.0.1:{free_port()}",
         "IDMESH_SESSION_LISTEN_ADDR": f"127.0.0.1:{free_port()}",
+        "IDMESH_ROLE_LISTEN_ADDR": f"127.0.0.1:{free_port()}",
+        "IDMESH_EVENT_LISTEN_ADDR": f"127.0.0.1:{free_port()}",
         "RUST_LOG": "warn",
     }
     process = subprocess.Popen(
