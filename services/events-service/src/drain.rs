@@ -79,9 +79,6 @@ impl Source {
     }
 
     async fn ack(&mut self, events: &[OutboxEvent]) -> Result<(), DrainError> {
-        if events.is_empty() {
-            return Ok(());
-        }
         let request = AckOutboxRequest {
             outbox_ids: events.iter().map(|e| e.outbox_id).collect(),
         };
@@ -98,6 +95,9 @@ impl Source {
 
 /// Appends pulled events to the log, then acks them at their source.
 async fn append_and_ack(log: &Log, source: &mut Source, pulled: Vec<OutboxEvent>) -> Result<usize, DrainError> {
+    if pulled.is_empty() {
+        return Ok(0);
+    }
     let events = pulled.iter().filter_map(|e| e.event.clone()).collect();
     let appended = log.append(events).await?;
     source.ack(&pulled).await?;

@@ -16,6 +16,9 @@ use crate::entity::{event_head, event_log};
 /// How many rows one INSERT or `IN (…)` list carries.
 const CHUNK: usize = 500;
 
+/// The counter of events appended to the log.
+pub(crate) const LOGGED_METRIC: &str = "idmesh_events_logged_total";
+
 /// Which events of a directory a read wants.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Range<'a> {
@@ -49,6 +52,8 @@ fn time_ms(event: &Event) -> i64 {
 
 impl Log {
     pub(crate) fn new(db: DatabaseConnection) -> Log {
+        // Exported from the start, so that a rate over it begins at zero.
+        metrics::counter!(LOGGED_METRIC).increment(0);
         Log {
             db,
             appended: watch::Sender::new(0),
@@ -69,6 +74,9 @@ impl Log {
     /// numbers are taken, so appenders in several processes still number
     /// without gaps or duplicates.
     pub(crate) async fn append(&self, events: Vec<Event>) -> Result<usize, DbErr> {
+        if events.is_empty() {
+            return Ok(0);
+        }
         let mut by_directory: BTreeMap<String, Vec<Event>> = BTreeMap::new();
         for event in events {
             by_directory.entry(event.directory_id.clone()).or_default().push(event);
@@ -79,6 +87,7 @@ impl Log {
             appended += append_to(&txn, &directory_id, events).await?;
         }
         txn.commit().await?;
+        metrics::counter!(LOGGED_METRIC).increment(u64::try_from(appended).unwrap_or(u64::MAX));
         if appended > 0 {
             self.appended.send_modify(|count| *count = count.wrapping_add(1));
         }

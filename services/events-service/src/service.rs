@@ -1,5 +1,6 @@
 //! The `idmesh.v1.EventService` gRPC API: ListEvents and WatchEvents.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use idmesh_proto::v1::event_service_server::EventService;
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::log::{Log, Range, is_known_type};
 
@@ -67,14 +69,17 @@ fn database(err: &sea_orm::DbErr) -> Status {
     }
 }
 
+/// FAILED_PRECONDITION "cursorExpired", with the sequence number to resume
+/// after (once resynced) in the `ErrorInfo`'s metadata as `resume_after`.
 fn expired(directory_id: &str, after: i64, pruned_through: i64) -> Status {
-    idmesh_api::status::with_reason(
+    let metadata = HashMap::from([("resume_after".to_owned(), pruned_through.to_string())]);
+    Status::with_error_details(
         Code::FailedPrecondition,
-        Some(CURSOR_EXPIRED),
         format!(
             "directory {directory_id} no longer keeps the events after {after}: retention removed those through \
-             {pruned_through}; resync from the SCIM resources and continue from the oldest sequence number kept"
+             {pruned_through}; resync from the SCIM resources, then continue after {pruned_through}"
         ),
+        ErrorDetails::with_error_info(CURSOR_EXPIRED, idmesh_api::status::ERROR_DOMAIN, metadata),
     )
 }
 

@@ -282,7 +282,6 @@ impl GroupApi {
         members::check_unknown(policy, &gone)?;
         skipped.extend(gone);
         let current = self.lock(&txn, directory_id, id, expected_version).await?;
-        let before = current.resource.clone();
         let document = match document {
             DocumentChange::Keep => None,
             DocumentChange::Replace(document) => Some(document),
@@ -297,6 +296,11 @@ impl GroupApi {
                 )?)
             }
         };
+        // What the new document changes, for GROUP_UPDATED.
+        let changed = document.as_ref().map(|document| match &current.resource {
+            Value::Object(before) => idmesh_outbox::changed_attributes(before, &document.doc),
+            _ => Vec::new(),
+        });
         let (delta, touched) = members::apply(&txn, self.filters(), &current, &changes, &candidates).await?;
         let mut updated = group::Model {
             member_count: current.member_count + delta,
@@ -304,13 +308,7 @@ impl GroupApi {
             last_modified: (self.clock)(),
             ..current
         };
-        let mut written = Vec::new();
         if let Some(document) = document {
-            let changed = match &before {
-                Value::Object(before) => idmesh_outbox::changed_attributes(before, &document.doc),
-                _ => Vec::new(),
-            };
-            written.push(changed);
             updated.display_name_folded = scim::filter::fold_text(&document.display_name);
             updated.resource_folded = document.folded();
             updated.display_name = document.display_name;
@@ -333,7 +331,7 @@ impl GroupApi {
             }
             Err(err) => return Err(err.into()),
         }
-        let mut recorded: Vec<_> = written
+        let mut recorded: Vec<_> = changed
             .into_iter()
             .map(|changed| events::with_document(EventType::GroupUpdated, &updated, changed))
             .collect();

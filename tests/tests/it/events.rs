@@ -523,6 +523,7 @@ both_backends!(
         assert_eq!(status.code(), Code::FailedPrecondition);
         let info = status.get_error_details().error_info().cloned().expect("an ErrorInfo");
         assert_eq!(info.reason, events_service::CURSOR_EXPIRED);
+        assert_eq!(info.metadata.get("resume_after").map(String::as_str), Some("1"));
 
         let mut stream = events
             .watch_events(WatchEventsRequest {
