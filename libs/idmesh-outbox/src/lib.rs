@@ -12,6 +12,7 @@
 //! deletes rows rather than remembering a position.
 
 mod api;
+mod backlog;
 mod changes;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use sea_orm_migration::schema::{big_pk_auto, blob};
 use tokio::sync::Notify;
 
 pub use api::OutboxApi;
+pub use backlog::{OLDEST_METRIC, PENDING_METRIC, measure};
 pub use changes::changed_attributes;
 
 /// A resource as an event carries it: SCIM JSON with `id` and `meta`, as

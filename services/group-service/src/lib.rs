@@ -72,6 +72,13 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         })
     };
     let api = GroupApi::new(db.clone(), users, idmesh_runtime::clock::system()).with_limits(config.limits);
+    let measuring = shutdown.child_token();
+    tokio::spawn(idmesh_outbox::measure(
+        db.clone(),
+        api.outbox(),
+        "group-service",
+        measuring.clone(),
+    ));
     let outbox = idmesh_outbox::OutboxApi::new(db, api.outbox(), "group-service");
     let server =
         idmesh_runtime::with_message_limits!(idmesh_proto::v1::group_service_server::GroupServiceServer::new(api));
@@ -80,7 +87,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     );
     let routes = tonic::service::Routes::new(server).add_service(outbox);
     tracing::info!(addr = ?listener.local_addr().ok(), user_addr = %config.user_addr, "group-service listening");
-    idmesh_runtime::grpc::serve_with_readiness(
+    let served = idmesh_runtime::grpc::serve_with_readiness(
         listener,
         routes,
         &[GroupApi::SERVICE_NAME, idmesh_outbox::OutboxApi::SERVICE_NAME],
@@ -88,6 +95,9 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         readiness,
         shutdown,
     )
-    .await?;
+    .await;
+    // The gauges stop with the server, also when the server failed.
+    measuring.cancel();
+    served?;
     Ok(())
 }

@@ -1227,6 +1227,20 @@ async fn metrics_name_routes_by_template_and_grpc_methods_and_never_an_id() {
         metrics.lines().any(|line| line == "idmesh_session_store_up 1"),
         "{metrics}"
     );
+    for service in ["user-service", "group-service"] {
+        assert!(
+            series("idmesh_event_outbox_pending{", &[&format!(r#"service="{service}""#)]),
+            "{metrics}"
+        );
+        assert!(
+            series(
+                "idmesh_event_outbox_oldest_seconds{",
+                &[&format!(r#"service="{service}""#)]
+            ),
+            "{metrics}"
+        );
+    }
+    assert!(series("idmesh_events_logged_total", &[]), "{metrics}");
     assert!(
         !metrics.contains("healthz") && !metrics.contains("readyz") && !metrics.contains("grpc.health"),
         "probes are not counted:\n{metrics}"

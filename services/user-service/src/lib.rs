@@ -80,6 +80,12 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         })
     };
     let api = UserApi::new(db.clone(), clock, revocations).with_limits(config.limits);
+    tokio::spawn(idmesh_outbox::measure(
+        db.clone(),
+        api.outbox(),
+        "user-service",
+        stop_delivering.clone(),
+    ));
     let outbox = idmesh_outbox::OutboxApi::new(db, api.outbox(), "user-service");
     let server =
         idmesh_runtime::with_message_limits!(idmesh_proto::v1::user_service_server::UserServiceServer::new(api));
