@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use idmesh_proto::v1::{Event, OutboxEvent};
 use prost::Message;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, InsertStatement, Order, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 use sea_orm_migration::prelude::{Table, TableCreateStatement, TableDropStatement};
 use sea_orm_migration::schema::{big_pk_auto, blob};
@@ -84,20 +84,27 @@ impl Outbox {
     /// left for events-service.
     pub async fn record<C: ConnectionTrait>(&self, conn: &C, events: Vec<Event>) -> Result<(), DbErr> {
         for chunk in events.chunks(INSERT_CHUNK) {
-            let mut insert = Query::insert();
-            insert.into_table(Alias::new(self.table)).columns([Alias::new("event")]);
-            for event in chunk {
-                let event = Event {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    ..event.clone()
-                };
-                insert
-                    .values([Expr::val(event.encode_to_vec())])
-                    .map_err(|err| DbErr::Custom(err.to_string()))?;
-            }
-            conn.execute(&insert).await?;
+            conn.execute(&self.insert(chunk)?).await?;
         }
         Ok(())
+    }
+
+    /// The INSERT that records `events` (at most a few hundred), for a
+    /// caller that writes it in one statement with its change, e.g. as the
+    /// outer statement of a data-modifying `WITH` on PostgreSQL.
+    pub fn insert(&self, events: &[Event]) -> Result<InsertStatement, DbErr> {
+        let mut insert = Query::insert();
+        insert.into_table(Alias::new(self.table)).columns([Alias::new("event")]);
+        for event in events {
+            let event = Event {
+                id: uuid::Uuid::now_v7().to_string(),
+                ..event.clone()
+            };
+            insert
+                .values([Expr::val(event.encode_to_vec())])
+                .map_err(|err| DbErr::Custom(err.to_string()))?;
+        }
+        Ok(insert)
     }
 
     /// Tells waiting pulls that a transaction with events committed. Call it
