@@ -6,6 +6,7 @@ edges."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -131,9 +132,11 @@ def test_every_container_has_probes_resources_and_a_hardened_security_context(re
             assert {"cpu", "memory"} <= set(c["resources"]["requests"])
             assert "memory" in c["resources"]["limits"]
             assert c["securityContext"] == HARDENED
-            # Writable: the data dir and /tmp, both volumes of the pod.
-            mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+            # Writable: the data dir and /tmp, both volumes of the pod; the
+            # rest are API keys, read-only.
+            mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"] if not m.get("readOnly")}
             assert mounts == {DEFAULTS["dataDir"]: "data", "/tmp": "tmp"}
+            assert all(m["mountPath"].startswith("/etc/idmesh/") for m in c["volumeMounts"] if m.get("readOnly"))
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert "emptyDir" in volumes["tmp"]
         assert "emptyDir" in volumes["data"] or "persistentVolumeClaim" in volumes["data"]
@@ -274,6 +277,62 @@ def test_roles_and_events_reach_users_and_groups_at_their_services(rendered, com
     assert env["IDMESH_USER_ADDR"]["value"] == f"{FULLNAME}-users:{PORTS['users']}"
     assert env["IDMESH_GROUP_ADDR"]["value"] == f"{FULLNAME}-groups:{PORTS['groups']}"
     assert env["IDMESH_DATABASE_URL"]["value"].startswith("postgres://")
+
+
+# --- API keys ----------------------------------------------------------------
+
+KEYED = ("gateway", "users", "groups", "sessions", "roles", "events")
+
+
+def secret_volumes(deployment):
+    """The deployment's Secret volumes as {mount path: (secret, {key: path})}."""
+    pod = deployment["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in container(deployment)["volumeMounts"]}
+    return {
+        mounts[v["name"]]: (v["secret"]["secretName"], {i["key"]: i["path"] for i in v["secret"]["items"]})
+        for v in pod["volumes"]
+        if "secret" in v
+    }
+
+
+def test_each_component_calls_with_its_own_key_which_directories_installs(rendered):
+    objects = rendered["minimal"]
+    (secret,) = [o for o in kind(objects, "Secret") if o["metadata"]["name"] == f"{FULLNAME}-api-keys"]
+    keys = {name: base64.b64decode(value).decode() for name, value in secret["data"].items()}
+    assert set(keys) == {"bootstrap-admin", *KEYED}
+    assert all(key.startswith("idmk_") and len(key) >= 69 for key in keys.values())
+    assert len(set(keys.values())) == len(keys), "every component has a key of its own"
+    for component, deployment in deployments(objects).items():
+        env = env_of(deployment)
+        volumes = secret_volumes(deployment)
+        if component == "directories":
+            assert volumes["/etc/idmesh/admin"] == (secret["metadata"]["name"], {"bootstrap-admin": "bootstrap-admin"})
+            assert volumes["/etc/idmesh/service-keys"] == (secret["metadata"]["name"], {c: c for c in KEYED})
+            assert env["IDMESH_SERVICE_KEYS_DIR"]["value"] == "/etc/idmesh/service-keys"
+            assert env["IDMESH_BOOTSTRAP_ADMIN_KEY_FILE"]["value"] == "/etc/idmesh/admin/bootstrap-admin"
+            # What `kubectl exec … idmesh directory create` calls with.
+            assert env["IDMESH_API_KEY_FILE"]["value"] == "/etc/idmesh/admin/bootstrap-admin"
+        else:
+            assert volumes == {"/etc/idmesh/api-key": (secret["metadata"]["name"], {component: "key"})}
+            assert env["IDMESH_API_KEY_FILE"]["value"] == "/etc/idmesh/api-key/key"
+            assert "IDMESH_BOOTSTRAP_ADMIN_KEY_FILE" not in env
+
+
+def test_all_in_one_has_only_the_admin_key(rendered):
+    deployment = deployments(rendered["all-in-one"])["all-in-one"]
+    assert secret_volumes(deployment) == {
+        "/etc/idmesh/admin": (f"{FULLNAME}-api-keys", {"bootstrap-admin": "bootstrap-admin"})
+    }
+    env = env_of(deployment)
+    assert env["IDMESH_BOOTSTRAP_ADMIN_KEY_FILE"]["value"] == env["IDMESH_API_KEY_FILE"]["value"]
+    assert "IDMESH_SERVICE_KEYS_DIR" not in env
+
+
+def test_keys_from_an_existing_secret_are_mounted_and_none_is_created(chart):
+    objects = render_objects(chart, deep_merge(MINIMAL, {"apiKeys": {"existingSecret": "our-keys"}}))
+    assert not [o for o in kind(objects, "Secret") if o["metadata"]["name"].endswith("api-keys")]
+    for deployment in deployments(objects).values():
+        assert {name for name, _ in secret_volumes(deployment).values()} == {"our-keys"}
 
 
 def test_all_in_one_persistence_is_a_claim_and_a_recreate_strategy(rendered):
@@ -671,7 +730,8 @@ def test_the_readme_install_values_render_with_secrets_only_by_reference(chart):
     block = re.search(r"cat >idmesh-values.yaml <<'VALUES'\n(.*?)\nVALUES\n", README, re.DOTALL)
     values = yaml.safe_load(block.group(1))
     objects = render_objects(chart, values)
-    assert not kind(objects, "Secret"), "the README's values keep the password in the user's Secret"
+    database_secrets = [o for o in kind(objects, "Secret") if o["metadata"]["name"].endswith("-database")]
+    assert not database_secrets, "the README's values keep the password in the user's Secret"
     for component in ("directories", "users", "groups", "roles", "events"):
         env = env_of(deployments(objects)[component])
         assert env["DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "idmesh-db", "key": "password"}
@@ -689,9 +749,13 @@ def test_the_readme_first_directory_command_is_the_one_the_notes_print(chart):
 
 
 def test_values_given_inline_go_into_a_secret_the_chart_creates(rendered):
-    (secret,) = kind(rendered["inline-url"], "Secret")
+    def database_secret(objects):
+        (secret,) = [o for o in kind(objects, "Secret") if o["metadata"]["name"].endswith("-database")]
+        return secret
+
+    secret = database_secret(rendered["inline-url"])
     assert secret["stringData"] == {"url": MATRIX["inline-url"]["externalDatabase"]["url"]}
-    (secret,) = kind(rendered["minimal"], "Secret")
+    secret = database_secret(rendered["minimal"])
     assert secret["stringData"] == {"password": MINIMAL["externalDatabase"]["password"]}
 
 

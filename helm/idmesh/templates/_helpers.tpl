@@ -207,6 +207,69 @@ thresholds of values.yaml for liveness.
 {{- end }}
 
 {{/*
+The Secret holding the API keys: the user's, or the chart's own.
+*/}}
+{{- define "idmesh.apiKeysSecret" -}}
+{{- default (printf "%s-api-keys" (include "idmesh.fullname" .)) .Values.apiKeys.existingSecret }}
+{{- end }}
+
+{{/*
+The components that call with a key of their own, and whose keys
+directory-service installs: every one but directories.
+*/}}
+{{- define "idmesh.keyedComponents" -}}
+gateway users groups sessions roles events
+{{- end }}
+
+{{/*
+How a component gets its API keys, as {env, mounts, volumes} of YAML
+text. directories: the bootstrap admin key (also the key `kubectl exec …
+idmesh` admin commands call with) and every other component's key, which
+it installs with that component's scopes (IDMESH_SERVICE_KEYS_DIR). All in
+one: the bootstrap admin key; its services get fresh keys in-process. Any
+other component: its own key as IDMESH_API_KEY_FILE. dict: root, component.
+*/}}
+{{- define "idmesh.apiKeyFiles" -}}
+{{- $secret := include "idmesh.apiKeysSecret" .root }}
+{{- $admin := dict "name" "admin-key" "mountPath" "/etc/idmesh/admin" "items" (list (dict "key" "bootstrap-admin" "path" "bootstrap-admin")) }}
+{{- $mounts := list }}
+{{- $env := list }}
+{{- if has .component (list "directories" "allInOne") }}
+{{- $mounts = append $mounts $admin }}
+{{- $env = append $env (dict "name" "IDMESH_BOOTSTRAP_ADMIN_KEY_FILE" "value" "/etc/idmesh/admin/bootstrap-admin") }}
+{{- $env = append $env (dict "name" "IDMESH_API_KEY_FILE" "value" "/etc/idmesh/admin/bootstrap-admin") }}
+{{- end }}
+{{- if eq .component "directories" }}
+{{- $items := list }}
+{{- range (include "idmesh.keyedComponents" . | splitList " ") }}
+{{- $items = append $items (dict "key" . "path" .) }}
+{{- end }}
+{{- $mounts = append $mounts (dict "name" "service-keys" "mountPath" "/etc/idmesh/service-keys" "items" $items) }}
+{{- $env = append $env (dict "name" "IDMESH_SERVICE_KEYS_DIR" "value" "/etc/idmesh/service-keys") }}
+{{- else if not (eq .component "allInOne") }}
+{{- $mounts = append $mounts (dict "name" "api-key" "mountPath" "/etc/idmesh/api-key" "items" (list (dict "key" .component "path" "key"))) }}
+{{- $env = append $env (dict "name" "IDMESH_API_KEY_FILE" "value" "/etc/idmesh/api-key/key") }}
+{{- end }}
+env:
+{{- toYaml $env | nindent 2 }}
+mounts:
+{{- range $mounts }}
+  - name: {{ .name }}
+    mountPath: {{ .mountPath }}
+    readOnly: true
+{{- end }}
+volumes:
+{{- range $mounts }}
+  - name: {{ .name }}
+    secret:
+      secretName: {{ $secret }}
+      defaultMode: 0440
+      items:
+        {{- toYaml .items | nindent 8 }}
+{{- end }}
+{{- end }}
+
+{{/*
 A component's Deployment, Service, PodDisruptionBudget and
 HorizontalPodAutoscaler. dict:
   root       the chart's context
@@ -229,6 +292,7 @@ HorizontalPodAutoscaler. dict:
 {{- $ports = append $ports (dict "name" "metrics" "port" $root.Values.ports.metrics) }}
 {{- end }}
 {{- $autoscaling := dig "autoscaling" "enabled" false $values }}
+{{- $keys := include "idmesh.apiKeyFiles" (dict "root" $root "component" .component) | fromYaml }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -280,6 +344,7 @@ spec:
             {{- include "idmesh.commonEnv" $root | nindent 12 }}
             - name: OTEL_SERVICE_NAME
               value: {{ $name | quote }}
+            {{- toYaml $keys.env | nindent 12 }}
             {{- with .env }}
             {{- . | nindent 12 }}
             {{- end }}
@@ -311,6 +376,9 @@ spec:
               mountPath: {{ $root.Values.dataDir }}
             - name: tmp
               mountPath: /tmp
+            {{- with $keys.mounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
       volumes:
         - name: data
           {{- if .volume }}
@@ -322,6 +390,9 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $root.Values.tmpVolume.sizeLimit }}
+        {{- with $keys.volumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- with $values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use idmesh::MeshConfig;
+use idmesh::{MeshConfig, Target};
 use idmesh_runtime::telemetry::LogFormat;
 use serde::{Deserialize, Serialize};
 
@@ -170,6 +170,13 @@ pub struct Settings {
     /// from IDMESH_BOOTSTRAP_ADMIN_KEY instead, never from a flag.
     #[arg(long, env = "IDMESH_BOOTSTRAP_ADMIN_KEY_FILE", value_name = "FILE")]
     pub bootstrap_admin_key_file: Option<PathBuf>,
+    /// A directory of API key files named after the services' targets
+    /// (gateway, users, groups, sessions, roles, events; e.g. a mounted
+    /// Kubernetes Secret) that directory-service installs at start, each
+    /// with only its service's scopes; each service's process then calls
+    /// with its own file as IDMESH_API_KEY_FILE.
+    #[arg(long, env = "IDMESH_SERVICE_KEYS_DIR", value_name = "DIR")]
+    pub service_keys_dir: Option<PathBuf>,
 }
 
 /// The API keys given in the environment itself rather than in files
@@ -262,12 +269,17 @@ pub struct Config {
     pub api_key_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap_admin_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_keys_dir: Option<PathBuf>,
     /// From `api_key_file`, else `IDMESH_API_KEY`.
     #[serde(skip)]
     pub api_key: Option<Secret>,
     /// From `bootstrap_admin_key_file`, else `IDMESH_BOOTSTRAP_ADMIN_KEY`.
     #[serde(skip)]
     pub bootstrap_admin_key: Option<Secret>,
+    /// The keys in `service_keys_dir`, by target.
+    #[serde(skip)]
+    pub service_keys: Vec<(Target, Secret)>,
 }
 
 /// Why the configuration cannot be used; each says which file or key.
@@ -329,6 +341,7 @@ impl Settings {
             event_heartbeat_seconds: self.event_heartbeat_seconds.or(lower.event_heartbeat_seconds),
             api_key_file: self.api_key_file.or(lower.api_key_file),
             bootstrap_admin_key_file: self.bootstrap_admin_key_file.or(lower.bootstrap_admin_key_file),
+            service_keys_dir: self.service_keys_dir.or(lower.service_keys_dir),
         }
     }
 }
@@ -583,9 +596,48 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             settings.bootstrap_admin_key_file.as_deref(),
             keys.bootstrap_admin_key,
         )?,
+        service_keys: settings
+            .service_keys_dir
+            .as_deref()
+            .map(service_keys)
+            .transpose()?
+            .unwrap_or_default(),
         api_key_file: settings.api_key_file,
         bootstrap_admin_key_file: settings.bootstrap_admin_key_file,
+        service_keys_dir: settings.service_keys_dir,
     })
+}
+
+/// The keys in `dir`, one file per target named after it. Hidden entries
+/// (a mounted Secret's `..data` and its timestamped directory) are not
+/// keys; any other name must be a target that calls other services.
+fn service_keys(dir: &Path) -> Result<Vec<(Target, Secret)>, ConfigError> {
+    const KEY: &str = "service_keys_dir";
+    let unreadable = |err: std::io::Error| invalid(KEY, format!("cannot read {}: {err}", dir.display()));
+    let mut names = std::fs::read_dir(dir)
+        .map_err(unreadable)?
+        .map(|entry| entry.map(|entry| entry.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unreadable)?;
+    names.sort();
+    let mut keys = Vec::new();
+    for name in names {
+        if name.starts_with('.') {
+            continue;
+        }
+        let target = <Target as clap::ValueEnum>::from_str(&name, false)
+            .ok()
+            .filter(|target| *target != Target::Directories)
+            .ok_or_else(|| {
+                invalid(
+                    KEY,
+                    format!("{name:?} in {} is not a service that needs a key (gateway, users, groups, sessions, roles, events)", dir.display()),
+                )
+            })?;
+        let secret = api_key(KEY, Some(&dir.join(&name)), None)?.ok_or_else(|| invalid(KEY, "no key"))?;
+        keys.push((target, secret));
+    }
+    Ok(keys)
 }
 
 /// How many days events are kept by default, and at most.
@@ -827,6 +879,11 @@ impl Config {
             event_heartbeat: std::time::Duration::from_secs(self.event_heartbeat_seconds),
             api_key: self.api_key.as_ref().map(|secret| secret.0.clone()),
             bootstrap_admin_key: self.bootstrap_admin_key.as_ref().map(|secret| secret.0.clone()),
+            service_keys: self
+                .service_keys
+                .iter()
+                .map(|(target, secret)| (*target, secret.0.clone()))
+                .collect(),
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
             token_cache_ttl: scim_gateway::DEFAULT_TOKEN_CACHE_TTL,
             traffic: scim_gateway::Traffic {
@@ -933,6 +990,42 @@ mod tests {
         assert_eq!(config.database_url, "sqlite:///srv/idmesh/idmesh.db");
         let config = resolve(Settings::default(), Mode::Serve, EnvironmentKeys::default()).expect("valid");
         assert_eq!(config.database_url, "sqlite://.idmesh/idmesh.db");
+    }
+
+    #[test]
+    fn service_keys_are_read_by_target_name_skipping_a_mounted_secrets_hidden_entries() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let key = |n: u8| format!("idmk_{}", format!("{n:02x}").repeat(32));
+        std::fs::write(dir.path().join("users"), format!("{}\n", key(1))).expect("written");
+        std::fs::write(dir.path().join("events"), key(2)).expect("written");
+        std::fs::create_dir(dir.path().join("..2026_12_06")).expect("a hidden directory");
+        let settings = Settings {
+            service_keys_dir: Some(dir.path().to_owned()),
+            ..Settings::default()
+        };
+        let config = resolve(settings.clone(), Mode::Serve, EnvironmentKeys::default()).expect("valid");
+        assert_eq!(
+            config.service_keys,
+            [(Target::Events, Secret(key(2))), (Target::Users, Secret(key(1)))]
+        );
+        assert_eq!(
+            config.mesh().service_keys,
+            [(Target::Events, key(2)), (Target::Users, key(1))]
+        );
+
+        for (name, content) in [
+            ("payroll", key(3)),
+            ("directories", key(3)),
+            ("groups", "idmk_short".to_owned()),
+        ] {
+            let bad = tempfile::tempdir().expect("a temporary directory");
+            std::fs::write(bad.path().join(name), content).expect("written");
+            let settings = Settings {
+                service_keys_dir: Some(bad.path().to_owned()),
+                ..Settings::default()
+            };
+            assert_eq!(invalid_key(settings, Mode::Serve), "service_keys_dir", "{name}");
+        }
     }
 
     #[test]

@@ -90,6 +90,10 @@ pub struct MeshConfig {
     pub api_key: Option<String>,
     /// A key with every scope that directory-service installs at start.
     pub bootstrap_admin_key: Option<String>,
+    /// Keys that directory-service installs at start for the services of
+    /// other processes, each with its target's scopes (the Helm chart's
+    /// per-component keys).
+    pub service_keys: Vec<(Target, String)>,
     /// How long the services trust a resolved caller's key: how long a
     /// revoked key may keep working.
     pub key_cache_ttl: Duration,
@@ -161,6 +165,7 @@ impl MeshConfig {
             event_heartbeat: events_service::DEFAULT_HEARTBEAT,
             api_key: None,
             bootstrap_admin_key: None,
+            service_keys: Vec::new(),
             key_cache_ttl: idmesh_runtime::auth::resolve::DEFAULT_CACHE_TTL,
             token_cache_ttl: scim_gateway::DEFAULT_TOKEN_CACHE_TTL,
             // Tests send faster than any IdP; a test of the rate limit sets
@@ -282,6 +287,19 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         .as_ref()
         .map(|_| identity_of(Target::Gateway))
         .transpose()?;
+    // Keys for the services of other processes; a service of this process
+    // has its fresh key above, under the same name.
+    if directory_listener.is_some() {
+        for (target, secret) in &config.service_keys {
+            if let Some((name, scopes)) = target.identity().filter(|_| !targets.contains(target)) {
+                bootstrap_keys.push(BootstrapKey {
+                    name: name.to_owned(),
+                    secret: secret.clone(),
+                    scopes: scopes.to_vec(),
+                });
+            }
+        }
+    }
     if let Some(secret) = &config.bootstrap_admin_key {
         bootstrap_keys.push(BootstrapKey {
             name: BOOTSTRAP_ADMIN_KEY_NAME.to_owned(),

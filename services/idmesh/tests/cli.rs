@@ -828,6 +828,181 @@ fn spawn_serve(args: &[&str], env: &[(&str, &str)]) -> Child {
         .expect("idmesh serve starts")
 }
 
+/// Runs `idmesh` until it succeeds (a service may still be starting) and
+/// returns its stdout.
+fn retry_idmesh(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut last = String::new();
+    for _ in 0..150 {
+        let (code, stdout, stderr) = run_idmesh(args, env);
+        if code == 0 {
+            return stdout;
+        }
+        last = stderr;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("idmesh {args:?} kept failing: {last}");
+}
+
+// Multi-threaded: the admin commands run as blocking child processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_in_its_own_process_calls_with_its_own_key_from_a_service_keys_dir() {
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let database_url = database.url().to_owned();
+    // As the Helm chart mounts its Secret: one file per service, and the
+    // hidden entries a Secret volume has beside them.
+    let keys = tempfile::tempdir().expect("a temporary directory");
+    for service in ["gateway", "users", "groups", "sessions", "events"] {
+        let key = idmesh::generate_api_key().expect("randomness");
+        std::fs::write(keys.path().join(service), format!("{key}\n")).expect("written");
+    }
+    std::fs::create_dir(keys.path().join("..data")).expect("a hidden directory");
+    let key_file = |service: &str| keys.path().join(service).display().to_string();
+    let admin_key = idmesh::generate_api_key().expect("randomness");
+    let [directories, users, groups, sessions, events, http] = std::array::from_fn(|_| free_addr());
+    let peers = [
+        "--directory-addr",
+        directories.as_str(),
+        "--user-addr",
+        users.as_str(),
+        "--group-addr",
+        groups.as_str(),
+        "--session-addr",
+        sessions.as_str(),
+    ];
+    let keys_dir = keys.path().display().to_string();
+    let mut processes = vec![spawn_serve(
+        &[
+            "--targets",
+            "directories",
+            "--database-url",
+            &database_url,
+            "--directory-listen-addr",
+            &directories,
+            "--service-keys-dir",
+            &keys_dir,
+        ],
+        &[("IDMESH_BOOTSTRAP_ADMIN_KEY", &admin_key)],
+    )];
+    for (target, listen_flag, listen_addr) in [
+        ("users", "--user-listen-addr", &users),
+        ("groups", "--group-listen-addr", &groups),
+        ("sessions", "--session-listen-addr", &sessions),
+        ("events", "--event-listen-addr", &events),
+        ("gateway", "--http-addr", &http),
+    ] {
+        let mut args = vec![
+            "--targets",
+            target,
+            "--database-url",
+            &database_url,
+            listen_flag,
+            listen_addr,
+        ];
+        args.extend(peers);
+        processes.push(spawn_serve(&args, &[("IDMESH_API_KEY_FILE", &key_file(target))]));
+    }
+
+    // directory-service installed each key with its service's scopes.
+    let listed: Value = serde_json::from_str(&retry_idmesh(
+        &["apikey", "list", "--json", "--directory-addr", &directories],
+        &[("IDMESH_API_KEY", &admin_key)],
+    ))
+    .expect("JSON output");
+    let scopes_of = |name: &str| -> Vec<String> {
+        let key = listed
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|key| key["name"] == name)
+            .unwrap_or_else(|| panic!("no key named {name}: {listed}"));
+        serde_json::from_value(key["scopes"].clone()).expect("scopes")
+    };
+    assert_eq!(
+        scopes_of("idmesh:group-service"),
+        ["apikeys:authenticate", "users:read"]
+    );
+    assert_eq!(
+        scopes_of("idmesh:events-service"),
+        ["apikeys:authenticate", "events:drain"]
+    );
+
+    // Each hop authenticates: the gateway at directory-service and
+    // user-service, group-service at user-service, events-service at both.
+    let created: Value = serde_json::from_str(&retry_idmesh(
+        &[
+            "directory",
+            "create",
+            "--name",
+            "Split",
+            "--json",
+            "--directory-addr",
+            &directories,
+            "--public-url",
+            &format!("http://{http}"),
+        ],
+        &[("IDMESH_API_KEY", &admin_key)],
+    ))
+    .expect("JSON output");
+    let (directory_id, base_url, token) = (
+        created["id"].as_str().expect("id"),
+        created["scim_base_url"].as_str().expect("scim_base_url"),
+        created["token"].as_str().expect("token"),
+    );
+    let http_client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http_client
+            .post(format!("{base_url}{path}"))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    let mut user = None;
+    for _ in 0..150 {
+        let response = post("/Users", json!({"userName": "split@example.com"})).await;
+        if let Ok(response) = response
+            && response.status().as_u16() == 201
+        {
+            user = Some(response.json::<Value>().await.expect("JSON"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let user = user.expect("the gateway creates a user once every service is up");
+    let user_id = user["id"].as_str().expect("an id");
+    let group = post(
+        "/Groups",
+        json!({"displayName": "Split", "members": [{"value": user_id}]}),
+    )
+    .await
+    .expect("the gateway answers");
+    assert_eq!(
+        group.status().as_u16(),
+        201,
+        "group-service looked the member up at user-service"
+    );
+
+    let mut tail = idmesh()
+        .args(["events", "tail", "--directory", directory_id, "--from", "0"])
+        .args(["--directory-addr", &directories, "--event-addr", &events])
+        .env("IDMESH_API_KEY", &admin_key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("events tail starts");
+    let lines = read_lines(tail.stdout.take().expect("piped stdout"));
+    let types: Vec<String> = (0..3)
+        .map(|_| next_event(&lines)["type"].as_str().expect("a type").to_owned())
+        .collect();
+    assert_eq!(types, ["user.created", "group.created", "member.added"]);
+    tail.kill().expect("tail stops");
+    tail.wait().expect("tail exits");
+
+    for process in processes {
+        stop(process);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_gateway_and_the_services_as_separate_processes() {
     let database = ScratchDatabase::new(Backend::Sqlite);
