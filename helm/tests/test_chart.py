@@ -527,6 +527,8 @@ CALLS = {
     ("roles", "groups"),
     ("events", "users"),
     ("events", "groups"),
+    # Every service resolves its callers' API keys at directories.
+    *((service, "directories") for service in ("users", "groups", "sessions", "roles", "events")),
 }
 DATABASE_USERS = {"directories", "users", "groups", "roles", "events"}
 OUTSIDE = {"ingress", "prometheus", "postgres", "redis", "dns", "collector"}
