@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
 
 /// Every event type with its name.
-const NAMES: [(EventType, &str); 10] = [
+const NAMES: [(EventType, &str); 12] = [
     (EventType::UserCreated, "user.created"),
     (EventType::UserUpdated, "user.updated"),
     (EventType::UserDeactivated, "user.deactivated"),
@@ -18,6 +18,8 @@ const NAMES: [(EventType, &str); 10] = [
     (EventType::GroupDeleted, "group.deleted"),
     (EventType::MemberAdded, "member.added"),
     (EventType::MemberRemoved, "member.removed"),
+    (EventType::TokenIssued, "token.issued"),
+    (EventType::TokenRevoked, "token.revoked"),
 ];
 
 /// The type's name, e.g. `user.created`; `unspecified` for none.

@@ -80,18 +80,36 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let keys = ApiKeyApi::new(db.clone(), clock.clone());
     keys.install(&config.bootstrap_keys).await.map_err(Error::Install)?;
     let auth = Authenticator::new(keys.resolver(), config.key_cache_ttl, clock.clone());
-    let api = DirectoryApi::new(db, clock);
+    let api = DirectoryApi::new(db.clone(), clock);
+    let measuring = shutdown.child_token();
+    tokio::spawn(idmesh_outbox::measure(
+        db.clone(),
+        api.outbox(),
+        "directory-service",
+        measuring.clone(),
+    ));
+    let outbox = idmesh_outbox::OutboxApi::new(db, api.outbox(), "directory-service");
     let routes = tonic::service::Routes::new(idmesh_runtime::with_message_limits!(DirectoryServiceServer::new(api)))
-        .add_service(idmesh_runtime::with_message_limits!(ApiKeyServiceServer::new(keys)));
+        .add_service(idmesh_runtime::with_message_limits!(ApiKeyServiceServer::new(keys)))
+        .add_service(idmesh_runtime::with_message_limits!(
+            idmesh_proto::v1::outbox_service_server::OutboxServiceServer::new(outbox)
+        ));
     tracing::info!(addr = ?listener.local_addr().ok(), "directory-service listening");
-    idmesh_runtime::grpc::serve_with_readiness(
+    let served = idmesh_runtime::grpc::serve_with_readiness(
         listener,
         routes,
-        &[DirectoryApi::SERVICE_NAME, ApiKeyApi::SERVICE_NAME],
+        &[
+            DirectoryApi::SERVICE_NAME,
+            ApiKeyApi::SERVICE_NAME,
+            idmesh_outbox::OutboxApi::SERVICE_NAME,
+        ],
         auth,
         readiness,
         shutdown,
     )
-    .await?;
+    .await;
+    // The gauges stop with the server, also when the server failed.
+    measuring.cancel();
+    served?;
     Ok(())
 }

@@ -2,9 +2,10 @@
 
 use idmesh_api::status::{internal, invalid_argument};
 use idmesh_api::timestamp;
+use idmesh_outbox::Outbox;
 use idmesh_proto::v1::directory_service_server::DirectoryService;
 use idmesh_proto::v1::{
-    CreateDirectoryRequest, Directory, GetDirectoryRequest, IssueTokenRequest, IssueTokenResponse,
+    CreateDirectoryRequest, Directory, Event, EventType, GetDirectoryRequest, IssueTokenRequest, IssueTokenResponse,
     ListDirectoriesRequest, ListDirectoriesResponse, ListTokensRequest, ListTokensResponse, RateLimit,
     ResolveTokenRequest, ResolveTokenResponse, RevokeTokenRequest, SetRateLimitRequest, Token,
 };
@@ -24,11 +25,16 @@ use crate::secret;
 /// downtime, few enough that forgotten tokens do not pile up.
 pub const MAX_LIVE_TOKENS: u64 = 2;
 
+/// The table of directory-service's outbox of events.
+pub(crate) const OUTBOX_TABLE: &str = "directory_event_outbox";
+
 /// The directory-service gRPC implementation.
 #[derive(Clone)]
 pub struct DirectoryApi {
     db: DatabaseConnection,
     clock: Clock,
+    /// Where issuing and revoking a token record their events.
+    outbox: Outbox,
 }
 
 impl std::fmt::Debug for DirectoryApi {
@@ -42,7 +48,17 @@ impl DirectoryApi {
     pub const SERVICE_NAME: &'static str = "idmesh.v1.DirectoryService";
 
     pub fn new(db: DatabaseConnection, clock: Clock) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            outbox: Outbox::new(OUTBOX_TABLE),
+        }
+    }
+
+    /// The outbox token events are recorded in, for the OutboxService that
+    /// events-service drains it through.
+    pub(crate) fn outbox(&self) -> Outbox {
+        self.outbox.clone()
     }
 
     async fn find_directory(&self, id: &str) -> Result<directory::Model, Status> {
@@ -89,6 +105,33 @@ fn directory_to_proto(model: directory::Model) -> Directory {
         id: model.id,
         created: Some(timestamp::to_proto(model.created)),
         name: model.name,
+    }
+}
+
+/// TOKEN_ISSUED or TOKEN_REVOKED for `model` as it stands after the change:
+/// its metadata, never its secret.
+fn token_event(event_type: EventType, model: &token::Model) -> Event {
+    let text = |at: time::OffsetDateTime| at.format(&time::format_description::well_known::Rfc3339).ok();
+    let resource = serde_json::json!({
+        "id": model.id,
+        "description": model.description,
+        "created": text(model.created),
+        "expires_at": model.expires_at.and_then(text),
+        "revoked_at": model.revoked_at.and_then(text),
+    });
+    let (version, time) = match event_type {
+        EventType::TokenRevoked => (2, model.revoked_at.unwrap_or(model.created)),
+        _ => (1, model.created),
+    };
+    Event {
+        directory_id: model.directory_id.clone(),
+        time: Some(timestamp::to_proto(time)),
+        r#type: event_type.into(),
+        resource_type: "Token".to_owned(),
+        resource_id: model.id.clone(),
+        version,
+        resource_json: resource.to_string(),
+        ..Event::default()
     }
 }
 
@@ -198,7 +241,12 @@ impl DirectoryService for DirectoryApi {
         .insert(&txn)
         .await
         .map_err(db_error)?;
+        self.outbox
+            .record(&txn, vec![token_event(EventType::TokenIssued, &model)])
+            .await
+            .map_err(db_error)?;
         txn.commit().await.map_err(db_error)?;
+        self.outbox.written();
         tracing::info!(directory_id = %model.directory_id, token_id = %model.id, "token issued");
         Ok(Response::new(IssueTokenResponse {
             token: Some(token_to_proto(model)),
@@ -209,9 +257,13 @@ impl DirectoryService for DirectoryApi {
     async fn revoke_token(&self, request: Request<RevokeTokenRequest>) -> Result<Response<Token>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
+        let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining())
+            .await
+            .map_err(db_error)?;
         let model = token::Entity::find_by_id(&request.token_id)
             .filter(token::Column::DirectoryId.eq(&request.directory_id))
-            .one(&self.db)
+            .lock_exclusive()
+            .one(&txn)
             .await
             .map_err(db_error)?
             .ok_or_else(|| {
@@ -225,7 +277,13 @@ impl DirectoryService for DirectoryApi {
         }
         let mut active = model.into_active_model();
         active.revoked_at = Set(Some((self.clock)()));
-        let model = active.update(&self.db).await.map_err(db_error)?;
+        let model = active.update(&txn).await.map_err(db_error)?;
+        self.outbox
+            .record(&txn, vec![token_event(EventType::TokenRevoked, &model)])
+            .await
+            .map_err(db_error)?;
+        txn.commit().await.map_err(db_error)?;
+        self.outbox.written();
         tracing::info!(directory_id = %model.directory_id, token_id = %model.id, "token revoked");
         Ok(Response::new(token_to_proto(model)))
     }

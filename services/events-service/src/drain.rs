@@ -1,4 +1,5 @@
-//! Draining the outboxes of user-service and group-service into the log.
+//! Draining the outboxes of user-service, group-service and
+//! directory-service into the log.
 //!
 //! # Why the order holds
 //!
@@ -19,6 +20,9 @@
 //! group batch was read has been read after it, and is logged before it.
 //! The group's own `GROUP_CREATED` precedes its members in the group
 //! outbox itself.
+//!
+//! directory-service's token events depend on nothing of the others and
+//! nothing depends on them; each pass appends its batch first.
 //!
 //! An event that is appended but not yet acked when the process stops is
 //! pulled again and recognised by its id ([`crate::log::Log::append`]), so
@@ -104,11 +108,21 @@ async fn append_and_ack(log: &Log, source: &mut Source, pulled: Vec<OutboxEvent>
     Ok(appended)
 }
 
-/// One pass: a group batch, then user-service's whole outbox, then the
-/// group batch appended. How many events were appended.
-async fn pass(log: &Log, users: &mut Source, groups: &mut Source) -> Result<usize, DrainError> {
+/// The outboxes events-service drains.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources {
+    pub users: Source,
+    pub groups: Source,
+    pub tokens: Source,
+}
+
+/// One pass: a token batch; a group batch, then user-service's whole
+/// outbox, then the group batch appended. How many events were appended.
+async fn pass(log: &Log, sources: &mut Sources) -> Result<usize, DrainError> {
+    let token_batch = sources.tokens.pull(0).await?;
+    let mut appended = append_and_ack(log, &mut sources.tokens, token_batch).await?;
+    let (users, groups) = (&mut sources.users, &mut sources.groups);
     let group_batch = groups.pull(0).await?;
-    let mut appended = 0;
     loop {
         let user_batch = users.pull(0).await?;
         let full = user_batch.len() >= usize::try_from(BATCH).unwrap_or(usize::MAX);
@@ -126,11 +140,11 @@ async fn pass(log: &Log, users: &mut Source, groups: &mut Source) -> Result<usiz
 /// Failures (a source or the database unreachable) are logged and retried
 /// with growing pauses; nothing acknowledged at a source is lost, since
 /// only appended events are acked.
-pub(crate) async fn run(log: Log, mut users: Source, mut groups: Source, shutdown: CancellationToken) {
+pub(crate) async fn run(log: Log, mut sources: Sources, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let outcome = tokio::select! {
-            outcome = pass(&log, &mut users, &mut groups) => outcome,
+            outcome = pass(&log, &mut sources) => outcome,
             () = shutdown.cancelled() => return,
         };
         match outcome {
@@ -138,10 +152,15 @@ pub(crate) async fn run(log: Log, mut users: Source, mut groups: Source, shutdow
                 backoff = Duration::from_millis(100);
                 // Whichever source gets a write first ends the wait; the
                 // events themselves are read by the next pass, in order.
-                let (mut users, mut groups) = (users.clone(), groups.clone());
+                let Sources {
+                    mut users,
+                    mut groups,
+                    mut tokens,
+                } = sources.clone();
                 tokio::select! {
                     _ = users.pull(IDLE_WAIT_MILLIS) => {}
                     _ = groups.pull(IDLE_WAIT_MILLIS) => {}
+                    _ = tokens.pull(IDLE_WAIT_MILLIS) => {}
                     () = shutdown.cancelled() => return,
                 }
             }

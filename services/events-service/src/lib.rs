@@ -1,8 +1,8 @@
 //! events-service: each directory's ordered change log.
 //!
-//! user-service and group-service write an event into their outbox in the
-//! same transaction as each change; this service drains both outboxes
-//! ([`drain`], which also explains why the order holds across the two),
+//! user-service, group-service and directory-service write an event into
+//! their outbox in the same transaction as each change; this service drains
+//! the outboxes ([`drain`], which also explains why the order holds),
 //! numbers each directory's events 1, 2, 3, … with no gap ([`log`]), keeps
 //! them for the retention period, and serves them as `ListEvents` and
 //! `WatchEvents`.
@@ -58,27 +58,30 @@ pub enum ServeError {
 }
 
 /// Connects to the database, applies migrations, drains the outboxes of
-/// user-service and group-service into the log, removes events older than
-/// the retention period, and serves the gRPC API on `listener` until
-/// `shutdown` is cancelled.
+/// user-service, group-service and directory-service into the log, removes
+/// events older than the retention period, and serves the gRPC API on
+/// `listener` until `shutdown` is cancelled.
 ///
-/// user-service and group-service need not be up yet: draining retries
+/// user-, group- and directory-service need not be up yet: draining retries
 /// until they are.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     let db = idmesh_store::connect(&config.database_url).await?;
     idmesh_store::migrate::<migration::Migrator>(&db).await?;
     let auth = config.identity.authenticator()?;
     let log = log::Log::new(db.clone());
-    let users = drain::Source {
-        name: "user-service",
-        client: OutboxServiceClient::new(config.identity.channel(&config.user_addr)?),
+    let source = |name: &'static str, addr: &str| -> Result<drain::Source, ServeError> {
+        Ok(drain::Source {
+            name,
+            client: OutboxServiceClient::new(config.identity.channel(addr)?),
+        })
     };
-    let groups = drain::Source {
-        name: "group-service",
-        client: OutboxServiceClient::new(config.identity.channel(&config.group_addr)?),
+    let sources = drain::Sources {
+        users: source("user-service", &config.user_addr)?,
+        groups: source("group-service", &config.group_addr)?,
+        tokens: source("directory-service", &config.identity.directory_addr)?,
     };
     let background = shutdown.child_token();
-    tokio::spawn(drain::run(log.clone(), users, groups, background.clone()));
+    tokio::spawn(drain::run(log.clone(), sources, background.clone()));
     tokio::spawn(retain(log.clone(), config.retention, background.clone()));
 
     let readiness = {

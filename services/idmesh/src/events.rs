@@ -28,7 +28,8 @@ pub enum EventsCommand {
         from: Option<i64>,
         /// Only these types, comma-separated: user.created, user.updated,
         /// user.deactivated, user.reactivated, user.deleted, group.created,
-        /// group.updated, group.deleted, member.added, member.removed.
+        /// group.updated, group.deleted, member.added, member.removed,
+        /// token.issued, token.revoked.
         #[arg(long = "type", value_delimiter = ',', value_name = "TYPE")]
         types: Vec<String>,
         #[command(flatten)]

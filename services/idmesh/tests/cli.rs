@@ -653,14 +653,20 @@ async fn events_tail_prints_each_event_as_a_json_line_from_a_sequence_or_from_no
             event["type"].as_str(),
             event["directory_id"].as_str()
         ),
-        (Some(1), Some("user.created"), Some(directory.as_str()))
+        (Some(1), Some("token.issued"), Some(directory.as_str())),
+        "`directory create` issued the directory's first token"
+    );
+    let event = next_event(&lines);
+    assert_eq!(
+        (event["sequence"].as_i64(), event["type"].as_str()),
+        (Some(2), Some("user.created"))
     );
     assert_eq!(event["resource"]["userName"], "first@example.com");
     create_user("second@example.com".to_owned())
         .await
         .expect("the gateway answers");
     let event = next_event(&lines);
-    assert_eq!(event["sequence"], 2, "a live event follows");
+    assert_eq!(event["sequence"], 3, "a live event follows");
     assert_eq!(event["resource"]["userName"], "second@example.com");
     from_start.kill().expect("tail stops");
     from_start.wait().expect("tail exits");
@@ -679,7 +685,7 @@ async fn events_tail_prints_each_event_as_a_json_line_from_a_sequence_or_from_no
         }
         assert!(n < 100, "events tail printed nothing");
     };
-    assert!(event["sequence"].as_i64().expect("a sequence") > 2, "{event}");
+    assert!(event["sequence"].as_i64().expect("a sequence") > 3, "{event}");
     assert!(
         event["resource"]["userName"]
             .as_str()
@@ -991,10 +997,10 @@ async fn every_service_in_its_own_process_calls_with_its_own_key_from_a_service_
         .spawn()
         .expect("events tail starts");
     let lines = read_lines(tail.stdout.take().expect("piped stdout"));
-    let types: Vec<String> = (0..3)
+    let types: Vec<String> = (0..4)
         .map(|_| next_event(&lines)["type"].as_str().expect("a type").to_owned())
         .collect();
-    assert_eq!(types, ["user.created", "group.created", "member.added"]);
+    assert_eq!(types, ["token.issued", "user.created", "group.created", "member.added"]);
     tail.kill().expect("tail stops");
     tail.wait().expect("tail exits");
 
@@ -1402,7 +1408,7 @@ async fn metrics_name_routes_by_template_and_grpc_methods_and_never_an_id() {
         metrics.lines().any(|line| line == "idmesh_session_store_up 1"),
         "{metrics}"
     );
-    for service in ["user-service", "group-service"] {
+    for service in ["user-service", "group-service", "directory-service"] {
         assert!(
             series("idmesh_event_outbox_pending{", &[&format!(r#"service="{service}""#)]),
             "{metrics}"

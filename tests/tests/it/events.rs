@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::event_service_client::EventServiceClient;
-use idmesh_proto::v1::{Event, EventType, ListEventsRequest, WatchEventsRequest, watch_events_response};
+use idmesh_proto::v1::{
+    Event, EventType, IssueTokenRequest, ListEventsRequest, RevokeTokenRequest, WatchEventsRequest,
+    watch_events_response,
+};
 use idmesh_runtime::auth::AuthChannel;
 use idmesh_tests::{ScratchDatabase, TestMesh, both_backends, patch_op};
 use serde_json::{Value, json};
@@ -87,33 +90,37 @@ both_backends!(
         let dir = scim.directory_id.clone();
         let mut events = mesh.events();
 
+        // The directory's first event: its first token, issued with it.
+        settled(&mut events, &dir, 1).await;
         let alice = scim.create_user("alice@example.com").await;
         let alice_id = alice["id"].as_str().expect("an id").to_owned();
-        settled(&mut events, &dir, 1).await;
+        settled(&mut events, &dir, 2).await;
         let group = scim.create_group("Engineering", &[&alice_id]).await;
         let group_id = group["id"].as_str().expect("an id").to_owned();
-        settled(&mut events, &dir, 3).await;
+        settled(&mut events, &dir, 4).await;
         let user_path = format!("/Users/{alice_id}");
         let group_path = format!("/Groups/{group_id}");
         let replace = |path: &str, value: Value| patch_op(json!([{"op": "replace", "path": path, "value": value}]));
         scim.patch(&user_path, replace("title", json!("Engineer")), 200).await;
-        settled(&mut events, &dir, 4).await;
-        scim.patch(&user_path, replace("active", json!(false)), 200).await;
         settled(&mut events, &dir, 5).await;
-        scim.patch(&user_path, replace("active", json!(true)), 200).await;
+        scim.patch(&user_path, replace("active", json!(false)), 200).await;
         settled(&mut events, &dir, 6).await;
+        scim.patch(&user_path, replace("active", json!(true)), 200).await;
+        settled(&mut events, &dir, 7).await;
         let remove = patch_op(json!([{"op": "remove", "path": format!("members[value eq \"{alice_id}\"]")}]));
         scim.patch(&group_path, remove, 200).await;
-        settled(&mut events, &dir, 7).await;
+        settled(&mut events, &dir, 8).await;
         scim.patch(&group_path, replace("displayName", json!("Platform")), 200)
             .await;
-        settled(&mut events, &dir, 8).await;
-        scim.delete(&group_path, 204).await;
         settled(&mut events, &dir, 9).await;
+        scim.delete(&group_path, 204).await;
+        settled(&mut events, &dir, 10).await;
         scim.delete(&user_path, 204).await;
-        let log = settled(&mut events, &dir, 10).await;
+        let whole = settled(&mut events, &dir, 11).await;
 
-        assert_gap_free(&log);
+        assert_gap_free(&whole);
+        assert_eq!(event_type(&whole[0]), EventType::TokenIssued);
+        let log = &whole[1..];
         use EventType::*;
         let expected = [
             (UserCreated, alice_id.as_str()),
@@ -127,7 +134,7 @@ both_backends!(
             (GroupDeleted, group_id.as_str()),
             (UserDeleted, alice_id.as_str()),
         ];
-        assert_eq!(summary(&log), expected);
+        assert_eq!(summary(log), expected);
 
         // Each event carries the resource as the gateway serves it after the
         // change, its version and what changed.
@@ -205,9 +212,10 @@ both_backends!(
         while let Some(joined) = writers.join_next().await {
             joined.expect("a writer");
         }
-        // 1 shared group, then per user: created, added to the shared
-        // group, a group created with it as member (2 events), updated.
-        let expected = 1 + 8 * 5 * 5;
+        // The directory's token, 1 shared group, then per user: created,
+        // added to the shared group, a group created with it as member (2
+        // events), updated.
+        let expected = 2 + 8 * 5 * 5;
         let mut events = mesh.events();
         let log = settled(&mut events, &dir, expected).await;
         assert_eq!(log.len(), expected, "no event is logged twice");
@@ -314,10 +322,11 @@ both_backends!(
         for n in 0..3 {
             scim.create_user(&format!("after-{n}@example.com")).await;
         }
-        settled(&mut events, &dir, 6).await;
+        // 1 is the directory's token, 2 to 4 the users before.
+        settled(&mut events, &dir, 7).await;
         let mut stream = watch(2, Vec::new()).await;
-        let rest: Vec<Event> = next_messages(&mut stream, 4).await.into_iter().map(as_event).collect();
-        assert_eq!(rest.iter().map(|e| e.sequence).collect::<Vec<_>>(), [3, 4, 5, 6]);
+        let rest: Vec<Event> = next_messages(&mut stream, 5).await.into_iter().map(as_event).collect();
+        assert_eq!(rest.iter().map(|e| e.sequence).collect::<Vec<_>>(), [3, 4, 5, 6, 7]);
 
         // Live: an event written now comes at once; then, while idle,
         // heartbeats that say how far the watch has got.
@@ -325,10 +334,10 @@ both_backends!(
         let message = as_event(next_messages(&mut stream, 1).await.remove(0));
         assert_eq!(
             (message.sequence, message.resource_id.as_str()),
-            (7, live["id"].as_str().expect("an id"))
+            (8, live["id"].as_str().expect("an id"))
         );
         match next_messages(&mut stream, 1).await.remove(0) {
-            watch_events_response::Message::Heartbeat(heartbeat) => assert_eq!(heartbeat.sequence, 7),
+            watch_events_response::Message::Heartbeat(heartbeat) => assert_eq!(heartbeat.sequence, 8),
             other => panic!("expected a heartbeat while idle, got {other:?}"),
         }
 
@@ -337,19 +346,19 @@ both_backends!(
         let user_id = live["id"].as_str().expect("an id");
         let title = patch_op(json!([{"op": "replace", "path": "title", "value": "Boss"}]));
         scim.patch(&format!("/Users/{user_id}"), title, 200).await;
-        settled(&mut events, &dir, 8).await;
+        settled(&mut events, &dir, 9).await;
         let mut updates = watch(0, vec![EventType::UserUpdated]).await;
         let update = as_event(next_messages(&mut updates, 1).await.remove(0));
-        assert_eq!((update.sequence, event_type(&update)), (8, EventType::UserUpdated));
+        assert_eq!((update.sequence, event_type(&update)), (9, EventType::UserUpdated));
         scim.create_user("unwatched@example.com").await;
         let deadline = tokio::time::Instant::now() + SETTLE;
         loop {
             match next_messages(&mut updates, 1).await.remove(0) {
-                watch_events_response::Message::Heartbeat(h) if h.sequence == 9 => break,
+                watch_events_response::Message::Heartbeat(h) if h.sequence == 10 => break,
                 watch_events_response::Message::Heartbeat(_) => {}
                 other => panic!("a filtered watch sent what it filters out: {other:?}"),
             }
-            assert!(tokio::time::Instant::now() < deadline, "the heartbeat never passed 9");
+            assert!(tokio::time::Instant::now() < deadline, "the heartbeat never passed 10");
         }
     }
 );
@@ -364,7 +373,8 @@ both_backends!(
             scim.create_user(&format!("u{n}@example.com")).await;
         }
         let group = scim.create_group("G", &[]).await;
-        let log = settled(&mut events, &dir, 6).await;
+        // The directory's token, five users, a group.
+        let log = settled(&mut events, &dir, 7).await;
         let list = |request: ListEventsRequest| {
             let mut events = events.clone();
             async move { events.list_events(request).await }
@@ -381,7 +391,7 @@ both_backends!(
         .expect("ListEvents")
         .into_inner();
         assert_eq!(sequences(&page.events), [3, 4]);
-        assert_eq!((page.oldest_sequence, page.latest_sequence), (1, 6));
+        assert_eq!((page.oldest_sequence, page.latest_sequence), (1, 7));
         let next = list(ListEventsRequest {
             directory_id: dir.clone(),
             page_token: page.next_page_token,
@@ -391,7 +401,7 @@ both_backends!(
         .await
         .expect("the next page")
         .into_inner();
-        assert_eq!(sequences(&next.events), [5, 6]);
+        assert_eq!(sequences(&next.events), [5, 6, 7]);
         assert!(next.next_page_token.is_empty(), "the walk reached the present");
 
         let newest_first = list(ListEventsRequest {
@@ -403,7 +413,7 @@ both_backends!(
         .await
         .expect("backwards")
         .into_inner();
-        assert_eq!(sequences(&newest_first.events), [6, 5, 4, 3]);
+        assert_eq!(sequences(&newest_first.events), [7, 6, 5, 4]);
         let older = list(ListEventsRequest {
             directory_id: dir.clone(),
             page_token: newest_first.next_page_token,
@@ -413,7 +423,7 @@ both_backends!(
         .await
         .expect("further back")
         .into_inner();
-        assert_eq!(sequences(&older.events), [2, 1]);
+        assert_eq!(sequences(&older.events), [3, 2, 1]);
 
         let since = log[3].time;
         let from_time = list(ListEventsRequest {
@@ -491,20 +501,21 @@ both_backends!(
         let dir = scim.directory_id.clone();
         let mut events = mesh.events();
         scim.create_user("old@example.com").await;
-        settled(&mut events, &dir, 1).await;
+        // The directory's token and the user.
+        settled(&mut events, &dir, 2).await;
         // Wait for retention to remove it.
         let deadline = tokio::time::Instant::now() + SETTLE;
         loop {
             let page = events
                 .list_events(ListEventsRequest {
                     directory_id: dir.clone(),
-                    after_sequence: 1,
+                    after_sequence: 2,
                     ..Default::default()
                 })
                 .await
-                .expect("after the removed one is still kept")
+                .expect("after the removed ones is still kept")
                 .into_inner();
-            if page.oldest_sequence == 0 && page.latest_sequence == 1 {
+            if page.oldest_sequence == 0 && page.latest_sequence == 2 {
                 break;
             }
             assert!(
@@ -523,7 +534,7 @@ both_backends!(
         assert_eq!(status.code(), Code::FailedPrecondition);
         let info = status.get_error_details().error_info().cloned().expect("an ErrorInfo");
         assert_eq!(info.reason, events_service::CURSOR_EXPIRED);
-        assert_eq!(info.metadata.get("resume_after").map(String::as_str), Some("1"));
+        assert_eq!(info.metadata.get("resume_after").map(String::as_str), Some("2"));
 
         let mut stream = events
             .watch_events(WatchEventsRequest {
@@ -567,7 +578,7 @@ both_backends!(
         let group = scim.create_group("Early", &[&user_id]).await;
 
         // events-service starts later, in a process of its own, and finds
-        // all three events waiting in the two outboxes at once: its first
+        // all four events waiting in the three outboxes at once: its first
         // pass must log the user before the member event that needs it.
         let mut config = MeshConfig::loopback(database_url);
         config.api_key = Some(mesh.admin_key.clone());
@@ -581,10 +592,15 @@ both_backends!(
         let addr = started.event_addr.expect("events-service is bound");
         tokio::spawn(started.wait());
         let mut events = EventServiceClient::new(mesh.channel_as(addr, &mesh.admin_key));
-        let log = settled(&mut events, &dir, 3).await;
+        let log = settled(&mut events, &dir, 4).await;
+        assert_eq!(
+            event_type(&log[0]),
+            EventType::TokenIssued,
+            "the directory's first token"
+        );
         let group_id = group["id"].as_str().expect("an id");
         assert_eq!(
-            summary(&log),
+            summary(&log[1..]),
             [
                 (EventType::UserCreated, user_id.as_str()),
                 (EventType::GroupCreated, group_id),
@@ -592,5 +608,54 @@ both_backends!(
             ]
         );
         shutdown.cancel();
+    }
+);
+
+both_backends!(
+    issuing_and_revoking_a_token_are_events_that_never_carry_its_secret,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let dir = scim.directory_id.clone();
+        let mut directories = mesh.directories();
+        let issued = directories
+            .issue_token(IssueTokenRequest {
+                directory_id: dir.clone(),
+                description: "rotation".to_owned(),
+                expires_at: None,
+            })
+            .await
+            .expect("IssueToken")
+            .into_inner();
+        let token_id = issued.token.expect("a token").id;
+        directories
+            .revoke_token(RevokeTokenRequest {
+                directory_id: dir.clone(),
+                token_id: token_id.clone(),
+            })
+            .await
+            .expect("RevokeToken");
+        let mut events = mesh.events();
+        let log = settled(&mut events, &dir, 3).await;
+        assert_gap_free(&log);
+        let tokens: Vec<(EventType, &str, i64)> = log[1..]
+            .iter()
+            .map(|e| (event_type(e), e.resource_id.as_str(), e.version))
+            .collect();
+        assert_eq!(
+            tokens,
+            [
+                (EventType::TokenIssued, token_id.as_str(), 1),
+                (EventType::TokenRevoked, token_id.as_str(), 2),
+            ]
+        );
+        assert!(log.iter().all(|e| e.resource_type == "Token"));
+        let revoked = resource(&log[2]);
+        assert_eq!(revoked["description"], "rotation");
+        assert!(revoked["revoked_at"].is_string());
+        assert!(
+            log.iter()
+                .all(|e| !e.resource_json.contains(&issued.secret) && !e.resource_json.contains("secret")),
+            "a token event never carries its secret"
+        );
     }
 );
