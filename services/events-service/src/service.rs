@@ -83,8 +83,18 @@ fn expired(directory_id: &str, after: i64, pruned_through: i64) -> Status {
     )
 }
 
+/// The most types a request may name: a type named twice gains nothing,
+/// and every one becomes a bound parameter of the query.
+const MAX_TYPES: usize = 32;
+
 /// The requested types, each a known one.
 fn checked_types(types: &[i32]) -> Result<&[i32], Status> {
+    if types.len() > MAX_TYPES {
+        return Err(idmesh_api::status::invalid_argument(format!(
+            "at most {MAX_TYPES} event types, not {}",
+            types.len()
+        )));
+    }
     match types.iter().find(|t| !is_known_type(**t)) {
         Some(unknown) => Err(idmesh_api::status::invalid_argument(format!(
             "unknown event type {unknown}"

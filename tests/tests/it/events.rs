@@ -475,6 +475,13 @@ both_backends!(
                 },
                 "an unknown type",
             ),
+            (
+                ListEventsRequest {
+                    types: vec![EventType::UserCreated.into(); 33],
+                    ..Default::default()
+                },
+                "too many types",
+            ),
         ] {
             let request = ListEventsRequest {
                 directory_id: dir.clone(),
