@@ -14,6 +14,7 @@
 mod api;
 mod backlog;
 mod changes;
+mod migration;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use tokio::sync::Notify;
 pub use api::OutboxApi;
 pub use backlog::{OLDEST_METRIC, PENDING_METRIC, measure};
 pub use changes::changed_attributes;
+pub use migration::CreateOutbox;
 
 /// A resource as an event carries it: SCIM JSON with `id` and `meta`, as
 /// the gateway serves it, except `meta.location`, which only the gateway
@@ -65,8 +67,8 @@ impl Outbox {
         }
     }
 
-    /// The table, for the service's migration.
-    pub fn create_table(table: &'static str) -> TableCreateStatement {
+    /// The table, for [`CreateOutbox`].
+    pub(crate) fn create_table(table: &'static str) -> TableCreateStatement {
         Table::create()
             .table(Alias::new(table))
             .col(big_pk_auto("id"))
@@ -74,8 +76,8 @@ impl Outbox {
             .to_owned()
     }
 
-    /// Drops the table, for the migration's `down`.
-    pub fn drop_table(table: &'static str) -> TableDropStatement {
+    /// Drops the table, for [`CreateOutbox`]'s `down`.
+    pub(crate) fn drop_table(table: &'static str) -> TableDropStatement {
         Table::drop().table(Alias::new(table)).to_owned()
     }
 

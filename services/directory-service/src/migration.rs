@@ -15,7 +15,10 @@ impl MigratorTrait for Migrator {
             Box::new(CreateDirectoriesAndTokens),
             Box::new(CreateApiKeys),
             Box::new(AddDirectoryRateLimits),
-            Box::new(CreateEventOutbox),
+            Box::new(idmesh_outbox::CreateOutbox {
+                name: "m0004_create_event_outbox",
+                table: crate::service::OUTBOX_TABLE,
+            }),
         ]
     }
 
@@ -151,29 +154,5 @@ impl MigrationTrait for AddDirectoryRateLimits {
                 .await?;
         }
         Ok(())
-    }
-}
-
-/// The outbox of token events (`idmesh_outbox`).
-struct CreateEventOutbox;
-
-impl MigrationName for CreateEventOutbox {
-    fn name(&self) -> &str {
-        "m0004_create_event_outbox"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for CreateEventOutbox {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(idmesh_outbox::Outbox::create_table(crate::service::OUTBOX_TABLE))
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(idmesh_outbox::Outbox::drop_table(crate::service::OUTBOX_TABLE))
-            .await
     }
 }

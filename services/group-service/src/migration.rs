@@ -14,7 +14,10 @@ impl MigratorTrait for Migrator {
             Box::new(CreateGroupMembers),
             Box::new(CreateDeletedMembers),
             Box::new(IndexMembershipsByMemberFirst),
-            Box::new(CreateEventOutbox),
+            Box::new(idmesh_outbox::CreateOutbox {
+                name: "m0005_create_event_outbox",
+                table: crate::events::OUTBOX_TABLE,
+            }),
         ]
     }
 
@@ -236,30 +239,6 @@ impl MigrationTrait for IndexMembershipsByMemberFirst {
                     .col("member_id")
                     .to_owned(),
             )
-            .await
-    }
-}
-
-/// The outbox of events each write records (`idmesh_outbox`).
-struct CreateEventOutbox;
-
-impl MigrationName for CreateEventOutbox {
-    fn name(&self) -> &str {
-        "m0005_create_event_outbox"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for CreateEventOutbox {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(idmesh_outbox::Outbox::create_table(crate::events::OUTBOX_TABLE))
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(idmesh_outbox::Outbox::drop_table(crate::events::OUTBOX_TABLE))
             .await
     }
 }

@@ -20,7 +20,10 @@ impl MigratorTrait for Migrator {
             Box::new(CreateSessionRevocations),
             Box::new(AddMembershipRemoval),
             Box::new(AddTraceContext),
-            Box::new(CreateEventOutbox),
+            Box::new(idmesh_outbox::CreateOutbox {
+                name: "m0006_create_event_outbox",
+                table: crate::service::OUTBOX_TABLE,
+            }),
         ]
     }
 
@@ -280,30 +283,6 @@ impl MigrationTrait for AddTraceContext {
                     .drop_column("traceparent")
                     .to_owned(),
             )
-            .await
-    }
-}
-
-/// The outbox of events each write records (`idmesh_outbox`).
-struct CreateEventOutbox;
-
-impl MigrationName for CreateEventOutbox {
-    fn name(&self) -> &str {
-        "m0006_create_event_outbox"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for CreateEventOutbox {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(idmesh_outbox::Outbox::create_table(crate::service::OUTBOX_TABLE))
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(idmesh_outbox::Outbox::drop_table(crate::service::OUTBOX_TABLE))
             .await
     }
 }
