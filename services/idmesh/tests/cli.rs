@@ -421,38 +421,67 @@ async fn directory_create_json_gives_a_token_the_gateway_accepts() {
     running.await.expect("joined").expect("the mesh stops cleanly");
 }
 
+/// Every target in this test process on SQLite, and what the admin
+/// commands need to reach it: the bootstrap admin key and the connection
+/// flags (directory-service, role-mapping-service, events-service and the
+/// public URL).
+struct AdminMesh {
+    admin_key: String,
+    connection: Vec<String>,
+    shutdown: CancellationToken,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _database: ScratchDatabase,
+}
+
+impl AdminMesh {
+    async fn start() -> AdminMesh {
+        let database = ScratchDatabase::new(Backend::Sqlite);
+        let admin_key = idmesh::generate_api_key().expect("randomness");
+        let mut config = MeshConfig::loopback(database.url().to_owned());
+        config.bootstrap_admin_key = Some(admin_key.clone());
+        let shutdown = CancellationToken::new();
+        let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
+            .await
+            .expect("the mesh starts");
+        let connection = vec![
+            "--directory-addr".to_owned(),
+            mesh.directory_addr.expect("directories").to_string(),
+            "--role-addr".to_owned(),
+            mesh.role_addr.expect("roles").to_string(),
+            "--event-addr".to_owned(),
+            mesh.event_addr.expect("events").to_string(),
+            "--public-url".to_owned(),
+            format!("http://{}", mesh.http_addr.expect("gateway")),
+        ];
+        AdminMesh {
+            admin_key,
+            connection,
+            shutdown,
+            running: tokio::spawn(mesh.wait()),
+            _database: database,
+        }
+    }
+
+    /// `idmesh` with the connection flags and the admin key.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = idmesh();
+        command
+            .args(args)
+            .args(&self.connection)
+            .env("IDMESH_API_KEY", &self.admin_key);
+        command
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.await.expect("joined").expect("the mesh stops cleanly");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_mapping_and_profile_commands_drive_role_mapping_service() {
-    let database = ScratchDatabase::new(Backend::Sqlite);
-    let admin_key = idmesh::generate_api_key().expect("randomness");
-    let mut config = MeshConfig::loopback(database.url().to_owned());
-    config.bootstrap_admin_key = Some(admin_key.clone());
-    let shutdown = CancellationToken::new();
-    let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
-        .await
-        .expect("the mesh starts");
-    let (http_addr, directory_addr, role_addr) = (
-        mesh.http_addr.expect("gateway"),
-        mesh.directory_addr.expect("directories"),
-        mesh.role_addr.expect("roles"),
-    );
-    let running = tokio::spawn(mesh.wait());
-    let connection = [
-        "--directory-addr".to_owned(),
-        directory_addr.to_string(),
-        "--role-addr".to_owned(),
-        role_addr.to_string(),
-        "--public-url".to_owned(),
-        format!("http://{http_addr}"),
-    ];
-    let attempt = |args: &[&str]| {
-        idmesh()
-            .args(args)
-            .args(&connection)
-            .env("IDMESH_API_KEY", &admin_key)
-            .output()
-            .expect("idmesh runs")
-    };
+    let mesh = AdminMesh::start().await;
+    let attempt = |args: &[&str]| mesh.command(args).output().expect("idmesh runs");
     let run = |args: &[&str]| {
         let output = attempt(args);
         assert!(
@@ -570,8 +599,7 @@ async fn role_mapping_and_profile_commands_drive_role_mapping_service() {
         serde_json::from_str(&run(&["profile", "show", "--directory", directory, "--user", user_id])).expect("JSON");
     assert_eq!(profile["roles"], json!(["member"]));
 
-    shutdown.cancel();
-    running.await.expect("joined").expect("the mesh stops cleanly");
+    mesh.stop().await;
 }
 
 /// The next JSON line `idmesh events tail` printed.
@@ -584,32 +612,9 @@ fn next_event(lines: &mpsc::Receiver<String>) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_tail_prints_each_event_as_a_json_line_from_a_sequence_or_from_now() {
-    let database = ScratchDatabase::new(Backend::Sqlite);
-    let admin_key = idmesh::generate_api_key().expect("randomness");
-    let mut config = MeshConfig::loopback(database.url().to_owned());
-    config.bootstrap_admin_key = Some(admin_key.clone());
-    let shutdown = CancellationToken::new();
-    let mesh = idmesh::launch(&Target::ALL, config, shutdown.clone())
-        .await
-        .expect("the mesh starts");
-    let (http_addr, directory_addr, event_addr) = (
-        mesh.http_addr.expect("gateway"),
-        mesh.directory_addr.expect("directories"),
-        mesh.event_addr.expect("events"),
-    );
-    let running = tokio::spawn(mesh.wait());
-    let connection = [
-        "--directory-addr".to_owned(),
-        directory_addr.to_string(),
-        "--event-addr".to_owned(),
-        event_addr.to_string(),
-        "--public-url".to_owned(),
-        format!("http://{http_addr}"),
-    ];
-    let created = idmesh()
-        .args(["directory", "create", "--name", "Acme", "--json"])
-        .args(&connection)
-        .env("IDMESH_API_KEY", &admin_key)
+    let mesh = AdminMesh::start().await;
+    let created = mesh
+        .command(&["directory", "create", "--name", "Acme", "--json"])
         .output()
         .expect("idmesh runs");
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
@@ -628,11 +633,9 @@ async fn events_tail_prints_each_event_as_a_json_line_from_a_sequence_or_from_no
             .send()
     };
     let tail = |extra: &[&str]| {
-        let mut child = idmesh()
-            .args(["events", "tail", "--directory", &directory])
+        let mut child = mesh
+            .command(&["events", "tail", "--directory", &directory])
             .args(extra)
-            .args(&connection)
-            .env("IDMESH_API_KEY", &admin_key)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -695,17 +698,14 @@ async fn events_tail_prints_each_event_as_a_json_line_from_a_sequence_or_from_no
     from_now.kill().expect("tail stops");
     from_now.wait().expect("tail exits");
 
-    let unknown = idmesh()
-        .args(["events", "tail", "--directory", &directory, "--type", "user.exploded"])
-        .args(&connection)
-        .env("IDMESH_API_KEY", &admin_key)
+    let unknown = mesh
+        .command(&["events", "tail", "--directory", &directory, "--type", "user.exploded"])
         .output()
         .expect("idmesh runs");
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown event type"));
 
-    shutdown.cancel();
-    running.await.expect("joined").expect("the mesh stops cleanly");
+    mesh.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
