@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-use idmesh_proto::v1::outbox_service_server::OutboxService;
+use idmesh_proto::v1::outbox_service_server::{OutboxService, OutboxServiceServer};
 use idmesh_proto::v1::{AckOutboxRequest, AckOutboxResponse, PullOutboxRequest, PullOutboxResponse};
 use sea_orm::{DatabaseConnection, DbErr};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::backlog::measure;
 use crate::{MAX_BATCH, Outbox};
 
 /// The longest a pull waits for an event.
@@ -31,6 +33,19 @@ impl OutboxApi {
 
     pub fn new(db: DatabaseConnection, outbox: Outbox, service: &'static str) -> OutboxApi {
         OutboxApi { db, outbox, service }
+    }
+
+    /// The OutboxService of `service`'s `outbox`, ready to add beside the
+    /// service's own API, with the outbox's backlog gauges
+    /// ([`measure`]) refreshed until `stop`.
+    pub fn server(
+        db: DatabaseConnection,
+        outbox: Outbox,
+        service: &'static str,
+        stop: CancellationToken,
+    ) -> OutboxServiceServer<OutboxApi> {
+        tokio::spawn(measure(db.clone(), outbox.clone(), service, stop));
+        idmesh_runtime::with_message_limits!(OutboxServiceServer::new(OutboxApi::new(db, outbox, service)))
     }
 
     fn status(&self, err: &DbErr) -> Status {

@@ -50,7 +50,12 @@ async fn backlog(db: &DatabaseConnection, outbox: &Outbox) -> Result<(u64, Optio
 }
 
 /// Refreshes `service`'s outbox gauges every few seconds until `shutdown`.
-pub async fn measure(db: DatabaseConnection, outbox: Outbox, service: &'static str, shutdown: CancellationToken) {
+pub(crate) async fn measure(
+    db: DatabaseConnection,
+    outbox: Outbox,
+    service: &'static str,
+    shutdown: CancellationToken,
+) {
     loop {
         match backlog(&db, &outbox).await {
             Ok((pending, oldest)) => {

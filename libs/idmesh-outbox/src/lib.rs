@@ -27,7 +27,7 @@ use sea_orm_migration::schema::{big_pk_auto, blob};
 use tokio::sync::Notify;
 
 pub use api::OutboxApi;
-pub use backlog::{OLDEST_METRIC, PENDING_METRIC, measure};
+pub use backlog::{OLDEST_METRIC, PENDING_METRIC};
 pub use changes::changed_attributes;
 pub use migration::CreateOutbox;
 

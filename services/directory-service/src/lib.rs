@@ -82,18 +82,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let auth = Authenticator::new(keys.resolver(), config.key_cache_ttl, clock.clone());
     let api = DirectoryApi::new(db.clone(), clock);
     let measuring = shutdown.child_token();
-    tokio::spawn(idmesh_outbox::measure(
-        db.clone(),
-        api.outbox(),
-        "directory-service",
-        measuring.clone(),
-    ));
-    let outbox = idmesh_outbox::OutboxApi::new(db, api.outbox(), "directory-service");
+    let outbox = idmesh_outbox::OutboxApi::server(db, api.outbox(), "directory-service", measuring.clone());
     let routes = tonic::service::Routes::new(idmesh_runtime::with_message_limits!(DirectoryServiceServer::new(api)))
         .add_service(idmesh_runtime::with_message_limits!(ApiKeyServiceServer::new(keys)))
-        .add_service(idmesh_runtime::with_message_limits!(
-            idmesh_proto::v1::outbox_service_server::OutboxServiceServer::new(outbox)
-        ));
+        .add_service(outbox);
     tracing::info!(addr = ?listener.local_addr().ok(), "directory-service listening");
     let served = idmesh_runtime::grpc::serve_with_readiness(
         listener,

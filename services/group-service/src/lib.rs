@@ -73,18 +73,9 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     };
     let api = GroupApi::new(db.clone(), users, idmesh_runtime::clock::system()).with_limits(config.limits);
     let measuring = shutdown.child_token();
-    tokio::spawn(idmesh_outbox::measure(
-        db.clone(),
-        api.outbox(),
-        "group-service",
-        measuring.clone(),
-    ));
-    let outbox = idmesh_outbox::OutboxApi::new(db, api.outbox(), "group-service");
+    let outbox = idmesh_outbox::OutboxApi::server(db, api.outbox(), "group-service", measuring.clone());
     let server =
         idmesh_runtime::with_message_limits!(idmesh_proto::v1::group_service_server::GroupServiceServer::new(api));
-    let outbox = idmesh_runtime::with_message_limits!(
-        idmesh_proto::v1::outbox_service_server::OutboxServiceServer::new(outbox)
-    );
     let routes = tonic::service::Routes::new(server).add_service(outbox);
     tracing::info!(addr = ?listener.local_addr().ok(), user_addr = %config.user_addr, "group-service listening");
     let served = idmesh_runtime::grpc::serve_with_readiness(

@@ -80,18 +80,9 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         })
     };
     let api = UserApi::new(db.clone(), clock, revocations).with_limits(config.limits);
-    tokio::spawn(idmesh_outbox::measure(
-        db.clone(),
-        api.outbox(),
-        "user-service",
-        stop_delivering.clone(),
-    ));
-    let outbox = idmesh_outbox::OutboxApi::new(db, api.outbox(), "user-service");
+    let outbox = idmesh_outbox::OutboxApi::server(db, api.outbox(), "user-service", stop_delivering.clone());
     let server =
         idmesh_runtime::with_message_limits!(idmesh_proto::v1::user_service_server::UserServiceServer::new(api));
-    let outbox = idmesh_runtime::with_message_limits!(
-        idmesh_proto::v1::outbox_service_server::OutboxServiceServer::new(outbox)
-    );
     let routes = tonic::service::Routes::new(server).add_service(outbox);
     tracing::info!(addr = ?listener.local_addr().ok(), session_addr = %config.session_addr, group_addr = %config.group_addr, "user-service listening");
     let served = idmesh_runtime::grpc::serve_with_readiness(
