@@ -617,6 +617,17 @@ def test_platform_clients_are_extra_ingress_on_the_service_port_only(chart):
     assert rules == [{"from": [client], "ports": [{"port": PORTS["sessions"], "protocol": "TCP"}]}]
 
 
+@pytest.mark.parametrize("all_in_one", [False, True])
+def test_webhook_endpoints_are_egress_of_the_events_service_only(chart, all_in_one):
+    internet = {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}
+    values = deep_merge(EVERYTHING_ON, {"networkPolicy": {"webhooks": {"to": [internet], "ports": [443, 8443]}}})
+    if all_in_one:
+        values = deep_merge(values, {"allInOne": {"enabled": True}})
+    rule = {"to": [internet], "ports": [{"port": 443, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}]}
+    with_rule = {component_of(p) for p in kind(render_objects(chart, values), "NetworkPolicy") if rule in p["spec"]["egress"]}
+    assert with_rule == ({"all-in-one"} if all_in_one else {"events"})
+
+
 def test_no_network_policy_unless_enabled(rendered):
     assert not kind(rendered["minimal"], "NetworkPolicy")
 
