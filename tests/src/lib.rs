@@ -17,6 +17,7 @@ use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
+use idmesh_proto::v1::webhook_service_client::WebhookServiceClient;
 use idmesh_proto::v1::{CreateDirectoryRequest, IssueTokenRequest};
 use idmesh_runtime::auth::{AuthChannel, Credential};
 use idmesh_testkit::channel;
@@ -150,6 +151,12 @@ impl TestMesh {
     pub fn events(&self) -> EventServiceClient<AuthChannel> {
         let addr = self.event_addr.expect("the mesh runs events-service");
         idmesh_runtime::with_message_limits!(EventServiceClient::new(self.admin_channel(addr)))
+    }
+
+    /// WebhookService, served by events-service.
+    pub fn webhooks(&self) -> WebhookServiceClient<AuthChannel> {
+        let addr = self.event_addr.expect("the mesh runs events-service");
+        idmesh_runtime::with_message_limits!(WebhookServiceClient::new(self.admin_channel(addr)))
     }
 
     /// A gRPC client of the session-service that user-service revokes

@@ -4,14 +4,15 @@
 //! their outbox in the same transaction as each change; this service drains
 //! the outboxes ([`drain`], which also explains why the order holds),
 //! numbers each directory's events 1, 2, 3, … with no gap ([`log`]), keeps
-//! them for the retention period, and serves them as `ListEvents` and
-//! `WatchEvents`.
+//! them for the retention period, serves them as `ListEvents` and
+//! `WatchEvents`, and delivers them to [`webhooks`].
 
 mod drain;
 mod entity;
 mod log;
 mod migration;
 mod service;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use service::{CURSOR_EXPIRED, EventApi, INVALID_CURSOR};
+pub use webhooks::DEFAULT_RETRY_WINDOW as DEFAULT_WEBHOOK_RETRY_WINDOW;
+pub use webhooks::api::WebhookApi;
 
 /// How long events are kept unless configured otherwise.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -46,6 +49,9 @@ pub struct Config {
     pub retention: Duration,
     /// How long a watch stays silent before a heartbeat.
     pub heartbeat: Duration,
+    /// How long a webhook delivery is retried before its endpoint is
+    /// disabled.
+    pub webhook_retry_window: Duration,
 }
 
 /// Why events-service could not start or stopped.
@@ -55,12 +61,15 @@ pub enum ServeError {
     Store(#[from] idmesh_store::StoreError),
     #[error("events-service gRPC: {0}")]
     Grpc(#[from] idmesh_runtime::grpc::GrpcError),
+    #[error("events-service webhook TLS configuration: {0}")]
+    WebhookTls(#[from] rustls::Error),
 }
 
 /// Connects to the database, applies migrations, drains the outboxes of
-/// user-service, group-service and directory-service into the log, removes
-/// events older than the retention period, and serves the gRPC API on
-/// `listener` until `shutdown` is cancelled.
+/// user-service, group-service and directory-service into the log, delivers
+/// it to the webhooks, removes events (and delivery attempts) older than
+/// the retention period, and serves the gRPC API on `listener` until
+/// `shutdown` is cancelled.
 ///
 /// user-, group- and directory-service need not be up yet: draining retries
 /// until they are.
@@ -80,9 +89,17 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         groups: source("group-service", &config.group_addr)?,
         tokens: source("directory-service", &config.identity.directory_addr)?,
     };
+    let store = webhooks::store::Store::new(db.clone());
+    let deliverer = webhooks::deliver::Deliverer {
+        store: store.clone(),
+        log: log.clone(),
+        client: webhooks::deliver::client()?,
+        retry_window: config.webhook_retry_window,
+    };
     let background = shutdown.child_token();
     tokio::spawn(drain::run(log.clone(), sources, background.clone()));
-    tokio::spawn(retain(log.clone(), config.retention, background.clone()));
+    tokio::spawn(webhooks::deliver::run(deliverer, background.clone()));
+    tokio::spawn(retain(log.clone(), store.clone(), config.retention, background.clone()));
 
     let readiness = {
         let db = db.clone();
@@ -91,10 +108,13 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
             idmesh_store::is_reachable(db.clone())
         })
     };
-    let api = EventApi::new(log, config.heartbeat, shutdown.clone());
+    let api = EventApi::new(log.clone(), config.heartbeat, shutdown.clone());
     let server =
         idmesh_runtime::with_message_limits!(idmesh_proto::v1::event_service_server::EventServiceServer::new(api));
-    let routes = tonic::service::Routes::new(server);
+    let webhook_server = idmesh_runtime::with_message_limits!(
+        idmesh_proto::v1::webhook_service_server::WebhookServiceServer::new(WebhookApi::new(store, log))
+    );
+    let routes = tonic::service::Routes::new(server).add_service(webhook_server);
     tracing::info!(
         addr = ?listener.local_addr().ok(),
         user_addr = %config.user_addr,
@@ -105,7 +125,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let served = idmesh_runtime::grpc::serve_with_readiness(
         listener,
         routes,
-        &[EventApi::SERVICE_NAME],
+        &[EventApi::SERVICE_NAME, WebhookApi::SERVICE_NAME],
         auth,
         readiness,
         shutdown,
@@ -116,9 +136,9 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     Ok(())
 }
 
-/// Removes events older than `retention`, looking a few times per
-/// retention period and at least once a minute.
-async fn retain(log: log::Log, retention: Duration, shutdown: CancellationToken) {
+/// Removes events and delivery attempts older than `retention`, looking a
+/// few times per retention period and at least once a minute.
+async fn retain(log: log::Log, webhooks: webhooks::store::Store, retention: Duration, shutdown: CancellationToken) {
     let every = (retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
     loop {
         tokio::select! {
@@ -132,6 +152,9 @@ async fn retain(log: log::Log, retention: Duration, shutdown: CancellationToken)
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "events older than the retention period removed"),
             Err(err) => tracing::warn!(error = %err, "could not remove old events; will try again"),
+        }
+        if let Err(err) = webhooks.prune_attempts(cutoff_ms).await {
+            tracing::warn!(error = %err, "could not remove old webhook attempts; will try again");
         }
     }
 }

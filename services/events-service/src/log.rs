@@ -106,6 +106,11 @@ impl Log {
             }))
     }
 
+    /// Where every directory's log stands.
+    pub(crate) async fn heads(&self) -> Result<Vec<event_head::Model>, DbErr> {
+        event_head::Entity::find().all(&self.db).await
+    }
+
     /// The oldest sequence number the directory keeps, if it keeps any.
     pub(crate) async fn oldest(&self, directory_id: &str) -> Result<Option<i64>, DbErr> {
         event_log::Entity::find()

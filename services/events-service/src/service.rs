@@ -61,7 +61,7 @@ impl EventApi {
     }
 }
 
-fn database(err: &sea_orm::DbErr) -> Status {
+pub(crate) fn database(err: &sea_orm::DbErr) -> Status {
     if idmesh_store::is_transient(err) {
         idmesh_api::status::unavailable("events-service", err)
     } else {
@@ -71,7 +71,7 @@ fn database(err: &sea_orm::DbErr) -> Status {
 
 /// FAILED_PRECONDITION "cursorExpired", with the sequence number to resume
 /// after (once resynced) in the `ErrorInfo`'s metadata as `resume_after`.
-fn expired(directory_id: &str, after: i64, pruned_through: i64) -> Status {
+pub(crate) fn expired(directory_id: &str, after: i64, pruned_through: i64) -> Status {
     let metadata = HashMap::from([("resume_after".to_owned(), pruned_through.to_string())]);
     Status::with_error_details(
         Code::FailedPrecondition,
@@ -88,7 +88,7 @@ fn expired(directory_id: &str, after: i64, pruned_through: i64) -> Status {
 const MAX_TYPES: usize = 32;
 
 /// The requested types, each a known one.
-fn checked_types(types: &[i32]) -> Result<&[i32], Status> {
+pub(crate) fn checked_types(types: &[i32]) -> Result<&[i32], Status> {
     if types.len() > MAX_TYPES {
         return Err(idmesh_api::status::invalid_argument(format!(
             "at most {MAX_TYPES} event types, not {}",
@@ -129,7 +129,7 @@ fn parse_page_token(token: &str) -> Result<(bool, i64), Status> {
     Ok((descending, sequence))
 }
 
-fn page_size(requested: i32) -> Result<u64, Status> {
+pub(crate) fn page_size(requested: i32) -> Result<u64, Status> {
     match u64::try_from(requested) {
         Ok(0) => Ok(DEFAULT_PAGE_SIZE),
         Ok(n) if n <= MAX_PAGE_SIZE => Ok(n),

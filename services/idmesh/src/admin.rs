@@ -13,6 +13,7 @@ use idmesh_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use idmesh_proto::v1::directory_service_client::DirectoryServiceClient;
 use idmesh_proto::v1::event_service_client::EventServiceClient;
 use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
+use idmesh_proto::v1::webhook_service_client::WebhookServiceClient;
 use idmesh_proto::v1::{
     ApiKey, CreateApiKeyRequest, CreateDirectoryRequest, Directory, IssueTokenRequest, ListApiKeysRequest,
     ListDirectoriesRequest, ListTokensRequest, RateLimit, RevokeApiKeyRequest, RevokeTokenRequest, SetRateLimitRequest,
@@ -234,6 +235,11 @@ impl Endpoint {
     pub(crate) fn events(&self) -> anyhow::Result<EventServiceClient<AuthChannel>> {
         let channel = idmesh_runtime::grpc::authed_channel(&self.event_addr, &self.credential)?;
         Ok(idmesh_runtime::with_message_limits!(EventServiceClient::new(channel)))
+    }
+
+    pub(crate) fn webhooks(&self) -> anyhow::Result<WebhookServiceClient<AuthChannel>> {
+        let channel = idmesh_runtime::grpc::authed_channel(&self.event_addr, &self.credential)?;
+        Ok(idmesh_runtime::with_message_limits!(WebhookServiceClient::new(channel)))
     }
 
     /// What a failed call to role-mapping-service is reported with.

@@ -160,6 +160,10 @@ pub struct Settings {
     /// heartbeat [default: 15].
     #[arg(long, env = "IDMESH_EVENT_HEARTBEAT_SECONDS")]
     pub event_heartbeat_seconds: Option<u64>,
+    /// How many hours events-service retries a webhook delivery that keeps
+    /// failing before it disables the endpoint [default: 72].
+    #[arg(long, env = "IDMESH_WEBHOOK_RETRY_HOURS")]
+    pub webhook_retry_hours: Option<u64>,
     /// A file holding this process's own API key, which its services call
     /// with when directory-service runs elsewhere. The key itself can come
     /// from IDMESH_API_KEY instead, never from a flag.
@@ -265,6 +269,7 @@ pub struct Config {
     pub max_sessions_per_user: usize,
     pub event_retention_days: u32,
     pub event_heartbeat_seconds: u64,
+    pub webhook_retry_hours: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -339,6 +344,7 @@ impl Settings {
             max_sessions_per_user: self.max_sessions_per_user.or(lower.max_sessions_per_user),
             event_retention_days: self.event_retention_days.or(lower.event_retention_days),
             event_heartbeat_seconds: self.event_heartbeat_seconds.or(lower.event_heartbeat_seconds),
+            webhook_retry_hours: self.webhook_retry_hours.or(lower.webhook_retry_hours),
             api_key_file: self.api_key_file.or(lower.api_key_file),
             bootstrap_admin_key_file: self.bootstrap_admin_key_file.or(lower.bootstrap_admin_key_file),
             service_keys_dir: self.service_keys_dir.or(lower.service_keys_dir),
@@ -572,6 +578,12 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             events_service::DEFAULT_HEARTBEAT.as_secs(),
             1..=MAX_EVENT_HEARTBEAT_SECONDS,
         )?,
+        webhook_retry_hours: within(
+            "webhook_retry_hours",
+            settings.webhook_retry_hours,
+            events_service::DEFAULT_WEBHOOK_RETRY_WINDOW.as_secs() / 3600,
+            1..=MAX_WEBHOOK_RETRY_HOURS,
+        )?,
         directory_addr: peer("directory_addr", settings.directory_addr, SERVE_DIRECTORY_PORT)?,
         user_addr: peer("user_addr", settings.user_addr, SERVE_USER_PORT)?,
         group_addr: peer("group_addr", settings.group_addr, SERVE_GROUP_PORT)?,
@@ -647,6 +659,8 @@ const MAX_EVENT_RETENTION_DAYS: u32 = 3_650;
 /// The longest silence between heartbeats: load balancers and proxies
 /// close idle streams after a few minutes.
 const MAX_EVENT_HEARTBEAT_SECONDS: u64 = 300;
+/// Thirty days: past that, an endpoint is better disabled and replayed.
+const MAX_WEBHOOK_RETRY_HOURS: u64 = 30 * 24;
 
 /// The longest request deadline accepted: IdPs give up long before.
 const MAX_REQUEST_TIMEOUT_SECONDS: u64 = 300;
@@ -877,6 +891,7 @@ impl Config {
             max_sessions_per_user: self.max_sessions_per_user,
             event_retention: std::time::Duration::from_secs(u64::from(self.event_retention_days) * 24 * 60 * 60),
             event_heartbeat: std::time::Duration::from_secs(self.event_heartbeat_seconds),
+            webhook_retry_window: std::time::Duration::from_secs(self.webhook_retry_hours * 60 * 60),
             api_key: self.api_key.as_ref().map(|secret| secret.0.clone()),
             bootstrap_admin_key: self.bootstrap_admin_key.as_ref().map(|secret| secret.0.clone()),
             service_keys: self
@@ -1079,6 +1094,7 @@ mod tests {
                 with(|s| s.event_heartbeat_seconds = Some(301)),
                 "event_heartbeat_seconds",
             ),
+            (with(|s| s.webhook_retry_hours = Some(0)), "webhook_retry_hours"),
         ];
         for (settings, key) in cases {
             assert_eq!(invalid_key(settings, Mode::Serve), key);

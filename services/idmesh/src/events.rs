@@ -37,7 +37,7 @@ pub enum EventsCommand {
     },
 }
 
-fn parse_types(names: &[String]) -> anyhow::Result<Vec<i32>> {
+pub(crate) fn parse_types(names: &[String]) -> anyhow::Result<Vec<i32>> {
     names
         .iter()
         .map(|name| {

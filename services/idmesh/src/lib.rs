@@ -84,6 +84,9 @@ pub struct MeshConfig {
     pub event_retention: Duration,
     /// How long a WatchEvents stream stays silent before a heartbeat.
     pub event_heartbeat: Duration,
+    /// How long a webhook delivery is retried before its endpoint is
+    /// disabled.
+    pub webhook_retry_window: Duration,
     /// This process's own API key, for its services' calls when
     /// directory-service runs elsewhere (with it, the services of a process
     /// that also runs directory-service get keys of their own).
@@ -163,6 +166,7 @@ impl MeshConfig {
             max_sessions_per_user: session_service::DEFAULT_MAX_SESSIONS_PER_USER,
             event_retention: events_service::DEFAULT_RETENTION,
             event_heartbeat: events_service::DEFAULT_HEARTBEAT,
+            webhook_retry_window: events_service::DEFAULT_WEBHOOK_RETRY_WINDOW,
             api_key: None,
             bootstrap_admin_key: None,
             service_keys: Vec::new(),
@@ -371,6 +375,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
             group_addr: group_addr.clone(),
             retention: config.event_retention,
             heartbeat: config.event_heartbeat,
+            webhook_retry_window: config.webhook_retry_window,
         };
         let shutdown = shutdown.clone();
         mesh.tasks

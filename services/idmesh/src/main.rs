@@ -1,12 +1,13 @@
 //! The `idmesh` command: run the mesh (`dev`, `serve`), show its
 //! configuration (`config print`) and administer it (`directory`, `token`,
-//! `apikey`, `role`, `mapping`, `profile`, `events`).
+//! `apikey`, `role`, `mapping`, `profile`, `events`, `webhook`).
 
 mod admin;
 mod config;
 mod dev_state;
 mod events;
 mod roles;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -67,6 +68,10 @@ enum Command {
     /// Follow a directory's change stream.
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// Register, list, remove and replay the webhooks that receive the
+    /// change stream.
+    #[command(subcommand)]
+    Webhook(webhooks::WebhookCommand),
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +132,7 @@ async fn main() -> ExitCode {
         Command::Mapping(command) => roles::mapping(command).await,
         Command::Profile(command) => roles::profile(command).await,
         Command::Events(command) => events::events(command).await,
+        Command::Webhook(command) => webhooks::webhooks(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -709,6 +709,92 @@ async fn events_tail_prints_each_event_as_a_json_line_from_a_sequence_or_from_no
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_commands_add_list_rotate_replay_and_remove_an_endpoint() {
+    let mesh = AdminMesh::start().await;
+    let attempt = |args: &[&str]| mesh.command(args).output().expect("idmesh runs");
+    let run = |args: &[&str]| {
+        let output = attempt(args);
+        assert!(
+            output.status.success(),
+            "idmesh {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    };
+    let created: Value =
+        serde_json::from_str(&run(&["directory", "create", "--name", "Acme", "--json"])).expect("JSON output");
+    let directory = created["id"].as_str().expect("id");
+
+    // Nothing listens on port 9: every delivery fails and is recorded.
+    let added: Value = serde_json::from_str(&run(&[
+        "webhook",
+        "add",
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--directory",
+        directory,
+        "--type",
+        "token.issued,token.revoked",
+        "--json",
+    ]))
+    .expect("JSON output");
+    let id = added["id"].as_str().expect("an id");
+    assert!(added["secret"].as_str().expect("a secret").starts_with("whsec_"));
+    assert_eq!(added["types"], json!(["token.issued", "token.revoked"]));
+
+    // The directory's first event (its token) was logged before the
+    // endpoint existed: replay it.
+    let replayed = run(&["webhook", "replay", id, "--from", "1"]);
+    assert!(replayed.contains(id), "{replayed}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let attempts = loop {
+        let lines = run(&["webhook", "attempts", id]);
+        if !lines.is_empty() {
+            break lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let first: Value = serde_json::from_str(attempts.lines().last().expect("a line")).expect("a JSON line");
+    assert_eq!(
+        (
+            first["sequence"].as_i64(),
+            first["type"].as_str(),
+            first["status_code"].as_i64()
+        ),
+        (Some(1), Some("token.issued"), Some(0))
+    );
+    assert!(!first["error"].as_str().expect("an error").is_empty(), "{first}");
+
+    let listed: Value = serde_json::from_str(&run(&["webhook", "list", "--json"])).expect("JSON output");
+    let progress = &listed[0]["progress"][0];
+    assert_eq!(progress["directory_id"], directory);
+    assert_eq!(progress["delivered_through"], 0);
+    assert!(progress["failed_attempts"].as_i64().expect("a count") >= 1, "{listed}");
+    let text = run(&["webhook", "list", "--directory", directory]);
+    assert!(
+        text.starts_with(id) && text.contains("http://127.0.0.1:9/hook"),
+        "{text}"
+    );
+
+    let rotated = run(&["webhook", "rotate-secret", id, "--keep-previous-hours", "1"]);
+    assert!(rotated.starts_with("Secret: whsec_"), "{rotated}");
+    assert!(rotated.contains("signs too until"), "{rotated}");
+    assert_ne!(
+        rotated.lines().next(),
+        Some(format!("Secret: {}", added["secret"].as_str().unwrap_or_default()).as_str())
+    );
+
+    assert!(run(&["webhook", "remove", id]).contains(id));
+    assert_eq!(run(&["webhook", "list", "--json"]).trim(), "[]");
+    let gone = attempt(&["webhook", "remove", id]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
+
+    mesh.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_rate_limit_sets_and_clears_the_rate_the_gateway_applies() {
     let database = ScratchDatabase::new(Backend::Sqlite);
     let admin_key = idmesh::generate_api_key().expect("randomness");

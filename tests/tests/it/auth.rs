@@ -18,6 +18,10 @@ use idmesh_proto::v1::{
     RevokeUserSessionsRequest, SessionStatus, SetRateLimitRequest, UpdateGroupRequest, WatchRevocationsRequest,
 };
 use idmesh_proto::v1::{
+    CreateWebhookRequest, DeleteWebhookRequest, ListDeliveryAttemptsRequest, ListWebhooksRequest, ReplayWebhookRequest,
+    RotateWebhookSecretRequest,
+};
+use idmesh_proto::v1::{
     GetAttributeMappingRequest, GetEffectiveRolesRequest, GetProfileRequest, GetRoleMappingRequest, ListEventsRequest,
     ListRoleHoldersRequest, PreviewMappingsRequest, RoleMappingMode, SetAttributeMappingRequest, SetRoleMappingRequest,
     WatchEventsRequest,
@@ -51,7 +55,7 @@ fn server_of(mesh: &TestMesh, method: &str) -> SocketAddr {
         "idmesh.v1.GroupService" => mesh.group_addr,
         "idmesh.v1.SessionService" => mesh.session_addr,
         "idmesh.v1.RoleMappingService" => mesh.role_addr.expect("role-mapping-service runs"),
-        "idmesh.v1.EventService" => mesh.event_addr.expect("events-service runs"),
+        "idmesh.v1.EventService" | "idmesh.v1.WebhookService" => mesh.event_addr.expect("events-service runs"),
         // user-service and group-service serve it alike.
         "idmesh.v1.OutboxService" => mesh.user_addr,
         other => panic!("which server serves {other}?"),
@@ -83,9 +87,16 @@ async fn key(mesh: &TestMesh, scopes: &[Scope], directories: &[&str]) -> String 
 both_backends!(
     every_method_without_a_key_is_unauthenticated_and_without_its_scope_permission_denied,
     |mesh: TestMesh| async move {
-        // webhooks:admin is a scope no method of today's services needs.
-        let unrelated = key(&mesh, &[Scope::WebhooksAdmin], &[]).await;
+        // Keys with one scope each, so that every method has one without
+        // its scope.
+        let webhooks_only = key(&mesh, &[Scope::WebhooksAdmin], &[]).await;
+        let events_only = key(&mesh, &[Scope::EventsRead], &[]).await;
         for policy in POLICIES {
+            let unrelated = if policy.scope == Scope::WebhooksAdmin {
+                &events_only
+            } else {
+                &webhooks_only
+            };
             let addr = server_of(&mesh, policy.method);
             let without = idmesh_testkit::channel(addr);
             let mut grpc = tonic::client::Grpc::new(without);
@@ -105,7 +116,7 @@ both_backends!(
                 policy.method
             );
 
-            let status = call(mesh.channel_as(addr, &unrelated), policy.method, ())
+            let status = call(mesh.channel_as(addr, unrelated), policy.method, ())
                 .await
                 .expect_err("no scope");
             assert_eq!(status.code(), Code::PermissionDenied, "{}: {status:?}", policy.method);
@@ -213,7 +224,17 @@ async fn snapshot(mesh: &TestMesh, b: &Fixture) -> String {
         .await
         .expect("GetAttributeMapping")
         .into_inner();
-    format!("{user:?}\n{group:?}\n{members:?}\n{tokens:?}\n{sessions:?}\n{session:?}\n{mapping:?}\n{attributes:?}")
+    let webhooks = mesh
+        .webhooks()
+        .list_webhooks(ListWebhooksRequest {
+            directory_id: b.directory_id.clone(),
+        })
+        .await
+        .expect("ListWebhooks")
+        .into_inner();
+    format!(
+        "{user:?}\n{group:?}\n{members:?}\n{tokens:?}\n{sessions:?}\n{session:?}\n{mapping:?}\n{attributes:?}\n{webhooks:?}"
+    )
 }
 
 /// Directory B's contents that a key limited to A tries to reach.
@@ -224,6 +245,7 @@ struct Fixture {
     token_id: String,
     session_id: String,
     session_handle: String,
+    webhook_id: String,
 }
 
 async fn fixture(mesh: &TestMesh) -> Fixture {
@@ -255,7 +277,24 @@ async fn fixture(mesh: &TestMesh) -> Fixture {
         .await
         .expect("CreateSession")
         .into_inner();
+    // For token revocations only, which the test does not make: nothing is
+    // delivered to it, so its progress stays as it is.
+    let webhook_id = mesh
+        .webhooks()
+        .create_webhook(CreateWebhookRequest {
+            directory_id: scim.directory_id.clone(),
+            url: "http://127.0.0.1:9/unused".to_owned(),
+            types: vec![idmesh_proto::v1::EventType::TokenRevoked.into()],
+            description: String::new(),
+        })
+        .await
+        .expect("CreateWebhook")
+        .into_inner()
+        .webhook
+        .expect("the webhook")
+        .id;
     Fixture {
+        webhook_id,
         directory_id: scim.directory_id.clone(),
         user_id,
         group_id,
@@ -567,6 +606,46 @@ async fn call_against(channel: AuthChannel, method: &'static str, b: &Fixture) -
             };
             call(channel, method, request).await
         }
+        "/idmesh.v1.WebhookService/CreateWebhook" => {
+            let request = CreateWebhookRequest {
+                directory_id: dir,
+                url: "https://example.com/".to_owned(),
+                ..Default::default()
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.WebhookService/DeleteWebhook" => {
+            call(
+                channel,
+                method,
+                DeleteWebhookRequest {
+                    id: b.webhook_id.clone(),
+                },
+            )
+            .await
+        }
+        "/idmesh.v1.WebhookService/RotateWebhookSecret" => {
+            let request = RotateWebhookSecretRequest {
+                id: b.webhook_id.clone(),
+                previous_valid_seconds: 0,
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.WebhookService/ReplayWebhook" => {
+            let request = ReplayWebhookRequest {
+                id: b.webhook_id.clone(),
+                directory_id: dir,
+                from_sequence: 1,
+            };
+            call(channel, method, request).await
+        }
+        "/idmesh.v1.WebhookService/ListDeliveryAttempts" => {
+            let request = ListDeliveryAttemptsRequest {
+                webhook_id: b.webhook_id.clone(),
+                ..Default::default()
+            };
+            call(channel, method, request).await
+        }
         other => panic!("add a case for {other}: it names a directory"),
     }
 }
@@ -624,8 +703,41 @@ both_backends!(
             listed.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
             vec![a.directory_id.clone()]
         );
+        // ListWebhooks shows neither B's endpoint nor one of every
+        // directory.
+        create_webhook(&mesh, "", "https://example.com/every").await;
+        let own = create_webhook(&mesh, &a.directory_id, "https://example.com/a").await;
+        let mut webhooks = idmesh_proto::v1::webhook_service_client::WebhookServiceClient::new(
+            mesh.channel_as(mesh.event_addr.expect("events-service runs"), &limited),
+        );
+        let visible: Vec<String> = webhooks
+            .list_webhooks(ListWebhooksRequest::default())
+            .await
+            .expect("ListWebhooks")
+            .into_inner()
+            .webhooks
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        assert_eq!(visible, vec![own]);
     }
 );
+
+/// A webhook registered with the admin key; its id.
+async fn create_webhook(mesh: &TestMesh, directory_id: &str, url: &str) -> String {
+    mesh.webhooks()
+        .create_webhook(CreateWebhookRequest {
+            directory_id: directory_id.to_owned(),
+            url: url.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("CreateWebhook")
+        .into_inner()
+        .webhook
+        .expect("the webhook")
+        .id
+}
 
 both_backends!(
     a_directory_limited_watcher_sees_only_its_directories_revocations,

@@ -22,3 +22,4 @@ mod projection;
 mod roles;
 mod telemetry;
 mod users;
+mod webhooks;

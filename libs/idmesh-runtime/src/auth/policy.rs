@@ -12,8 +12,8 @@ pub enum DirectoryRule {
     /// The request names one directory (`directory_id`); the handler checks
     /// it with [`super::authorize`] before touching anything.
     One,
-    /// The request names a resource by a secret (a session id); the handler
-    /// checks the directory of what it found with
+    /// The request names a resource by a secret or an id (a session, a
+    /// webhook); the handler checks the directory of what it found with
     /// [`super::Principal::require_directory`].
     OfResource,
     /// The answer is filtered to the caller's directories.
@@ -27,7 +27,7 @@ impl DirectoryRule {
     pub fn describe(self) -> &'static str {
         match self {
             DirectoryRule::One => "one directory",
-            DirectoryRule::OfResource => "the session's directory",
+            DirectoryRule::OfResource => "the resource's directory",
             DirectoryRule::Filtered => "filtered",
             DirectoryRule::Global => "global",
         }
@@ -116,6 +116,20 @@ pub const POLICIES: &[Policy] = &[
     rule("/idmesh.v1.RoleMappingService/GetProfile", RolesRead, One),
     rule("/idmesh.v1.EventService/ListEvents", EventsRead, One),
     rule("/idmesh.v1.EventService/WatchEvents", EventsRead, One),
+    rule("/idmesh.v1.WebhookService/CreateWebhook", WebhooksAdmin, One),
+    rule("/idmesh.v1.WebhookService/ListWebhooks", WebhooksAdmin, Filtered),
+    rule("/idmesh.v1.WebhookService/DeleteWebhook", WebhooksAdmin, OfResource),
+    rule(
+        "/idmesh.v1.WebhookService/RotateWebhookSecret",
+        WebhooksAdmin,
+        OfResource,
+    ),
+    rule("/idmesh.v1.WebhookService/ReplayWebhook", WebhooksAdmin, OfResource),
+    rule(
+        "/idmesh.v1.WebhookService/ListDeliveryAttempts",
+        WebhooksAdmin,
+        OfResource,
+    ),
     rule("/idmesh.v1.OutboxService/PullOutbox", EventsDrain, Global),
     rule("/idmesh.v1.OutboxService/AckOutbox", EventsDrain, Global),
 ];

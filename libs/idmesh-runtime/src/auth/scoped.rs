@@ -58,6 +58,7 @@ directory_scoped!(
     pb::GetEffectiveRolesRequest,
     pb::ListRoleHoldersRequest,
     pb::GetProfileRequest,
+    pb::CreateWebhookRequest,
     pb::ListEventsRequest,
     pb::WatchEventsRequest,
 );

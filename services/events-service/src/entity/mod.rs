@@ -2,3 +2,6 @@
 
 pub mod event_head;
 pub mod event_log;
+pub mod webhook;
+pub mod webhook_attempt;
+pub mod webhook_cursor;

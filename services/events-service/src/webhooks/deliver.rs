@@ -1,0 +1,528 @@
+//! Delivering the log to the endpoints.
+//!
+//! Once a second, and whenever events were appended, a scan finds the
+//! (endpoint, directory) cursors that are behind their directory's log and
+//! due, and starts a delivery for each (at most [`MAX_CONCURRENT`] at a
+//! time). A delivery claims its cursor's lease and sends the events after
+//! it one at a time, in sequence order, each only after the previous one
+//! got a 2xx. The first failure ends the delivery: the cursor records when
+//! to try again, and the next scan after that time starts over from the
+//! same event. Nothing here runs on a SCIM request's path.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER, USER_AGENT};
+use hyper::{Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use idmesh_proto::v1::{Event, EventType};
+use sea_orm::{DbErr, Set};
+use time::OffsetDateTime;
+use time::format_description::well_known::{Rfc2822, Rfc3339};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::signing;
+use super::store::{Failure, Store};
+use crate::entity::{webhook, webhook_attempt, webhook_cursor};
+use crate::log::{Log, Range};
+
+/// The counter of delivery attempts, by outcome (`delivered`, `failed`).
+pub(crate) const ATTEMPTS_METRIC: &str = "idmesh_webhook_attempts_total";
+
+/// How often the scan runs without an append to wake it: for retries that
+/// come due, and for events another replica appended.
+const SCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// Deliveries under way at once, across endpoints.
+const MAX_CONCURRENT: usize = 16;
+
+/// How long a claimed cursor stays this replica's without progress: longer
+/// than an attempt may take.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// How long one attempt may take, connection included.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Events read from the log at a time.
+const BATCH: u64 = 100;
+
+/// The backoff: 2 s after the first failure, four times longer after each
+/// next one, never more than an hour; each delay jittered to between half
+/// and all of it, so that endpoints failing together do not retry together.
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+const LONGEST_RETRY: Duration = Duration::from_secs(60 * 60);
+
+/// The longest `Retry-After` honoured as given; a longer one is cut to it.
+const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The most of a failed attempt's answer kept as its error.
+const ERROR_CHARS: usize = 256;
+
+/// The HTTP client of deliveries.
+pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Delivers the log to the endpoints.
+#[derive(Debug, Clone)]
+pub(crate) struct Deliverer {
+    pub store: Store,
+    pub log: Log,
+    pub client: HttpClient,
+    /// How long an event is retried before its endpoint is disabled.
+    pub retry_window: Duration,
+}
+
+/// The HTTP client of deliveries: HTTP/1.1, TLS by rustls on ring with
+/// Mozilla's roots. It follows no redirect: a 3xx is a failure, since the
+/// endpoint's URL is what was registered.
+pub(crate) fn client() -> Result<HttpClient, rustls::Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(ATTEMPT_TIMEOUT));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The event types an endpoint wants (none: every type).
+pub(crate) fn parse_types(types: &str) -> Vec<i32> {
+    types.split(',').filter_map(|t| t.parse().ok()).collect()
+}
+
+/// Runs the scans until `shutdown`.
+pub(crate) async fn run(deliverer: Deliverer, shutdown: CancellationToken) {
+    metrics::counter!(ATTEMPTS_METRIC, "outcome" => "delivered").increment(0);
+    metrics::counter!(ATTEMPTS_METRIC, "outcome" => "failed").increment(0);
+    let mut appended = deliverer.log.subscribe();
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT));
+    // The cursors this replica is delivering for.
+    let running: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+    loop {
+        match deliverer.due(now_ms()).await {
+            Ok(due) => {
+                for (webhook, directory_id, start) in due {
+                    let key = (webhook.id.clone(), directory_id.clone());
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        break;
+                    };
+                    if !running.lock().is_ok_and(|mut running| running.insert(key.clone())) {
+                        continue;
+                    }
+                    let deliverer = deliverer.clone();
+                    let running = running.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = deliverer.deliver(&webhook, &directory_id, start, &shutdown).await {
+                            tracing::warn!(webhook_id = %webhook.id, %directory_id, error = %err, "webhook delivery stopped; will try again");
+                        }
+                        if let Ok(mut running) = running.lock() {
+                            running.remove(&key);
+                        }
+                        drop(permit);
+                    });
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "could not look for webhook deliveries; will try again"),
+        }
+        tokio::select! {
+            _ = appended.changed() => {}
+            () = tokio::time::sleep(SCAN_EVERY) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// How one attempt went.
+#[derive(Debug)]
+enum Outcome {
+    Delivered,
+    /// The endpoint answered 410 Gone.
+    Gone,
+    Failed {
+        error: String,
+        /// When the endpoint asked to be tried again (429 or 503).
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Deliverer {
+    /// The enabled (endpoint, directory) cursors that are behind and due,
+    /// each with where a cursor that does not exist yet starts.
+    async fn due(&self, now_ms: i64) -> Result<Vec<(webhook::Model, String, i64)>, DbErr> {
+        let webhooks = self.store.enabled().await?;
+        if webhooks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let heads = self.log.heads().await?;
+        let cursors: HashMap<(String, String), webhook_cursor::Model> = self
+            .store
+            .all_cursors()
+            .await?
+            .into_iter()
+            .map(|cursor| ((cursor.webhook_id.clone(), cursor.directory_id.clone()), cursor))
+            .collect();
+        let mut due = Vec::new();
+        for webhook in webhooks {
+            for head in &heads {
+                if !webhook.directory_id.is_empty() && webhook.directory_id != head.directory_id {
+                    continue;
+                }
+                let key = (webhook.id.clone(), head.directory_id.clone());
+                let start = match cursors.get(&key) {
+                    Some(cursor) if cursor.next_attempt_ms > now_ms || cursor.lease_until_ms >= now_ms => continue,
+                    Some(cursor) => cursor.delivered_through,
+                    // A directory whose first events came after the
+                    // endpoint was created: all of them are for it.
+                    None => head.pruned_through,
+                };
+                if start < head.latest {
+                    due.push((webhook.clone(), head.directory_id.clone(), start));
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    /// Delivers the directory's events after the cursor until the log's
+    /// end, a failure, a replay moving the cursor, or `shutdown`.
+    async fn deliver(
+        &self,
+        webhook: &webhook::Model,
+        directory_id: &str,
+        start: i64,
+        shutdown: &CancellationToken,
+    ) -> Result<(), DbErr> {
+        let lease_until = || now_ms().saturating_add(millis(LEASE));
+        let Some(mut cursor) = self
+            .store
+            .claim(&webhook.id, directory_id, start, now_ms(), lease_until())
+            .await?
+        else {
+            return Ok(());
+        };
+        let types = parse_types(&webhook.types);
+        loop {
+            // Read again each batch: the secret may have been rotated, the
+            // endpoint disabled or removed.
+            let Some(webhook) = self.store.get(&webhook.id).await? else {
+                return Ok(());
+            };
+            if webhook.disabled_ms.is_some() || shutdown.is_cancelled() {
+                return self.store.release(&cursor).await;
+            }
+            let head = self.log.head(directory_id).await?;
+            if cursor.delivered_through < head.pruned_through {
+                let reason = format!(
+                    "retention removed events {} to {} before they were delivered; replay from {} after resyncing",
+                    cursor.delivered_through + 1,
+                    head.pruned_through,
+                    head.pruned_through + 1
+                );
+                self.store.disable(&webhook.id, &reason, now_ms()).await?;
+                return self.store.release(&cursor).await;
+            }
+            let range = Range {
+                from: cursor.delivered_through,
+                through: Some(head.latest),
+                descending: false,
+                types: &types,
+                limit: BATCH,
+            };
+            let events = self.log.read(directory_id, range).await?;
+            if events.is_empty() {
+                // Nothing of the endpoint's types: skip to the end.
+                if head.latest > cursor.delivered_through {
+                    self.store.advance(&cursor, head.latest, 0).await?;
+                } else {
+                    self.store.release(&cursor).await?;
+                }
+                return Ok(());
+            }
+            for event in events {
+                let attempt = cursor.failed_attempts.saturating_add(1);
+                let started = std::time::Instant::now();
+                let at_ms = now_ms();
+                let (status, outcome) = self.send(&webhook, &event, at_ms).await;
+                let error = match &outcome {
+                    Outcome::Delivered => None,
+                    Outcome::Gone => Some("410 Gone".to_owned()),
+                    Outcome::Failed { error, .. } => Some(error.clone()),
+                };
+                let label = if error.is_none() { "delivered" } else { "failed" };
+                metrics::counter!(ATTEMPTS_METRIC, "outcome" => label).increment(1);
+                self.store
+                    .record(webhook_attempt::ActiveModel {
+                        webhook_id: Set(webhook.id.clone()),
+                        directory_id: Set(directory_id.to_owned()),
+                        sequence: Set(event.sequence),
+                        event_id: Set(event.id.clone()),
+                        event_type: Set(event.r#type),
+                        attempt: Set(attempt),
+                        time_ms: Set(at_ms),
+                        duration_ms: Set(millis(started.elapsed())),
+                        status_code: Set(status),
+                        error: Set(error.clone()),
+                        ..Default::default()
+                    })
+                    .await?;
+                match outcome {
+                    Outcome::Delivered => {
+                        if !self.store.advance(&cursor, event.sequence, lease_until()).await? {
+                            // Replayed meanwhile: the next scan starts over.
+                            return Ok(());
+                        }
+                        cursor.delivered_through = event.sequence;
+                        cursor.failed_attempts = 0;
+                        cursor.failing_since_ms = None;
+                    }
+                    Outcome::Gone => {
+                        tracing::warn!(webhook_id = %webhook.id, url = %webhook.url, "webhook disabled: the endpoint answered 410 Gone");
+                        self.store
+                            .disable(&webhook.id, "the endpoint answered 410 Gone", now_ms())
+                            .await?;
+                        return self.store.release(&cursor).await;
+                    }
+                    Outcome::Failed { error, retry_after } => {
+                        return self.failed(&webhook, &cursor, error, retry_after).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Schedules the next attempt after a failure, or disables the
+    /// endpoint when the event has failed for the whole retry window.
+    async fn failed(
+        &self,
+        webhook: &webhook::Model,
+        cursor: &webhook_cursor::Model,
+        error: String,
+        retry_after: Option<Duration>,
+    ) -> Result<(), DbErr> {
+        let now = now_ms();
+        let failing_since_ms = cursor.failing_since_ms.unwrap_or(now);
+        if now.saturating_sub(failing_since_ms) >= millis(self.retry_window) {
+            let reason = format!(
+                "event {} failed for the whole retry window ({} s); last: {error}",
+                cursor.delivered_through + 1,
+                self.retry_window.as_secs()
+            );
+            tracing::warn!(webhook_id = %webhook.id, url = %webhook.url, %reason, "webhook disabled");
+            self.store.disable(&webhook.id, &reason, now).await?;
+            return self.store.release(cursor).await;
+        }
+        let delay = retry_after.unwrap_or_else(|| backoff(cursor.failed_attempts.saturating_add(1), jitter()));
+        let failure = Failure {
+            next_attempt_ms: now.saturating_add(millis(delay)),
+            failing_since_ms,
+            error,
+        };
+        self.store.fail(cursor, failure).await
+    }
+
+    /// Sends one event: its HTTP status (0 without an answer) and outcome.
+    async fn send(&self, webhook: &webhook::Model, event: &Event, at_ms: i64) -> (i32, Outcome) {
+        let body = payload(event).to_string();
+        let timestamp = at_ms / 1000;
+        let mut secrets = vec![webhook.secret.as_str()];
+        if let (Some(previous), Some(expires)) = (&webhook.previous_secret, webhook.previous_expires_ms)
+            && expires > at_ms
+        {
+            secrets.push(previous);
+        }
+        let signature = signing::signature_header(secrets, &event.id, timestamp, body.as_bytes());
+        let request = Request::post(webhook.url.as_str())
+            .header(CONTENT_TYPE, "application/json")
+            .header(USER_AGENT, concat!("idmesh-webhooks/", env!("CARGO_PKG_VERSION")))
+            .header("webhook-id", event.id.as_str())
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(Full::new(Bytes::from(body)));
+        let request = match request {
+            Ok(request) => request,
+            Err(err) => {
+                let error = truncated(&format!("the request could not be built: {err}"));
+                return (
+                    0,
+                    Outcome::Failed {
+                        error,
+                        retry_after: None,
+                    },
+                );
+            }
+        };
+        let response = match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => {
+                let error = truncated(&error_chain(&err));
+                return (
+                    0,
+                    Outcome::Failed {
+                        error,
+                        retry_after: None,
+                    },
+                );
+            }
+            Err(_) => {
+                let error = format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs());
+                return (
+                    0,
+                    Outcome::Failed {
+                        error,
+                        retry_after: None,
+                    },
+                );
+            }
+        };
+        let status = response.status();
+        let code = i32::from(status.as_u16());
+        if status.is_success() {
+            return (code, Outcome::Delivered);
+        }
+        if status == StatusCode::GONE {
+            return (code, Outcome::Gone);
+        }
+        let retry_after = match status {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                retry_after(response.headers(), OffsetDateTime::now_utc())
+            }
+            _ => None,
+        };
+        let error = format!("HTTP {status}");
+        (code, Outcome::Failed { error, retry_after })
+    }
+}
+
+/// What an endpoint receives for `event`.
+fn payload(event: &Event) -> serde_json::Value {
+    let event_type = EventType::try_from(event.r#type).unwrap_or(EventType::Unspecified);
+    let timestamp = event
+        .time
+        .as_ref()
+        .and_then(idmesh_api::timestamp::from_proto)
+        .and_then(|at| at.format(&Rfc3339).ok());
+    serde_json::json!({
+        "type": idmesh_api::events::type_name(event_type),
+        "timestamp": timestamp,
+        "data": idmesh_api::events::to_json(event),
+    })
+}
+
+/// An error with its causes ("error sending request: connection refused").
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn truncated(text: &str) -> String {
+    text.chars().take(ERROR_CHARS).collect()
+}
+
+/// A random fraction in [0, 1), for jitter.
+fn jitter() -> f64 {
+    // The top 53 bits make an exactly representable fraction.
+    getrandom::u64().map_or(0.5, |bits| (bits >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// How long to wait after the `failures`-th failure in a row, `jitter` in
+/// [0, 1) choosing within the upper half of the delay.
+fn backoff(failures: i32, jitter: f64) -> Duration {
+    let exponent = u32::try_from(failures.saturating_sub(1)).unwrap_or(0).min(16);
+    let delay = FIRST_RETRY
+        .saturating_mul(4u32.saturating_pow(exponent))
+        .min(LONGEST_RETRY);
+    delay.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// A `Retry-After` header's delay: seconds, or an HTTP date; at most
+/// [`LONGEST_RETRY_AFTER`].
+fn retry_after(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = OffsetDateTime::parse(value, &Rfc2822).ok()?;
+            Duration::try_from(at - now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(delay.min(LONGEST_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper::header::HeaderValue;
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn backoff_grows_fourfold_to_an_hour_and_jitters_within_its_upper_half() {
+        let seconds = |failures, jitter| backoff(failures, jitter).as_secs_f64();
+        assert_eq!(seconds(1, 0.0), 1.0);
+        assert!((seconds(1, 0.999_999) - 2.0).abs() < 0.001);
+        assert_eq!(seconds(2, 0.0), 4.0);
+        assert_eq!(seconds(3, 0.0), 16.0);
+        assert_eq!(seconds(7, 0.0), 1800.0);
+        assert_eq!(seconds(8, 0.0), 1800.0);
+        assert_eq!(seconds(i32::MAX, 0.0), 1800.0);
+        assert_eq!(seconds(0, 0.0), 1.0);
+        for _ in 0..100 {
+            let delay = seconds(3, jitter());
+            assert!((16.0..32.0).contains(&delay), "{delay}");
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date_and_is_capped() {
+        let now = datetime!(2026-12-06 08:00:00 UTC);
+        let header = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(RETRY_AFTER, HeaderValue::from_str(value).expect("a header value"));
+            retry_after(&headers, now)
+        };
+        assert_eq!(header("120"), Some(Duration::from_secs(120)));
+        assert_eq!(header(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(header("Sun, 06 Dec 2026 08:01:30 GMT"), Some(Duration::from_secs(90)));
+        assert_eq!(header("Sun, 06 Dec 2026 07:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(header("9999999"), Some(LONGEST_RETRY_AFTER));
+        assert_eq!(header("soon"), None);
+        assert_eq!(header("-5"), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn an_endpoints_types_round_trip_through_their_column() {
+        assert_eq!(parse_types(""), Vec::<i32>::new());
+        assert_eq!(parse_types("1,9,10"), vec![1, 9, 10]);
+    }
+}
