@@ -472,6 +472,22 @@ impl AdminMesh {
         command
     }
 
+    /// Runs `idmesh` with `args` to its end.
+    fn attempt(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().expect("idmesh runs")
+    }
+
+    /// Runs `idmesh` with `args`, which must succeed; its standard output.
+    fn run(&self, args: &[&str]) -> String {
+        let output = self.attempt(args);
+        assert!(
+            output.status.success(),
+            "idmesh {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    }
+
     async fn stop(self) {
         self.shutdown.cancel();
         self.running.await.expect("joined").expect("the mesh stops cleanly");
@@ -481,16 +497,7 @@ impl AdminMesh {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_mapping_and_profile_commands_drive_role_mapping_service() {
     let mesh = AdminMesh::start().await;
-    let attempt = |args: &[&str]| mesh.command(args).output().expect("idmesh runs");
-    let run = |args: &[&str]| {
-        let output = attempt(args);
-        assert!(
-            output.status.success(),
-            "idmesh {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("UTF-8 output")
-    };
+    let run = |args: &[&str]| mesh.run(args);
 
     let created: Value =
         serde_json::from_str(&run(&["directory", "create", "--name", "Acme", "--json"])).expect("JSON output");
@@ -586,7 +593,7 @@ async fn role_mapping_and_profile_commands_drive_role_mapping_service() {
     assert_eq!(profile["roles"], json!(["admin"]), "the preview applied nothing");
     assert_eq!(profile["active"], json!(true));
 
-    let refused = attempt(&["role", "delete", "--key", "admin"]);
+    let refused = mesh.attempt(&["role", "delete", "--key", "admin"]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -711,16 +718,7 @@ async fn events_tail_prints_each_event_as_a_json_line_from_a_sequence_or_from_no
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_commands_add_list_rotate_replay_and_remove_an_endpoint() {
     let mesh = AdminMesh::start().await;
-    let attempt = |args: &[&str]| mesh.command(args).output().expect("idmesh runs");
-    let run = |args: &[&str]| {
-        let output = attempt(args);
-        assert!(
-            output.status.success(),
-            "idmesh {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("UTF-8 output")
-    };
+    let run = |args: &[&str]| mesh.run(args);
     let created: Value =
         serde_json::from_str(&run(&["directory", "create", "--name", "Acme", "--json"])).expect("JSON output");
     let directory = created["id"].as_str().expect("id");
@@ -787,7 +785,7 @@ async fn webhook_commands_add_list_rotate_replay_and_remove_an_endpoint() {
 
     assert!(run(&["webhook", "remove", id]).contains(id));
     assert_eq!(run(&["webhook", "list", "--json"]).trim(), "[]");
-    let gone = attempt(&["webhook", "remove", id]);
+    let gone = mesh.attempt(&["webhook", "remove", id]);
     assert!(!gone.status.success());
     assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
 

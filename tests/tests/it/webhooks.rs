@@ -47,6 +47,14 @@ impl Delivery {
         self.json()["data"]["sequence"].as_i64().expect("a sequence number")
     }
 
+    /// The userName of the user the event is about.
+    fn user_name(&self) -> String {
+        self.json()["data"]["resource"]["userName"]
+            .as_str()
+            .expect("a userName")
+            .to_owned()
+    }
+
     fn event_type(&self) -> String {
         self.json()["type"].as_str().expect("a type").to_owned()
     }
@@ -244,10 +252,7 @@ both_backends!(
                 .abs_diff(delivery.timestamp.unsigned_abs());
             assert!(age < 60, "webhook-timestamp is the attempt's time");
         }
-        assert_eq!(
-            deliveries[0].json()["data"]["resource"]["userName"],
-            "alice@example.com"
-        );
+        assert_eq!(deliveries[0].user_name(), "alice@example.com");
 
         // The endpoint of every directory got only user.created, of both.
         let names = everything
@@ -257,10 +262,7 @@ both_backends!(
             .map(|d| {
                 assert!(d.signed_with(&all_secret));
                 assert_eq!(d.event_type(), "user.created");
-                d.json()["data"]["resource"]["userName"]
-                    .as_str()
-                    .expect("a userName")
-                    .to_owned()
+                d.user_name()
             })
             .collect::<Vec<_>>();
         assert_eq!(names.len(), 2);
@@ -319,15 +321,7 @@ both_backends!(
         scim.create_user("two@example.com").await;
 
         let deliveries = receiver.until("one, one, one, two", |d| d.len() >= 4).await;
-        let order: Vec<String> = deliveries
-            .iter()
-            .map(|d| {
-                d.json()["data"]["resource"]["userName"]
-                    .as_str()
-                    .expect("a userName")
-                    .to_owned()
-            })
-            .collect();
+        let order: Vec<String> = deliveries.iter().map(Delivery::user_name).collect();
         assert_eq!(
             order,
             [
@@ -394,15 +388,7 @@ both_backends!(
             .await
             .expect("ReplayWebhook");
         let replayed = receiver.until("the replay", |d| d.len() >= 9).await;
-        let names: Vec<String> = replayed[5..]
-            .iter()
-            .map(|d| {
-                d.json()["data"]["resource"]["userName"]
-                    .as_str()
-                    .expect("a userName")
-                    .to_owned()
-            })
-            .collect();
+        let names: Vec<String> = replayed[5..].iter().map(Delivery::user_name).collect();
         assert_eq!(
             names,
             [
