@@ -418,17 +418,22 @@ def test_the_service_monitor_scrapes_every_metrics_port(rendered):
         assert env_of(deployment)["IDMESH_METRICS_ADDR"]["value"] == f"0.0.0.0:{PORTS['metrics']}"
 
 
-def test_the_prometheus_rule_alerts_on_revocation_and_event_outbox_age_5xx_and_429(rendered):
+def test_the_prometheus_rule_alerts_on_revocation_and_event_outbox_age_webhooks_5xx_and_429(rendered):
     (rule,) = kind(rendered["everything-on"], "PrometheusRule")
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
     assert set(alerts) == {
         "IdmeshRevocationBacklogStale",
         "IdmeshEventOutboxStale",
+        "IdmeshWebhookFailing",
+        "IdmeshWebhookDisabled",
         "IdmeshGatewayServerErrors",
         "IdmeshGatewayRateLimited",
     }
     assert re.fullmatch(r"max\(idmesh_session_revocation_oldest_seconds\{[^}]*\}\) > 60", alerts["IdmeshRevocationBacklogStale"]["expr"])
     assert re.fullmatch(r"max\(idmesh_event_outbox_oldest_seconds\{[^}]*\}\) > 300", alerts["IdmeshEventOutboxStale"]["expr"])
+    assert re.fullmatch(r"max\(idmesh_webhooks_failing\{[^}]*\}\) > 0", alerts["IdmeshWebhookFailing"]["expr"])
+    assert alerts["IdmeshWebhookFailing"]["for"] == "30m"
+    assert re.fullmatch(r"max\(idmesh_webhooks_disabled\{[^}]*\}\) > 0", alerts["IdmeshWebhookDisabled"]["expr"])
     assert 'status=~"5.."' in alerts["IdmeshGatewayServerErrors"]["expr"]
     assert 'status="429"' in alerts["IdmeshGatewayRateLimited"]["expr"]
     for alert in alerts.values():

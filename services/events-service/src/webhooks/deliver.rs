@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER, USER_AGENT};
 use hyper::{Request, StatusCode};
@@ -35,6 +35,11 @@ use crate::log::{Log, Range};
 /// The counter of delivery attempts, by outcome (`delivered`, `failed`).
 pub(crate) const ATTEMPTS_METRIC: &str = "idmesh_webhook_attempts_total";
 
+/// The gauges of endpoints whose next event has failed, and of disabled
+/// endpoints, refreshed by every scan.
+const FAILING_METRIC: &str = "idmesh_webhooks_failing";
+const DISABLED_METRIC: &str = "idmesh_webhooks_disabled";
+
 /// How often the scan runs without an append to wake it: for retries that
 /// come due, and for events another replica appended.
 const SCAN_EVERY: Duration = Duration::from_secs(1);
@@ -52,6 +57,10 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events read from the log at a time.
 const BATCH: u64 = 100;
 
+/// How long successful deliveries may go unrecorded: well within the
+/// lease, so that the lease is renewed while a slow endpoint takes a batch.
+const FLUSH_EVERY: Duration = Duration::from_secs(5);
+
 /// The backoff: 2 s after the first failure, four times longer after each
 /// next one, never more than an hour; each delay jittered to between half
 /// and all of it, so that endpoints failing together do not retry together.
@@ -61,7 +70,10 @@ const LONGEST_RETRY: Duration = Duration::from_secs(60 * 60);
 /// The longest `Retry-After` honoured as given; a longer one is cut to it.
 const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// The most of a failed attempt's answer kept as its error.
+/// The most of an answer's body read (and dropped).
+const ANSWER_BYTES: usize = 64 * 1024;
+
+/// The most characters of a failed attempt's error kept.
 const ERROR_CHARS: usize = 256;
 
 /// The HTTP client of deliveries.
@@ -92,6 +104,9 @@ pub(crate) fn client() -> Result<HttpClient, rustls::Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(ATTEMPT_TIMEOUT));
+    // A delivery is one small request at a time: nothing to gain from
+    // Nagle's algorithm holding segments back.
+    http.set_nodelay(true);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -173,8 +188,15 @@ impl Deliverer {
     /// The enabled (endpoint, directory) cursors that are behind and due,
     /// each with where a cursor that does not exist yet starts.
     async fn due(&self, now_ms: i64) -> Result<Vec<(webhook::Model, String, i64)>, DbErr> {
-        let webhooks = self.store.enabled().await?;
+        let (webhooks, disabled): (Vec<_>, Vec<_>) = self
+            .store
+            .list(None)
+            .await?
+            .into_iter()
+            .partition(|webhook| webhook.disabled_ms.is_none());
+        metrics::gauge!(DISABLED_METRIC).set(disabled.len() as f64);
         if webhooks.is_empty() {
+            metrics::gauge!(FAILING_METRIC).set(0.0);
             return Ok(Vec::new());
         }
         let heads = self.log.heads().await?;
@@ -185,6 +207,16 @@ impl Deliverer {
             .into_iter()
             .map(|cursor| ((cursor.webhook_id.clone(), cursor.directory_id.clone()), cursor))
             .collect();
+        let failing: HashSet<&str> = cursors
+            .values()
+            .filter(|cursor| cursor.failed_attempts > 0)
+            .map(|cursor| cursor.webhook_id.as_str())
+            .collect();
+        let failing = webhooks
+            .iter()
+            .filter(|webhook| failing.contains(webhook.id.as_str()))
+            .count();
+        metrics::gauge!(FAILING_METRIC).set(failing as f64);
         let mut due = Vec::new();
         for webhook in webhooks {
             for head in &heads {
@@ -256,50 +288,39 @@ impl Deliverer {
             if events.is_empty() {
                 // Nothing of the endpoint's types: skip to the end.
                 if head.latest > cursor.delivered_through {
-                    self.store.advance(&cursor, head.latest, 0).await?;
+                    self.store.advance(&cursor, head.latest, Vec::new(), 0).await?;
                 } else {
                     self.store.release(&cursor).await?;
                 }
                 return Ok(());
             }
+            // Successes are recorded together (attempts and the cursor's
+            // move, in one transaction) at the end of the batch or every
+            // FLUSH_EVERY, instead of two writes per event. A crash before
+            // a flush sends those events again, which the same webhook-id
+            // lets a receiver recognise; the order holds either way.
+            let mut delivered = Vec::new();
+            let mut flushed = std::time::Instant::now();
+            // Only the first event can have failed before.
+            let mut failures = cursor.failed_attempts;
             for event in events {
-                let attempt = cursor.failed_attempts.saturating_add(1);
-                let started = std::time::Instant::now();
-                let at_ms = now_ms();
-                let (status, outcome) = self.send(&webhook, &event, at_ms).await;
-                let error = match &outcome {
-                    Outcome::Delivered => None,
-                    Outcome::Gone => Some("410 Gone".to_owned()),
-                    Outcome::Failed { error, .. } => Some(error.clone()),
-                };
-                let label = if error.is_none() { "delivered" } else { "failed" };
-                metrics::counter!(ATTEMPTS_METRIC, "outcome" => label).increment(1);
-                self.store
-                    .record(webhook_attempt::ActiveModel {
-                        webhook_id: Set(webhook.id.clone()),
-                        directory_id: Set(directory_id.to_owned()),
-                        sequence: Set(event.sequence),
-                        event_id: Set(event.id.clone()),
-                        event_type: Set(event.r#type),
-                        attempt: Set(attempt),
-                        time_ms: Set(at_ms),
-                        duration_ms: Set(millis(started.elapsed())),
-                        status_code: Set(status),
-                        error: Set(error.clone()),
-                        ..Default::default()
-                    })
-                    .await?;
+                let (attempt, outcome) = self.attempt(&webhook, directory_id, &event, failures).await;
                 match outcome {
                     Outcome::Delivered => {
-                        if !self.store.advance(&cursor, event.sequence, lease_until()).await? {
-                            // Replayed meanwhile: the next scan starts over.
-                            return Ok(());
+                        failures = 0;
+                        delivered.push(attempt);
+                        if flushed.elapsed() >= FLUSH_EVERY {
+                            if !self.flush(&mut cursor, &mut delivered, lease_until()).await? {
+                                return Ok(());
+                            }
+                            flushed = std::time::Instant::now();
                         }
-                        cursor.delivered_through = event.sequence;
-                        cursor.failed_attempts = 0;
-                        cursor.failing_since_ms = None;
                     }
                     Outcome::Gone => {
+                        if !self.flush(&mut cursor, &mut delivered, lease_until()).await? {
+                            return Ok(());
+                        }
+                        self.store.record(attempt).await?;
                         tracing::warn!(webhook_id = %webhook.id, url = %webhook.url, "webhook disabled: the endpoint answered 410 Gone");
                         self.store
                             .disable(&webhook.id, "the endpoint answered 410 Gone", now_ms())
@@ -307,11 +328,81 @@ impl Deliverer {
                         return self.store.release(&cursor).await;
                     }
                     Outcome::Failed { error, retry_after } => {
+                        if !self.flush(&mut cursor, &mut delivered, lease_until()).await? {
+                            return Ok(());
+                        }
+                        self.store.record(attempt).await?;
                         return self.failed(&webhook, &cursor, error, retry_after).await;
                     }
                 }
             }
+            if !self.flush(&mut cursor, &mut delivered, lease_until()).await? {
+                // Replayed meanwhile: the next scan starts over.
+                return Ok(());
+            }
         }
+    }
+
+    /// Records the successful `attempts` and moves the cursor past the last
+    /// of them; false when the cursor was moved meanwhile (replayed).
+    async fn flush(
+        &self,
+        cursor: &mut webhook_cursor::Model,
+        attempts: &mut Vec<webhook_attempt::ActiveModel>,
+        lease_until_ms: i64,
+    ) -> Result<bool, DbErr> {
+        let Some(through) = attempts
+            .last()
+            .and_then(|attempt| attempt.sequence.try_as_ref().copied())
+        else {
+            return Ok(true);
+        };
+        if !self
+            .store
+            .advance(cursor, through, std::mem::take(attempts), lease_until_ms)
+            .await?
+        {
+            return Ok(false);
+        }
+        cursor.delivered_through = through;
+        cursor.failed_attempts = 0;
+        cursor.failing_since_ms = None;
+        Ok(true)
+    }
+
+    /// Sends `event` once, after `failures` failed attempts at it: the
+    /// attempt to record, and how it went.
+    async fn attempt(
+        &self,
+        webhook: &webhook::Model,
+        directory_id: &str,
+        event: &Event,
+        failures: i32,
+    ) -> (webhook_attempt::ActiveModel, Outcome) {
+        let started = std::time::Instant::now();
+        let at_ms = now_ms();
+        let (status, outcome) = self.send(webhook, event, at_ms).await;
+        let error = match &outcome {
+            Outcome::Delivered => None,
+            Outcome::Gone => Some("410 Gone".to_owned()),
+            Outcome::Failed { error, .. } => Some(error.clone()),
+        };
+        let label = if error.is_none() { "delivered" } else { "failed" };
+        metrics::counter!(ATTEMPTS_METRIC, "outcome" => label).increment(1);
+        let attempt = webhook_attempt::ActiveModel {
+            webhook_id: Set(webhook.id.clone()),
+            directory_id: Set(directory_id.to_owned()),
+            sequence: Set(event.sequence),
+            event_id: Set(event.id.clone()),
+            event_type: Set(event.r#type),
+            attempt: Set(failures.saturating_add(1)),
+            time_ms: Set(at_ms),
+            duration_ms: Set(millis(started.elapsed())),
+            status_code: Set(status),
+            error: Set(error),
+            ..Default::default()
+        };
+        (attempt, outcome)
     }
 
     /// Schedules the next attempt after a failure, or disables the
@@ -375,8 +466,15 @@ impl Deliverer {
                 );
             }
         };
-        let response = match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client.request(request)).await {
-            Ok(Ok(response)) => response,
+        let exchange = async {
+            let (answer, body) = self.client.request(request).await?.into_parts();
+            // Read the answer's body (or its start) so that the connection
+            // goes back to the pool; what it says does not matter.
+            let _ = Limited::new(body, ANSWER_BYTES).collect().await;
+            Ok::<_, hyper_util::client::legacy::Error>(answer)
+        };
+        let answer = match tokio::time::timeout(ATTEMPT_TIMEOUT, exchange).await {
+            Ok(Ok(answer)) => answer,
             Ok(Err(err)) => {
                 let error = truncated(&error_chain(&err));
                 return (
@@ -398,7 +496,7 @@ impl Deliverer {
                 );
             }
         };
-        let status = response.status();
+        let status = answer.status;
         let code = i32::from(status.as_u16());
         if status.is_success() {
             return (code, Outcome::Delivered);
@@ -408,7 +506,7 @@ impl Deliverer {
         }
         let retry_after = match status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                retry_after(response.headers(), OffsetDateTime::now_utc())
+                retry_after(&answer.headers, OffsetDateTime::now_utc())
             }
             _ => None,
         };

@@ -88,15 +88,6 @@ impl Store {
         query.limit(MAX_WEBHOOKS).all(&self.db).await
     }
 
-    /// The endpoints that deliver: not disabled.
-    pub(crate) async fn enabled(&self) -> Result<Vec<webhook::Model>, DbErr> {
-        webhook::Entity::find()
-            .filter(webhook::Column::DisabledMs.is_null())
-            .limit(MAX_WEBHOOKS)
-            .all(&self.db)
-            .await
-    }
-
     /// An endpoint's cursors, by directory.
     pub(crate) async fn cursors(&self, webhook_id: &str) -> Result<Vec<webhook_cursor::Model>, DbErr> {
         webhook_cursor::Entity::find()
@@ -229,7 +220,7 @@ impl Store {
             .await
     }
 
-    /// Records an attempt.
+    /// Records a failed attempt.
     pub(crate) async fn record(&self, attempt: webhook_attempt::ActiveModel) -> Result<(), DbErr> {
         webhook_attempt::Entity::insert(attempt)
             .exec_without_returning(&self.db)
@@ -237,15 +228,23 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a claimed cursor from `from` to `through` (a delivered or
-    /// skipped event), clearing its failure and extending its lease; false
-    /// when the cursor was moved meanwhile (replayed) or removed.
+    /// Records the successful `attempts` and moves a claimed cursor to
+    /// `through` (past delivered or skipped events), clearing its failure
+    /// and extending its lease, in one transaction; false when the cursor
+    /// was moved meanwhile (replayed) or removed.
     pub(crate) async fn advance(
         &self,
         cursor: &webhook_cursor::Model,
         through: i64,
+        attempts: Vec<webhook_attempt::ActiveModel>,
         lease_until_ms: i64,
     ) -> Result<bool, DbErr> {
+        let txn = idmesh_store::begin_write(&self.db, None).await?;
+        for chunk in attempts.chunks(500) {
+            webhook_attempt::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&txn)
+                .await?;
+        }
         let moved = webhook_cursor::Entity::update_many()
             .col_expr(webhook_cursor::Column::DeliveredThrough, Expr::value(through))
             .col_expr(webhook_cursor::Column::FailedAttempts, Expr::value(0))
@@ -255,9 +254,10 @@ impl Store {
             .filter(webhook_cursor::Column::WebhookId.eq(&cursor.webhook_id))
             .filter(webhook_cursor::Column::DirectoryId.eq(&cursor.directory_id))
             .filter(webhook_cursor::Column::DeliveredThrough.eq(cursor.delivered_through))
-            .exec(&self.db)
+            .exec(&txn)
             .await?
             .rows_affected;
+        txn.commit().await?;
         Ok(moved > 0)
     }
 
