@@ -55,6 +55,25 @@ impl Drop for TestMesh {
     }
 }
 
+/// An events-service started by [`TestMesh::start_events_service`].
+#[derive(Debug)]
+pub struct EventsService {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl EventsService {
+    /// Stops it as SIGTERM would, and waits until it has stopped.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.running
+            .await
+            .expect("joined")
+            .expect("events-service stops cleanly");
+    }
+}
+
 impl TestMesh {
     /// Starts every service on 127.0.0.1 with ephemeral ports, storing into
     /// `database`, which must outlive the mesh.
@@ -109,6 +128,38 @@ impl TestMesh {
             event_addr,
             admin_key,
             shutdown,
+        }
+    }
+
+    /// The mesh without events-service, and where it stores: for tests
+    /// that start events-service themselves ([`TestMesh::start_events_service`]).
+    pub async fn without_events_service(database: &ScratchDatabase) -> (TestMesh, String) {
+        let targets: Vec<Target> = Target::ALL.into_iter().filter(|t| *t != Target::Events).collect();
+        let mesh = TestMesh::start_with(database, &targets, |_| {}).await;
+        (mesh, database.url().to_owned())
+    }
+
+    /// The whole mesh, and where it stores: for a second events-service.
+    pub async fn with_database_url(database: &ScratchDatabase) -> (TestMesh, String) {
+        (TestMesh::start(database).await, database.url().to_owned())
+    }
+
+    /// An events-service of its own on `database_url`, as another process
+    /// would run it: it calls this mesh's services with the admin key.
+    pub async fn start_events_service(&self, database_url: &str) -> EventsService {
+        let mut config = MeshConfig::loopback(database_url.to_owned());
+        config.api_key = Some(self.admin_key.clone());
+        config.directory_addr = self.directory_addr.to_string();
+        config.user_addr = self.user_addr.to_string();
+        config.group_addr = self.group_addr.to_string();
+        let shutdown = CancellationToken::new();
+        let started = idmesh::launch(&[Target::Events], config, shutdown.clone())
+            .await
+            .expect("events-service starts");
+        EventsService {
+            addr: started.event_addr.expect("events-service is bound"),
+            shutdown,
+            running: tokio::spawn(started.wait()),
         }
     }
 

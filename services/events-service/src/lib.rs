@@ -33,6 +33,10 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// otherwise.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
+/// How long a stopping events-service waits for its webhook deliveries to
+/// give their cursors back.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// How events-service runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -98,7 +102,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     };
     let background = shutdown.child_token();
     tokio::spawn(drain::run(log.clone(), sources, background.clone()));
-    tokio::spawn(webhooks::deliver::run(deliverer, background.clone()));
+    let delivering = tokio::spawn(webhooks::deliver::run(deliverer, background.clone()));
     tokio::spawn(retain(log.clone(), store.clone(), config.retention, background.clone()));
 
     let readiness = {
@@ -132,6 +136,13 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     )
     .await;
     background.cancel();
+    // Deliveries under way give their cursors back (a database write
+    // each); a database that does not answer is not waited for long.
+    if tokio::time::timeout(SHUTDOWN_GRACE, delivering).await.is_err() {
+        tracing::warn!(
+            "webhook deliveries did not stop within {SHUTDOWN_GRACE:?}; their cursors free up when their leases end"
+        );
+    }
     served?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use idmesh::{MeshConfig, Target};
+use idmesh::Target;
 use idmesh_proto::v1::event_service_client::EventServiceClient;
 use idmesh_proto::v1::{
     Event, EventType, IssueTokenRequest, ListEventsRequest, RevokeTokenRequest, WatchEventsRequest,
@@ -14,7 +14,6 @@ use idmesh_proto::v1::{
 use idmesh_runtime::auth::AuthChannel;
 use idmesh_tests::{ScratchDatabase, TestMesh, both_backends, patch_op};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -567,16 +566,9 @@ both_backends!(
     }
 );
 
-/// The mesh without events-service, and where it stores.
-async fn without_events_service(database: &ScratchDatabase) -> (TestMesh, String) {
-    let targets: Vec<Target> = Target::ALL.into_iter().filter(|t| *t != Target::Events).collect();
-    let mesh = TestMesh::start_with(database, &targets, |_| {}).await;
-    (mesh, database.url().to_owned())
-}
-
 both_backends!(
     events_written_while_events_service_is_down_are_sequenced_when_it_starts,
-    without_events_service,
+    TestMesh::without_events_service,
     |(mesh, database_url): (TestMesh, String)| async move {
         let scim = mesh.new_directory().await;
         let dir = scim.directory_id.clone();
@@ -587,18 +579,8 @@ both_backends!(
         // events-service starts later, in a process of its own, and finds
         // all four events waiting in the three outboxes at once: its first
         // pass must log the user before the member event that needs it.
-        let mut config = MeshConfig::loopback(database_url);
-        config.api_key = Some(mesh.admin_key.clone());
-        config.directory_addr = mesh.directory_addr.to_string();
-        config.user_addr = mesh.user_addr.to_string();
-        config.group_addr = mesh.group_addr.to_string();
-        let shutdown = CancellationToken::new();
-        let started = idmesh::launch(&[Target::Events], config, shutdown.clone())
-            .await
-            .expect("events-service starts");
-        let addr = started.event_addr.expect("events-service is bound");
-        tokio::spawn(started.wait());
-        let mut events = EventServiceClient::new(mesh.channel_as(addr, &mesh.admin_key));
+        let started = mesh.start_events_service(&database_url).await;
+        let mut events = EventServiceClient::new(mesh.channel_as(started.addr, &mesh.admin_key));
         let log = settled(&mut events, &dir, 4).await;
         assert_eq!(
             event_type(&log[0]),
@@ -614,7 +596,7 @@ both_backends!(
                 (EventType::MemberAdded, group_id),
             ]
         );
-        shutdown.cancel();
+        started.stop().await;
     }
 );
 

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use idmesh::Target;
+use idmesh_proto::v1::webhook_service_client::WebhookServiceClient;
 use idmesh_proto::v1::{
     CreateWebhookRequest, DeleteWebhookRequest, EventType, ListDeliveryAttemptsRequest, ListEventsRequest,
     ListWebhooksRequest, ReplayWebhookRequest, RotateWebhookSecretRequest, Webhook,
@@ -80,6 +81,11 @@ struct Received {
     deliveries: Vec<Delivery>,
     /// Answers for the next requests, in order; 200 once they run out.
     script: VecDeque<Answer>,
+    /// How long each answer takes.
+    delay: Duration,
+    /// Requests being answered now, and the most there ever were.
+    in_flight: usize,
+    most_in_flight: usize,
 }
 
 /// An HTTP endpoint on an ephemeral port that records every delivery.
@@ -101,6 +107,13 @@ async fn receive(
             .unwrap_or_default()
             .to_owned()
     };
+    let delay = {
+        let mut state = state.lock().expect("not poisoned");
+        state.in_flight += 1;
+        state.most_in_flight = state.most_in_flight.max(state.in_flight);
+        state.delay
+    };
+    tokio::time::sleep(delay).await;
     let delivery = Delivery {
         id: header("webhook-id"),
         timestamp: header("webhook-timestamp").parse().unwrap_or_default(),
@@ -109,6 +122,7 @@ async fn receive(
         at: Instant::now(),
     };
     let mut state = state.lock().expect("not poisoned");
+    state.in_flight -= 1;
     state.deliveries.push(delivery);
     let (status, retry_after) = state.script.pop_front().unwrap_or((StatusCode::OK, None));
     let mut response = axum::response::Response::new(axum::body::Body::empty());
@@ -142,6 +156,14 @@ impl Receiver {
             .expect("not poisoned")
             .script
             .extend(answers.iter().copied());
+    }
+
+    fn answer_after(&self, delay: Duration) {
+        self.state.lock().expect("not poisoned").delay = delay;
+    }
+
+    fn most_in_flight(&self) -> usize {
+        self.state.lock().expect("not poisoned").most_in_flight
     }
 
     fn deliveries(&self) -> Vec<Delivery> {
@@ -544,5 +566,83 @@ both_backends!(
             .map(|w| w.id)
             .collect();
         assert_eq!(remaining, [every.id]);
+    }
+);
+
+both_backends!(
+    two_events_service_replicas_deliver_an_endpoint_one_event_at_a_time_in_order_each_once,
+    TestMesh::with_database_url,
+    |(mesh, database_url): (TestMesh, String)| async move {
+        // A second events-service on the same database: it drains, logs
+        // and delivers too.
+        let replica = mesh.start_events_service(&database_url).await;
+
+        let scim = mesh.new_directory().await;
+        let receiver = Receiver::start().await;
+        // Slow answers widen the window in which a second sender would
+        // overlap the first.
+        receiver.answer_after(Duration::from_millis(20));
+        create(&mesh, &scim.directory_id, &receiver.url, &[EventType::UserCreated]).await;
+        let writers = (0..4).map(|writer| {
+            let scim = scim.clone();
+            tokio::spawn(async move {
+                for n in 0..10 {
+                    scim.create_user(&format!("replica-{writer}-{n}@example.com")).await;
+                }
+            })
+        });
+        for writer in writers.collect::<Vec<_>>() {
+            writer.await.expect("the writer finishes");
+        }
+        let deliveries = receiver.until("40 users", |d| d.len() >= 40).await;
+        let sequences: Vec<i64> = deliveries.iter().map(Delivery::sequence).collect();
+        assert!(
+            sequences.windows(2).all(|w| w[0] < w[1]),
+            "in order, each once: {sequences:?}"
+        );
+        assert_eq!(receiver.most_in_flight(), 1, "one event at a time across both replicas");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(receiver.deliveries().len(), 40, "nothing sent twice afterwards");
+        replica.stop().await;
+    }
+);
+
+both_backends!(
+    a_stopping_events_service_hands_its_deliveries_over_at_once,
+    TestMesh::without_events_service,
+    |(mesh, database_url): (TestMesh, String)| async move {
+        let first = mesh.start_events_service(&database_url).await;
+        let scim = mesh.new_directory().await;
+        let receiver = Receiver::start().await;
+        receiver.answer_after(Duration::from_millis(300));
+        let mut webhooks = WebhookServiceClient::new(mesh.channel_as(first.addr, &mesh.admin_key));
+        webhooks
+            .create_webhook(CreateWebhookRequest {
+                directory_id: scim.directory_id.clone(),
+                url: receiver.url.clone(),
+                types: vec![EventType::UserCreated.into()],
+                description: String::new(),
+            })
+            .await
+            .expect("CreateWebhook");
+        for n in 0..10 {
+            scim.create_user(&format!("handed-over-{n}@example.com")).await;
+        }
+        receiver.until("the first deliveries", |d| d.len() >= 2).await;
+
+        // Stopped mid-delivery, it gives the cursor back: the next
+        // events-service goes on at once, not after the 60 s lease.
+        first.stop().await;
+        let second = mesh.start_events_service(&database_url).await;
+        let deliveries = receiver
+            .until("all ten, well within the lease", |d| {
+                d.iter().map(|d| &d.id).collect::<std::collections::HashSet<_>>().len() >= 10
+            })
+            .await;
+        // The event being sent when the first stopped may come twice.
+        let mut sequences: Vec<i64> = deliveries.iter().map(Delivery::sequence).collect();
+        sequences.dedup();
+        assert!(sequences.windows(2).all(|w| w[0] < w[1]), "in order: {sequences:?}");
+        second.stop().await;
     }
 );

@@ -25,6 +25,7 @@ use sea_orm::{DbErr, Set};
 use time::OffsetDateTime;
 use time::format_description::well_known::{Rfc2822, Rfc3339};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::signing;
@@ -128,7 +129,9 @@ pub(crate) fn parse_types(types: &str) -> Vec<i32> {
     types.split(',').filter_map(|t| t.parse().ok()).collect()
 }
 
-/// Runs the scans until `shutdown`.
+/// Runs the scans until `shutdown`, then waits for the deliveries under
+/// way: each stops at once, records what it delivered and gives its cursor
+/// back, so that another replica takes over without waiting out the lease.
 pub(crate) async fn run(deliverer: Deliverer, shutdown: CancellationToken) {
     metrics::counter!(ATTEMPTS_METRIC, "outcome" => "delivered").increment(0);
     metrics::counter!(ATTEMPTS_METRIC, "outcome" => "failed").increment(0);
@@ -136,7 +139,9 @@ pub(crate) async fn run(deliverer: Deliverer, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT));
     // The cursors this replica is delivering for.
     let running: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+    let mut deliveries = JoinSet::new();
     loop {
+        while deliveries.try_join_next().is_some() {}
         match deliverer.due(now_ms()).await {
             Ok(due) => {
                 for (webhook, directory_id, start) in due {
@@ -150,7 +155,7 @@ pub(crate) async fn run(deliverer: Deliverer, shutdown: CancellationToken) {
                     let deliverer = deliverer.clone();
                     let running = running.clone();
                     let shutdown = shutdown.clone();
-                    tokio::spawn(async move {
+                    deliveries.spawn(async move {
                         if let Err(err) = deliverer.deliver(&webhook, &directory_id, start, &shutdown).await {
                             tracing::warn!(webhook_id = %webhook.id, %directory_id, error = %err, "webhook delivery stopped; will try again");
                         }
@@ -166,9 +171,10 @@ pub(crate) async fn run(deliverer: Deliverer, shutdown: CancellationToken) {
         tokio::select! {
             _ = appended.changed() => {}
             () = tokio::time::sleep(SCAN_EVERY) => {}
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => break,
         }
     }
+    while deliveries.join_next().await.is_some() {}
 }
 
 /// How one attempt went.
@@ -304,7 +310,15 @@ impl Deliverer {
             // Only the first event can have failed before.
             let mut failures = cursor.failed_attempts;
             for event in events {
-                let (attempt, outcome) = self.attempt(&webhook, directory_id, &event, failures).await;
+                let (attempt, outcome) = tokio::select! {
+                    sent = self.attempt(&webhook, directory_id, &event, failures) => sent,
+                    // Whether the endpoint got the event is unknown: the
+                    // next owner of the cursor sends it again.
+                    () = shutdown.cancelled() => {
+                        self.flush(&mut cursor, &mut delivered, 0).await?;
+                        return self.store.release(&cursor).await;
+                    }
+                };
                 match outcome {
                     Outcome::Delivered => {
                         failures = 0;
