@@ -56,6 +56,9 @@ pub struct Config {
     /// How long a webhook delivery is retried before its endpoint is
     /// disabled.
     pub webhook_retry_window: Duration,
+    /// Whether webhook endpoints may be on private networks (loopback,
+    /// RFC 1918, link-local, …); otherwise only public addresses.
+    pub webhook_allow_private_networks: bool,
 }
 
 /// Why events-service could not start or stopped.
@@ -97,8 +100,9 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let deliverer = webhooks::deliver::Deliverer {
         store: store.clone(),
         log: log.clone(),
-        client: webhooks::deliver::client()?,
+        client: webhooks::deliver::client(config.webhook_allow_private_networks)?,
         retry_window: config.webhook_retry_window,
+        allow_private_networks: config.webhook_allow_private_networks,
     };
     let background = shutdown.child_token();
     tokio::spawn(drain::run(log.clone(), sources, background.clone()));
@@ -115,9 +119,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     let api = EventApi::new(log.clone(), config.heartbeat, shutdown.clone());
     let server =
         idmesh_runtime::with_message_limits!(idmesh_proto::v1::event_service_server::EventServiceServer::new(api));
-    let webhook_server = idmesh_runtime::with_message_limits!(
-        idmesh_proto::v1::webhook_service_server::WebhookServiceServer::new(WebhookApi::new(store, log))
-    );
+    let webhook_server =
+        idmesh_runtime::with_message_limits!(idmesh_proto::v1::webhook_service_server::WebhookServiceServer::new(
+            WebhookApi::new(store, log, config.webhook_allow_private_networks)
+        ));
     let routes = tonic::service::Routes::new(server).add_service(webhook_server);
     tracing::info!(
         addr = ?listener.local_addr().ok(),

@@ -164,6 +164,12 @@ pub struct Settings {
     /// failing before it disables the endpoint [default: 72].
     #[arg(long, env = "IDMESH_WEBHOOK_RETRY_HOURS")]
     pub webhook_retry_hours: Option<u64>,
+    /// Whether webhook endpoints may be on private networks (loopback,
+    /// 10/8, 172.16/12, 192.168/16, link-local such as the cloud metadata
+    /// endpoint, …) [default: true for `idmesh dev`, false for `idmesh
+    /// serve`].
+    #[arg(long, env = "IDMESH_WEBHOOK_ALLOW_PRIVATE_NETWORKS", value_name = "BOOL")]
+    pub webhook_allow_private_networks: Option<bool>,
     /// A file holding this process's own API key, which its services call
     /// with when directory-service runs elsewhere. The key itself can come
     /// from IDMESH_API_KEY instead, never from a flag.
@@ -270,6 +276,7 @@ pub struct Config {
     pub event_retention_days: u32,
     pub event_heartbeat_seconds: u64,
     pub webhook_retry_hours: u64,
+    pub webhook_allow_private_networks: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -345,6 +352,9 @@ impl Settings {
             event_retention_days: self.event_retention_days.or(lower.event_retention_days),
             event_heartbeat_seconds: self.event_heartbeat_seconds.or(lower.event_heartbeat_seconds),
             webhook_retry_hours: self.webhook_retry_hours.or(lower.webhook_retry_hours),
+            webhook_allow_private_networks: self
+                .webhook_allow_private_networks
+                .or(lower.webhook_allow_private_networks),
             api_key_file: self.api_key_file.or(lower.api_key_file),
             bootstrap_admin_key_file: self.bootstrap_admin_key_file.or(lower.bootstrap_admin_key_file),
             service_keys_dir: self.service_keys_dir.or(lower.service_keys_dir),
@@ -584,6 +594,8 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             events_service::DEFAULT_WEBHOOK_RETRY_WINDOW.as_secs() / 3600,
             1..=MAX_WEBHOOK_RETRY_HOURS,
         )?,
+        // A local `idmesh dev` delivers to endpoints on the same machine.
+        webhook_allow_private_networks: settings.webhook_allow_private_networks.unwrap_or(mode == Mode::Dev),
         directory_addr: peer("directory_addr", settings.directory_addr, SERVE_DIRECTORY_PORT)?,
         user_addr: peer("user_addr", settings.user_addr, SERVE_USER_PORT)?,
         group_addr: peer("group_addr", settings.group_addr, SERVE_GROUP_PORT)?,
@@ -892,6 +904,7 @@ impl Config {
             event_retention: std::time::Duration::from_secs(u64::from(self.event_retention_days) * 24 * 60 * 60),
             event_heartbeat: std::time::Duration::from_secs(self.event_heartbeat_seconds),
             webhook_retry_window: std::time::Duration::from_secs(self.webhook_retry_hours * 60 * 60),
+            webhook_allow_private_networks: self.webhook_allow_private_networks,
             api_key: self.api_key.as_ref().map(|secret| secret.0.clone()),
             bootstrap_admin_key: self.bootstrap_admin_key.as_ref().map(|secret| secret.0.clone()),
             service_keys: self
@@ -991,6 +1004,10 @@ mod tests {
             ],
             [50051, 50052, 50053, 50054, 50055, 50056]
         );
+        // A local dev delivers webhooks to the same machine; serve only to
+        // public addresses unless told otherwise.
+        assert!(dev.webhook_allow_private_networks);
+        assert!(!serve.webhook_allow_private_networks);
         assert!(serve.directory_listen_addr.ip().is_unspecified());
     }
 

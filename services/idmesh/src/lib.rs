@@ -87,6 +87,8 @@ pub struct MeshConfig {
     /// How long a webhook delivery is retried before its endpoint is
     /// disabled.
     pub webhook_retry_window: Duration,
+    /// Whether webhook endpoints may be on private networks.
+    pub webhook_allow_private_networks: bool,
     /// This process's own API key, for its services' calls when
     /// directory-service runs elsewhere (with it, the services of a process
     /// that also runs directory-service get keys of their own).
@@ -167,6 +169,8 @@ impl MeshConfig {
             event_retention: events_service::DEFAULT_RETENTION,
             event_heartbeat: events_service::DEFAULT_HEARTBEAT,
             webhook_retry_window: events_service::DEFAULT_WEBHOOK_RETRY_WINDOW,
+            // Tests deliver to endpoints on loopback.
+            webhook_allow_private_networks: true,
             api_key: None,
             bootstrap_admin_key: None,
             service_keys: Vec::new(),
@@ -376,6 +380,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
             retention: config.event_retention,
             heartbeat: config.event_heartbeat,
             webhook_retry_window: config.webhook_retry_window,
+            webhook_allow_private_networks: config.webhook_allow_private_networks,
         };
         let shutdown = shutdown.clone();
         mesh.tasks

@@ -646,3 +646,59 @@ both_backends!(
         second.stop().await;
     }
 );
+
+/// A mesh that delivers only to public addresses, as `idmesh serve` does
+/// by default.
+async fn start_public_only(database: &ScratchDatabase) -> TestMesh {
+    TestMesh::start_with(database, &Target::ALL, |config| {
+        config.webhook_allow_private_networks = false;
+    })
+    .await
+}
+
+both_backends!(
+    without_private_networks_no_delivery_reaches_a_private_address,
+    start_public_only,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let receiver = Receiver::start().await;
+        let status = mesh
+            .webhooks()
+            .create_webhook(CreateWebhookRequest {
+                directory_id: scim.directory_id.clone(),
+                url: receiver.url.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("an address on loopback");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("not a public address"), "{status:?}");
+
+        // A name is checked when deliveries connect: localhost resolves to
+        // loopback only.
+        let by_name = receiver.url.replace("127.0.0.1", "localhost");
+        let (webhook, _) = create(&mesh, &scim.directory_id, &by_name, &[EventType::UserCreated]).await;
+        scim.create_user("kept-inside@example.com").await;
+        let deadline = Instant::now() + SETTLE;
+        let attempt = loop {
+            let attempts = mesh
+                .webhooks()
+                .list_delivery_attempts(ListDeliveryAttemptsRequest {
+                    webhook_id: webhook.id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("ListDeliveryAttempts")
+                .into_inner()
+                .attempts;
+            if let Some(attempt) = attempts.into_iter().next() {
+                break attempt;
+            }
+            assert!(Instant::now() < deadline, "no attempt recorded");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(attempt.status_code, 0);
+        assert!(attempt.error.contains("not public"), "{attempt:?}");
+        assert!(receiver.deliveries().is_empty(), "nothing reached the endpoint");
+    }
+);

@@ -8,6 +8,7 @@ use sea_orm::DbErr;
 use time::OffsetDateTime;
 use tonic::{Code, Request, Response, Status};
 
+use super::addresses;
 use super::deliver::parse_types;
 use super::signing;
 use super::store::{MAX_PER_DIRECTORY, MAX_WEBHOOKS, Store};
@@ -26,14 +27,20 @@ const MAX_PREVIOUS_VALID_SECONDS: i64 = 7 * 24 * 60 * 60;
 pub struct WebhookApi {
     store: Store,
     log: Log,
+    /// Whether endpoints may be on private networks.
+    allow_private_networks: bool,
 }
 
 impl WebhookApi {
     /// The fully qualified gRPC service name, for health reporting.
     pub const SERVICE_NAME: &'static str = "idmesh.v1.WebhookService";
 
-    pub(crate) fn new(store: Store, log: Log) -> WebhookApi {
-        WebhookApi { store, log }
+    pub(crate) fn new(store: Store, log: Log, allow_private_networks: bool) -> WebhookApi {
+        WebhookApi {
+            store,
+            log,
+            allow_private_networks,
+        }
     }
 
     /// The endpoint `id`, once the caller may see its directory.
@@ -109,8 +116,10 @@ fn attempt_to_proto(attempt: webhook_attempt::Model) -> pb::DeliveryAttempt {
 }
 
 /// An endpoint URL: absolute http or https, with a host and no
-/// credentials (they would show in every listing), not too long.
-fn checked_url(url: &str) -> Result<String, Status> {
+/// credentials (they would show in every listing), not too long, and not
+/// an address on a private network unless those are allowed (a name is
+/// checked when deliveries connect).
+fn checked_url(url: &str, allow_private_networks: bool) -> Result<String, Status> {
     let invalid = |why: &str| idmesh_api::status::invalid_argument(format!("url {url:?} {why}"));
     if url.chars().count() > MAX_URL_CHARS {
         return Err(invalid(&format!("is longer than {MAX_URL_CHARS} characters")));
@@ -121,6 +130,14 @@ fn checked_url(url: &str) -> Result<String, Status> {
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid("has no host"));
+    }
+    if let Some(why) = parsed
+        .host_str()
+        .and_then(|host| addresses::refuse_literal(host, allow_private_networks))
+    {
+        return Err(invalid(&format!(
+            "points at {why}; deliveries inside your network need webhook_allow_private_networks"
+        )));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(invalid(
@@ -165,7 +182,7 @@ impl WebhookService for WebhookApi {
     ) -> Result<Response<pb::CreateWebhookResponse>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let url = checked_url(&request.url)?;
+        let url = checked_url(&request.url, self.allow_private_networks)?;
         let types = checked_types(&request.types)?;
         if request.description.chars().count() > MAX_DESCRIPTION_CHARS {
             return Err(idmesh_api::status::invalid_argument(format!(
@@ -341,10 +358,11 @@ mod tests {
     #[test]
     fn an_endpoint_url_is_absolute_http_or_https_without_credentials() {
         assert_eq!(
-            checked_url("https://hooks.example.com/idmesh?x=1").expect("valid"),
+            checked_url("https://hooks.example.com/idmesh?x=1", false).expect("valid"),
             "https://hooks.example.com/idmesh?x=1"
         );
-        assert!(checked_url("http://127.0.0.1:8080/").is_ok());
+        assert!(checked_url("http://127.0.0.1:8080/", true).is_ok());
+        assert!(checked_url("http://8.8.8.8/", false).is_ok());
         for bad in [
             "",
             "/relative",
@@ -352,12 +370,18 @@ mod tests {
             "https://user:pass@example.com/",
             "mailto:a@example.com",
             "unix:/var/run/socket",
+            "http://127.0.0.1:8080/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/",
         ] {
-            let status = checked_url(bad).expect_err(bad);
+            let status = checked_url(bad, false).expect_err(bad);
             assert_eq!(status.code(), Code::InvalidArgument, "{bad}");
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS));
-        assert_eq!(checked_url(&long).expect_err("too long").code(), Code::InvalidArgument);
+        assert_eq!(
+            checked_url(&long, true).expect_err("too long").code(),
+            Code::InvalidArgument
+        );
     }
 
     #[test]

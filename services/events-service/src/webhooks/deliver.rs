@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::addresses::{self, Resolver};
 use super::signing;
 use super::store::{Failure, Store};
 use crate::entity::{webhook, webhook_attempt, webhook_cursor};
@@ -78,7 +79,7 @@ const ANSWER_BYTES: usize = 64 * 1024;
 const ERROR_CHARS: usize = 256;
 
 /// The HTTP client of deliveries.
-pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
 
 /// Delivers the log to the endpoints.
 #[derive(Debug, Clone)]
@@ -88,12 +89,15 @@ pub(crate) struct Deliverer {
     pub client: HttpClient,
     /// How long an event is retried before its endpoint is disabled.
     pub retry_window: Duration,
+    /// Whether endpoints may be on private networks (see [`addresses`]).
+    pub allow_private_networks: bool,
 }
 
 /// The HTTP client of deliveries: HTTP/1.1, TLS by rustls on ring with
-/// Mozilla's roots. It follows no redirect: a 3xx is a failure, since the
-/// endpoint's URL is what was registered.
-pub(crate) fn client() -> Result<HttpClient, rustls::Error> {
+/// Mozilla's roots, connecting only to public addresses unless
+/// `allow_private_networks`. It follows no redirect: a 3xx is a failure,
+/// since the endpoint's URL is what was registered.
+pub(crate) fn client(allow_private_networks: bool) -> Result<HttpClient, rustls::Error> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -102,7 +106,9 @@ pub(crate) fn client() -> Result<HttpClient, rustls::Error> {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut http = HttpConnector::new();
+    let mut http = HttpConnector::new_with_resolver(Resolver {
+        allow_private: allow_private_networks,
+    });
     http.enforce_http(false);
     http.set_connect_timeout(Some(ATTEMPT_TIMEOUT));
     // A delivery is one small request at a time: nothing to gain from
@@ -458,6 +464,20 @@ impl Deliverer {
             && expires > at_ms
         {
             secrets.push(previous);
+        }
+        // An address in the URL is not resolved, so the resolver does not
+        // see it: it is checked here.
+        let host = url::Url::parse(&webhook.url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned));
+        if let Some(error) = host.and_then(|host| addresses::refuse_literal(&host, self.allow_private_networks)) {
+            return (
+                0,
+                Outcome::Failed {
+                    error,
+                    retry_after: None,
+                },
+            );
         }
         let signature = signing::signature_header(secrets, &event.id, timestamp, body.as_bytes());
         let request = Request::post(webhook.url.as_str())

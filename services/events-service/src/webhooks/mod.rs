@@ -4,6 +4,7 @@
 //! and inspected over gRPC ([`api`]); stored in events-service's database
 //! ([`store`]).
 
+mod addresses;
 pub(crate) mod api;
 pub(crate) mod deliver;
 mod signing;
