@@ -702,3 +702,53 @@ both_backends!(
         assert!(receiver.deliveries().is_empty(), "nothing reached the endpoint");
     }
 );
+
+/// A mesh that keeps events (and delivery attempts) for one second.
+async fn start_with_short_retention(database: &ScratchDatabase) -> TestMesh {
+    TestMesh::start_with(database, &Target::ALL, |config| {
+        config.event_retention = Duration::from_secs(1);
+    })
+    .await
+}
+
+both_backends!(
+    an_endpoint_that_retention_overtook_is_disabled_and_its_attempts_expire_with_the_events,
+    start_with_short_retention,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let receiver = Receiver::start().await;
+        let (webhook, _) = create(&mesh, &scim.directory_id, &receiver.url, &[]).await;
+        // Failing until the event is older than retention: 1–2 s until the
+        // second attempt, by which time retention has removed the event.
+        receiver.script(&[(StatusCode::INTERNAL_SERVER_ERROR, None); 20]);
+        scim.create_user("overtaken@example.com").await;
+        let deadline = Instant::now() + SETTLE;
+        let disabled = loop {
+            let shown = listed(&mesh, &webhook.id).await;
+            if !shown.disabled_reason.is_empty() {
+                break shown;
+            }
+            assert!(Instant::now() < deadline, "still enabled: {shown:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(disabled.disabled_reason.contains("retention removed"), "{disabled:?}");
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let attempts = mesh
+                .webhooks()
+                .list_delivery_attempts(ListDeliveryAttemptsRequest {
+                    webhook_id: webhook.id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("ListDeliveryAttempts")
+                .into_inner()
+                .attempts;
+            if attempts.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "attempts kept past retention: {attempts:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+);
