@@ -135,6 +135,8 @@ impl MigrationTrait for CreateWebhooks {
                     .col(text_null("last_error"))
                     // Until when one replica delivers for this cursor.
                     .col(big_integer("lease_until_ms"))
+                    .col(string_null("lease_owner"))
+                    .col(big_integer("generation"))
                     .primary_key(Index::create().col("webhook_id").col("directory_id"))
                     .to_owned(),
             )

@@ -752,3 +752,51 @@ both_backends!(
         }
     }
 );
+
+both_backends!(
+    a_replay_during_a_delivery_takes_over_after_it_never_beside_it,
+    TestMesh::with_database_url,
+    |(mesh, database_url): (TestMesh, String)| async move {
+        // Two replicas: the one not delivering must not start the replay
+        // while the other still sends.
+        let replica = mesh.start_events_service(&database_url).await;
+        let scim = mesh.new_directory().await;
+        let receiver = Receiver::start().await;
+        receiver.answer_after(Duration::from_millis(100));
+        let (webhook, _) = create(&mesh, &scim.directory_id, &receiver.url, &[EventType::UserCreated]).await;
+        for n in 0..20 {
+            scim.create_user(&format!("replayed-{n:02}@example.com")).await;
+        }
+        let before = receiver.until("a delivery under way", |d| d.len() >= 3).await;
+        let first = before[0].sequence();
+        mesh.webhooks()
+            .replay_webhook(ReplayWebhookRequest {
+                id: webhook.id.clone(),
+                directory_id: String::new(),
+                from_sequence: first,
+            })
+            .await
+            .expect("ReplayWebhook");
+        // The delivery under way stops within its flush (5 s at most);
+        // then the replay sends all twenty again, from the first.
+        let deliveries = receiver
+            .until("the replay to the end", |d| {
+                d.iter()
+                    .rposition(|d| d.sequence() == first)
+                    .is_some_and(|restart| restart > 0 && d.len() - restart >= 20)
+            })
+            .await;
+        assert_eq!(receiver.most_in_flight(), 1, "never two deliveries at once");
+        let restart = deliveries
+            .iter()
+            .rposition(|d| d.sequence() == first)
+            .expect("the replay began");
+        let replayed: Vec<String> = deliveries[restart..].iter().take(20).map(Delivery::user_name).collect();
+        let expected: Vec<String> = (0..20).map(|n| format!("replayed-{n:02}@example.com")).collect();
+        assert_eq!(replayed, expected, "from the replay's start, in order");
+        // Before the replay took over, the first delivery went on in order.
+        let sequences: Vec<i64> = deliveries[..restart].iter().map(Delivery::sequence).collect();
+        assert!(sequences.windows(2).all(|w| w[0] < w[1]), "{sequences:?}");
+        replica.stop().await;
+    }
+);

@@ -21,6 +21,11 @@ pub struct Model {
     /// Until when one replica delivers for this cursor: a replica claims
     /// it by moving this forward while it lies in the past.
     pub lease_until_ms: i64,
+    /// Which delivery holds the lease (a token of its own).
+    pub lease_owner: Option<String>,
+    /// Moved on by every replay, so that a delivery that began before it
+    /// stops.
+    pub generation: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,22 +17,42 @@ use std::task::{Context, Poll};
 use hyper_util::client::legacy::connect::dns::Name;
 
 /// Whether `ip` is on the public internet: not loopback, private,
-/// link-local (the cloud metadata endpoint), carrier-grade NAT, unique
-/// local, unspecified, broadcast or multicast; an IPv4 address mapped into
-/// IPv6 counts as itself.
+/// link-local (the cloud metadata endpoint), carrier-grade NAT,
+/// benchmarking, reserved, unique local, unspecified, broadcast or
+/// multicast. An IPv6 address that carries an IPv4 one (mapped,
+/// compatible, NAT64, 6to4) counts as that IPv4 address.
 pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => is_public_v4(v4),
             None => is_public_v6(v6),
         },
     }
 }
 
+/// The IPv4 address an IPv6 one stands for, if it stands for one.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let octets = ip.octets();
+    let four_at = |at: usize| Ipv4Addr::new(octets[at], octets[at + 1], octets[at + 2], octets[at + 3]);
+    match ip.segments() {
+        // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible; :: and ::1
+        // are themselves).
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(four_at(12)),
+        [0, 0, 0, 0, 0, 0, high, _] if high != 0 => Some(four_at(12)),
+        // 64:ff9b::a.b.c.d, NAT64's well-known prefix.
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(four_at(12)),
+        // 2002:aabb:ccdd::, 6to4.
+        [0x2002, ..] => Some(four_at(2)),
+        _ => None,
+    }
+}
+
 fn is_public_v4(ip: Ipv4Addr) -> bool {
     let [first, second, ..] = ip.octets();
     let carrier_grade_nat = first == 100 && (64..128).contains(&second);
+    let benchmarking = first == 198 && (18..20).contains(&second);
+    let reserved = first >= 240;
     !(ip.is_loopback()
         || ip.is_private()
         || ip.is_link_local()
@@ -40,7 +60,9 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || ip.is_broadcast()
         || ip.is_multicast()
         || first == 0
-        || carrier_grade_nat)
+        || carrier_grade_nat
+        || benchmarking
+        || reserved)
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
@@ -122,6 +144,11 @@ mod tests {
             "ff02::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "198.18.0.1",
+            "240.0.0.1",
         ] {
             assert!(!is_public(private.parse().expect("an address")), "{private}");
         }
@@ -129,8 +156,11 @@ mod tests {
             "8.8.8.8",
             "172.32.0.1",
             "100.128.0.1",
+            "198.20.0.1",
             "2606:4700::1111",
             "::ffff:1.1.1.1",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             assert!(is_public(public.parse().expect("an address")), "{public}");
         }

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::addresses::{self, Resolver};
 use super::signing;
 use super::store::{Failure, Store};
-use crate::entity::{webhook, webhook_attempt, webhook_cursor};
+use crate::entity::{event_head, webhook, webhook_attempt, webhook_cursor};
 use crate::log::{Log, Range};
 
 /// The counter of delivery attempts, by outcome (`delivered`, `failed`).
@@ -46,8 +46,16 @@ const DISABLED_METRIC: &str = "idmesh_webhooks_disabled";
 /// come due, and for events another replica appended.
 const SCAN_EVERY: Duration = Duration::from_secs(1);
 
+/// The shortest time between two scans woken by appends.
+const SCAN_GAP: Duration = Duration::from_millis(100);
+
 /// Deliveries under way at once, across endpoints.
 const MAX_CONCURRENT: usize = 16;
+
+/// How long one delivery goes on before it hands its cursor back to the
+/// scan, so that endpoints behind a long backlog do not keep every
+/// delivery slot.
+const TURN: Duration = Duration::from_secs(30);
 
 /// How long a claimed cursor stays this replica's without progress: longer
 /// than an attempt may take.
@@ -71,6 +79,9 @@ const LONGEST_RETRY: Duration = Duration::from_secs(60 * 60);
 
 /// The longest `Retry-After` honoured as given; a longer one is cut to it.
 const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The shortest wait after a failure, whatever `Retry-After` says.
+const SHORTEST_RETRY: Duration = Duration::from_secs(1);
 
 /// The most of an answer's body read (and dropped).
 const ANSWER_BYTES: usize = 64 * 1024;
@@ -149,7 +160,13 @@ pub(crate) async fn run(deliverer: Deliverer, shutdown: CancellationToken) {
     loop {
         while deliveries.try_join_next().is_some() {}
         match deliverer.due(now_ms()).await {
-            Ok(due) => {
+            Ok(mut due) => {
+                // From a random place in the list, so that when more are
+                // due than can run, each gets its turn.
+                if !due.is_empty() {
+                    let offset = usize::try_from(getrandom::u64().unwrap_or(0) % due.len() as u64).unwrap_or(0);
+                    due.rotate_left(offset);
+                }
                 for (webhook, directory_id, start) in due {
                     let key = (webhook.id.clone(), directory_id.clone());
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -175,7 +192,8 @@ pub(crate) async fn run(deliverer: Deliverer, shutdown: CancellationToken) {
             Err(err) => tracing::warn!(error = %err, "could not look for webhook deliveries; will try again"),
         }
         tokio::select! {
-            _ = appended.changed() => {}
+            // Appends come in streams: one scan per SCAN_GAP at most.
+            _ = appended.changed() => tokio::time::sleep(SCAN_GAP).await,
             () = tokio::time::sleep(SCAN_EVERY) => {}
             () = shutdown.cancelled() => break,
         }
@@ -229,12 +247,20 @@ impl Deliverer {
             .filter(|webhook| failing.contains(webhook.id.as_str()))
             .count();
         metrics::gauge!(FAILING_METRIC).set(failing as f64);
+        let by_directory: HashMap<&str, &event_head::Model> =
+            heads.iter().map(|head| (head.directory_id.as_str(), head)).collect();
         let mut due = Vec::new();
         for webhook in webhooks {
-            for head in &heads {
-                if !webhook.directory_id.is_empty() && webhook.directory_id != head.directory_id {
-                    continue;
-                }
+            let covered: Vec<&event_head::Model> = if webhook.directory_id.is_empty() {
+                heads.iter().collect()
+            } else {
+                by_directory
+                    .get(webhook.directory_id.as_str())
+                    .copied()
+                    .into_iter()
+                    .collect()
+            };
+            for head in covered {
                 let key = (webhook.id.clone(), head.directory_id.clone());
                 let start = match cursors.get(&key) {
                     Some(cursor) if cursor.next_attempt_ms > now_ms || cursor.lease_until_ms >= now_ms => continue,
@@ -252,7 +278,8 @@ impl Deliverer {
     }
 
     /// Delivers the directory's events after the cursor until the log's
-    /// end, a failure, a replay moving the cursor, or `shutdown`.
+    /// end, a failure, a replay or a lost lease, the end of its turn, or
+    /// `shutdown`.
     async fn deliver(
         &self,
         webhook: &webhook::Model,
@@ -261,34 +288,26 @@ impl Deliverer {
         shutdown: &CancellationToken,
     ) -> Result<(), DbErr> {
         let lease_until = || now_ms().saturating_add(millis(LEASE));
+        let owner = uuid::Uuid::now_v7().to_string();
         let Some(mut cursor) = self
             .store
-            .claim(&webhook.id, directory_id, start, now_ms(), lease_until())
+            .claim(&webhook.id, directory_id, start, &owner, now_ms(), lease_until())
             .await?
         else {
             return Ok(());
         };
         let types = parse_types(&webhook.types);
-        loop {
-            // Read again each batch: the secret may have been rotated, the
-            // endpoint disabled or removed.
+        let turn_ends = std::time::Instant::now() + TURN;
+        'batches: loop {
+            // Read again each batch (every FLUSH_EVERY at most): the secret
+            // may have been rotated, the endpoint disabled or removed.
             let Some(webhook) = self.store.get(&webhook.id).await? else {
-                return Ok(());
+                return self.store.forget(&cursor).await;
             };
-            if webhook.disabled_ms.is_some() || shutdown.is_cancelled() {
+            if webhook.disabled_ms.is_some() || shutdown.is_cancelled() || std::time::Instant::now() > turn_ends {
                 return self.store.release(&cursor).await;
             }
             let head = self.log.head(directory_id).await?;
-            if cursor.delivered_through < head.pruned_through {
-                let reason = format!(
-                    "retention removed events {} to {} before they were delivered; replay from {} after resyncing",
-                    cursor.delivered_through + 1,
-                    head.pruned_through,
-                    head.pruned_through + 1
-                );
-                self.store.disable(&webhook.id, &reason, now_ms()).await?;
-                return self.store.release(&cursor).await;
-            }
             let range = Range {
                 from: cursor.delivered_through,
                 through: Some(head.latest),
@@ -297,14 +316,23 @@ impl Deliverer {
                 limit: BATCH,
             };
             let events = self.log.read(directory_id, range).await?;
+            // After the read: retention that ran meanwhile shows here.
+            let pruned_through = self.log.head(directory_id).await?.pruned_through;
+            if cursor.delivered_through < pruned_through {
+                let reason = format!(
+                    "retention removed events after {} before they were delivered (it keeps those after {}); \
+                     resync, then replay",
+                    cursor.delivered_through, pruned_through
+                );
+                self.store.disable(&webhook.id, &reason, now_ms()).await?;
+                return self.store.release(&cursor).await;
+            }
             if events.is_empty() {
                 // Nothing of the endpoint's types: skip to the end.
                 if head.latest > cursor.delivered_through {
                     self.store.advance(&cursor, head.latest, Vec::new(), 0).await?;
-                } else {
-                    self.store.release(&cursor).await?;
                 }
-                return Ok(());
+                return self.store.release(&cursor).await;
             }
             // Successes are recorded together (attempts and the cursor's
             // move, in one transaction) at the end of the batch or every
@@ -312,10 +340,14 @@ impl Deliverer {
             // a flush sends those events again, which the same webhook-id
             // lets a receiver recognise; the order holds either way.
             let mut delivered = Vec::new();
-            let mut flushed = std::time::Instant::now();
-            // Only the first event can have failed before.
-            let mut failures = cursor.failed_attempts;
+            let flushed = std::time::Instant::now();
             for event in events {
+                // Only the cursor's next event can have failed before.
+                let failures = if delivered.is_empty() && event.sequence - 1 == cursor.delivered_through {
+                    cursor.failed_attempts
+                } else {
+                    0
+                };
                 let (attempt, outcome) = tokio::select! {
                     sent = self.attempt(&webhook, directory_id, &event, failures) => sent,
                     // Whether the endpoint got the event is unknown: the
@@ -327,18 +359,17 @@ impl Deliverer {
                 };
                 match outcome {
                     Outcome::Delivered => {
-                        failures = 0;
                         delivered.push(attempt);
                         if flushed.elapsed() >= FLUSH_EVERY {
                             if !self.flush(&mut cursor, &mut delivered, lease_until()).await? {
-                                return Ok(());
+                                return self.store.release(&cursor).await;
                             }
-                            flushed = std::time::Instant::now();
+                            continue 'batches;
                         }
                     }
                     Outcome::Gone => {
                         if !self.flush(&mut cursor, &mut delivered, lease_until()).await? {
-                            return Ok(());
+                            return self.store.release(&cursor).await;
                         }
                         self.store.record(attempt).await?;
                         tracing::warn!(webhook_id = %webhook.id, url = %webhook.url, "webhook disabled: the endpoint answered 410 Gone");
@@ -349,16 +380,17 @@ impl Deliverer {
                     }
                     Outcome::Failed { error, retry_after } => {
                         if !self.flush(&mut cursor, &mut delivered, lease_until()).await? {
-                            return Ok(());
+                            return self.store.release(&cursor).await;
                         }
-                        self.store.record(attempt).await?;
-                        return self.failed(&webhook, &cursor, error, retry_after).await;
+                        return self
+                            .failed(&webhook, &cursor, &event, attempt, error, retry_after)
+                            .await;
                     }
                 }
             }
             if !self.flush(&mut cursor, &mut delivered, lease_until()).await? {
-                // Replayed meanwhile: the next scan starts over.
-                return Ok(());
+                // Replayed or taken over meanwhile: the next scan goes on.
+                return self.store.release(&cursor).await;
             }
         }
     }
@@ -425,34 +457,47 @@ impl Deliverer {
         (attempt, outcome)
     }
 
-    /// Schedules the next attempt after a failure, or disables the
-    /// endpoint when the event has failed for the whole retry window.
+    /// Schedules the next attempt at `event` after a failure, or disables
+    /// the endpoint when the event has failed for the whole retry window.
     async fn failed(
         &self,
         webhook: &webhook::Model,
         cursor: &webhook_cursor::Model,
+        event: &Event,
+        attempt: webhook_attempt::ActiveModel,
         error: String,
         retry_after: Option<Duration>,
     ) -> Result<(), DbErr> {
         let now = now_ms();
-        let failing_since_ms = cursor.failing_since_ms.unwrap_or(now);
+        // The cursor counts the failures of its next event only.
+        let (failures, failing_since_ms) = if cursor.delivered_through == event.sequence - 1 {
+            (cursor.failed_attempts, cursor.failing_since_ms.unwrap_or(now))
+        } else {
+            (0, now)
+        };
+        let failure = |next_attempt_ms: i64| Failure {
+            before: event.sequence - 1,
+            attempts: failures.saturating_add(1),
+            next_attempt_ms,
+            failing_since_ms,
+            error: error.clone(),
+        };
         if now.saturating_sub(failing_since_ms) >= millis(self.retry_window) {
             let reason = format!(
                 "event {} failed for the whole retry window ({} s); last: {error}",
-                cursor.delivered_through + 1,
+                event.sequence,
                 self.retry_window.as_secs()
             );
             tracing::warn!(webhook_id = %webhook.id, url = %webhook.url, %reason, "webhook disabled");
             self.store.disable(&webhook.id, &reason, now).await?;
-            return self.store.release(cursor).await;
+            return self.store.fail(cursor, failure(now), attempt).await;
         }
-        let delay = retry_after.unwrap_or_else(|| backoff(cursor.failed_attempts.saturating_add(1), jitter()));
-        let failure = Failure {
-            next_attempt_ms: now.saturating_add(millis(delay)),
-            failing_since_ms,
-            error,
-        };
-        self.store.fail(cursor, failure).await
+        let delay = retry_after
+            .unwrap_or_else(|| backoff(failures.saturating_add(1), jitter()))
+            .max(SHORTEST_RETRY);
+        self.store
+            .fail(cursor, failure(now.saturating_add(millis(delay))), attempt)
+            .await
     }
 
     /// Sends one event: its HTTP status (0 without an answer) and outcome.

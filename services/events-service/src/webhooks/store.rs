@@ -1,12 +1,16 @@
 //! The webhook tables: the endpoints, where each stands in each directory's
 //! log, and the attempts made.
 //!
-//! A cursor is delivered for by one replica at a time: it claims the
-//! cursor's lease, and each step it records is conditional on the cursor
-//! still being where the step began, so a replay (which moves the cursor)
-//! stops a delivery already under way instead of being overwritten by it.
+//! A cursor is delivered for by one delivery at a time: it claims the
+//! cursor's lease under a token of its own, and each step it records is
+//! conditional on holding the lease (its token) and on the cursor's
+//! generation, which a replay moves on. So a delivery that lost its lease
+//! or was overtaken by a replay stops at its next step instead of
+//! overwriting the cursor, and a replay keeps the lease where it was: the
+//! delivery under way finishes its step and hands over, no other starts
+//! beside it.
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -18,13 +22,17 @@ use crate::entity::{event_head, webhook, webhook_attempt, webhook_cursor};
 /// directory count as one more directory).
 pub(crate) const MAX_PER_DIRECTORY: u64 = 50;
 
-/// The most endpoints a deployment may have: every loop of the delivery
-/// scan is bounded by it.
+/// The most endpoints a deployment may have.
 pub(crate) const MAX_WEBHOOKS: u64 = 10_000;
 
 /// What a cursor's failed attempt leaves behind.
 #[derive(Debug)]
 pub(crate) struct Failure {
+    /// The sequence number just before the failing event: where the
+    /// cursor stands until it is delivered.
+    pub before: i64,
+    /// Failed attempts at that event so far, this one included.
+    pub attempts: i32,
     pub next_attempt_ms: i64,
     pub failing_since_ms: i64,
     pub error: String,
@@ -141,28 +149,32 @@ impl Store {
         Ok(Some(updated))
     }
 
-    /// Moves the endpoint's cursor in `directory_id` back to deliver from
-    /// `from_sequence` on, clears its failure and its lease, and enables
-    /// the endpoint.
+    /// Moves the endpoint's cursor in `directory_id` to deliver from
+    /// `from_sequence` on, clears its failure, moves its generation on (a
+    /// delivery under way stops at its next step and hands over), and
+    /// enables the endpoint.
     pub(crate) async fn replay(&self, id: &str, directory_id: &str, from_sequence: i64) -> Result<(), DbErr> {
         let txn = idmesh_store::begin_write(&self.db, None).await?;
-        let mut cursor = new_cursor(id, directory_id, from_sequence - 1);
-        cursor.next_attempt_ms = Set(0);
-        webhook_cursor::Entity::insert(cursor)
-            .on_conflict(
-                OnConflict::columns([webhook_cursor::Column::WebhookId, webhook_cursor::Column::DirectoryId])
-                    .update_columns([
-                        webhook_cursor::Column::DeliveredThrough,
-                        webhook_cursor::Column::FailedAttempts,
-                        webhook_cursor::Column::NextAttemptMs,
-                        webhook_cursor::Column::FailingSinceMs,
-                        webhook_cursor::Column::LastError,
-                        webhook_cursor::Column::LeaseUntilMs,
-                    ])
-                    .to_owned(),
+        let moved = webhook_cursor::Entity::update_many()
+            .col_expr(webhook_cursor::Column::DeliveredThrough, Expr::value(from_sequence - 1))
+            .col_expr(webhook_cursor::Column::FailedAttempts, Expr::value(0))
+            .col_expr(webhook_cursor::Column::NextAttemptMs, Expr::value(0))
+            .col_expr(webhook_cursor::Column::FailingSinceMs, Expr::value(Option::<i64>::None))
+            .col_expr(webhook_cursor::Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(
+                webhook_cursor::Column::Generation,
+                Expr::col(webhook_cursor::Column::Generation).add(1),
             )
-            .exec_without_returning(&txn)
-            .await?;
+            .filter(webhook_cursor::Column::WebhookId.eq(id))
+            .filter(webhook_cursor::Column::DirectoryId.eq(directory_id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if moved == 0 {
+            webhook_cursor::Entity::insert(new_cursor(id, directory_id, from_sequence - 1))
+                .exec_without_returning(&txn)
+                .await?;
+        }
         webhook::Entity::update_many()
             .col_expr(webhook::Column::DisabledReason, Expr::value(Option::<String>::None))
             .col_expr(webhook::Column::DisabledMs, Expr::value(Option::<i64>::None))
@@ -183,15 +195,16 @@ impl Store {
         Ok(())
     }
 
-    /// Claims the cursor of (`webhook_id`, `directory_id`) until
-    /// `lease_until_ms`, creating it at `start` if it does not exist: the
-    /// claimed cursor, or `None` when another replica holds it or its next
-    /// attempt is not due.
+    /// Claims the cursor of (`webhook_id`, `directory_id`) for `owner`
+    /// until `lease_until_ms`, creating it at `start` if it does not
+    /// exist: the claimed cursor, or `None` when another delivery holds it
+    /// or its next attempt is not due.
     pub(crate) async fn claim(
         &self,
         webhook_id: &str,
         directory_id: &str,
         start: i64,
+        owner: &str,
         now_ms: i64,
         lease_until_ms: i64,
     ) -> Result<Option<webhook_cursor::Model>, DbErr> {
@@ -205,6 +218,7 @@ impl Store {
             .await?;
         let claimed = webhook_cursor::Entity::update_many()
             .col_expr(webhook_cursor::Column::LeaseUntilMs, Expr::value(lease_until_ms))
+            .col_expr(webhook_cursor::Column::LeaseOwner, Expr::value(owner))
             .filter(webhook_cursor::Column::WebhookId.eq(webhook_id))
             .filter(webhook_cursor::Column::DirectoryId.eq(directory_id))
             .filter(webhook_cursor::Column::LeaseUntilMs.lt(now_ms))
@@ -230,8 +244,8 @@ impl Store {
 
     /// Records the successful `attempts` and moves a claimed cursor to
     /// `through` (past delivered or skipped events), clearing its failure
-    /// and extending its lease, in one transaction; false when the cursor
-    /// was moved meanwhile (replayed) or removed.
+    /// and extending its lease, in one transaction; false when the claim
+    /// no longer holds (the lease was lost, or a replay moved the cursor).
     pub(crate) async fn advance(
         &self,
         cursor: &webhook_cursor::Model,
@@ -240,59 +254,85 @@ impl Store {
         lease_until_ms: i64,
     ) -> Result<bool, DbErr> {
         let txn = idmesh_store::begin_write(&self.db, None).await?;
-        for chunk in attempts.chunks(500) {
-            webhook_attempt::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&txn)
-                .await?;
+        let moved = held(
+            webhook_cursor::Entity::update_many()
+                .col_expr(webhook_cursor::Column::DeliveredThrough, Expr::value(through))
+                .col_expr(webhook_cursor::Column::FailedAttempts, Expr::value(0))
+                .col_expr(webhook_cursor::Column::FailingSinceMs, Expr::value(Option::<i64>::None))
+                .col_expr(webhook_cursor::Column::LastError, Expr::value(Option::<String>::None))
+                .col_expr(webhook_cursor::Column::LeaseUntilMs, Expr::value(lease_until_ms)),
+            cursor,
+        )
+        .exec(&txn)
+        .await?
+        .rows_affected;
+        if moved > 0 {
+            for chunk in attempts.chunks(500) {
+                webhook_attempt::Entity::insert_many(chunk.to_vec())
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
         }
-        let moved = webhook_cursor::Entity::update_many()
-            .col_expr(webhook_cursor::Column::DeliveredThrough, Expr::value(through))
-            .col_expr(webhook_cursor::Column::FailedAttempts, Expr::value(0))
-            .col_expr(webhook_cursor::Column::FailingSinceMs, Expr::value(Option::<i64>::None))
-            .col_expr(webhook_cursor::Column::LastError, Expr::value(Option::<String>::None))
-            .col_expr(webhook_cursor::Column::LeaseUntilMs, Expr::value(lease_until_ms))
-            .filter(webhook_cursor::Column::WebhookId.eq(&cursor.webhook_id))
-            .filter(webhook_cursor::Column::DirectoryId.eq(&cursor.directory_id))
-            .filter(webhook_cursor::Column::DeliveredThrough.eq(cursor.delivered_through))
-            .exec(&txn)
-            .await?
-            .rows_affected;
         txn.commit().await?;
         Ok(moved > 0)
     }
 
-    /// Leaves a claimed cursor failing at its next event, to be tried
-    /// again at `failure.next_attempt_ms`, and releases its lease (unless
-    /// it was moved meanwhile).
-    pub(crate) async fn fail(&self, cursor: &webhook_cursor::Model, failure: Failure) -> Result<(), DbErr> {
+    /// Leaves a claimed cursor failing at `failure`'s event (the cursor
+    /// moves to just before it), to be tried again at
+    /// `failure.next_attempt_ms`, records the attempt, and gives the lease
+    /// up; nothing when the claim no longer holds.
+    pub(crate) async fn fail(
+        &self,
+        cursor: &webhook_cursor::Model,
+        failure: Failure,
+        attempt: webhook_attempt::ActiveModel,
+    ) -> Result<(), DbErr> {
+        let txn = idmesh_store::begin_write(&self.db, None).await?;
+        let moved = held(
+            webhook_cursor::Entity::update_many()
+                .col_expr(webhook_cursor::Column::DeliveredThrough, Expr::value(failure.before))
+                .col_expr(webhook_cursor::Column::FailedAttempts, Expr::value(failure.attempts))
+                .col_expr(
+                    webhook_cursor::Column::NextAttemptMs,
+                    Expr::value(failure.next_attempt_ms),
+                )
+                .col_expr(
+                    webhook_cursor::Column::FailingSinceMs,
+                    Expr::value(failure.failing_since_ms),
+                )
+                .col_expr(webhook_cursor::Column::LastError, Expr::value(failure.error))
+                .col_expr(webhook_cursor::Column::LeaseUntilMs, Expr::value(0))
+                .col_expr(webhook_cursor::Column::LeaseOwner, Expr::value(Option::<String>::None)),
+            cursor,
+        )
+        .exec(&txn)
+        .await?
+        .rows_affected;
+        if moved > 0 {
+            webhook_attempt::Entity::insert(attempt)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await
+    }
+
+    /// Gives up the lease of a claimed cursor (even after a replay moved
+    /// it on), so that the next scan may claim it at once.
+    pub(crate) async fn release(&self, cursor: &webhook_cursor::Model) -> Result<(), DbErr> {
         webhook_cursor::Entity::update_many()
-            .col_expr(
-                webhook_cursor::Column::FailedAttempts,
-                Expr::value(cursor.failed_attempts.saturating_add(1)),
-            )
-            .col_expr(
-                webhook_cursor::Column::NextAttemptMs,
-                Expr::value(failure.next_attempt_ms),
-            )
-            .col_expr(
-                webhook_cursor::Column::FailingSinceMs,
-                Expr::value(failure.failing_since_ms),
-            )
-            .col_expr(webhook_cursor::Column::LastError, Expr::value(failure.error))
             .col_expr(webhook_cursor::Column::LeaseUntilMs, Expr::value(0))
+            .col_expr(webhook_cursor::Column::LeaseOwner, Expr::value(Option::<String>::None))
             .filter(webhook_cursor::Column::WebhookId.eq(&cursor.webhook_id))
             .filter(webhook_cursor::Column::DirectoryId.eq(&cursor.directory_id))
-            .filter(webhook_cursor::Column::DeliveredThrough.eq(cursor.delivered_through))
+            .filter(webhook_cursor::Column::LeaseOwner.eq(cursor.lease_owner.clone()))
             .exec(&self.db)
             .await?;
         Ok(())
     }
 
-    /// Gives up a claimed cursor's lease, so that the next scan may claim
-    /// it at once.
-    pub(crate) async fn release(&self, cursor: &webhook_cursor::Model) -> Result<(), DbErr> {
-        webhook_cursor::Entity::update_many()
-            .col_expr(webhook_cursor::Column::LeaseUntilMs, Expr::value(0))
+    /// Removes the cursor of an endpoint that no longer exists.
+    pub(crate) async fn forget(&self, cursor: &webhook_cursor::Model) -> Result<(), DbErr> {
+        webhook_cursor::Entity::delete_many()
             .filter(webhook_cursor::Column::WebhookId.eq(&cursor.webhook_id))
             .filter(webhook_cursor::Column::DirectoryId.eq(&cursor.directory_id))
             .exec(&self.db)
@@ -329,6 +369,19 @@ impl Store {
     }
 }
 
+/// `update` limited to `cursor`, while its claim holds: the same owner of
+/// the lease, the same generation.
+fn held(
+    update: sea_orm::UpdateMany<webhook_cursor::Entity>,
+    cursor: &webhook_cursor::Model,
+) -> sea_orm::UpdateMany<webhook_cursor::Entity> {
+    update
+        .filter(webhook_cursor::Column::WebhookId.eq(&cursor.webhook_id))
+        .filter(webhook_cursor::Column::DirectoryId.eq(&cursor.directory_id))
+        .filter(webhook_cursor::Column::LeaseOwner.eq(cursor.lease_owner.clone()))
+        .filter(webhook_cursor::Column::Generation.eq(cursor.generation))
+}
+
 /// A cursor that has delivered through `through` and is not failing.
 fn new_cursor(webhook_id: &str, directory_id: &str, through: i64) -> webhook_cursor::ActiveModel {
     webhook_cursor::ActiveModel {
@@ -340,5 +393,7 @@ fn new_cursor(webhook_id: &str, directory_id: &str, through: i64) -> webhook_cur
         failing_since_ms: Set(None),
         last_error: Set(None),
         lease_until_ms: Set(0),
+        lease_owner: Set(None),
+        generation: Set(0),
     }
 }
