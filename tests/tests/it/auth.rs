@@ -720,6 +720,17 @@ both_backends!(
             .map(|w| w.id)
             .collect();
         assert_eq!(visible, vec![own]);
+        // Nor may it register an endpoint of every directory.
+        let status = webhooks
+            .create_webhook(CreateWebhookRequest {
+                url: "https://example.com/every".to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("not limited to its directories");
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(reason(&status, "").0, DIRECTORY_NOT_ALLOWED);
+        assert!(status.message().contains("every directory"), "{status:?}");
     }
 );
 

@@ -180,6 +180,13 @@ impl WebhookService for WebhookApi {
         &self,
         request: Request<pb::CreateWebhookRequest>,
     ) -> Result<Response<pb::CreateWebhookResponse>, Status> {
+        if request.get_ref().directory_id.is_empty() && auth::caller(&request)?.directories.is_some() {
+            return Err(idmesh_api::status::with_reason(
+                Code::PermissionDenied,
+                Some(auth::DIRECTORY_NOT_ALLOWED),
+                "a webhook for every directory needs a key not limited to directories",
+            ));
+        }
         auth::authorize(&request)?;
         let request = request.into_inner();
         let url = checked_url(&request.url, self.allow_private_networks)?;
@@ -232,13 +239,23 @@ impl WebhookService for WebhookApi {
             principal.require_directory(directory_id)?;
             Some(directory_id)
         };
-        let listed = self.store.list(filter).await.map_err(db)?;
-        let mut webhooks = Vec::with_capacity(listed.len());
-        for webhook in listed {
-            if principal.may_access(&webhook.directory_id) {
-                webhooks.push(self.shown(webhook).await?);
-            }
-        }
+        let listed: Vec<webhook::Model> = self
+            .store
+            .list(filter)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .filter(|webhook| principal.may_access(&webhook.directory_id))
+            .collect();
+        let ids: Vec<String> = listed.iter().map(|webhook| webhook.id.clone()).collect();
+        let mut cursors = self.store.cursors_of(&ids).await.map_err(db)?;
+        let webhooks = listed
+            .into_iter()
+            .map(|webhook| {
+                let progress = cursors.remove(&webhook.id).unwrap_or_default();
+                to_proto(webhook, progress)
+            })
+            .collect();
         Ok(Response::new(pb::ListWebhooksResponse { webhooks }))
     }
 

@@ -10,6 +10,8 @@
 //! delivery under way finishes its step and hands over, no other starts
 //! beside it.
 
+use std::collections::HashMap;
+
 use sea_orm::sea_query::{Expr, ExprTrait as _, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait,
@@ -103,6 +105,25 @@ impl Store {
             .order_by_asc(webhook_cursor::Column::DirectoryId)
             .all(&self.db)
             .await
+    }
+
+    /// The cursors of the endpoints `ids`, by endpoint.
+    pub(crate) async fn cursors_of(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<webhook_cursor::Model>>, DbErr> {
+        let mut by_webhook: HashMap<String, Vec<webhook_cursor::Model>> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let cursors = webhook_cursor::Entity::find()
+                .filter(webhook_cursor::Column::WebhookId.is_in(chunk.iter().cloned()))
+                .order_by_asc(webhook_cursor::Column::DirectoryId)
+                .all(&self.db)
+                .await?;
+            for cursor in cursors {
+                by_webhook.entry(cursor.webhook_id.clone()).or_default().push(cursor);
+            }
+        }
+        Ok(by_webhook)
     }
 
     /// Every cursor of every endpoint.
