@@ -17,8 +17,8 @@ use hmac::{Hmac, KeyInit as _, Mac as _};
 use idmesh::Target;
 use idmesh_proto::v1::webhook_service_client::WebhookServiceClient;
 use idmesh_proto::v1::{
-    CreateWebhookRequest, DeleteWebhookRequest, EventType, ListDeliveryAttemptsRequest, ListEventsRequest,
-    ListWebhooksRequest, ReplayWebhookRequest, RotateWebhookSecretRequest, Webhook,
+    CreateWebhookRequest, DeleteWebhookRequest, DeliveryAttempt, EventType, ListDeliveryAttemptsRequest,
+    ListEventsRequest, ListWebhooksRequest, ReplayWebhookRequest, RotateWebhookSecretRequest, Webhook,
 };
 use idmesh_tests::{ScratchDatabase, TestMesh, both_backends};
 use serde_json::Value;
@@ -223,6 +223,32 @@ async fn logged(mesh: &TestMesh, directory_id: &str, count: i64) {
     }
 }
 
+/// Waits until the endpoint is disabled, and returns it.
+async fn until_disabled(mesh: &TestMesh, id: &str) -> Webhook {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let shown = listed(mesh, id).await;
+        if !shown.disabled_reason.is_empty() {
+            return shown;
+        }
+        assert!(Instant::now() < deadline, "still enabled: {shown:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The endpoint's newest attempts (up to 100), newest first.
+async fn attempts(mesh: &TestMesh, id: &str) -> Vec<DeliveryAttempt> {
+    mesh.webhooks()
+        .list_delivery_attempts(ListDeliveryAttemptsRequest {
+            webhook_id: id.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("ListDeliveryAttempts")
+        .into_inner()
+        .attempts
+}
+
 async fn listed(mesh: &TestMesh, id: &str) -> Webhook {
     mesh.webhooks()
         .list_webhooks(ListWebhooksRequest::default())
@@ -367,16 +393,7 @@ both_backends!(
         let backoff = deliveries[2].at - deliveries[1].at;
         assert!(backoff >= Duration::from_millis(900), "backed off: {backoff:?}");
 
-        let attempts = mesh
-            .webhooks()
-            .list_delivery_attempts(ListDeliveryAttemptsRequest {
-                webhook_id: webhook.id.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("ListDeliveryAttempts")
-            .into_inner()
-            .attempts;
+        let attempts = attempts(&mesh, &webhook.id).await;
         let recorded: Vec<(i32, i32, bool)> = attempts
             .iter()
             .map(|a| (a.status_code, a.attempt, a.error.is_empty()))
@@ -480,15 +497,7 @@ both_backends!(
         let (webhook, _) = create(&mesh, &scim.directory_id, &receiver.url, &[]).await;
         receiver.script(&[(StatusCode::BAD_GATEWAY, None); 20]);
         scim.create_user("unlucky@example.com").await;
-        let deadline = Instant::now() + SETTLE;
-        let disabled = loop {
-            let shown = listed(&mesh, &webhook.id).await;
-            if !shown.disabled_reason.is_empty() {
-                break shown;
-            }
-            assert!(Instant::now() < deadline, "still enabled: {shown:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let disabled = until_disabled(&mesh, &webhook.id).await;
         assert!(disabled.disabled_reason.contains("retry window"), "{disabled:?}");
         assert!(disabled.disabled_reason.contains("502"), "{disabled:?}");
         let tries = receiver.deliveries().len();
@@ -681,16 +690,7 @@ both_backends!(
         scim.create_user("kept-inside@example.com").await;
         let deadline = Instant::now() + SETTLE;
         let attempt = loop {
-            let attempts = mesh
-                .webhooks()
-                .list_delivery_attempts(ListDeliveryAttemptsRequest {
-                    webhook_id: webhook.id.clone(),
-                    ..Default::default()
-                })
-                .await
-                .expect("ListDeliveryAttempts")
-                .into_inner()
-                .attempts;
+            let attempts = attempts(&mesh, &webhook.id).await;
             if let Some(attempt) = attempts.into_iter().next() {
                 break attempt;
             }
@@ -722,28 +722,11 @@ both_backends!(
         // second attempt, by which time retention has removed the event.
         receiver.script(&[(StatusCode::INTERNAL_SERVER_ERROR, None); 20]);
         scim.create_user("overtaken@example.com").await;
-        let deadline = Instant::now() + SETTLE;
-        let disabled = loop {
-            let shown = listed(&mesh, &webhook.id).await;
-            if !shown.disabled_reason.is_empty() {
-                break shown;
-            }
-            assert!(Instant::now() < deadline, "still enabled: {shown:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let disabled = until_disabled(&mesh, &webhook.id).await;
         assert!(disabled.disabled_reason.contains("retention removed"), "{disabled:?}");
         let deadline = Instant::now() + SETTLE;
         loop {
-            let attempts = mesh
-                .webhooks()
-                .list_delivery_attempts(ListDeliveryAttemptsRequest {
-                    webhook_id: webhook.id.clone(),
-                    ..Default::default()
-                })
-                .await
-                .expect("ListDeliveryAttempts")
-                .into_inner()
-                .attempts;
+            let attempts = attempts(&mesh, &webhook.id).await;
             if attempts.is_empty() {
                 break;
             }
