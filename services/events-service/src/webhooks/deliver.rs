@@ -7,7 +7,11 @@
 //! it one at a time, in sequence order, each only after the previous one
 //! got a 2xx. The first failure ends the delivery: the cursor records when
 //! to try again, and the next scan after that time starts over from the
-//! same event. Nothing here runs on a SCIM request's path.
+//! same event. A delivery also ends after its turn ([`TURN`]), when a
+//! replay moves its cursor on, and when the service stops; each time it
+//! records what it delivered and gives the lease back, so the next scan
+//! (here or on another replica) goes on at once. Nothing here runs on a
+//! SCIM request's path.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
