@@ -8,6 +8,7 @@ mod client;
 mod resources;
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::api_key_service_client::ApiKeyServiceClient;
@@ -18,7 +19,7 @@ use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_proto::v1::webhook_service_client::WebhookServiceClient;
-use idmesh_proto::v1::{CreateDirectoryRequest, IssueTokenRequest};
+use idmesh_proto::v1::{CreateDirectoryRequest, IssueTokenRequest, ListEventsRequest};
 use idmesh_runtime::auth::{AuthChannel, Credential};
 use idmesh_testkit::channel;
 use tokio_util::sync::CancellationToken;
@@ -214,6 +215,30 @@ impl TestMesh {
     /// sessions in.
     pub fn sessions(&self) -> SessionServiceClient<AuthChannel> {
         idmesh_runtime::with_message_limits!(SessionServiceClient::new(self.admin_channel(self.session_addr)))
+    }
+
+    /// Waits until events-service has logged `count` events of the
+    /// directory: the services' outboxes drain after their writes commit.
+    pub async fn until_logged(&self, directory_id: &str, count: i64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let latest = self
+                .events()
+                .list_events(ListEventsRequest {
+                    directory_id: directory_id.to_owned(),
+                    page_size: 1,
+                    ..Default::default()
+                })
+                .await
+                .expect("ListEvents")
+                .into_inner()
+                .latest_sequence;
+            if latest >= count {
+                return;
+            }
+            assert!(Instant::now() < deadline, "only {latest} of {count} events logged");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A fresh directory with a token, and a SCIM client for it.

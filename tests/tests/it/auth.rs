@@ -278,7 +278,10 @@ async fn fixture(mesh: &TestMesh) -> Fixture {
         .expect("CreateSession")
         .into_inner();
     // For token revocations only, which the test does not make: nothing is
-    // delivered to it, so its progress stays as it is.
+    // delivered to it, so its progress stays as it is once the events above
+    // (token issued, user created, group created, member added) are logged
+    // before it exists.
+    mesh.until_logged(&scim.directory_id, 4).await;
     let webhook_id = mesh
         .webhooks()
         .create_webhook(CreateWebhookRequest {

@@ -18,7 +18,7 @@ use idmesh::Target;
 use idmesh_proto::v1::webhook_service_client::WebhookServiceClient;
 use idmesh_proto::v1::{
     CreateWebhookRequest, DeleteWebhookRequest, DeliveryAttempt, EventType, ListDeliveryAttemptsRequest,
-    ListEventsRequest, ListWebhooksRequest, ReplayWebhookRequest, RotateWebhookSecretRequest, Webhook,
+    ListWebhooksRequest, ReplayWebhookRequest, RotateWebhookSecretRequest, Webhook,
 };
 use idmesh_tests::{ScratchDatabase, TestMesh, both_backends};
 use serde_json::Value;
@@ -200,29 +200,6 @@ async fn create(mesh: &TestMesh, directory_id: &str, url: &str, types: &[EventTy
     (created.webhook.expect("the webhook"), created.secret)
 }
 
-/// Waits until the directory's log holds `count` events.
-async fn logged(mesh: &TestMesh, directory_id: &str, count: i64) {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let latest = mesh
-            .events()
-            .list_events(ListEventsRequest {
-                directory_id: directory_id.to_owned(),
-                page_size: 1,
-                ..Default::default()
-            })
-            .await
-            .expect("ListEvents")
-            .into_inner()
-            .latest_sequence;
-        if latest >= count {
-            return;
-        }
-        assert!(Instant::now() < deadline, "only {latest} of {count} events logged");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Waits until the endpoint is disabled, and returns it.
 async fn until_disabled(mesh: &TestMesh, id: &str) -> Webhook {
     let deadline = Instant::now() + SETTLE;
@@ -236,17 +213,33 @@ async fn until_disabled(mesh: &TestMesh, id: &str) -> Webhook {
     }
 }
 
-/// The endpoint's newest attempts (up to 100), newest first.
-async fn attempts(mesh: &TestMesh, id: &str) -> Vec<DeliveryAttempt> {
-    mesh.webhooks()
-        .list_delivery_attempts(ListDeliveryAttemptsRequest {
-            webhook_id: id.to_owned(),
-            ..Default::default()
-        })
-        .await
-        .expect("ListDeliveryAttempts")
-        .into_inner()
-        .attempts
+/// Waits until the endpoint's newest attempts (up to 100, newest first)
+/// are `what`, and returns them. A receiver sees a request before
+/// events-service records its outcome.
+async fn until_attempts(
+    mesh: &TestMesh,
+    id: &str,
+    what: &str,
+    done: impl Fn(&[DeliveryAttempt]) -> bool,
+) -> Vec<DeliveryAttempt> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let attempts = mesh
+            .webhooks()
+            .list_delivery_attempts(ListDeliveryAttemptsRequest {
+                webhook_id: id.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect("ListDeliveryAttempts")
+            .into_inner()
+            .attempts;
+        if done(&attempts) {
+            return attempts;
+        }
+        assert!(Instant::now() < deadline, "not {what}: {attempts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn listed(mesh: &TestMesh, id: &str) -> Webhook {
@@ -270,7 +263,7 @@ both_backends!(
         let everything = Receiver::start().await;
         // Logged before the endpoint exists: not delivered to it.
         scim.create_user("before@example.com").await;
-        logged(&mesh, &scim.directory_id, 2).await;
+        mesh.until_logged(&scim.directory_id, 2).await;
         let (webhook, secret) = create(&mesh, &scim.directory_id, &receiver.url, &[]).await;
         let (_, all_secret) = create(&mesh, "", &everything.url, &[EventType::UserCreated]).await;
 
@@ -317,6 +310,7 @@ both_backends!(
         assert!(names.contains(&"alice@example.com".to_owned()) && names.contains(&"bob@example.com".to_owned()));
 
         // Progress and attempts are listed.
+        until_attempts(&mesh, &webhook.id, "three attempts", |a| a.len() >= 3).await;
         let shown = listed(&mesh, &webhook.id).await;
         assert!(shown.disabled_reason.is_empty());
         let progress = &shown.progress[0];
@@ -393,7 +387,7 @@ both_backends!(
         let backoff = deliveries[2].at - deliveries[1].at;
         assert!(backoff >= Duration::from_millis(900), "backed off: {backoff:?}");
 
-        let attempts = attempts(&mesh, &webhook.id).await;
+        let attempts = until_attempts(&mesh, &webhook.id, "four attempts", |a| a.len() >= 4).await;
         let recorded: Vec<(i32, i32, bool)> = attempts
             .iter()
             .map(|a| (a.status_code, a.attempt, a.error.is_empty()))
@@ -408,7 +402,7 @@ both_backends!(
         receiver.script(&[(StatusCode::GONE, None)]);
         scim.create_user("three@example.com").await;
         receiver.until("the 410", |d| d.len() >= 5).await;
-        let disabled = listed(&mesh, &webhook.id).await;
+        let disabled = until_disabled(&mesh, &webhook.id).await;
         assert!(disabled.disabled_reason.contains("410"), "{disabled:?}");
         assert!(disabled.disabled_at.is_some());
         scim.create_user("four@example.com").await;
@@ -688,15 +682,9 @@ both_backends!(
         let by_name = receiver.url.replace("127.0.0.1", "localhost");
         let (webhook, _) = create(&mesh, &scim.directory_id, &by_name, &[EventType::UserCreated]).await;
         scim.create_user("kept-inside@example.com").await;
-        let deadline = Instant::now() + SETTLE;
-        let attempt = loop {
-            let attempts = attempts(&mesh, &webhook.id).await;
-            if let Some(attempt) = attempts.into_iter().next() {
-                break attempt;
-            }
-            assert!(Instant::now() < deadline, "no attempt recorded");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let attempt = until_attempts(&mesh, &webhook.id, "an attempt", |a| !a.is_empty())
+            .await
+            .remove(0);
         assert_eq!(attempt.status_code, 0);
         assert!(attempt.error.contains("not public"), "{attempt:?}");
         assert!(receiver.deliveries().is_empty(), "nothing reached the endpoint");
@@ -724,15 +712,7 @@ both_backends!(
         scim.create_user("overtaken@example.com").await;
         let disabled = until_disabled(&mesh, &webhook.id).await;
         assert!(disabled.disabled_reason.contains("retention removed"), "{disabled:?}");
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            let attempts = attempts(&mesh, &webhook.id).await;
-            if attempts.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "attempts kept past retention: {attempts:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_attempts(&mesh, &webhook.id, "expired with the events", <[_]>::is_empty).await;
     }
 );
 
