@@ -25,6 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("idmesh_descriptor.bin"), descriptors.encode_to_vec())?;
 
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    tonic_prost_build::configure()
+        // An event is far larger than a heartbeat: boxed, the stream's
+        // message is no larger than the heartbeat.
+        .boxed(".idmesh.v1.WatchEventsResponse.message.event")
+        .compile_fds(descriptors)?;
     Ok(())
 }

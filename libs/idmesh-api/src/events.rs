@@ -6,8 +6,12 @@ use idmesh_proto::v1::{Event, EventType};
 use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
 
+/// `ErrorInfo.reason` of a sequence number older than the log's retention:
+/// the consumer resyncs from the resources.
+pub const CURSOR_EXPIRED: &str = "cursorExpired";
+
 /// Every event type with its name.
-const NAMES: [(EventType, &str); 12] = [
+const NAMES: [(EventType, &str); 14] = [
     (EventType::UserCreated, "user.created"),
     (EventType::UserUpdated, "user.updated"),
     (EventType::UserDeactivated, "user.deactivated"),
@@ -20,6 +24,8 @@ const NAMES: [(EventType, &str); 12] = [
     (EventType::MemberRemoved, "member.removed"),
     (EventType::TokenIssued, "token.issued"),
     (EventType::TokenRevoked, "token.revoked"),
+    (EventType::RoleAssigned, "role.assigned"),
+    (EventType::RoleRemoved, "role.removed"),
 ];
 
 /// The type's name, e.g. `user.created`; `unspecified` for none.
@@ -42,8 +48,8 @@ pub fn type_names() -> impl Iterator<Item = &'static str> {
 
 /// The event as one JSON object: its fields by their proto names, the time
 /// in RFC 3339, the type by its name, and the resource as a JSON object
-/// (`null` for a deletion or a member event). Fields a type does not use
-/// (`changed_attributes`, `member_id`) are left out.
+/// (`null` for a deletion, a member or a role event). Fields a type does
+/// not use (`changed_attributes`, `member_id`, `role`) are left out.
 pub fn to_json(event: &Event) -> Value {
     let event_type = EventType::try_from(event.r#type).unwrap_or(EventType::Unspecified);
     let time = event
@@ -69,6 +75,9 @@ pub fn to_json(event: &Event) -> Value {
         }
         if !event.member_id.is_empty() {
             fields.insert("member_id".to_owned(), json!(event.member_id));
+        }
+        if !event.role.is_empty() {
+            fields.insert("role".to_owned(), json!(event.role));
         }
     }
     object
@@ -107,6 +116,7 @@ mod tests {
             resource_json: r#"{"id":"u1","title":"Boss"}"#.into(),
             changed_attributes: vec!["title".into()],
             member_id: String::new(),
+            role: String::new(),
         };
         assert_eq!(
             to_json(&event),
@@ -127,5 +137,16 @@ mod tests {
         assert_eq!(rendered["resource"], Value::Null);
         assert_eq!(rendered["member_id"], "u2");
         assert!(rendered.get("changed_attributes").is_none());
+        assert!(rendered.get("role").is_none());
+        let assigned = Event {
+            r#type: EventType::RoleAssigned.into(),
+            member_id: String::new(),
+            role: "admin".into(),
+            ..removed
+        };
+        let rendered = to_json(&assigned);
+        assert_eq!(rendered["type"], "role.assigned");
+        assert_eq!(rendered["role"], "admin");
+        assert!(rendered.get("member_id").is_none());
     }
 }

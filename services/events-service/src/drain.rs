@@ -1,5 +1,5 @@
-//! Draining the outboxes of user-service, group-service and
-//! directory-service into the log.
+//! Draining the outboxes of user-service, group-service,
+//! directory-service and role-mapping-service into the log.
 //!
 //! # Why the order holds
 //!
@@ -23,6 +23,11 @@
 //!
 //! directory-service's token events depend on nothing of the others and
 //! nothing depends on them; each pass appends its batch first.
+//!
+//! role-mapping-service decides its role events from events already in the
+//! log, so they follow their causes whenever they are appended; its outbox
+//! is drained by a loop of its own ([`run_independent`]), which an absent
+//! or slow role-mapping-service never lets hold the others back.
 //!
 //! An event that is appended but not yet acked when the process stops is
 //! pulled again and recognised by its id ([`crate::log::Log::append`]), so
@@ -170,6 +175,40 @@ pub(crate) async fn run(log: Log, mut sources: Sources, shutdown: CancellationTo
             }
             Err(err) => {
                 tracing::warn!(error = %err, retry_in = ?backoff, "could not drain the outboxes; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Drains one outbox whose events need no order against the others' until
+/// `shutdown`: a pull that waits in the source for a write, then its
+/// events appended and acked. Failures are logged and retried with growing
+/// pauses.
+pub(crate) async fn run_independent(log: Log, mut source: Source, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let pulled = tokio::select! {
+            pulled = source.pull(IDLE_WAIT_MILLIS) => pulled,
+            () = shutdown.cancelled() => return,
+        };
+        let outcome = match pulled {
+            Ok(pulled) => append_and_ack(&log, &mut source, pulled).await,
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(appended) => {
+                backoff = Duration::from_millis(100);
+                if appended > 0 {
+                    tracing::debug!(appended, source = source.name, "events sequenced");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?backoff, "could not drain an outbox; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = shutdown.cancelled() => return,

@@ -1,8 +1,9 @@
 //! events-service: each directory's ordered change log.
 //!
 //! user-service, group-service and directory-service write an event into
-//! their outbox in the same transaction as each change; this service drains
-//! the outboxes ([`drain`], which also explains why the order holds),
+//! their outbox in the same transaction as each change, and
+//! role-mapping-service one for each change of a user's roles; this service
+//! drains the outboxes ([`drain`], which also explains why the order holds),
 //! numbers each directory's events 1, 2, 3, … with no gap ([`log`]), keeps
 //! them for the retention period, serves them as `ListEvents` and
 //! `WatchEvents`, and delivers them to [`webhooks`].
@@ -46,6 +47,8 @@ pub struct Config {
     pub user_addr: String,
     /// Where group-service listens.
     pub group_addr: String,
+    /// Where role-mapping-service listens; none: no role events.
+    pub role_addr: Option<String>,
     /// The service's own key (events:drain, apikeys:authenticate) and where
     /// callers' keys are resolved.
     pub identity: ServiceIdentity,
@@ -73,7 +76,8 @@ pub enum ServeError {
 }
 
 /// Connects to the database, applies migrations, drains the outboxes of
-/// user-service, group-service and directory-service into the log, delivers
+/// user-service, group-service, directory-service and (with a `role_addr`)
+/// role-mapping-service into the log, delivers
 /// it to the webhooks, removes events (and delivery attempts) older than
 /// the retention period, and serves the gRPC API on `listener` until
 /// `shutdown` is cancelled.
@@ -106,6 +110,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
     };
     let background = shutdown.child_token();
     tokio::spawn(drain::run(log.clone(), sources, background.clone()));
+    if let Some(role_addr) = &config.role_addr {
+        let roles = source("role-mapping-service", role_addr)?;
+        tokio::spawn(drain::run_independent(log.clone(), roles, background.clone()));
+    }
     let delivering = tokio::spawn(webhooks::deliver::run(deliverer, background.clone()));
     tokio::spawn(retain(log.clone(), store.clone(), config.retention, background.clone()));
 
@@ -128,6 +136,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         addr = ?listener.local_addr().ok(),
         user_addr = %config.user_addr,
         group_addr = %config.group_addr,
+        role_addr = config.role_addr.as_deref().unwrap_or("none: no role events"),
         retention = ?config.retention,
         "events-service listening"
     );

@@ -18,8 +18,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::log::{Log, Range, is_known_type};
 
-/// `ErrorInfo.reason` of a sequence number older than retention.
-pub const CURSOR_EXPIRED: &str = "cursorExpired";
+pub use idmesh_api::events::CURSOR_EXPIRED;
 
 /// `ErrorInfo.reason` of a page token ListEvents did not write.
 pub const INVALID_CURSOR: &str = "invalidCursor";
@@ -324,7 +323,8 @@ impl Watch {
                     _ => head.latest,
                 };
                 for event in events {
-                    self.send(watch_events_response::Message::Event(event)).await?;
+                    self.send(watch_events_response::Message::Event(Box::new(event)))
+                        .await?;
                     quiet_since = Instant::now();
                 }
                 continue;

@@ -88,6 +88,15 @@ pub struct Settings {
     /// [default: 127.0.0.1:50053].
     #[arg(long, env = "IDMESH_SESSION_ADDR")]
     pub session_addr: Option<String>,
+    /// Where events-service reaches role-mapping-service when it runs in
+    /// another process, to log role events [default: none, no role events].
+    #[arg(long, env = "IDMESH_ROLE_ADDR")]
+    pub role_addr: Option<String>,
+    /// Where role-mapping-service reaches events-service when it runs in
+    /// another process: the change log that role events and revocations
+    /// on role removal are decided from [default: none, neither].
+    #[arg(long, env = "IDMESH_EVENT_ADDR")]
+    pub event_addr: Option<String>,
     /// Externally visible base URL (http or https), for meta.location
     /// [default: the request's Host].
     #[arg(long, env = "IDMESH_PUBLIC_URL")]
@@ -254,6 +263,10 @@ pub struct Config {
     pub group_addr: String,
     pub session_addr: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<SocketAddr>,
@@ -333,6 +346,8 @@ impl Settings {
             user_addr: self.user_addr.or(lower.user_addr),
             group_addr: self.group_addr.or(lower.group_addr),
             session_addr: self.session_addr.or(lower.session_addr),
+            role_addr: self.role_addr.or(lower.role_addr),
+            event_addr: self.event_addr.or(lower.event_addr),
             public_url: self.public_url.or(lower.public_url),
             metrics_addr: self.metrics_addr.or(lower.metrics_addr),
             otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
@@ -600,6 +615,14 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
         user_addr: peer("user_addr", settings.user_addr, SERVE_USER_PORT)?,
         group_addr: peer("group_addr", settings.group_addr, SERVE_GROUP_PORT)?,
         session_addr: peer("session_addr", settings.session_addr, SERVE_SESSION_PORT)?,
+        role_addr: settings
+            .role_addr
+            .map(|value| grpc_addr("role_addr", &value))
+            .transpose()?,
+        event_addr: settings
+            .event_addr
+            .map(|value| grpc_addr("event_addr", &value))
+            .transpose()?,
         public_url: settings.public_url.as_deref().map(public_url).transpose()?,
         metrics_addr: settings
             .metrics_addr
@@ -898,6 +921,8 @@ impl Config {
             user_addr: self.user_addr.clone(),
             group_addr: self.group_addr.clone(),
             session_addr: self.session_addr.clone(),
+            role_addr: self.role_addr.clone(),
+            event_addr: self.event_addr.clone(),
             public_url: self.public_url.clone(),
             group_patch_member_limit: self.group_patch_member_limit,
             max_sessions_per_user: self.max_sessions_per_user,
@@ -1127,6 +1152,7 @@ mod tests {
             public_url = "https://scim.example.com/"
             directory_addr = "http://directory-service:50051"
             user_addr = "user-service:50052"
+            role_addr = "role-mapping-service:50055"
             metrics_addr = "[::]:9090"
             otlp_endpoint = "http://otel-collector.monitoring:4317"
             log_format = "json"
@@ -1143,6 +1169,8 @@ mod tests {
             "postgresql://app:pw@db.internal:5432/idmesh?sslmode=require"
         );
         assert_eq!(config.directory_addr, "http://directory-service:50051");
+        assert_eq!(config.role_addr.as_deref(), Some("role-mapping-service:50055"));
+        assert_eq!(config.event_addr, None, "no default: without it, no role events");
         assert_eq!(config.public_url.as_deref(), Some("https://scim.example.com/"));
     }
 

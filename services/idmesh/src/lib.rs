@@ -71,8 +71,15 @@ pub struct MeshConfig {
     /// Where the gateway, user-service, role-mapping-service and
     /// events-service reach group-service when it runs elsewhere.
     pub group_addr: String,
-    /// Where user-service reaches session-service when it runs elsewhere.
+    /// Where user-service and role-mapping-service reach session-service
+    /// when it runs elsewhere.
     pub session_addr: String,
+    /// Where events-service reaches role-mapping-service when it runs
+    /// elsewhere; none: no role events.
+    pub role_addr: Option<String>,
+    /// Where role-mapping-service reaches events-service when it runs
+    /// elsewhere; none: no role events and no revocations on role removal.
+    pub event_addr: Option<String>,
     pub public_url: Option<String>,
     /// The member count above which the gateway answers a group PATCH with
     /// 204 (see [`scim_gateway::Config::group_patch_member_limit`]).
@@ -126,7 +133,13 @@ pub const GATEWAY_SCOPES: &[Scope] = &[
 pub const USER_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::SessionsWrite, Scope::GroupsWrite];
 pub const GROUP_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::UsersRead];
 pub const SESSION_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate];
-pub const ROLE_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::UsersRead, Scope::GroupsRead];
+pub const ROLE_SERVICE_SCOPES: &[Scope] = &[
+    Scope::ApiKeysAuthenticate,
+    Scope::UsersRead,
+    Scope::GroupsRead,
+    Scope::EventsRead,
+    Scope::SessionsWrite,
+];
 pub const EVENT_SERVICE_SCOPES: &[Scope] = &[Scope::ApiKeysAuthenticate, Scope::EventsDrain];
 
 impl Target {
@@ -163,6 +176,8 @@ impl MeshConfig {
             user_addr: String::new(),
             group_addr: String::new(),
             session_addr: String::new(),
+            role_addr: None,
+            event_addr: None,
             public_url: None,
             group_patch_member_limit: scim_gateway::DEFAULT_GROUP_PATCH_MEMBER_LIMIT,
             max_sessions_per_user: session_service::DEFAULT_MAX_SESSIONS_PER_USER,
@@ -245,6 +260,17 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
     let group_addr = mesh
         .group_addr
         .map_or_else(|| config.group_addr.clone(), |a| a.to_string());
+    let session_addr = mesh
+        .session_addr
+        .map_or_else(|| config.session_addr.clone(), |a| a.to_string());
+    let role_addr = mesh
+        .role_addr
+        .map(|a| a.to_string())
+        .or_else(|| config.role_addr.clone());
+    let event_addr = mesh
+        .event_addr
+        .map(|a| a.to_string())
+        .or_else(|| config.event_addr.clone());
 
     let directory_addr = mesh
         .directory_addr
@@ -330,9 +356,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
         let config = user_service::Config {
             identity,
             database_url: config.database_url.clone(),
-            session_addr: mesh
-                .session_addr
-                .map_or_else(|| config.session_addr.clone(), |a| a.to_string()),
+            session_addr: session_addr.clone(),
             group_addr: group_addr.clone(),
             limits: config.limits,
         };
@@ -366,6 +390,8 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
             database_url: config.database_url.clone(),
             user_addr: user_addr.clone(),
             group_addr: group_addr.clone(),
+            session_addr,
+            event_addr,
         };
         let shutdown = shutdown.clone();
         mesh.tasks
@@ -377,6 +403,7 @@ pub async fn launch(targets: &[Target], config: MeshConfig, shutdown: Cancellati
             database_url: config.database_url.clone(),
             user_addr: user_addr.clone(),
             group_addr: group_addr.clone(),
+            role_addr,
             retention: config.event_retention,
             heartbeat: config.event_heartbeat,
             webhook_retry_window: config.webhook_retry_window,

@@ -3,10 +3,11 @@
 //!
 //! A mapping comes from a JSON file (`--file`), from flags, or both (the
 //! flags' rules follow the file's; `--mode` and `--default-role` replace
-//! the file's):
+//! the file's, `--revoke-sessions-on-role-removal` turns the file's option
+//! on):
 //!
 //! ```json
-//! {"mode": "single", "default_role": "member",
+//! {"mode": "single", "default_role": "member", "revoke_sessions_on_role_removal": true,
 //!  "rules": [{"group_id": "<id>", "roles": ["admin"], "precedence": 1},
 //!            {"roles_value": "okta-admin", "roles": ["admin"], "precedence": 2}]}
 //! ```
@@ -133,6 +134,10 @@ pub struct MappingArgs {
     /// The role of users no rule matches; "" for none.
     #[arg(long)]
     default_role: Option<String>,
+    /// Revoke every session of a user who loses a role, as deprovisioning
+    /// does (needs role-mapping-service to reach events-service).
+    #[arg(long)]
+    revoke_sessions_on_role_removal: bool,
 }
 
 /// A mapping file.
@@ -144,6 +149,8 @@ struct MappingFile {
     default_role: String,
     #[serde(default)]
     rules: Vec<RuleFile>,
+    #[serde(default)]
+    revoke_sessions_on_role_removal: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,11 +163,13 @@ struct RuleFile {
     precedence: i32,
 }
 
-/// A mapping as the request fields: mode, rules, default role.
+/// A mapping as the request fields: mode, rules, default role, and whether
+/// losing a role revokes sessions.
 struct Proposed {
     mode: pb::RoleMappingMode,
     rules: Vec<pb::MappingRule>,
     default_role: String,
+    revoke_sessions: bool,
 }
 
 /// `SOURCE=ROLE[,ROLE…][@PRECEDENCE]` as a rule on `source`.
@@ -217,6 +226,7 @@ impl MappingArgs {
             mode: mode.to_proto(),
             rules,
             default_role: self.default_role.clone().unwrap_or(file.default_role),
+            revoke_sessions: self.revoke_sessions_on_role_removal || file.revoke_sessions_on_role_removal,
         })
     }
 }
@@ -241,6 +251,7 @@ fn mapping_json(mapping: &pb::RoleMapping) -> serde_json::Value {
         "mode": mode,
         "default_role": mapping.default_role,
         "rules": mapping.rules.iter().map(rule_json).collect::<Vec<_>>(),
+        "revoke_sessions_on_role_removal": mapping.revoke_sessions_on_role_removal,
         "version": mapping.version,
     })
 }
@@ -263,6 +274,9 @@ fn print_mapping(mapping: &pb::RoleMapping, as_json: bool) {
         &mapping.default_role
     };
     println!("Default role: {default}");
+    if mapping.revoke_sessions_on_role_removal {
+        println!("A user who loses a role loses their sessions");
+    }
     for (index, rule) in mapping.rules.iter().enumerate() {
         let source = match &rule.source {
             Some(pb::mapping_rule::Source::GroupId(id)) => format!("group {id}"),
@@ -343,6 +357,7 @@ pub async fn mapping(command: MappingCommand) -> anyhow::Result<()> {
                     rules: proposed.rules,
                     default_role: proposed.default_role,
                     expected_version: None,
+                    revoke_sessions_on_role_removal: proposed.revoke_sessions,
                 })
                 .await
                 .with_context(|| connection.role_context())?

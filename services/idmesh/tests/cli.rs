@@ -553,10 +553,12 @@ async fn role_mapping_and_profile_commands_drive_role_mapping_service() {
         "single",
         "--group-rule",
         &rule,
+        "--revoke-sessions-on-role-removal",
         "--json",
     ]))
     .expect("JSON");
     assert_eq!(set["version"], json!(1));
+    assert_eq!(set["revoke_sessions_on_role_removal"], json!(true));
     let shown: Value =
         serde_json::from_str(&run(&["mapping", "show", "--directory", directory, "--json"])).expect("JSON");
     assert_eq!(
@@ -564,6 +566,7 @@ async fn role_mapping_and_profile_commands_drive_role_mapping_service() {
         json!([{"group_id": group_id, "roles": ["admin"], "precedence": 1}])
     );
     assert_eq!(shown["mode"], json!("single"));
+    assert_eq!(shown["revoke_sessions_on_role_removal"], json!(true));
 
     // A proposed mapping from a file: the admin rule goes, member is the default.
     let file = tempfile::NamedTempFile::new().expect("a temporary file");

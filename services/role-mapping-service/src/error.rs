@@ -17,9 +17,12 @@ pub enum Error {
     /// A role that mappings use cannot be deleted; names the directories.
     #[error("role {role:?} is used by the role mappings of directories {directories:?}")]
     RoleInUse { role: String, directories: Vec<String> },
-    /// user-service or group-service answered with an error.
+    /// A service this one calls answered with an error.
     #[error("{service}: {status}")]
     Peer { service: &'static str, status: Status },
+    /// A concurrent read panicked or was cancelled.
+    #[error("a concurrent read failed: {0}")]
+    Task(String),
 }
 
 impl Error {
@@ -33,6 +36,20 @@ impl Error {
     pub fn groups(status: Status) -> Error {
         Error::Peer {
             service: "group-service",
+            status,
+        }
+    }
+
+    pub fn events(status: Status) -> Error {
+        Error::Peer {
+            service: "events-service",
+            status,
+        }
+    }
+
+    pub fn sessions(status: Status) -> Error {
+        Error::Peer {
+            service: "session-service",
             status,
         }
     }
@@ -54,7 +71,7 @@ impl From<Error> for Status {
                 tracing::warn!(service, code = ?status.code(), message = status.message(), "a peer did not answer");
                 Status::unavailable(format!("{service} is unavailable; retry later"))
             }
-            Error::Database(_) => idmesh_api::status::internal("role-mapping-service", &err),
+            Error::Database(_) | Error::Task(_) => idmesh_api::status::internal("role-mapping-service", &err),
         }
     }
 }

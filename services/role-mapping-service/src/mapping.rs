@@ -74,6 +74,8 @@ pub struct Mapping {
     /// `None`: a user no rule matches has no role.
     pub default_role: Option<String>,
     pub version: i64,
+    /// Whether losing a role revokes the user's sessions.
+    pub revoke_sessions: bool,
 }
 
 impl Mapping {
@@ -84,6 +86,7 @@ impl Mapping {
             rules: Vec::new(),
             default_role: None,
             version: 0,
+            revoke_sessions: false,
         }
     }
 
@@ -109,6 +112,7 @@ impl Mapping {
             rules,
             default_role,
             version: 0,
+            revoke_sessions: false,
         })
     }
 
@@ -147,6 +151,7 @@ impl Mapping {
             rules: self.rules.iter().map(Rule::to_proto).collect(),
             default_role: self.default_role.clone().unwrap_or_default(),
             version: self.version,
+            revoke_sessions_on_role_removal: self.revoke_sessions,
         }
     }
 

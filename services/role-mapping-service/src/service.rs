@@ -4,8 +4,10 @@
 //! from this service's tables and the users and memberships it concerns
 //! from user-service and group-service at the time of the call, so it is
 //! right immediately after any SCIM change, whichever replica answers.
+//! (The roles the follower records, [`crate::follow`], are only what it
+//! last announced in the change stream.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use idmesh_proto::v1 as pb;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
@@ -29,7 +31,9 @@ use crate::store;
 /// Users looked at per ListRoleHolders or PreviewMappings page unless asked
 /// otherwise, and the most.
 const DEFAULT_USER_PAGE: i32 = 500;
-const MAX_USER_PAGE: i32 = 1_000;
+pub(crate) const MAX_USER_PAGE: i32 = 1_000;
+/// Users read from user-service at once when deciding a set of them.
+const CONCURRENT_READS: usize = 16;
 /// Longest role key, name and description.
 const MAX_ROLE_KEY_LEN: usize = 64;
 const MAX_ROLE_NAME_LEN: usize = 256;
@@ -47,6 +51,39 @@ pub struct RoleApi {
 impl std::fmt::Debug for RoleApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RoleApi").finish_non_exhaustive()
+    }
+}
+
+/// The roles a mapping gives one user, as the follower records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Decision {
+    pub user_id: String,
+    /// The user's version the roles were decided from; 0 for a user that
+    /// no longer exists.
+    pub version: i64,
+    /// False for a deactivated or deleted user.
+    pub active: bool,
+    pub roles: BTreeSet<String>,
+}
+
+impl Decision {
+    pub(crate) fn of(user: &pb::User, mapping: &Mapping, facts: &UserFacts) -> Decision {
+        Decision {
+            user_id: user.id.clone(),
+            version: user.meta.as_ref().map_or(0, |meta| meta.version),
+            active: user.active,
+            roles: mapping.decide(facts).into_keys().collect(),
+        }
+    }
+
+    /// A user that no longer exists: no roles.
+    pub(crate) fn gone(user_id: String) -> Decision {
+        Decision {
+            user_id,
+            version: 0,
+            active: false,
+            roles: BTreeSet::new(),
+        }
     }
 }
 
@@ -194,9 +231,72 @@ impl RoleApi {
         Ok(())
     }
 
+    /// What `mapping` decides for each of `user_ids` (at most a few
+    /// thousand) now: no roles, at version 0, for an id that is not a user
+    /// (any more).
+    pub(crate) async fn decide_users(
+        &self,
+        directory_id: &str,
+        user_ids: &[String],
+        mapping: &Mapping,
+    ) -> Result<Vec<Decision>, Error> {
+        let mut subjects = Vec::with_capacity(user_ids.len());
+        for chunk in user_ids.chunks(CONCURRENT_READS) {
+            let mut reads = tokio::task::JoinSet::new();
+            for user_id in chunk {
+                let (api, directory_id, user_id) = (self.clone(), directory_id.to_owned(), user_id.clone());
+                reads.spawn(async move {
+                    match api.subject(&directory_id, &user_id).await {
+                        Ok(subject) => Ok(Some(subject)),
+                        Err(Error::Peer { status, .. }) if status.code() == Code::NotFound => Ok(None),
+                        Err(err) => Err(err),
+                    }
+                });
+            }
+            while let Some(read) = reads.join_next().await {
+                subjects.extend(read.map_err(|err| Error::Task(err.to_string()))??);
+            }
+        }
+        let found: Vec<String> = subjects.iter().map(|subject| subject.user.id.clone()).collect();
+        let mut closure = membership::closure(&self.groups, directory_id, &found).await?;
+        let mut decisions: Vec<Decision> = subjects
+            .into_iter()
+            .map(|subject| {
+                let groups = closure.remove(&subject.user.id).unwrap_or_default();
+                Decision::of(&subject.user, mapping, &subject.facts(groups))
+            })
+            .collect();
+        decisions.extend(
+            user_ids
+                .iter()
+                .filter(|user_id| !found.contains(user_id))
+                .cloned()
+                .map(Decision::gone),
+        );
+        Ok(decisions)
+    }
+
+    /// Whether `id` is a group of the directory.
+    pub(crate) async fn is_group(&self, directory_id: &str, id: &str) -> Result<bool, Error> {
+        let found = self
+            .groups
+            .clone()
+            .get_group(pb::GetGroupRequest {
+                directory_id: directory_id.to_owned(),
+                id: id.to_owned(),
+            })
+            .await;
+        match found {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == Code::NotFound => Ok(false),
+            Err(status) => Err(Error::groups(status)),
+        }
+    }
+
     /// One page of the directory's users, each with the groups it is in:
-    /// what ListRoleHolders and PreviewMappings walk through.
-    async fn user_page(
+    /// what ListRoleHolders and PreviewMappings walk through, and the
+    /// follower when it decides every user.
+    pub(crate) async fn user_page(
         &self,
         directory_id: &str,
         size: i32,
@@ -294,7 +394,10 @@ impl RoleMappingService for RoleApi {
     ) -> Result<Response<pb::RoleMapping>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let mapping = Mapping::from_request(request.mode, request.rules, request.default_role).map_err(Error::from)?;
+        let mapping = Mapping {
+            revoke_sessions: request.revoke_sessions_on_role_removal,
+            ..Mapping::from_request(request.mode, request.rules, request.default_role).map_err(Error::from)?
+        };
         self.check_mapping(&request.directory_id, &mapping).await?;
         let saved = store::save_mapping(
             &self.db,

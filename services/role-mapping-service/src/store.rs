@@ -123,6 +123,7 @@ pub async fn load_mapping(db: &DatabaseConnection, directory_id: &str) -> Result
         rules: rules.into_iter().map(|(_, rule)| rule).collect(),
         default_role: Some(row.default_role).filter(|role| !role.is_empty()),
         version: row.version,
+        revoke_sessions: row.revoke_sessions,
     })
 }
 
@@ -168,6 +169,7 @@ pub async fn save_mapping(
         default_role: mapping.default_role.clone().unwrap_or_default(),
         version: mapping.version,
         last_modified: now,
+        revoke_sessions: mapping.revoke_sessions,
     };
     let written = match current {
         Some(_) => role_mapping::ActiveModel::from(row).reset_all().update(&txn).await,

@@ -273,7 +273,7 @@ async fn next_messages(
 
 fn as_event(message: watch_events_response::Message) -> Event {
     match message {
-        watch_events_response::Message::Event(event) => event,
+        watch_events_response::Message::Event(event) => *event,
         other => panic!("expected an event, got {other:?}"),
     }
 }

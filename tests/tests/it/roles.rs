@@ -3,10 +3,13 @@
 //! profiles over gRPC, each answer read right after the SCIM change.
 
 use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
+use std::time::{Duration, Instant};
+
 use idmesh_proto::v1::{
-    AttributePreset, CreateRoleRequest, DeleteRoleRequest, GetEffectiveRolesRequest, GetProfileRequest,
-    ListRoleHoldersRequest, MappingRule, PreviewMappingsRequest, ProfileField, ProfileFieldType, Role, RoleMappingMode,
-    RoleSourceKind, SetAttributeMappingRequest, SetRoleMappingRequest, mapping_rule,
+    AttributePreset, CheckSessionRequest, CreateRoleRequest, CreateSessionRequest, DeleteRoleRequest, Event, EventType,
+    GetEffectiveRolesRequest, GetProfileRequest, ListEventsRequest, ListRoleHoldersRequest, MappingRule,
+    PreviewMappingsRequest, ProfileField, ProfileFieldType, Role, RoleMappingMode, RoleSourceKind, SessionStatus,
+    SetAttributeMappingRequest, SetRoleMappingRequest, mapping_rule,
 };
 use idmesh_runtime::auth::AuthChannel;
 use idmesh_tests::{NewGroup, NewUser, ScimClient, TestMesh, both_backends};
@@ -61,7 +64,7 @@ async fn set_mapping(
             mode: mode.into(),
             rules,
             default_role: default_role.to_owned(),
-            expected_version: None,
+            ..Default::default()
         })
         .await
         .expect("SetRoleMapping");
@@ -699,5 +702,170 @@ both_backends!(
             .expect("GetAttributeMapping")
             .into_inner();
         assert!(saved.fields.is_empty(), "nothing was saved");
+    }
+);
+
+/// The directory's role events once there are `count` of them, as (type,
+/// user, role) in log order, with their events. They follow the SCIM
+/// changes by about a second: role-mapping-service reads the log.
+async fn role_events(
+    mesh: &TestMesh,
+    scim: &ScimClient,
+    count: usize,
+) -> (Vec<(EventType, String, String)>, Vec<Event>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = mesh
+            .events()
+            .list_events(ListEventsRequest {
+                directory_id: scim.directory_id.clone(),
+                types: vec![EventType::RoleAssigned.into(), EventType::RoleRemoved.into()],
+                page_size: 1_000,
+                ..Default::default()
+            })
+            .await
+            .expect("ListEvents")
+            .into_inner()
+            .events;
+        let summary: Vec<(EventType, String, String)> = events
+            .iter()
+            .map(|e| (e.r#type(), e.resource_id.clone(), e.role.clone()))
+            .collect();
+        assert!(summary.len() <= count, "more role events than expected: {summary:?}");
+        if summary.len() == count {
+            return (summary, events);
+        }
+        assert!(Instant::now() < deadline, "only {summary:?} of {count} role events");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+both_backends!(
+    role_changes_are_logged_as_events_after_their_causes_and_a_removal_revokes_sessions_when_asked,
+    |mesh: TestMesh| async move {
+        use EventType::{RoleAssigned, RoleRemoved};
+        let scim = mesh.new_directory().await;
+        let mut roles = mesh.roles();
+        create_roles(&mut roles, &["admin", "member"]).await;
+        let ada = user(&scim, "ada").await;
+        let bob = user(&scim, "bob").await;
+        let admins = group(&scim, "Admins", &[]).await;
+        roles
+            .set_role_mapping(SetRoleMappingRequest {
+                directory_id: scim.directory_id.clone(),
+                mode: RoleMappingMode::Multiple.into(),
+                rules: vec![group_rule(&admins, &["admin"], 0)],
+                default_role: "member".to_owned(),
+                revoke_sessions_on_role_removal: true,
+                ..Default::default()
+            })
+            .await
+            .expect("SetRoleMapping");
+        // A new mapping decides every user: both get the default role.
+        let (mut seen, _) = role_events(&mesh, &scim, 2).await;
+        seen.sort();
+        let mut expected = vec![
+            (RoleAssigned, ada.clone(), "member".to_owned()),
+            (RoleAssigned, bob.clone(), "member".to_owned()),
+        ];
+        expected.sort();
+        assert_eq!(seen, expected);
+
+        // Joining the mapped group through SCIM: the default role goes
+        // (it applies only without a match), then the group's is assigned,
+        // both after the membership in the log.
+        add_member(&scim, &admins, &ada).await;
+        let (seen, events) = role_events(&mesh, &scim, 4).await;
+        assert_eq!(
+            seen[2..],
+            [
+                (RoleRemoved, ada.clone(), "member".to_owned()),
+                (RoleAssigned, ada.clone(), "admin".to_owned())
+            ],
+            "removals first: never more than either state grants"
+        );
+        let joined = mesh
+            .events()
+            .list_events(ListEventsRequest {
+                directory_id: scim.directory_id.clone(),
+                types: vec![EventType::MemberAdded.into()],
+                ..Default::default()
+            })
+            .await
+            .expect("ListEvents")
+            .into_inner()
+            .events;
+        assert_eq!(joined.len(), 1);
+        assert!(
+            events[2].sequence > joined[0].sequence,
+            "a role event follows its cause"
+        );
+        assert!(events[3].version >= 1, "the user's version: {:?}", events[3]);
+        assert_eq!(events[3].resource_type, "User");
+
+        // Leaving it: admin removed (the default back), and Ada's session
+        // is revoked with it.
+        let session = mesh
+            .sessions()
+            .create_session(CreateSessionRequest {
+                directory_id: scim.directory_id.clone(),
+                user_id: ada.clone(),
+                ttl: Some(prost_types::Duration {
+                    seconds: 3600,
+                    nanos: 0,
+                }),
+                attributes: Default::default(),
+            })
+            .await
+            .expect("CreateSession")
+            .into_inner();
+        remove_member(&scim, &admins, &ada).await;
+        let (seen, _) = role_events(&mesh, &scim, 6).await;
+        assert_eq!(
+            seen[4..],
+            [
+                (RoleRemoved, ada.clone(), "admin".to_owned()),
+                (RoleAssigned, ada.clone(), "member".to_owned())
+            ]
+        );
+        let checked = mesh
+            .sessions()
+            .check_session(CheckSessionRequest {
+                session_id: session.id.clone(),
+            })
+            .await
+            .expect("CheckSession")
+            .into_inner();
+        assert_eq!(
+            checked.status(),
+            SessionStatus::Revoked,
+            "revoked before the removal is logged"
+        );
+
+        // A group moved into the mapped group reaches its members.
+        let staff = group(&scim, "Staff", &[&bob]).await;
+        add_member(&scim, &admins, &staff).await;
+        let (seen, _) = role_events(&mesh, &scim, 8).await;
+        assert_eq!(
+            seen[6..],
+            [
+                (RoleRemoved, bob.clone(), "member".to_owned()),
+                (RoleAssigned, bob.clone(), "admin".to_owned())
+            ]
+        );
+
+        // Deactivated: no roles. Deleting the mapped group afterwards
+        // changes nothing for anyone.
+        scim.users()
+            .patch(&bob, json!([{"op": "replace", "path": "active", "value": false}]))
+            .await;
+        let (seen, _) = role_events(&mesh, &scim, 9).await;
+        assert_eq!(seen[8], (RoleRemoved, bob.clone(), "admin".to_owned()));
+        scim.delete(&format!("/Groups/{admins}"), 204).await;
+        // Ada is deleted: her last role goes.
+        scim.delete(&format!("/Users/{ada}"), 204).await;
+        let (seen, events) = role_events(&mesh, &scim, 10).await;
+        assert_eq!(seen[9], (RoleRemoved, ada.clone(), "member".to_owned()));
+        assert_eq!(events[9].version, 0, "a deleted user has no version");
     }
 );

@@ -290,7 +290,7 @@ async fn map_roles(mesh: &Mesh, args: &Args, directory_id: &str, groups: &[Strin
             mode: pb::RoleMappingMode::Single.into(),
             rules,
             default_role: String::new(),
-            expected_version: None,
+            ..Default::default()
         })
         .await?;
     roles

@@ -14,6 +14,8 @@ pub struct Model {
     pub default_role: String,
     pub version: i64,
     pub last_modified: TimeDateTimeWithTimeZone,
+    /// Whether losing a role revokes the user's sessions.
+    pub revoke_sessions: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
