@@ -203,7 +203,14 @@ def test_peer_addresses_name_a_rendered_service_port_or_the_override(rendered, n
     services = {
         (s["metadata"]["name"], p["port"]) for s in kind(rendered[name], "Service") for p in s["spec"]["ports"]
     }
-    peers = {"IDMESH_DIRECTORY_ADDR": "directories", "IDMESH_USER_ADDR": "users", "IDMESH_GROUP_ADDR": "groups", "IDMESH_SESSION_ADDR": "sessions"}
+    peers = {
+        "IDMESH_DIRECTORY_ADDR": "directories",
+        "IDMESH_USER_ADDR": "users",
+        "IDMESH_GROUP_ADDR": "groups",
+        "IDMESH_SESSION_ADDR": "sessions",
+        "IDMESH_ROLE_ADDR": "roles",
+        "IDMESH_EVENT_ADDR": "events",
+    }
     checked = 0
     for deployment in kind(rendered[name], "Deployment"):
         for var, peer in peers.items():
@@ -230,6 +237,17 @@ def test_services_select_their_deployments_pods(rendered, name):
 
 
 # --- components, all in one, scaling ----------------------------------------
+
+
+def test_roles_and_events_reach_each_other_only_when_both_run(rendered):
+    """Role events: roles follows the log at events, events drains roles'
+    outbox. Either one alone runs without the other's address."""
+    both = deployments(rendered["everything-on"])
+    assert env_of(both["roles"])["IDMESH_EVENT_ADDR"]["value"] == f"{FULLNAME}-events:{PORTS['events']}"
+    assert env_of(both["roles"])["IDMESH_SESSION_ADDR"]["value"] == f"{FULLNAME}-sessions:{PORTS['sessions']}"
+    assert env_of(both["events"])["IDMESH_ROLE_ADDR"]["value"] == f"{FULLNAME}-roles:{PORTS['roles']}"
+    assert "IDMESH_EVENT_ADDR" not in env_of(deployments(rendered["events-off"])["roles"])
+    assert "IDMESH_ROLE_ADDR" not in env_of(deployments(rendered["roles-off"])["events"])
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
@@ -530,8 +548,11 @@ CALLS = {
     ("groups", "users"),
     ("roles", "users"),
     ("roles", "groups"),
+    ("roles", "sessions"),
+    ("roles", "events"),
     ("events", "users"),
     ("events", "groups"),
+    ("events", "roles"),
     # Every service resolves its callers' API keys at directories.
     *((service, "directories") for service in ("users", "groups", "sessions", "roles", "events")),
 }
