@@ -184,20 +184,22 @@ both_backends!(
 both_backends!(
     concurrent_writes_through_both_services_keep_each_resource_in_order_and_members_after_their_ends,
     |mesh: TestMesh| async move {
+        const WRITERS: usize = 50;
+        const USERS_PER_WRITER: usize = 2;
         let scim = mesh.new_directory().await;
         let dir = scim.directory_id.clone();
         let shared = scim.create_group("Everyone", &[]).await;
         let shared_id = shared["id"].as_str().expect("an id").to_owned();
 
-        // Eight writers at once, each creating users and putting each in
+        // Fifty writers at once, each creating users and putting each in
         // the shared group and in a new group of its own, then changing it:
         // user-service and group-service commit concurrently throughout.
         let mut writers = tokio::task::JoinSet::new();
-        for writer in 0..8 {
+        for writer in 0..WRITERS {
             let scim = scim.clone();
             let shared_id = shared_id.clone();
             writers.spawn(async move {
-                for n in 0..5 {
+                for n in 0..USERS_PER_WRITER {
                     let user = scim.create_user(&format!("w{writer}-u{n}@example.com")).await;
                     let user_id = user["id"].as_str().expect("an id").to_owned();
                     let add = patch_op(json!([{"op": "add", "path": "members", "value": [{"value": user_id}]}]));
@@ -214,7 +216,7 @@ both_backends!(
         // The directory's token, 1 shared group, then per user: created,
         // added to the shared group, a group created with it as member (2
         // events), updated.
-        let expected = 2 + 8 * 5 * 5;
+        let expected = 2 + WRITERS * USERS_PER_WRITER * 5;
         let mut events = mesh.events();
         let log = settled(&mut events, &dir, expected).await;
         assert_eq!(log.len(), expected, "no event is logged twice");
@@ -246,7 +248,7 @@ both_backends!(
             );
         }
         let shared_versions = &versions[shared_id.as_str()];
-        assert_eq!(shared_versions.len(), 1 + 8 * 5);
+        assert_eq!(shared_versions.len(), 1 + WRITERS * USERS_PER_WRITER);
         assert!(
             shared_versions.windows(2).all(|pair| pair[0] < pair[1]),
             "each PATCH of the shared group is an event of its own, in commit order: {shared_versions:?}"
