@@ -19,7 +19,7 @@ use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_proto::v1::webhook_service_client::WebhookServiceClient;
-use idmesh_proto::v1::{CreateDirectoryRequest, IssueTokenRequest, ListEventsRequest};
+use idmesh_proto::v1::{CreateDirectoryRequest, CreateSessionRequest, IssueTokenRequest, ListEventsRequest, Session};
 use idmesh_runtime::auth::{AuthChannel, Credential};
 use idmesh_testkit::channel;
 use tokio_util::sync::CancellationToken;
@@ -215,6 +215,25 @@ impl TestMesh {
     /// sessions in.
     pub fn sessions(&self) -> SessionServiceClient<AuthChannel> {
         idmesh_runtime::with_message_limits!(SessionServiceClient::new(self.admin_channel(self.session_addr)))
+    }
+
+    /// A session for `user_id` of the directory, valid for `ttl`, as the
+    /// platform makes one when the user signs in.
+    pub async fn sign_in(&self, directory_id: &str, user_id: &str, ttl: Duration) -> Session {
+        let ttl = prost_types::Duration {
+            seconds: i64::try_from(ttl.as_secs()).expect("a TTL in range"),
+            nanos: 0,
+        };
+        self.sessions()
+            .create_session(CreateSessionRequest {
+                directory_id: directory_id.to_owned(),
+                user_id: user_id.to_owned(),
+                ttl: Some(ttl),
+                attributes: Default::default(),
+            })
+            .await
+            .expect("CreateSession")
+            .into_inner()
     }
 
     /// Waits until events-service has logged `count` events of the

@@ -264,19 +264,8 @@ async fn fixture(mesh: &TestMesh) -> Fixture {
         .id
         .clone();
     let session = mesh
-        .sessions()
-        .create_session(CreateSessionRequest {
-            directory_id: scim.directory_id.clone(),
-            user_id: user_id.clone(),
-            ttl: Some(prost_types::Duration {
-                seconds: 3600,
-                nanos: 0,
-            }),
-            attributes: Default::default(),
-        })
-        .await
-        .expect("CreateSession")
-        .into_inner();
+        .sign_in(&scim.directory_id, &user_id, Duration::from_secs(3600))
+        .await;
     // For token revocations only, which the test does not make: nothing is
     // delivered to it, so its progress stays as it is once the events above
     // (token issued, user created, group created, member added) are logged

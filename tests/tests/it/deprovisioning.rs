@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use idmesh::{MeshConfig, Target};
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{
-    CheckSessionRequest, CheckTokenRequest, CreateSessionRequest, DeleteUserRequest, GetRevocationBacklogRequest,
-    PatchUserRequest, ReplaceUserRequest, Session, SessionStatus, TokenStatus,
+    CheckSessionRequest, CheckTokenRequest, DeleteUserRequest, GetRevocationBacklogRequest, PatchUserRequest,
+    ReplaceUserRequest, Session, SessionStatus, TokenStatus,
 };
 use idmesh_runtime::auth::AuthChannel;
 use idmesh_tests::idmesh_testkit::{redis_url, unused_addr};
@@ -53,17 +53,7 @@ async fn signed_in_user(mesh: &TestMesh, scim: &ScimClient, user_name: &str) -> 
     let id = scim.users().create(&NewUser::new(user_name)).await.id;
     let mut sessions = Vec::new();
     for _ in 0..2 {
-        let session = mesh
-            .sessions()
-            .create_session(CreateSessionRequest {
-                directory_id: scim.directory_id.clone(),
-                user_id: id.clone(),
-                ttl: Some(prost_types::Duration { seconds: 600, nanos: 0 }),
-                attributes: Default::default(),
-            })
-            .await
-            .expect("CreateSession")
-            .into_inner();
+        let session = mesh.sign_in(&scim.directory_id, &id, Duration::from_secs(600)).await;
         sessions.push(session);
     }
     SignedIn {

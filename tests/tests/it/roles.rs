@@ -6,7 +6,7 @@ use idmesh_proto::v1::role_mapping_service_client::RoleMappingServiceClient;
 use std::time::{Duration, Instant};
 
 use idmesh_proto::v1::{
-    AttributePreset, CheckSessionRequest, CreateRoleRequest, CreateSessionRequest, DeleteRoleRequest, Event, EventType,
+    AttributePreset, CheckSessionRequest, CreateRoleRequest, DeleteRoleRequest, Event, EventType,
     GetEffectiveRolesRequest, GetProfileRequest, ListEventsRequest, ListRoleHoldersRequest, MappingRule,
     PreviewMappingsRequest, ProfileField, ProfileFieldType, Role, RoleMappingMode, RoleSourceKind, SessionStatus,
     SetAttributeMappingRequest, SetRoleMappingRequest, mapping_rule,
@@ -805,20 +805,7 @@ both_backends!(
 
         // Leaving it: admin removed (the default back), and Ada's session
         // is revoked with it.
-        let session = mesh
-            .sessions()
-            .create_session(CreateSessionRequest {
-                directory_id: scim.directory_id.clone(),
-                user_id: ada.clone(),
-                ttl: Some(prost_types::Duration {
-                    seconds: 3600,
-                    nanos: 0,
-                }),
-                attributes: Default::default(),
-            })
-            .await
-            .expect("CreateSession")
-            .into_inner();
+        let session = mesh.sign_in(&scim.directory_id, &ada, Duration::from_secs(3600)).await;
         remove_member(&scim, &admins, &ada).await;
         let (seen, _) = role_events(&mesh, &scim, 6).await;
         assert_eq!(
