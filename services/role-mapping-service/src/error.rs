@@ -23,6 +23,10 @@ pub enum Error {
     /// A concurrent read panicked or was cancelled.
     #[error("a concurrent read failed: {0}")]
     Task(String),
+    /// Work given up after this long: a peer or the database did not
+    /// answer in time.
+    #[error("gave up after {0:?}: a peer or the database did not answer")]
+    Overran(std::time::Duration),
 }
 
 impl Error {
@@ -71,6 +75,7 @@ impl From<Error> for Status {
                 tracing::warn!(service, code = ?status.code(), message = status.message(), "a peer did not answer");
                 Status::unavailable(format!("{service} is unavailable; retry later"))
             }
+            Error::Overran(_) => Status::deadline_exceeded(err.to_string()),
             Error::Database(_) | Error::Task(_) => idmesh_api::status::internal("role-mapping-service", &err),
         }
     }

@@ -28,8 +28,14 @@
 //! a user who lost a role are revoked before that commit; if revoking
 //! fails, nothing commits and the batch is decided again, so a removal is
 //! never announced without its revocation.
+//!
+//! Every call to a peer and every transaction runs under [`CALL_TIMEOUT`]
+//! (the deadline travels as `grpc-timeout`): a peer that never answers
+//! fails the round, which the next one tries again, instead of stopping
+//! the follower.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::future::Future;
 use std::time::Duration;
 
 use idmesh_api::timestamp;
@@ -39,6 +45,7 @@ use idmesh_proto::v1::event_service_client::EventServiceClient;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_runtime::auth::AuthChannel;
 use idmesh_runtime::clock::Clock;
+use idmesh_runtime::deadline;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
@@ -68,6 +75,10 @@ const PAGES_PER_ROUND: usize = 20;
 
 /// Users per statement when reading or writing holdings.
 const CHUNK: usize = 500;
+
+/// How long one call to a peer, or one transaction with its revocations,
+/// may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the follower needs.
 #[derive(Clone)]
@@ -142,19 +153,16 @@ impl Follower {
         mut cursor: role_follower::Model,
     ) -> Result<(), Error> {
         for _ in 0..PAGES_PER_ROUND {
-            let page = self
-                .events
-                .clone()
-                .list_events(pb::ListEventsRequest {
-                    directory_id: directory_id.to_owned(),
-                    after_sequence: cursor.after_sequence,
-                    page_size: EVENT_PAGE,
-                    ..Default::default()
-                })
-                .await;
+            let request = pb::ListEventsRequest {
+                directory_id: directory_id.to_owned(),
+                after_sequence: cursor.after_sequence,
+                page_size: EVENT_PAGE,
+                ..Default::default()
+            };
+            let page = bounded(async { self.events.clone().list_events(request).await.map_err(Error::events) }).await;
             let events = match page {
                 Ok(page) => page.into_inner().events,
-                Err(status)
+                Err(Error::Peer { status, .. })
                     if status.code() == Code::FailedPrecondition
                         && idmesh_api::status::reason(&status).as_deref()
                             == Some(idmesh_api::events::CURSOR_EXPIRED) =>
@@ -162,7 +170,7 @@ impl Follower {
                     tracing::warn!(%directory_id, "the events after the role follower's position are gone; deciding every user again");
                     return self.decide_everyone(directory_id, mapping).await;
                 }
-                Err(status) => return Err(Error::events(status)),
+                Err(err) => return Err(err),
             };
             let Some(last) = events.last().map(|event| event.sequence) else {
                 return Ok(());
@@ -170,12 +178,12 @@ impl Follower {
             let Some(user_ids) = self.touched(directory_id, &events).await? else {
                 return self.decide_everyone(directory_id, mapping).await;
             };
-            let decisions = self.api.decide_users(directory_id, &user_ids, mapping).await?;
+            let decisions = bounded(self.api.decide_users(directory_id, &user_ids, mapping)).await?;
             let advance = Advance {
                 from: &cursor,
                 to: last,
             };
-            if !self.apply(directory_id, mapping, decisions, Some(advance)).await? {
+            if !bounded(self.apply(directory_id, mapping, decisions, Some(advance))).await? {
                 // Another replica moved on meanwhile: its next round goes on.
                 return Ok(());
             }
@@ -211,7 +219,7 @@ impl Follower {
         // user; only a group's move reaches other users.
         let members: Vec<String> = members.into_iter().filter(|id| !users.contains(id)).collect();
         for id in &members {
-            if self.api.is_group(directory_id, id).await? {
+            if bounded(self.api.is_group(directory_id, id)).await? {
                 return Ok(None);
             }
         }
@@ -223,17 +231,14 @@ impl Follower {
     /// roles of those no longer there, then follows the log from where it
     /// stood before the walk began.
     async fn decide_everyone(&self, directory_id: &str, mapping: &Mapping) -> Result<(), Error> {
-        let latest = self
-            .events
-            .clone()
-            .list_events(pb::ListEventsRequest {
-                directory_id: directory_id.to_owned(),
-                page_size: 1,
-                descending: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(Error::events)?
+        let request = pb::ListEventsRequest {
+            directory_id: directory_id.to_owned(),
+            page_size: 1,
+            descending: true,
+            ..Default::default()
+        };
+        let latest = bounded(async { self.events.clone().list_events(request).await.map_err(Error::events) })
+            .await?
             .into_inner()
             .latest_sequence;
         // The row that every apply locks, so that replicas deciding at
@@ -256,13 +261,13 @@ impl Follower {
         let mut seen: HashSet<String> = HashSet::new();
         let mut token = String::new();
         loop {
-            let (users, next) = self.api.user_page(directory_id, MAX_USER_PAGE, token).await?;
+            let (users, next) = bounded(self.api.user_page(directory_id, MAX_USER_PAGE, token)).await?;
             let decisions: Vec<Decision> = users
                 .iter()
                 .map(|(user, facts)| Decision::of(user, mapping, facts))
                 .collect();
             seen.extend(decisions.iter().map(|decision| decision.user_id.clone()));
-            self.apply(directory_id, mapping, decisions, None).await?;
+            bounded(self.apply(directory_id, mapping, decisions, None)).await?;
             if next.is_empty() {
                 break;
             }
@@ -282,7 +287,7 @@ impl Follower {
             .map(Decision::gone)
             .collect();
         for chunk in gone.chunks(CHUNK) {
-            self.apply(directory_id, mapping, chunk.to_vec(), None).await?;
+            bounded(self.apply(directory_id, mapping, chunk.to_vec(), None)).await?;
         }
         role_follower::Entity::insert(
             role_follower::Model {
@@ -412,6 +417,16 @@ impl Follower {
         tracing::info!(%directory_id, %user_id, ?roles, "sessions revoked: roles removed");
         Ok(())
     }
+}
+
+/// Runs `work` under [`CALL_TIMEOUT`], which its calls to peers carry as
+/// their deadline. Work that overruns it is dropped (a transaction rolls
+/// back) and fails with [`Error::Overran`].
+async fn bounded<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    let until = tokio::time::Instant::now() + CALL_TIMEOUT;
+    tokio::time::timeout_at(until, deadline::within(Some(until), work))
+        .await
+        .unwrap_or(Err(Error::Overran(CALL_TIMEOUT)))
 }
 
 /// Moving the follower's position from what it was read as to `to`.
