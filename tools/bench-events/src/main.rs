@@ -15,11 +15,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use bench_kit::{Scim, id_of};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use idmesh_proto::v1 as pb;
 use idmesh_proto::v1::event_service_client::EventServiceClient;
 use idmesh_runtime::auth::Credential;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -62,23 +64,21 @@ async fn main() -> anyhow::Result<()> {
     let key = std::fs::read_to_string(&args.api_key_file).context("the API key file")?;
     let credential = Credential::new(key.trim())?;
     let mut events = EventServiceClient::new(idmesh_runtime::grpc::authed_channel(&args.event_addr, &credential)?);
-    let scim = Scim {
-        http: reqwest::Client::new(),
-        base: args.scim_base.trim_end_matches('/').to_owned(),
-        token: token.trim().to_owned(),
-    };
-    let directory_id = scim.base.rsplit('/').next().unwrap_or_default().to_owned();
+    let scim = Scim::new(&args.scim_base, &token, Duration::from_secs(60))?;
+    let directory_id = scim.directory_id().to_owned();
 
     let group = scim
         .send(
-            reqwest::Method::POST,
+            Method::POST,
             "/Groups",
-            json!({
+            Some(&json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                 "displayName": format!("bench-events {}", std::process::id()),
-            }),
+            })),
+            &[StatusCode::CREATED],
         )
-        .await?;
+        .await?
+        .1;
     let group_id = id_of(&group)?;
     let latest = events
         .list_events(pb::ListEventsRequest {
@@ -124,14 +124,16 @@ async fn main() -> anyhow::Result<()> {
             0 => {
                 let user = scim
                     .send(
-                        reqwest::Method::POST,
+                        Method::POST,
                         "/Users",
-                        json!({
+                        Some(&json!({
                             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                             "userName": format!("bench-events-{run}-{change}@example.com"),
-                        }),
+                        })),
+                        &[StatusCode::CREATED],
                     )
-                    .await?;
+                    .await?
+                    .1;
                 user_id = id_of(&user)?;
                 Expected {
                     kind: pb::EventType::UserCreated,
@@ -141,9 +143,10 @@ async fn main() -> anyhow::Result<()> {
             }
             1 => {
                 scim.send(
-                    reqwest::Method::PATCH,
+                    Method::PATCH,
                     &format!("/Users/{user_id}"),
-                    patch("replace", "title", json!(format!("t{change}"))),
+                    Some(&patch("replace", "title", json!(format!("t{change}")))),
+                    &[StatusCode::OK],
                 )
                 .await?;
                 Expected {
@@ -154,9 +157,10 @@ async fn main() -> anyhow::Result<()> {
             }
             _ => {
                 scim.send(
-                    reqwest::Method::PATCH,
+                    Method::PATCH,
                     &format!("/Groups/{group_id}"),
-                    patch("add", "members", json!([{"value": user_id}])),
+                    Some(&patch("add", "members", json!([{"value": user_id}]))),
+                    &[StatusCode::OK, StatusCode::NO_CONTENT],
                 )
                 .await?;
                 Expected {
@@ -189,46 +193,11 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Scim {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Scim {
-    /// Sends a SCIM request and answers its JSON body (null when it has
-    /// none), failing on any status but 2xx.
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
-        let response = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/scim+json")
-            .body(body.to_string())
-            .send()
-            .await?;
-        let status = response.status();
-        let text = response.text().await?;
-        ensure!(status.is_success(), "{path} answered {status}: {text}");
-        if text.is_empty() {
-            return Ok(Value::Null);
-        }
-        Ok(serde_json::from_str(&text)?)
-    }
-}
-
 fn patch(op: &str, path: &str, value: Value) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": op, "path": path, "value": value}],
     })
-}
-
-fn id_of(resource: &Value) -> anyhow::Result<String> {
-    resource["id"]
-        .as_str()
-        .map(str::to_owned)
-        .context("a SCIM resource without an id")
 }
 
 fn millis(micros: u64) -> String {

@@ -16,10 +16,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
+use bench_kit::{Scim, id_of};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -49,56 +50,6 @@ struct Args {
     /// group-service's process id, for its peak memory.
     #[arg(long)]
     group_service_pid: Option<u32>,
-}
-
-/// A SCIM client for one directory.
-#[derive(Clone)]
-struct Scim {
-    http: Client,
-    base_url: String,
-    token: String,
-}
-
-impl Scim {
-    /// Sends a request and returns its status and JSON body (`Null` when
-    /// there is none), failing unless the status is `expect`ed.
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        expect: &[StatusCode],
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base_url))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.header("content-type", "application/scim+json").json(body);
-        }
-        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .with_context(|| format!("{method} {path}: the body"))?;
-        if !expect.contains(&status) {
-            bail!("{method} {path}: {status}: {}", String::from_utf8_lossy(&bytes));
-        }
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).with_context(|| format!("{method} {path}: not JSON"))?
-        };
-        Ok((status, body))
-    }
-}
-
-fn id_of(resource: &Value) -> anyhow::Result<String> {
-    resource["id"]
-        .as_str()
-        .map(str::to_owned)
-        .context("a resource without an id")
 }
 
 fn millis(duration: Duration) -> f64 {
@@ -174,11 +125,7 @@ async fn main() -> anyhow::Result<()> {
         args.batch > 0 && args.members >= args.batch,
         "--members must be at least --batch, which is positive"
     );
-    let scim = Scim {
-        http: Client::builder().timeout(Duration::from_secs(120)).build()?,
-        base_url: args.base_url.trim_end_matches('/').to_owned(),
-        token: args.token.clone(),
-    };
+    let scim = Scim::new(&args.base_url, &args.token, Duration::from_secs(120))?;
     let users = provision_users(&scim, args.members, args.concurrency).await?;
 
     let group = json!({

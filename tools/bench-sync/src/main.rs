@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
+use bench_kit::{Scim, id_of};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use reqwest::{Method, StatusCode};
@@ -66,16 +67,12 @@ async fn main() -> anyhow::Result<()> {
         "--groups-per-user cannot exceed --groups"
     );
     let token = std::fs::read_to_string(&args.scim_token_file).context("the SCIM token file")?;
-    let scim = Arc::new(Scim {
-        http: reqwest::Client::new(),
-        base: args.scim_base.trim_end_matches('/').to_owned(),
-        token: token.trim().to_owned(),
-    });
+    let scim = Arc::new(Scim::new(&args.scim_base, &token, Duration::from_secs(60))?);
     let run = std::process::id();
     let started = Instant::now();
 
     let lookup = format!("/Users?filter=userName+eq+%22test-connection-{run}%22");
-    let found = scim.send(Method::GET, &lookup, None, StatusCode::OK).await?;
+    let found = scim.send(Method::GET, &lookup, None, &[StatusCode::OK]).await?.1;
     ensure!(found["totalResults"] == 0, "Test Connection found a user: {found}");
 
     let users = phase("users (a lookup and a POST each)", &args, args.users, {
@@ -85,16 +82,17 @@ async fn main() -> anyhow::Result<()> {
             async move {
                 let user_name = format!("entra-{run}-{i}@example.com");
                 let lookup = format!("/Users?filter=userName+eq+%22{user_name}%22");
-                let found = scim.send(Method::GET, &lookup, None, StatusCode::OK).await?;
+                let found = scim.send(Method::GET, &lookup, None, &[StatusCode::OK]).await?.1;
                 ensure!(found["totalResults"] == 0, "{user_name} exists already");
                 let user = scim
                     .send(
                         Method::POST,
                         "/Users",
-                        Some(entra_user(&user_name, i)),
-                        StatusCode::CREATED,
+                        Some(&entra_user(&user_name, i)),
+                        &[StatusCode::CREATED],
                     )
-                    .await?;
+                    .await?
+                    .1;
                 id_of(&user)
             }
         }
@@ -108,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
             async move {
                 let name = format!("entra-{run}-group-{i}");
                 let lookup = format!("/Groups?excludedAttributes=members&filter=displayName+eq+%22{name}%22");
-                let found = scim.send(Method::GET, &lookup, None, StatusCode::OK).await?;
+                let found = scim.send(Method::GET, &lookup, None, &[StatusCode::OK]).await?.1;
                 ensure!(found["totalResults"] == 0, "{name} exists already");
                 let body = json!({
                     "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
@@ -116,8 +114,9 @@ async fn main() -> anyhow::Result<()> {
                     "displayName": name,
                 });
                 let group = scim
-                    .send(Method::POST, "/Groups", Some(body), StatusCode::CREATED)
-                    .await?;
+                    .send(Method::POST, "/Groups", Some(&body), &[StatusCode::CREATED])
+                    .await?
+                    .1;
                 id_of(&group)
             }
         }
@@ -162,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
                         "Operations": [{"op": "Add", "path": "members", "value": value}],
                     });
                     let path = format!("/Groups/{group_id}?excludedAttributes=members");
-                    scim.send(Method::PATCH, &path, Some(body), StatusCode::OK).await?;
+                    scim.send(Method::PATCH, &path, Some(&body), &[StatusCode::OK]).await?;
                     Ok(())
                 }
             }
@@ -244,51 +243,6 @@ fn entra_user(user_name: &str, i: usize) -> Value {
         "roles": [],
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": format!("Department {}", i % 50)},
     })
-}
-
-struct Scim {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Scim {
-    /// Sends a SCIM request and answers its JSON body (null when it has
-    /// none), failing on any status but `expected`. Entra retries what
-    /// fails; a benchmark that counted retries would hide them, so it stops.
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        expected: StatusCode,
-    ) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .timeout(Duration::from_secs(60));
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/scim+json")
-                .body(body.to_string());
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        ensure!(status == expected, "{path} answered {status}: {text}");
-        if text.is_empty() {
-            return Ok(Value::Null);
-        }
-        Ok(serde_json::from_str(&text)?)
-    }
-}
-
-fn id_of(resource: &Value) -> anyhow::Result<String> {
-    resource["id"]
-        .as_str()
-        .map(str::to_owned)
-        .context("a SCIM resource without an id")
 }
 
 fn millis(micros: u64) -> String {
