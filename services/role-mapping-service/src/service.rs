@@ -209,23 +209,11 @@ impl RoleApi {
             return Err(ScimError::invalid_value(format!("roles not in the catalog: {unknown:?}")).into());
         }
         for group_id in mapping.group_ids() {
-            let found = self
-                .groups
-                .clone()
-                .get_group(pb::GetGroupRequest {
-                    directory_id: directory_id.to_owned(),
-                    id: group_id.clone(),
-                })
-                .await;
-            match found {
-                Ok(_) => {}
-                Err(status) if status.code() == Code::NotFound => {
-                    return Err(ScimError::invalid_value(format!(
-                        "{group_id:?} is not a group of directory {directory_id}"
-                    ))
-                    .into());
-                }
-                Err(status) => return Err(Error::groups(status)),
+            if !self.is_group(directory_id, &group_id).await? {
+                return Err(ScimError::invalid_value(format!(
+                    "{group_id:?} is not a group of directory {directory_id}"
+                ))
+                .into());
             }
         }
         Ok(())
@@ -258,6 +246,7 @@ impl RoleApi {
             }
         }
         let found: Vec<String> = subjects.iter().map(|subject| subject.user.id.clone()).collect();
+        let is_user: std::collections::HashSet<&str> = found.iter().map(String::as_str).collect();
         let mut closure = membership::closure(&self.groups, directory_id, &found).await?;
         let mut decisions: Vec<Decision> = subjects
             .into_iter()
@@ -269,7 +258,7 @@ impl RoleApi {
         decisions.extend(
             user_ids
                 .iter()
-                .filter(|user_id| !found.contains(user_id))
+                .filter(|user_id| !is_user.contains(user_id.as_str()))
                 .cloned()
                 .map(Decision::gone),
         );
