@@ -1,6 +1,8 @@
-//! The one list pipeline every service's List call runs: count the
-//! matching rows, sort them, and read one page, all in the database; by
-//! index (`OFFSET`/`LIMIT`) or by cursor (keyset on the id, RFC 9865).
+//! The one list pipeline every service's List call runs: sort the
+//! matching rows, read one page and count them, all in the database; by
+//! index (`OFFSET`/`LIMIT`) or by cursor (keyset on the id, RFC 9865). A
+//! page by index that is not full tells the total itself, without the
+//! count (one round trip less for a lookup by `userName`).
 //!
 //! A page ends early once its documents pass [`PAGE_BYTES`]: SCIM lets a
 //! page hold fewer resources than `count` (RFC 7644 §3.4.2.4), and the
@@ -75,7 +77,6 @@ impl Target {
     {
         // A cursor that is not ours is refused before the database is asked.
         let cursor = window.cursor.map(Cursor::parse).transpose()?;
-        let total = query.clone().count(db).await?;
         if let Some(cursor) = &cursor {
             if !window.sort_by.trim().is_empty() {
                 return Err(ScimError::invalid_value(
@@ -83,13 +84,18 @@ impl Target {
                 )
                 .into());
             }
+            let total = query.clone().count(db).await?;
             return walk(db, query, id, cursor, window.count, total, size).await;
         }
-        let sorted = self.sorted(query, window.sort_by, window.descending)?;
+        let sorted = self.sorted(query.clone(), window.sort_by, window.descending)?;
         let Some((offset, limit)) = page_window(window.start_index, window.count) else {
-            return Ok(Listed::index(Vec::new(), total));
+            return Ok(Listed::index(Vec::new(), query.count(db).await?));
         };
         let mut rows = sorted.order_by_asc(id).offset(offset).limit(limit).all(db).await?;
+        let total = match total_from_page(offset, limit, rows.len()) {
+            Some(total) => total,
+            None => query.count(db).await?,
+        };
         end_at_budget(&mut rows, size);
         Ok(Listed::index(rows, total))
     }
@@ -204,6 +210,16 @@ fn end_at_budget<M>(rows: &mut Vec<M>, size: impl Fn(&M) -> usize) -> bool {
     ended_early
 }
 
+/// The total that a page of `rows` rows read at `offset` with `limit`
+/// tells without counting: a page that is not full ends the list. Not an
+/// empty page past the start, which says only that the list ends earlier.
+/// This spares the count in what IdPs send most, a lookup by `userName`
+/// or `externalId` that finds one user or none.
+fn total_from_page(offset: u64, limit: u64, rows: usize) -> Option<u64> {
+    let rows = u64::try_from(rows).ok()?;
+    (rows < limit && (rows > 0 || offset == 0)).then_some(offset + rows)
+}
+
 /// The `OFFSET` and `LIMIT` of a SCIM page: `count` resources from the
 /// 1-based `start_index` (values below 1 read as 1); `None` when `count`
 /// asks for none (the total only).
@@ -215,7 +231,7 @@ fn page_window(start_index: i64, count: i32) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{PAGE_BYTES, end_at_budget, page_window};
+    use super::{PAGE_BYTES, end_at_budget, page_window, total_from_page};
 
     #[test]
     fn a_page_ends_at_the_row_that_reaches_the_byte_budget() {
@@ -244,5 +260,18 @@ mod tests {
         assert_eq!(page_window(-7, 5), Some((0, 5)));
         assert_eq!(page_window(3, 0), None, "the total only");
         assert_eq!(page_window(3, -1), None);
+    }
+
+    #[test]
+    fn a_page_that_is_not_full_tells_the_total_and_a_full_or_empty_one_past_the_start_does_not() {
+        assert_eq!(total_from_page(0, 100, 1), Some(1), "a lookup that finds one user");
+        assert_eq!(total_from_page(0, 100, 0), Some(0), "a lookup that finds none");
+        assert_eq!(total_from_page(20, 10, 3), Some(23), "the last page");
+        assert_eq!(total_from_page(0, 10, 10), None, "a full page: more may follow");
+        assert_eq!(
+            total_from_page(20, 10, 0),
+            None,
+            "past the end: where it ends is unknown"
+        );
     }
 }
