@@ -3,8 +3,8 @@
 //! One global `tracing` subscriber per process carries three layers:
 //! OpenTelemetry (every span becomes an OpenTelemetry span, exported over
 //! OTLP/gRPC when an endpoint is configured), the trace ids of the spans
-//! ([`json::TraceIdsLayer`], which the JSON log lines read), and the log
-//! lines themselves, as text or as JSON. Trace context crosses process
+//! ([`json::TraceIdsLayer`], which JSON log lines read; not with text
+//! lines), and the log lines themselves, as text or as JSON. Trace context crosses process
 //! boundaries as W3C `traceparent` headers ([`context`]).
 
 pub mod context;
@@ -163,9 +163,29 @@ fn subscriber(
     filter: EnvFilter,
     writer: BoxMakeWriter,
 ) -> impl tracing::Subscriber + Send + Sync + 'static {
+    // What the layer does by default on every entry and exit of a span,
+    // that is on every poll of an instrumented future, is left out: it was
+    // a third of the instructions of a GET (docs/benchmarks.md). Without
+    // context activation a span's parent is the enclosing `tracing` span,
+    // which is how idmesh's traces nest and travel (`context`); without
+    // inactivity tracking spans carry no `busy_ns`/`idle_ns`; without
+    // thread attributes no `thread.id`, meaningless for a task that moves
+    // between worker threads.
     let spans = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("idmesh"))
+        .with_context_activation(false)
+        .with_tracked_inactivity(false)
+        .with_threads(false)
         .with_filter(EnvFilter::new(TRACE_FILTER));
+    // Only JSON lines carry trace ids, so only they need them copied, and
+    // only for the spans that OpenTelemetry sees. The filter matters: a
+    // layer without one enables every span and event of every library at
+    // every level, h2's and hyper's included: 0.8 million instructions per
+    // GET, more than half of what the rest of it costs (docs/benchmarks.md).
+    let trace_ids = json::TraceIdsLayer::default().with_filter(EnvFilter::new(match format {
+        LogFormat::Text => "off",
+        LogFormat::Json => TRACE_FILTER,
+    }));
     let lines = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -175,7 +195,7 @@ fn subscriber(
     };
     tracing_subscriber::registry()
         .with(spans)
-        .with(json::TraceIdsLayer::default())
+        .with(trace_ids)
         .with(lines.with_filter(filter))
 }
 
