@@ -88,9 +88,23 @@ pub enum ServeError {
     Http(#[from] std::io::Error),
 }
 
-/// What every request handler shares.
+/// What every request handler shares, behind one `Arc`: axum clones the
+/// state for every extractor and layer of every request, and a clone of
+/// the fields themselves (four gRPC clients) cost about 25,000
+/// instructions a request (docs/benchmarks.md).
 #[derive(Debug, Clone)]
-struct AppState {
+struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
     directories: DirectoryServiceClient<AuthChannel>,
     /// directory-service's `grpc.health.v1`, for `/readyz`.
     directory_health: HealthClient<Channel>,
@@ -113,7 +127,7 @@ struct AppState {
 /// a token. Every other request is traced and measured (see `observe`).
 pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
     let directory_channel = idmesh_runtime::grpc::lazy_channel(&config.directory_addr)?;
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         directories: idmesh_runtime::with_message_limits!(DirectoryServiceClient::new(AuthChannel::new(
             directory_channel.clone(),
             config.credential.clone(),
@@ -135,7 +149,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
         rate_limits: Arc::new(RateLimits::new()),
         in_flight: Arc::new(Semaphore::new(config.traffic.max_concurrent_requests)),
         body_bytes: Arc::new(Semaphore::new(config.traffic.max_body_bytes_in_flight)),
-    };
+    }));
     tracing::info!(addr = ?listener.local_addr().ok(), "scim-gateway listening");
     // TCP_NODELAY: SCIM responses are small and must not wait for delayed ACKs.
     let listener = listener.tap_io(|stream| {
