@@ -1,5 +1,8 @@
 -- wrk script: POST a new SCIM user per request, each with a unique userName.
 -- wrk.format replaces the -H headers when given a table, so they are copied.
+-- BENCH_PREFIX (default "bench") starts every userName, so that several runs
+-- against one directory create different users.
+local prefix = os.getenv("BENCH_PREFIX") or "bench"
 local threads = 0
 
 function setup(thread)
@@ -19,7 +22,7 @@ end
 
 function request()
   sent = sent + 1
-  local user_name = string.format("bench-%d-%d@example.com", thread_id, sent)
+  local user_name = string.format("%s-%d-%d@example.com", prefix, thread_id, sent)
   local body = string.format(
     '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"%s",'
       .. '"name":{"givenName":"Bench","familyName":"User"},'
