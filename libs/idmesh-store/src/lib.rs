@@ -10,7 +10,7 @@ mod migrate;
 mod pool;
 mod transient;
 
-pub use connect::{ACQUIRE_TIMEOUT, STATEMENT_TIMEOUT, connect};
+pub use connect::{ACQUIRE_TIMEOUT, PLAN_CACHE_MODE, STATEMENT_TIMEOUT, connect};
 pub use migrate::migrate;
 pub use pool::{POOL_CONNECTIONS_METRIC, POOL_MAX_CONNECTIONS_METRIC, record_pool_usage};
 pub use transient::is_transient;

@@ -72,3 +72,22 @@ async fn unsupported_urls_are_refused_with_a_reason() {
         .expect_err("MySQL is not supported");
     assert!(err.to_string().contains("postgres://"), "{err}");
 }
+
+#[tokio::test]
+async fn postgres_sessions_plan_each_execution_with_its_parameters() {
+    // A generic plan kept from when a table was empty walks the whole
+    // directory for each userName lookup once it is not (PLAN_CACHE_MODE).
+    let database = ScratchDatabase::new(Backend::Postgres);
+    let pool = idmesh_store::connect(database.url()).await.expect("connects");
+    let row = pool
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT current_setting('plan_cache_mode') AS mode",
+        ))
+        .await
+        .expect("a setting")
+        .expect("one row");
+    let mode: String = row.try_get("", "mode").expect("the mode");
+    assert_eq!(mode, idmesh_store::PLAN_CACHE_MODE);
+    assert_eq!(mode, "force_custom_plan");
+}
