@@ -91,7 +91,7 @@ pub enum ServeError {
 /// What every request handler shares, behind one `Arc`: axum clones the
 /// state for every extractor and layer of every request, and a clone of
 /// the fields themselves (four gRPC clients) cost about 25,000
-/// instructions a request (docs/benchmarks.md).
+/// instructions a request (callgrind, `scripts/callgrind-gateway`).
 #[derive(Debug, Clone)]
 struct AppState(Arc<Shared>);
 

@@ -4,8 +4,9 @@
 //! OpenTelemetry (every span becomes an OpenTelemetry span, exported over
 //! OTLP/gRPC when an endpoint is configured), the trace ids of the spans
 //! ([`json::TraceIdsLayer`], which JSON log lines read; not with text
-//! lines), and the log lines themselves, as text or as JSON. Trace context crosses process
-//! boundaries as W3C `traceparent` headers ([`context`]).
+//! lines), and the log lines themselves, as text or as JSON. Trace
+//! context crosses process boundaries as W3C `traceparent` headers
+//! ([`context`]).
 
 pub mod context;
 mod json;
