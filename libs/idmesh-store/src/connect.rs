@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
 use crate::StoreError;
@@ -20,8 +20,10 @@ const INVALID_CATALOG_NAME: &str = "3D000";
 /// SQLite files (and their directory) are created when missing and run in WAL
 /// mode with a busy timeout, so the services of one process can share a file,
 /// and with `synchronous=FULL`, so that a write is on disk when its commit
-/// returns (see [`SQLITE_SYNCHRONOUS`]). `LIKE` is made case-sensitive on
-/// SQLite, as it is on PostgreSQL, so a filter means the same on both. A
+/// returns (see [`SQLITE_SYNCHRONOUS`]), and plan a statement once, whatever
+/// its parameters (see [`plan_once_per_statement`]). `LIKE` is made
+/// case-sensitive on SQLite, as it is on PostgreSQL, so a filter means the
+/// same on both. A
 /// PostgreSQL database that does not exist yet is created; its statements
 /// and lock waits are limited to [`STATEMENT_TIMEOUT`], and a connection is
 /// waited for at most [`ACQUIRE_TIMEOUT`].
@@ -104,12 +106,49 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection, StoreError> {
             .foreign_keys(true)
             .pragma("case_sensitive_like", "ON")
     });
+    options.map_sqlx_sqlite_pool_opts(|pool| {
+        pool.after_connect(|connection, _| Box::pin(plan_once_per_statement(connection)))
+    });
     if in_memory {
         // Every connection to ":memory:" is a database of its own.
         options.max_connections(1);
     }
     let _guard = SQLITE_OPEN.lock().await;
     Ok(Database::connect(options).await?)
+}
+
+/// Turns on SQLite's query planner stability guarantee (QPSG) for
+/// `connection`: a prepared statement keeps its plan whatever values are
+/// bound to it.
+///
+/// Without it SQLite compiles the value bound to `LIMIT ?` into the
+/// statement, so binding the next value expires the statement and the
+/// next step parses and plans it again. sea-orm binds the limit of every
+/// `.one()` and every page, so every read of a user, a group or a page
+/// was prepared from scratch: three times per `GET /Users/{id}`, a fifth
+/// of its instructions (docs/benchmarks.md). The one plan this gives up is
+/// a `LIKE ?` (a `sw` filter) walking an index by the bound prefix; it
+/// scans the directory's rows instead.
+async fn plan_once_per_statement(connection: &mut SqliteConnection) -> Result<(), sea_orm::sqlx::Error> {
+    use std::ffi::c_int;
+
+    use libsqlite3_sys::{SQLITE_DBCONFIG_ENABLE_QPSG, SQLITE_OK, sqlite3_db_config};
+
+    let mut handle = connection.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    let mut enabled: c_int = 0;
+    // SAFETY: `db` is the open handle of this connection, which `handle`
+    // keeps locked for the call; this option takes an int (1: on) and a
+    // pointer to an int that receives the resulting state.
+    #[allow(unsafe_code)]
+    let rc = unsafe { sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_QPSG, 1 as c_int, &raw mut enabled) };
+    if rc == SQLITE_OK && enabled == 1 {
+        Ok(())
+    } else {
+        Err(sea_orm::sqlx::Error::Configuration(
+            format!("SQLite refused SQLITE_DBCONFIG_ENABLE_QPSG (code {rc})").into(),
+        ))
+    }
 }
 
 async fn connect_postgres(url: &str) -> Result<DatabaseConnection, StoreError> {

@@ -91,3 +91,44 @@ async fn postgres_sessions_plan_each_execution_with_its_parameters() {
     assert_eq!(mode, idmesh_store::PLAN_CACHE_MODE);
     assert_eq!(mode, "force_custom_plan");
 }
+
+#[tokio::test]
+async fn sqlite_statements_keep_their_plan_whatever_is_bound_to_them() {
+    // Had SQLite compiled the bound limit into the program (as an
+    // `Integer 7` instruction), binding another value would expire the
+    // statement and make each execution prepare it again.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = idmesh_store::connect(&format!("sqlite://{}", dir.path().join("idmesh.db").display()))
+        .await
+        .expect("SQLite opens");
+    let program = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            "EXPLAIN SELECT value FROM json_each('[1,2,3,4,5,6,7,8,9]') LIMIT ?",
+            [7.into()],
+        ))
+        .await
+        .expect("the program");
+    let instructions: Vec<(String, i64)> = program
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("", "opcode").expect("an opcode"),
+                row.try_get("", "p1").expect("p1"),
+            )
+        })
+        .collect();
+    assert!(
+        !instructions.contains(&("Integer".to_owned(), 7)),
+        "the bound limit is compiled in: {instructions:?}"
+    );
+    let limited = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT value FROM json_each('[1,2,3,4,5,6,7,8,9]') LIMIT ?",
+            [7.into()],
+        ))
+        .await
+        .expect("rows");
+    assert_eq!(limited.len(), 7, "the limit still applies");
+}
