@@ -23,7 +23,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use json::JsonLines;
+use json::{JsonLines, NoSpanFields};
 
 /// Directives added to whatever `RUST_LOG` says: sqlx logs every statement
 /// at INFO, which drowns everything else.
@@ -190,6 +190,7 @@ fn subscriber(
     let lines = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .fmt_fields(NoSpanFields)
             .event_format(JsonLines)
             .with_writer(writer)
             .boxed(),
