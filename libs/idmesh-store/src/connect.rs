@@ -127,8 +127,8 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection, StoreError> {
 /// `.one()` and every page, so every read of a user, a group or a page
 /// was prepared from scratch: three times per `GET /Users/{id}`, a fifth
 /// of its instructions (docs/benchmarks.md). The one plan this gives up is
-/// a `LIKE ?` (a `sw` filter) walking an index by the bound prefix; it
-/// scans the directory's rows instead.
+/// a `LIKE ?` walking an index by its bound prefix, so a `sw` filter also
+/// states its prefix as a range, which the index answers (`filter.rs`).
 async fn plan_once_per_statement(connection: &mut SqliteConnection) -> Result<(), sea_orm::sqlx::Error> {
     use std::ffi::c_int;
 

@@ -391,13 +391,39 @@ impl Target {
         let rhs = if case_exact { s.clone() } else { fold_text(s) };
         let pattern = match op {
             CompareOp::Co => format!("%{}%", escape_like(&rhs)),
-            CompareOp::Sw => format!("{}%", escape_like(&rhs)),
+            CompareOp::Sw => {
+                let like = lhs
+                    .clone()
+                    .like(LikeExpr::new(format!("{}%", escape_like(&rhs))).escape('\\'));
+                return Ok(match self.prefix_range(lhs, &rhs) {
+                    Some(range) => range.and(like),
+                    None => like,
+                });
+            }
             CompareOp::Ew => format!("%{}", escape_like(&rhs)),
             // Equality needs no collation, and keeps the column's index usable.
             CompareOp::Eq | CompareOp::Ne => return ordered(path, lhs, op, Expr::val(rhs)),
             _ => return ordered(path, self.code_point_order(lhs), op, Expr::val(rhs)),
         };
         Ok(lhs.like(LikeExpr::new(pattern).escape('\\')))
+    }
+
+    /// `text` from `prefix` up to the first string past all that start
+    /// with it, in code point order: what `sw` selects, said so that an
+    /// index on `text` answers it. SQLite plans `LIKE ?` without reading
+    /// the bound pattern (`connect` turns on its planner stability
+    /// guarantee), so the `LIKE` alone would read every row of the
+    /// directory. `None` for an empty prefix, which every string has.
+    fn prefix_range(&self, text: SimpleExpr, prefix: &str) -> Option<SimpleExpr> {
+        if prefix.is_empty() {
+            return None;
+        }
+        let text = self.code_point_order(text);
+        let from = text.clone().gte(Expr::val(prefix.to_owned()));
+        Some(match past_prefix(prefix) {
+            Some(end) => from.and(text.lt(Expr::val(end))),
+            None => from,
+        })
     }
 
     /// A JSON scalar as an SQL value: text for strings, the backend's
@@ -731,6 +757,22 @@ fn ordered(path: &AttrPath, lhs: SimpleExpr, op: CompareOp, rhs: SimpleExpr) -> 
     })
 }
 
+/// The least string after every string that starts with `prefix`, in code
+/// point order: `prefix` up to its last character that has a successor,
+/// with that character replaced by its successor. `None` when there is no
+/// such string (every character is U+10FFFF).
+fn past_prefix(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // At most the 2,048 surrogates, which are not characters, to skip.
+        if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// Escapes LIKE's wildcards so that a filter value matches literally.
 fn escape_like(value: &str) -> String {
     let mut escaped = String::with_capacity(value.len());
@@ -741,4 +783,22 @@ fn escape_like(value: &str) -> String {
         escaped.push(c);
     }
     escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::past_prefix;
+
+    #[test]
+    fn past_a_prefix_is_its_last_character_that_has_a_successor_moved_on_by_one() {
+        assert_eq!(past_prefix("ann").as_deref(), Some("ano"));
+        assert_eq!(past_prefix("zé").as_deref(), Some("zê"));
+        assert_eq!(past_prefix("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(
+            past_prefix("\u{D7FF}").as_deref(),
+            Some("\u{E000}"),
+            "surrogates are skipped"
+        );
+        assert_eq!(past_prefix("\u{10FFFF}"), None);
+    }
 }

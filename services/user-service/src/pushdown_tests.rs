@@ -500,11 +500,11 @@ fn postgres_sqlite_and_memory_select_the_same_users() {
     }
 }
 
-/// What the database plans for `userName eq` among 100,000 users.
-async fn plan_for_user_name_eq(api: &UserApi, db: &impl ConnectionTrait, directory_id: &str) -> String {
+/// What the database plans for `filter` among 100,000 users.
+async fn plan_for(api: &UserApi, db: &impl ConnectionTrait, directory_id: &str, filter: &str) -> String {
     let backend = db.get_database_backend();
     let query = api
-        .matching(directory_id, r#"userName eq "User77777@Example.com""#)
+        .matching(directory_id, filter)
         .expect("a valid filter")
         .build(backend);
     let explain = match backend {
@@ -528,6 +528,8 @@ async fn plan_for_user_name_eq(api: &UserApi, db: &impl ConnectionTrait, directo
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+const USER_NAME_EQ: &str = r#"userName eq "User77777@Example.com""#;
 
 /// 100,000 users in one directory, written by the database itself.
 const HUNDRED_THOUSAND_USERS: &str = "INSERT INTO users (id, directory_id, user_name, user_name_folded, external_id, active, \
@@ -561,7 +563,7 @@ async fn user_name_eq_reads_the_index_among_100_000_users_on_postgres() {
     let (api, db) = service(database.url()).await;
     let directory_id = uuid::Uuid::now_v7().to_string();
     fill(&db, &directory_id).await;
-    let plan = plan_for_user_name_eq(&api, &db, &directory_id).await;
+    let plan = plan_for(&api, &db, &directory_id, USER_NAME_EQ).await;
     assert!(plan.contains("users_unique_user_name"), "{plan}");
     assert!(!plan.contains("Seq Scan"), "{plan}");
 }
@@ -572,6 +574,23 @@ async fn user_name_eq_reads_the_index_among_100_000_users_on_sqlite() {
     let (api, db) = service(database.url()).await;
     let directory_id = uuid::Uuid::now_v7().to_string();
     fill(&db, &directory_id).await;
-    let plan = plan_for_user_name_eq(&api, &db, &directory_id).await;
+    let plan = plan_for(&api, &db, &directory_id, USER_NAME_EQ).await;
     assert!(plan.contains("USING INDEX users_unique_user_name"), "{plan}");
+}
+
+#[tokio::test]
+async fn user_name_sw_reads_a_range_of_the_index_among_100_000_users_on_sqlite() {
+    // SQLite plans `LIKE ?` without the bound pattern (idmesh_store::connect),
+    // so `sw` reaches the index through the range beside its LIKE.
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let (api, db) = service(database.url()).await;
+    let directory_id = uuid::Uuid::now_v7().to_string();
+    fill(&db, &directory_id).await;
+    let plan = plan_for(&api, &db, &directory_id, r#"userName sw "User7777""#).await;
+    assert!(
+        plan.contains(
+            "USING INDEX users_unique_user_name (directory_id=? AND user_name_folded>? AND user_name_folded<?)"
+        ),
+        "{plan}"
+    );
 }
