@@ -32,10 +32,10 @@ use idmesh_store::list::Window;
 use scim::resource::Normalized;
 use scim::schema::USER_RESOURCE;
 use scim::{Limits, ScimError};
-use sea_orm::sea_query::{Alias, CommonTableExpression, WithClause};
+use sea_orm::sea_query::{Alias, CommonTableExpression, Expr, Query, WithClause};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, QueryTrait, Select,
+    QueryFilter, QuerySelect, QueryTrait, Select, Statement,
 };
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
@@ -312,7 +312,14 @@ impl UserApi {
                 Some(password) => Some(password::hash(&self.cpu, password).await?),
                 None => current.password_hash.clone(),
             };
-            if let Some(written) = self.compare_and_set(current, normalized.doc, password_hash).await? {
+            let (backend, now) = (self.db.get_database_backend(), (self.clock)());
+            let prepare = move || prepare_update(backend, current, normalized.doc, password_hash, now);
+            let prepared = if cost == Cost::Heavy {
+                self.cpu.run(prepare).await?
+            } else {
+                prepare()
+            };
+            if let Some(written) = self.write_update(prepared).await? {
                 if let Some(revocation) = written.revocation {
                     self.revocations.deliver_claimed(revocation).await;
                 }
@@ -350,51 +357,22 @@ impl UserApi {
         txn.commit().await
     }
 
-    /// Writes `doc` over `current` if the row is still at `current.version`;
-    /// `None` if it is not. A write that deactivates the user stores the
-    /// revocation of the user's sessions with it, and returns it to deliver.
-    async fn compare_and_set(
-        &self,
-        current: user::Model,
-        doc: Map<String, Value>,
-        password_hash: Option<String>,
-    ) -> Result<Option<Written>, Error> {
-        let indexed = Indexed::of(&doc);
-        let changed = match &current.resource {
-            Value::Object(before) => idmesh_outbox::changed_attributes(before, &doc),
-            _ => Vec::new(),
-        };
-        let was_active = current.active;
-        let updated = user::Model {
-            user_name: indexed.user_name,
-            user_name_folded: indexed.user_name_folded,
-            external_id: indexed.external_id,
-            active: indexed.active,
-            display_name: indexed.display_name,
-            resource_folded: folded(&doc),
-            resource: Value::Object(doc),
-            password_hash,
-            version: current.version + 1,
-            last_modified: (self.clock)(),
-            ..current
-        };
-        let deactivated = was_active && !updated.active;
-        let event = event(update_type(was_active, updated.active), &updated, changed);
-        let mut changes = user::ActiveModel::from(updated.clone()).reset_all();
-        changes.id = sea_orm::ActiveValue::NotSet;
-        changes.directory_id = sea_orm::ActiveValue::NotSet;
-        changes.created = sea_orm::ActiveValue::NotSet;
+    /// Stores `prepared` if the row is still at the version it was prepared
+    /// from; `None` if it is not. A write that deactivates the user stores
+    /// the revocation of the user's sessions with it, and returns it to
+    /// deliver.
+    async fn write_update(&self, prepared: PreparedUpdate) -> Result<Option<Written>, Error> {
+        let PreparedUpdate {
+            updated,
+            deactivated,
+            event,
+            statement,
+        } = prepared;
         let txn = idmesh_store::begin_write(&self.db, idmesh_runtime::deadline::remaining()).await?;
-        let result = user::Entity::update_many()
-            .set(changes)
-            .filter(user::Column::Id.eq(&updated.id))
-            .filter(user::Column::DirectoryId.eq(&updated.directory_id))
-            .filter(user::Column::Version.eq(current.version))
-            .exec(&txn)
-            .await;
+        let result = txn.execute_raw(statement).await;
         // Returning early drops `txn`, which rolls it back.
         match result {
-            Ok(result) if result.rows_affected == 1 => {}
+            Ok(result) if result.rows_affected() == 1 => {}
             Ok(_) => return Ok(None),
             Err(err) if idmesh_store::is_unique_violation(&err) => return Err(taken(&updated.user_name)),
             Err(err) => return Err(err.into()),
@@ -419,6 +397,90 @@ impl UserApi {
             revocation,
         }))
     }
+}
+
+/// A rewrite of a user, ready to store: the row as it will be, whether it
+/// deactivates the user, its event, and the UPDATE that stores it, with
+/// the document and its folded copy already serialised. Preparing costs
+/// what the document costs, so a heavy write prepares on the CPU pool, not
+/// on an async worker where the process's other requests would wait
+/// behind it (docs/benchmarks.md).
+struct PreparedUpdate {
+    updated: user::Model,
+    deactivated: bool,
+    event: Event,
+    statement: Statement,
+}
+
+/// The rewrite of `current` into `doc` (see [`PreparedUpdate`]), at `now`.
+fn prepare_update(
+    backend: DbBackend,
+    current: user::Model,
+    doc: Map<String, Value>,
+    password_hash: Option<String>,
+    now: time::OffsetDateTime,
+) -> PreparedUpdate {
+    let indexed = Indexed::of(&doc);
+    let changed = match &current.resource {
+        Value::Object(before) => idmesh_outbox::changed_attributes(before, &doc),
+        _ => Vec::new(),
+    };
+    let was_active = current.active;
+    let read_version = current.version;
+    let updated = user::Model {
+        user_name: indexed.user_name,
+        user_name_folded: indexed.user_name_folded,
+        external_id: indexed.external_id,
+        active: indexed.active,
+        display_name: indexed.display_name,
+        resource_folded: folded(&doc),
+        resource: Value::Object(doc),
+        password_hash,
+        version: read_version + 1,
+        last_modified: now,
+        ..current
+    };
+    PreparedUpdate {
+        deactivated: was_active && !updated.active,
+        event: event(update_type(was_active, updated.active), &updated, changed),
+        statement: update_statement(backend, &updated, read_version),
+        updated,
+    }
+}
+
+/// The UPDATE that writes `updated` over its row if the row is still at
+/// `read_version`. The JSON columns are bound as the text they are stored
+/// as: bound as JSON values, the driver would serialise them while it
+/// sends the statement, on an async worker.
+fn update_statement(backend: DbBackend, updated: &user::Model, read_version: i64) -> Statement {
+    let json = |value: &Value| -> Expr {
+        match backend {
+            DbBackend::Postgres => Expr::cust_with_values("CAST($1 AS jsonb)", [value.to_string()]),
+            _ => Expr::val(value.to_string()),
+        }
+    };
+    let update = Query::update()
+        .table(user::Entity)
+        .values([
+            (user::Column::UserName, Expr::val(updated.user_name.as_str())),
+            (
+                user::Column::UserNameFolded,
+                Expr::val(updated.user_name_folded.as_str()),
+            ),
+            (user::Column::ExternalId, Expr::val(updated.external_id.clone())),
+            (user::Column::Active, Expr::val(updated.active)),
+            (user::Column::DisplayName, Expr::val(updated.display_name.clone())),
+            (user::Column::Resource, json(&updated.resource)),
+            (user::Column::ResourceFolded, json(&updated.resource_folded)),
+            (user::Column::PasswordHash, Expr::val(updated.password_hash.clone())),
+            (user::Column::Version, Expr::val(updated.version)),
+            (user::Column::LastModified, Expr::val(updated.last_modified)),
+        ])
+        .and_where(user::Column::Id.eq(updated.id.as_str()))
+        .and_where(user::Column::DirectoryId.eq(updated.directory_id.as_str()))
+        .and_where(user::Column::Version.eq(read_version))
+        .to_owned();
+    backend.build(&update)
 }
 
 #[tonic::async_trait]
