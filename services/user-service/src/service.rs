@@ -283,8 +283,9 @@ impl UserApi {
     /// Rewrites a user from what `change` makes of the stored row, retrying
     /// when a concurrent write got there first. With `expected_version`, a
     /// write that would not apply to that exact version fails instead.
-    /// `Cost::Heavy` runs `change` on the CPU pool: a PATCH costs what the
-    /// stored document costs, which its request does not bound.
+    /// `Cost::Heavy` runs `change`, and the preparation of the write, on
+    /// the CPU pool: a PATCH costs what the stored document costs, which
+    /// its request does not bound.
     async fn update_with(
         &self,
         directory_id: &str,
