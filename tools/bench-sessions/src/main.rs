@@ -11,7 +11,8 @@
 //!    answers, without the network.
 //!
 //! session-service runs in this process, on a runtime of its own, over
-//! real gRPC on loopback and the Redis given; `scripts/bench-sessions`
+//! real gRPC on loopback and the Redis given, with the telemetry the chart
+//! deploys (JSON log lines, a span per call); `scripts/bench-sessions`
 //! builds this in release and runs it next to `redis-benchmark`.
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use hdrhistogram::Histogram;
 use idmesh_proto::v1::session_service_client::SessionServiceClient;
 use idmesh_proto::v1::{CheckSessionRequest, CreateSessionRequest, RevokeSessionRequest, WatchRevocationsRequest};
 use idmesh_runtime::auth::{AuthChannel, Credential, Scope, ServiceIdentity};
+use idmesh_runtime::telemetry::LogFormat;
 use idmesh_session_client::{Options, SessionClient};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -137,6 +139,7 @@ fn start_service(args: &Args) -> anyhow::Result<Service> {
     let stop = shutdown.clone();
     let thread = std::thread::spawn(move || {
         runtime.block_on(async move {
+            let telemetry = idmesh_runtime::telemetry::init(LogFormat::Json, None)?;
             let directories = tokio::spawn(directory_service::serve(
                 directory_listener,
                 directory_config,
@@ -145,7 +148,9 @@ fn start_service(args: &Args) -> anyhow::Result<Service> {
             session_service::serve(listener, config, stop)
                 .await
                 .context("serving")?;
-            directories.await?.context("directory-service")
+            let served = directories.await?.context("directory-service");
+            telemetry.shutdown();
+            served
         })
     });
     Ok(Service {
