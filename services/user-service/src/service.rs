@@ -454,6 +454,23 @@ fn prepare_update(
 /// as: bound as JSON values, the driver would serialise them while it
 /// sends the statement, on an async worker.
 fn update_statement(backend: DbBackend, updated: &user::Model, read_version: i64) -> Statement {
+    // Every field named, so that a column added to the model without a
+    // place here does not compile.
+    let user::Model {
+        id,
+        directory_id,
+        created: _,
+        user_name,
+        user_name_folded,
+        external_id,
+        active,
+        display_name,
+        resource,
+        resource_folded,
+        password_hash,
+        version,
+        last_modified,
+    } = updated;
     let json = |value: &Value| -> Expr {
         match backend {
             DbBackend::Postgres => Expr::cust_with_values("CAST($1 AS jsonb)", [value.to_string()]),
@@ -463,22 +480,19 @@ fn update_statement(backend: DbBackend, updated: &user::Model, read_version: i64
     let update = Query::update()
         .table(user::Entity)
         .values([
-            (user::Column::UserName, Expr::val(updated.user_name.as_str())),
-            (
-                user::Column::UserNameFolded,
-                Expr::val(updated.user_name_folded.as_str()),
-            ),
-            (user::Column::ExternalId, Expr::val(updated.external_id.clone())),
-            (user::Column::Active, Expr::val(updated.active)),
-            (user::Column::DisplayName, Expr::val(updated.display_name.clone())),
-            (user::Column::Resource, json(&updated.resource)),
-            (user::Column::ResourceFolded, json(&updated.resource_folded)),
-            (user::Column::PasswordHash, Expr::val(updated.password_hash.clone())),
-            (user::Column::Version, Expr::val(updated.version)),
-            (user::Column::LastModified, Expr::val(updated.last_modified)),
+            (user::Column::UserName, Expr::val(user_name.as_str())),
+            (user::Column::UserNameFolded, Expr::val(user_name_folded.as_str())),
+            (user::Column::ExternalId, Expr::val(external_id.clone())),
+            (user::Column::Active, Expr::val(*active)),
+            (user::Column::DisplayName, Expr::val(display_name.clone())),
+            (user::Column::Resource, json(resource)),
+            (user::Column::ResourceFolded, json(resource_folded)),
+            (user::Column::PasswordHash, Expr::val(password_hash.clone())),
+            (user::Column::Version, Expr::val(*version)),
+            (user::Column::LastModified, Expr::val(*last_modified)),
         ])
-        .and_where(user::Column::Id.eq(updated.id.as_str()))
-        .and_where(user::Column::DirectoryId.eq(updated.directory_id.as_str()))
+        .and_where(user::Column::Id.eq(id.as_str()))
+        .and_where(user::Column::DirectoryId.eq(directory_id.as_str()))
         .and_where(user::Column::Version.eq(read_version))
         .to_owned();
     backend.build(&update)
