@@ -97,16 +97,15 @@ async fn sqlite_statements_keep_their_plan_whatever_is_bound_to_them() {
     // Had SQLite compiled the bound limit into the program (as an
     // `Integer 7` instruction), binding another value would expire the
     // statement and make each execution prepare it again.
+    const NINE_ROWS_LIMITED: &str = "SELECT value FROM json_each('[1,2,3,4,5,6,7,8,9]') LIMIT ?";
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = idmesh_store::connect(&format!("sqlite://{}", dir.path().join("idmesh.db").display()))
         .await
         .expect("SQLite opens");
+    let with_limit_7 =
+        |sql: String| sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, [7.into()]);
     let program = db
-        .query_all_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Sqlite,
-            "EXPLAIN SELECT value FROM json_each('[1,2,3,4,5,6,7,8,9]') LIMIT ?",
-            [7.into()],
-        ))
+        .query_all_raw(with_limit_7(format!("EXPLAIN {NINE_ROWS_LIMITED}")))
         .await
         .expect("the program");
     let instructions: Vec<(String, i64)> = program
@@ -123,11 +122,7 @@ async fn sqlite_statements_keep_their_plan_whatever_is_bound_to_them() {
         "the bound limit is compiled in: {instructions:?}"
     );
     let limited = db
-        .query_all_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Sqlite,
-            "SELECT value FROM json_each('[1,2,3,4,5,6,7,8,9]') LIMIT ?",
-            [7.into()],
-        ))
+        .query_all_raw(with_limit_7(NINE_ROWS_LIMITED.to_owned()))
         .await
         .expect("rows");
     assert_eq!(limited.len(), 7, "the limit still applies");
