@@ -18,6 +18,7 @@ mod revocation;
 #[cfg(test)]
 mod revocation_tests;
 mod service;
+mod stored;
 
 use idmesh_runtime::auth::ServiceIdentity;
 use idmesh_runtime::grpc::Readiness;

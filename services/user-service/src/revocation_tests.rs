@@ -42,7 +42,7 @@ fn as_admin<T>(message: T) -> Request<T> {
 }
 
 /// A migrated database of user-service on `database`.
-async fn migrated(database: &ScratchDatabase) -> DatabaseConnection {
+pub(crate) async fn migrated(database: &ScratchDatabase) -> DatabaseConnection {
     let db = idmesh_store::connect(database.url()).await.expect("connect");
     idmesh_store::migrate::<crate::migration::Migrator>(&db)
         .await

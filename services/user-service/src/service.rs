@@ -15,7 +15,6 @@
 //! reactivated, deleted) in the outbox in its own transaction, for
 //! events-service to sequence ([`idmesh_outbox`]).
 
-use idmesh_api::meta::Meta;
 use idmesh_api::{document, timestamp};
 use idmesh_outbox::Outbox;
 use idmesh_proto::v1::user_service_server::UserService;
@@ -42,6 +41,7 @@ use tonic::{Request, Response, Status};
 
 use crate::entity::{session_revocation, user};
 use crate::revocation::{Revocations, USER_DEACTIVATED, USER_DELETED};
+use crate::stored::StoredUser;
 use crate::{Error, password};
 
 /// The most ids one LookupUsers call may name.
@@ -111,7 +111,7 @@ impl Indexed {
 /// A user row as written, and the revocation of their sessions that the
 /// write stored, still to be delivered.
 struct Written {
-    user: user::Model,
+    user: StoredUser,
     revocation: Option<session_revocation::Model>,
 }
 
@@ -136,28 +136,6 @@ const COLUMNS: &[Column] = &[Column {
     name: "user_name_folded",
     kind: ColumnKind::Text,
 }];
-
-fn to_proto(model: user::Model) -> User {
-    let resource_json = match &model.resource {
-        Value::Object(doc) => document::to_json(doc),
-        _ => String::new(),
-    };
-    let meta = Meta {
-        version: model.version,
-        created: model.created,
-        last_modified: model.last_modified,
-    };
-    User {
-        id: model.id,
-        directory_id: model.directory_id,
-        user_name: model.user_name,
-        external_id: model.external_id,
-        active: model.active,
-        display_name: model.display_name.unwrap_or_default(),
-        resource_json,
-        meta: Some(meta.to_proto()),
-    }
-}
 
 /// The event of a write that left `model` behind.
 fn event(event_type: EventType, model: &user::Model, changed_attributes: Vec<String>) -> Event {
@@ -272,28 +250,26 @@ impl UserApi {
         Ok(query.filter(self.target().condition(&filter)?))
     }
 
-    async fn load(&self, directory_id: &str, id: &str) -> Result<user::Model, Error> {
-        user::Entity::find_by_id(id)
-            .filter(user::Column::DirectoryId.eq(directory_id))
-            .one(&self.db)
+    async fn load(&self, directory_id: &str, id: &str) -> Result<StoredUser, Error> {
+        StoredUser::find(&self.db, directory_id, id)
             .await?
             .ok_or_else(|| not_found(id))
     }
 
-    /// Rewrites a user from what `change` makes of the stored row, retrying
-    /// when a concurrent write got there first. With `expected_version`, a
-    /// write that would not apply to that exact version fails instead.
-    /// `Cost::Heavy` runs `change`, and the preparation of the write, on
-    /// the CPU pool: a PATCH costs what the stored document costs, which
-    /// its request does not bound.
+    /// Rewrites a user from what `change` makes of the stored document,
+    /// retrying when a concurrent write got there first. With
+    /// `expected_version`, a write that would not apply to that exact
+    /// version fails instead. `Cost::Heavy` parses the stored document,
+    /// runs `change` and prepares the write on the CPU pool: a PATCH costs
+    /// what the stored document costs, which its request does not bound.
     async fn update_with(
         &self,
         directory_id: &str,
         id: &str,
         expected_version: Option<i64>,
         cost: Cost,
-        change: impl Fn(&user::Model) -> Result<Normalized, Error> + Send + Sync + 'static,
-    ) -> Result<user::Model, Error> {
+        change: impl Fn(&Map<String, Value>) -> Result<Normalized, Error> + Send + Sync + 'static,
+    ) -> Result<StoredUser, Error> {
         let change = std::sync::Arc::new(change);
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let current = self.load(directory_id, id).await?;
@@ -302,19 +278,22 @@ impl UserApi {
             }
             // The CPU pool's job takes the row and hands it back: the row
             // holds the whole document, too large to copy.
-            let (normalized, current) = if cost == Cost::Heavy {
+            let apply = {
                 let change = change.clone();
-                self.cpu.run(move || (change(&current), current)).await?
-            } else {
-                (change(&current), current)
+                move || (changed(&current, &*change), current)
             };
-            let normalized = normalized?;
+            let (outcome, current) = if cost == Cost::Heavy {
+                self.cpu.run(apply).await?
+            } else {
+                apply()
+            };
+            let (before, normalized) = outcome?;
             let password_hash = match normalized.password {
                 Some(password) => Some(password::hash(&self.cpu, password).await?),
                 None => current.password_hash.clone(),
             };
             let (backend, now) = (self.db.get_database_backend(), (self.clock)());
-            let prepare = move || prepare_update(backend, current, normalized.doc, password_hash, now);
+            let prepare = move || prepare_update(backend, current, &before, normalized.doc, password_hash, now);
             let prepared = if cost == Cost::Heavy {
                 self.cpu.run(prepare).await?
             } else {
@@ -400,35 +379,47 @@ impl UserApi {
     }
 }
 
-/// A rewrite of a user, ready to store: the row as it will be, whether it
-/// deactivates the user, its event, and the UPDATE that stores it, with
-/// the document and its folded copy already serialised. Preparing costs
-/// what the document costs, so a heavy write prepares on the CPU pool, not
-/// on an async worker where the process's other requests would wait
-/// behind it (docs/benchmarks.md).
+/// A rewrite of a user, ready to store: the row as it will be (its
+/// document serialised for the answer), whether it deactivates the user,
+/// its event, and the UPDATE that stores it, with the document and its
+/// folded copy already serialised. Preparing costs what the document
+/// costs, so a heavy write prepares on the CPU pool, not on an async
+/// worker where the process's other requests would wait behind it
+/// (docs/benchmarks.md).
 struct PreparedUpdate {
-    updated: user::Model,
+    updated: StoredUser,
     deactivated: bool,
     event: Event,
     statement: Statement,
 }
 
-/// The rewrite of `current` into `doc` (see [`PreparedUpdate`]), at `now`.
+/// The stored document of `current`, and what `change` makes of it.
+fn changed(
+    current: &StoredUser,
+    change: impl Fn(&Map<String, Value>) -> Result<Normalized, Error>,
+) -> Result<(Map<String, Value>, Normalized), Error> {
+    let before = current.document()?;
+    let normalized = change(&before)?;
+    Ok((before, normalized))
+}
+
+/// The rewrite of `current`, whose document is `before`, into `doc` (see
+/// [`PreparedUpdate`]), at `now`.
 fn prepare_update(
     backend: DbBackend,
-    current: user::Model,
+    current: StoredUser,
+    before: &Map<String, Value>,
     doc: Map<String, Value>,
     password_hash: Option<String>,
     now: time::OffsetDateTime,
 ) -> PreparedUpdate {
     let indexed = Indexed::of(&doc);
-    let changed = match &current.resource {
-        Value::Object(before) => idmesh_outbox::changed_attributes(before, &doc),
-        _ => Vec::new(),
-    };
-    let was_active = current.active;
-    let read_version = current.version;
+    let changed = idmesh_outbox::changed_attributes(before, &doc);
+    let resource_json = document::to_json(&doc);
+    let (was_active, read_version) = (current.active, current.version);
     let updated = user::Model {
+        id: current.id,
+        directory_id: current.directory_id,
         user_name: indexed.user_name,
         user_name_folded: indexed.user_name_folded,
         external_id: indexed.external_id,
@@ -438,22 +429,23 @@ fn prepare_update(
         resource: Value::Object(doc),
         password_hash,
         version: read_version + 1,
+        created: current.created,
         last_modified: now,
-        ..current
     };
     PreparedUpdate {
         deactivated: was_active && !updated.active,
         event: event(update_type(was_active, updated.active), &updated, changed),
-        statement: update_statement(backend, &updated, read_version),
-        updated,
+        statement: update_statement(backend, &updated, resource_json.clone(), read_version),
+        updated: StoredUser::written(updated, resource_json),
     }
 }
 
-/// The UPDATE that writes `updated` over its row if the row is still at
-/// `read_version`. The JSON columns are bound as the text they are stored
-/// as: bound as JSON values, the driver would serialise them while it
-/// sends the statement, on an async worker.
-fn update_statement(backend: DbBackend, updated: &user::Model, read_version: i64) -> Statement {
+/// The UPDATE that writes `updated`, whose document serialises to
+/// `resource_json`, over its row if the row is still at `read_version`.
+/// The JSON columns are bound as the text they are stored as: bound as
+/// JSON values, the driver would serialise them while it sends the
+/// statement, on an async worker.
+fn update_statement(backend: DbBackend, updated: &user::Model, resource_json: String, read_version: i64) -> Statement {
     // Every field named, so that a column added to the model without a
     // place here does not compile.
     let user::Model {
@@ -465,16 +457,16 @@ fn update_statement(backend: DbBackend, updated: &user::Model, read_version: i64
         external_id,
         active,
         display_name,
-        resource,
+        resource: _,
         resource_folded,
         password_hash,
         version,
         last_modified,
     } = updated;
-    let json = |value: &Value| -> Expr {
+    let json = |text: String| -> Expr {
         match backend {
-            DbBackend::Postgres => Expr::cust_with_values("CAST($1 AS jsonb)", [value.to_string()]),
-            _ => Expr::val(value.to_string()),
+            DbBackend::Postgres => Expr::cust_with_values("CAST($1 AS jsonb)", [text]),
+            _ => Expr::val(text),
         }
     };
     let update = Query::update()
@@ -485,8 +477,8 @@ fn update_statement(backend: DbBackend, updated: &user::Model, read_version: i64
             (user::Column::ExternalId, Expr::val(external_id.clone())),
             (user::Column::Active, Expr::val(*active)),
             (user::Column::DisplayName, Expr::val(display_name.clone())),
-            (user::Column::Resource, json(resource)),
-            (user::Column::ResourceFolded, json(resource_folded)),
+            (user::Column::Resource, json(resource_json)),
+            (user::Column::ResourceFolded, json(resource_folded.to_string())),
             (user::Column::PasswordHash, Expr::val(password_hash.clone())),
             (user::Column::Version, Expr::val(*version)),
             (user::Column::LastModified, Expr::val(*last_modified)),
@@ -531,14 +523,14 @@ impl UserService for UserApi {
             Err(err) => return Err(Error::from(err).into()),
         }
         tracing::info!(directory_id = %model.directory_id, user_id = %model.id, "user created");
-        Ok(Response::new(to_proto(model)))
+        Ok(Response::new(StoredUser::from(model).into_proto()))
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let model = self.load(&request.directory_id, &request.id).await?;
-        Ok(Response::new(to_proto(model)))
+        let user = self.load(&request.directory_id, &request.id).await?;
+        Ok(Response::new(user.into_proto()))
     }
 
     async fn replace_user(&self, request: Request<ReplaceUserRequest>) -> Result<Response<User>, Status> {
@@ -546,7 +538,7 @@ impl UserService for UserApi {
         let request = request.into_inner();
         let body = self.request_body(&request.resource_json)?;
         let limits = self.limits;
-        let model = self
+        let user = self
             .update_with(
                 &request.directory_id,
                 &request.id,
@@ -555,8 +547,8 @@ impl UserService for UserApi {
                 move |_| normalize_user(body.clone(), &limits),
             )
             .await?;
-        tracing::info!(directory_id = %model.directory_id, user_id = %model.id, version = model.version, "user replaced");
-        Ok(Response::new(to_proto(model)))
+        tracing::info!(directory_id = %user.directory_id, user_id = %user.id, version = user.version, "user replaced");
+        Ok(Response::new(user.into_proto()))
     }
 
     async fn patch_user(&self, request: Request<PatchUserRequest>) -> Result<Response<User>, Status> {
@@ -565,23 +557,20 @@ impl UserService for UserApi {
         let operations = idmesh_api::patch::from_proto(request.operations).map_err(Error::from)?;
         self.limits.check_patch(&operations).map_err(Error::from)?;
         let limits = self.limits;
-        let model = self
+        let user = self
             .update_with(
                 &request.directory_id,
                 &request.id,
                 request.expected_version,
                 Cost::Heavy,
-                move |current| {
-                    let Value::Object(doc) = &current.resource else {
-                        return Err(ScimError::internal().into());
-                    };
+                move |doc| {
                     let patched = scim::patch::apply(doc, &operations, &USER_RESOURCE)?;
                     normalize_user(Value::Object(patched), &limits)
                 },
             )
             .await?;
-        tracing::info!(directory_id = %model.directory_id, user_id = %model.id, version = model.version, "user patched");
-        Ok(Response::new(to_proto(model)))
+        tracing::info!(directory_id = %user.directory_id, user_id = %user.id, version = user.version, "user patched");
+        Ok(Response::new(user.into_proto()))
     }
 
     async fn delete_user(&self, request: Request<DeleteUserRequest>) -> Result<Response<DeleteUserResponse>, Status> {
@@ -646,7 +635,11 @@ impl UserService for UserApi {
             })
             .await?;
         Ok(Response::new(ListUsersResponse {
-            users: listed.rows.into_iter().map(to_proto).collect(),
+            users: listed
+                .rows
+                .into_iter()
+                .map(|row| StoredUser::from(row).into_proto())
+                .collect(),
             total_results: i64::try_from(listed.total).unwrap_or(i64::MAX),
             next_cursor: listed.next_cursor,
             previous_cursor: listed.previous_cursor,
