@@ -4,6 +4,7 @@
 //! list pipeline (filter, count, sort, page) every List call runs.
 
 mod connect;
+pub mod direct;
 pub mod filter;
 pub mod list;
 mod migrate;

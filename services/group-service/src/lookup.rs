@@ -6,6 +6,8 @@
 //! role-mapping-service learns a user's whole nesting in one call instead of
 //! one call per level.
 
+use idmesh_proto::v1::Membership;
+use idmesh_store::direct::{self, Sql};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Select, Statement, Value,
@@ -20,6 +22,46 @@ pub const MAX_ANCESTOR_DEPTH: u32 = 16;
 /// Most memberships one call answers: about 10 MB, within the gRPC message
 /// limit.
 pub const MAX_ANSWERED: usize = 100_000;
+
+/// The direct groups of one member with their names, ordered by group, in
+/// one statement run straight through sqlx: what the gateway asks for each
+/// user it answers. The `LIMIT` is [`MAX_ANSWERED`] + 1.
+pub(crate) const GROUPS_OF_ONE: Sql = Sql {
+    name: "SELECT group_members",
+    postgres: "SELECT m.group_id, g.display_name FROM group_members m JOIN groups g ON g.id = m.group_id \
+               WHERE m.member_id = $1 AND m.directory_id = $2 ORDER BY m.group_id LIMIT 100001",
+    sqlite: "SELECT m.group_id, g.display_name FROM group_members m JOIN groups g ON g.id = m.group_id \
+             WHERE m.member_id = ? AND m.directory_id = ? ORDER BY m.group_id LIMIT 100001",
+};
+
+/// The groups `member_id` is a direct member of, with their display names,
+/// ordered by group; `tooMany` past [`MAX_ANSWERED`]. The same answer as
+/// [`memberships`] followed by a lookup of the names, in one statement.
+pub(crate) async fn groups_of_one(
+    db: &DatabaseConnection,
+    directory_id: &str,
+    member_id: &str,
+) -> Result<Vec<Membership>, Error> {
+    let rows: Vec<(String, String)> = direct::fetch_all(db, &GROUPS_OF_ONE, &[member_id, directory_id]).await?;
+    if rows.len() > MAX_ANSWERED {
+        return Err(too_many_memberships());
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(group_id, group_display_name)| Membership {
+            member_id: member_id.to_owned(),
+            group_id,
+            group_display_name,
+        })
+        .collect())
+}
+
+fn too_many_memberships() -> Error {
+    ScimError::too_many(format!(
+        "more than {MAX_ANSWERED} memberships; ask for fewer members at once"
+    ))
+    .into()
+}
 
 /// `(member_id, group_id)` of every group that one of `member_ids` is a
 /// direct member of, ordered by member, then group.
@@ -58,10 +100,7 @@ pub(crate) async fn memberships(
             .await?
     };
     if rows.len() > MAX_ANSWERED {
-        return Err(ScimError::too_many(format!(
-            "more than {MAX_ANSWERED} memberships; ask for fewer members at once"
-        ))
-        .into());
+        return Err(too_many_memberships());
     }
     Ok(rows)
 }
@@ -99,4 +138,16 @@ fn with_ancestors(backend: DbBackend, directory_id: &str, member_ids: Vec<String
          SELECT DISTINCT member_id, group_id FROM reached ORDER BY member_id, group_id LIMIT {limit}"
     );
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_members_groups_are_bounded_like_every_answer() {
+        let limit = format!("LIMIT {}", MAX_ANSWERED + 1);
+        assert!(GROUPS_OF_ONE.postgres.ends_with(&limit));
+        assert!(GROUPS_OF_ONE.sqlite.ends_with(&limit));
+    }
 }

@@ -309,6 +309,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_members_groups_and_their_names_are_read_by_index_without_statistics() {
+        for backend in [Backend::Postgres, Backend::Sqlite] {
+            let (_database, db) = directory_after_a_bulk_load(backend).await;
+            let groups = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999) \
+                          INSERT INTO groups (id, directory_id, display_name, display_name_folded, resource, \
+                          resource_folded, member_count, version, created, last_modified) \
+                          SELECT 'g' || i, 'd1', 'G' || i, 'g' || i, '{}', '{}', 20, 1, CURRENT_TIMESTAMP, \
+                          CURRENT_TIMESTAMP FROM n";
+            db.execute_unprepared(groups).await.expect("groups");
+            let (explain, sql, column) = match backend {
+                Backend::Postgres => ("EXPLAIN", crate::lookup::GROUPS_OF_ONE.postgres, "QUERY PLAN"),
+                Backend::Sqlite => ("EXPLAIN QUERY PLAN", crate::lookup::GROUPS_OF_ONE.sqlite, "detail"),
+            };
+            let statement = Statement::from_sql_and_values(
+                db.get_database_backend(),
+                format!("{explain} {sql}"),
+                ["u300".into(), "d1".into()],
+            );
+            let rows = db.query_all_raw(statement).await.expect("explain");
+            let plan = rows
+                .iter()
+                .map(|row| row.try_get::<String>("", column).expect("a plan line"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(plan.contains("group_members_by_member_id"), "{backend:?}:\n{plan}");
+            assert!(
+                !plan.contains("Seq Scan") && !plan.contains("SCAN "),
+                "{backend:?}:\n{plan}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn the_member_first_index_migrates_down_and_up_again() {
         use sea_orm_migration::MigratorTrait;
         for backend in [Backend::Sqlite, Backend::Postgres] {

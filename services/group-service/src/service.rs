@@ -559,6 +559,10 @@ impl GroupService for GroupApi {
             )))
             .into());
         }
+        if let ([member_id], false) = (request.member_ids.as_slice(), request.include_ancestors) {
+            let memberships = lookup::groups_of_one(&self.db, &request.directory_id, member_id).await?;
+            return Ok(Response::new(ListGroupsOfMemberResponse { memberships }));
+        }
         let rows = lookup::memberships(
             &self.db,
             &request.directory_id,

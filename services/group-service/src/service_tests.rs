@@ -761,6 +761,50 @@ on_both!(deleting_a_group_removes_it_from_its_parents, |mesh| async move {
     assert!(memberships.is_empty(), "{memberships:?}");
 });
 
+on_both!(
+    one_members_groups_are_what_a_call_for_several_answers_for_it,
+    |mesh| async move {
+        let ids = mesh.users(2).await;
+        let first = mesh.group("First", &[&ids[0], &ids[1]]).await;
+        let second = mesh.group("Second", &[&ids[0]]).await;
+        mesh.group("Other", &[&ids[1]]).await;
+        let ask = |member_ids: Vec<String>| {
+            let (groups, directory_id) = (mesh.groups.clone(), mesh.directory_id.clone());
+            async move {
+                groups
+                    .clone()
+                    .list_groups_of_member(ListGroupsOfMemberRequest {
+                        directory_id,
+                        member_ids,
+                        include_ancestors: false,
+                    })
+                    .await
+                    .expect("ListGroupsOfMember")
+                    .into_inner()
+                    .memberships
+            }
+        };
+        let alone = ask(vec![ids[0].clone()]).await;
+        let mut expected = vec![
+            (ids[0].clone(), first.id.clone(), "First".to_owned()),
+            (ids[0].clone(), second.id.clone(), "Second".to_owned()),
+        ];
+        expected.sort();
+        let got: Vec<(String, String, String)> = alone
+            .iter()
+            .map(|m| (m.member_id.clone(), m.group_id.clone(), m.group_display_name.clone()))
+            .collect();
+        assert_eq!(got, expected, "ordered by group id, with names");
+        let among: Vec<_> = ask(vec![ids[1].clone(), ids[0].clone()])
+            .await
+            .into_iter()
+            .filter(|m| m.member_id == ids[0])
+            .collect();
+        assert_eq!(alone, among);
+        assert!(ask(vec!["no-such-member".to_owned()]).await.is_empty());
+    }
+);
+
 on_both!(remove_member_everywhere_leaves_every_group_once, |mesh| async move {
     let ids = mesh.users(2).await;
     let first = mesh.group("First", &[&ids[0], &ids[1]]).await;

@@ -12,16 +12,14 @@
 use idmesh_api::document;
 use idmesh_api::meta::Meta;
 use idmesh_proto::v1::User;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
-    prelude::TimeDateTimeWithTimeZone,
-};
+use idmesh_store::direct::{self, Sql};
+use sea_orm::{DatabaseConnection, DbErr};
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 use crate::entity::user;
 
-#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StoredUser {
     pub id: String,
     pub directory_id: String,
@@ -34,39 +32,71 @@ pub(crate) struct StoredUser {
     pub resource: String,
     pub password_hash: Option<String>,
     pub version: i64,
-    pub created: TimeDateTimeWithTimeZone,
-    pub last_modified: TimeDateTimeWithTimeZone,
+    pub created: OffsetDateTime,
+    pub last_modified: OffsetDateTime,
 }
 
-/// The columns read as they are; `resource` is read as text besides them.
-const PLAIN_COLUMNS: [user::Column; 11] = [
-    user::Column::Id,
-    user::Column::DirectoryId,
-    user::Column::UserName,
-    user::Column::UserNameFolded,
-    user::Column::ExternalId,
-    user::Column::Active,
-    user::Column::DisplayName,
-    user::Column::PasswordHash,
-    user::Column::Version,
-    user::Column::Created,
-    user::Column::LastModified,
-];
+/// The columns of [`FIND`], in its order.
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+    OffsetDateTime,
+    OffsetDateTime,
+);
+
+/// One user by id and directory: the read of every GET, PUT and PATCH,
+/// run through sqlx directly ([`idmesh_store::direct`]).
+const FIND: Sql = Sql {
+    name: "SELECT users",
+    postgres: "SELECT id, directory_id, user_name, user_name_folded, external_id, active, display_name, \
+               CAST(resource AS TEXT), password_hash, version, created, last_modified \
+               FROM users WHERE id = $1 AND directory_id = $2",
+    sqlite: "SELECT id, directory_id, user_name, user_name_folded, external_id, active, display_name, \
+             CAST(resource AS TEXT), password_hash, version, created, last_modified \
+             FROM users WHERE id = ? AND directory_id = ?",
+};
 
 impl StoredUser {
     /// The user `id` of `directory_id`, if there is one.
     pub async fn find(db: &DatabaseConnection, directory_id: &str, id: &str) -> Result<Option<StoredUser>, DbErr> {
-        user::Entity::find_by_id(id)
-            .filter(user::Column::DirectoryId.eq(directory_id))
-            .select_only()
-            .columns(PLAIN_COLUMNS)
-            .expr_as(
-                Expr::col(user::Column::Resource).cast_as(Alias::new("TEXT")),
-                "resource",
-            )
-            .into_model::<StoredUser>()
-            .one(db)
-            .await
+        let rows: Vec<Row> = direct::fetch_all(db, &FIND, &[id, directory_id]).await?;
+        Ok(rows.into_iter().next().map(
+            |(
+                id,
+                directory_id,
+                user_name,
+                user_name_folded,
+                external_id,
+                active,
+                display_name,
+                resource,
+                password_hash,
+                version,
+                created,
+                last_modified,
+            )| StoredUser {
+                id,
+                directory_id,
+                user_name,
+                user_name_folded,
+                external_id,
+                active,
+                display_name,
+                resource,
+                password_hash,
+                version,
+                created,
+                last_modified,
+            },
+        ))
     }
 
     /// The row `model` describes, once written, its document serialised as
@@ -144,7 +174,7 @@ impl From<user::Model> for StoredUser {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ActiveModelTrait, DatabaseConnection};
+    use sea_orm::{ActiveModelTrait, EntityTrait};
     use serde_json::json;
     use time::macros::datetime;
 

@@ -141,6 +141,12 @@ both_backends!(
                 .any(|span| attribute(span, "db.operation").as_deref() == Some("UPDATE")),
             "user-service's UPDATE of the user is a span beneath its call: {names:?}"
         );
+        assert!(
+            statements
+                .iter()
+                .any(|span| attribute(span, "db.operation").as_deref() == Some("SELECT")),
+            "user-service's read of the user, which bypasses sea-orm, is a span beneath its call too: {names:?}"
+        );
     }
 );
 
