@@ -13,8 +13,8 @@
 use scim::ScimError;
 use scim::list::Cursor;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, SelectModel, Selector,
 };
 
 use crate::filter::Target;
@@ -23,6 +23,19 @@ use crate::filter::Target;
 /// reaches it is the page's last. A page is at most this plus one
 /// document, well within idmesh's gRPC message limit (16 MiB).
 pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A row as a List reads it from the rows of entity `E`: only what its
+/// answer needs (user-service leaves out the folded document and reads
+/// the document as text, so that a page is neither parsed nor serialised
+/// again on its way out).
+pub trait ListedRow<E: EntityTrait>: FromQueryResult + Send + Sync {
+    /// `query`, reading this shape.
+    fn select(query: Select<E>) -> Selector<SelectModel<Self>>;
+    /// The row's id, which cursors are made of.
+    fn id(&self) -> &str;
+    /// The bytes of the row's document, for [`PAGE_BYTES`].
+    fn size(&self) -> usize;
+}
 
 /// Which page of a list, in which order (SCIM's `startIndex`, `count`,
 /// `sortBy` and `sortOrder`, or RFC 9865's `cursor`).
@@ -61,18 +74,18 @@ impl Target {
     /// `sort_by` with ties in `id` order; a `sort_by` this resource type
     /// cannot sort by is 400, even when the page reads no row. By cursor,
     /// in `id` order (a `sort_by` with a cursor is 400 `invalidValue`).
-    /// `size` tells a row's bytes, for [`PAGE_BYTES`].
-    pub async fn list<E, Err>(
+    /// Each row is read as `R`.
+    pub async fn list<E, R, Err>(
         &self,
         db: &DatabaseConnection,
         query: Select<E>,
         id: E::Column,
         window: Window<'_>,
-        size: impl Fn(&E::Model) -> usize,
-    ) -> Result<Listed<E::Model>, Err>
+    ) -> Result<Listed<R>, Err>
     where
         E: EntityTrait,
         E::Model: Send + Sync,
+        R: ListedRow<E>,
         Err: From<ScimError> + From<DbErr>,
     {
         // A cursor that is not ours is refused before the database is asked.
@@ -85,18 +98,20 @@ impl Target {
                 .into());
             }
             let total = query.clone().count(db).await?;
-            return walk(db, query, id, cursor, window.count, total, size).await;
+            return walk(db, query, id, cursor, window.count, total).await;
         }
         let sorted = self.sorted(query.clone(), window.sort_by, window.descending)?;
         let Some((offset, limit)) = page_window(window.start_index, window.count) else {
             return Ok(Listed::index(Vec::new(), query.count(db).await?));
         };
-        let mut rows = sorted.order_by_asc(id).offset(offset).limit(limit).all(db).await?;
+        let mut rows = R::select(sorted.order_by_asc(id).offset(offset).limit(limit))
+            .all(db)
+            .await?;
         let total = match total_from_page(offset, limit, rows.len()) {
             Some(total) => total,
             None => query.count(db).await?,
         };
-        end_at_budget(&mut rows, size);
+        end_at_budget(&mut rows, R::size);
         Ok(Listed::index(rows, total))
     }
 }
@@ -118,18 +133,18 @@ impl<M> Listed<M> {
 /// (or previous) page exists without counting. A page ended at
 /// [`PAGE_BYTES`] keeps the rows nearest the cursor and has a cursor past
 /// its far end.
-async fn walk<E, Err>(
+async fn walk<E, R, Err>(
     db: &DatabaseConnection,
     query: Select<E>,
     id: E::Column,
     cursor: &Cursor,
     count: i32,
     total: u64,
-    size: impl Fn(&E::Model) -> usize,
-) -> Result<Listed<E::Model>, Err>
+) -> Result<Listed<R>, Err>
 where
     E: EntityTrait,
     E::Model: Send + Sync,
+    R: ListedRow<E>,
     Err: From<ScimError> + From<DbErr>,
 {
     let Some(limit) = u64::try_from(count).ok().filter(|limit| *limit > 0) else {
@@ -137,28 +152,32 @@ where
     };
     let (mut rows, more_ahead, more_behind) = match cursor {
         Cursor::Start => {
-            let rows = query.order_by_asc(id).limit(limit + 1).all(db).await?;
+            let rows = R::select(query.order_by_asc(id).limit(limit + 1)).all(db).await?;
             (rows, false, false)
         }
         Cursor::After(after) => {
-            let rows = query
-                .clone()
-                .filter(id.gt(after.as_str()))
-                .order_by_asc(id)
-                .limit(limit + 1)
-                .all(db)
-                .await?;
+            let rows = R::select(
+                query
+                    .clone()
+                    .filter(id.gt(after.as_str()))
+                    .order_by_asc(id)
+                    .limit(limit + 1),
+            )
+            .all(db)
+            .await?;
             let behind = query.filter(id.lte(after.as_str())).one(db).await?.is_some();
             (rows, false, behind)
         }
         Cursor::Before(before) => {
-            let rows = query
-                .clone()
-                .filter(id.lt(before.as_str()))
-                .order_by_desc(id)
-                .limit(limit + 1)
-                .all(db)
-                .await?;
+            let rows = R::select(
+                query
+                    .clone()
+                    .filter(id.lt(before.as_str()))
+                    .order_by_desc(id)
+                    .limit(limit + 1),
+            )
+            .all(db)
+            .await?;
             let ahead = query.filter(id.gte(before.as_str())).one(db).await?.is_some();
             (rows, ahead, true)
         }
@@ -167,7 +186,7 @@ where
     let mut overflow = rows.len() > full;
     rows.truncate(full);
     // Still in walking order: the rows nearest the cursor come first.
-    overflow |= end_at_budget(&mut rows, size);
+    overflow |= end_at_budget(&mut rows, R::size);
     let backwards = matches!(cursor, Cursor::Before(_));
     if backwards {
         rows.reverse();
@@ -177,18 +196,16 @@ where
     } else {
         (overflow, more_behind)
     };
-    // Ids are text in every table; a cursor is only made of one.
-    let id_of = |row: Option<&E::Model>| {
-        row.and_then(|row| <String as sea_orm::sea_query::ValueType>::try_from(row.get(id)).ok())
-    };
     Ok(Listed {
-        next_cursor: id_of(rows.last())
+        next_cursor: rows
+            .last()
             .filter(|_| has_next)
-            .map(|id| Cursor::After(id).encode())
+            .map(|row| Cursor::After(row.id().to_owned()).encode())
             .unwrap_or_default(),
-        previous_cursor: id_of(rows.first())
+        previous_cursor: rows
+            .first()
             .filter(|_| has_previous)
-            .map(|id| Cursor::Before(id).encode())
+            .map(|row| Cursor::Before(row.id().to_owned()).encode())
             .unwrap_or_default(),
         rows,
         total,

@@ -423,9 +423,7 @@ impl GroupService for GroupApi {
         let listed = self
             .filters()
             .target()
-            .list::<_, Error>(&self.db, query, group::Column::Id, window, |row| {
-                document::json_len(&row.resource)
-            })
+            .list::<_, group::Model, Error>(&self.db, query, group::Column::Id, window)
             .await?;
         Ok(Response::new(ListGroupsResponse {
             groups: listed.rows.into_iter().map(to_proto).collect(),

@@ -630,16 +630,10 @@ impl UserService for UserApi {
         };
         let listed = self
             .target()
-            .list::<_, Error>(&self.db, query, user::Column::Id, window, |row| {
-                document::json_len(&row.resource)
-            })
+            .list::<_, StoredUser, Error>(&self.db, query, user::Column::Id, window)
             .await?;
         Ok(Response::new(ListUsersResponse {
-            users: listed
-                .rows
-                .into_iter()
-                .map(|row| StoredUser::from(row).into_proto())
-                .collect(),
+            users: listed.rows.into_iter().map(StoredUser::into_proto).collect(),
             total_results: i64::try_from(listed.total).unwrap_or(i64::MAX),
             next_cursor: listed.next_cursor,
             previous_cursor: listed.previous_cursor,

@@ -13,13 +13,15 @@ use idmesh_api::document;
 use idmesh_api::meta::Meta;
 use idmesh_proto::v1::User;
 use idmesh_store::direct::{self, Sql};
-use sea_orm::{DatabaseConnection, DbErr};
+use idmesh_store::list::ListedRow;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait};
+use sea_orm::{DatabaseConnection, DbErr, FromQueryResult, QuerySelect, Select, SelectModel, Selector};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::entity::user;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
 pub(crate) struct StoredUser {
     pub id: String,
     pub directory_id: String,
@@ -159,6 +161,41 @@ impl StoredUser {
             resource_json: self.resource,
             meta: Some(meta.to_proto()),
         }
+    }
+}
+
+/// A List reads users in the same shape, through sea-orm: every column but
+/// the folded document, which its filter and sort may still read.
+impl ListedRow<user::Entity> for StoredUser {
+    fn select(query: Select<user::Entity>) -> Selector<SelectModel<StoredUser>> {
+        query
+            .select_only()
+            .columns([
+                user::Column::Id,
+                user::Column::DirectoryId,
+                user::Column::UserName,
+                user::Column::UserNameFolded,
+                user::Column::ExternalId,
+                user::Column::Active,
+                user::Column::DisplayName,
+                user::Column::PasswordHash,
+                user::Column::Version,
+                user::Column::Created,
+                user::Column::LastModified,
+            ])
+            .expr_as(
+                Expr::col((user::Entity, user::Column::Resource)).cast_as(Alias::new("TEXT")),
+                "resource",
+            )
+            .into_model::<StoredUser>()
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn size(&self) -> usize {
+        self.resource.len()
     }
 }
 

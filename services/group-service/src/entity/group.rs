@@ -2,6 +2,7 @@
 //! `group_members`; only their number is kept here.
 
 use sea_orm::entity::prelude::*;
+use sea_orm::{SelectModel, Selector};
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "groups")]
@@ -35,3 +36,18 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// A List reads whole group rows.
+impl idmesh_store::list::ListedRow<Entity> for Model {
+    fn select(query: Select<Entity>) -> Selector<SelectModel<Model>> {
+        query.into_model()
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn size(&self) -> usize {
+        idmesh_api::document::json_len(&self.resource)
+    }
+}
