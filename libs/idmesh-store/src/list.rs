@@ -165,7 +165,7 @@ where
             )
             .all(db)
             .await?;
-            let behind = query.filter(id.lte(after.as_str())).one(db).await?.is_some();
+            let behind = R::select(query.filter(id.lte(after.as_str()))).one(db).await?.is_some();
             (rows, false, behind)
         }
         Cursor::Before(before) => {
@@ -178,7 +178,10 @@ where
             )
             .all(db)
             .await?;
-            let ahead = query.filter(id.gte(before.as_str())).one(db).await?.is_some();
+            let ahead = R::select(query.filter(id.gte(before.as_str())))
+                .one(db)
+                .await?
+                .is_some();
             (rows, ahead, true)
         }
     };
