@@ -11,10 +11,8 @@
 //! [`DbErr`], the pool's timeout recognised by [`crate::is_transient`]) are
 //! the same as through sea-orm.
 
-use sea_orm::sqlx::postgres::PgRow;
-use sea_orm::sqlx::sqlite::SqliteRow;
-use sea_orm::sqlx::{self, FromRow};
-use sea_orm::{ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+use sea_orm::sqlx;
+use sea_orm::{ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, FromQueryResult, QueryResult, RuntimeErr};
 use tracing::Instrument;
 
 /// One statement written for each backend, with the same parameters in the
@@ -27,12 +25,13 @@ pub struct Sql {
     pub sqlite: &'static str,
 }
 
-/// The rows `sql` selects with `params`, each decoded as `T` (a tuple of
-/// the selected columns, in order).
-pub async fn fetch_all<T>(db: &DatabaseConnection, sql: &Sql, params: &[&str]) -> Result<Vec<T>, DbErr>
-where
-    T: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>,
-{
+/// The rows `sql` selects with `params`, each decoded as `T` by the
+/// names of its columns, as sea-orm decodes them.
+pub async fn fetch_all<T: FromQueryResult>(
+    db: &DatabaseConnection,
+    sql: &Sql,
+    params: &[&str],
+) -> Result<Vec<T>, DbErr> {
     let backend = db.get_database_backend();
     let span = tracing::info_span!(
         "db.query",
@@ -44,18 +43,20 @@ where
     let fetched = async {
         match backend {
             DbBackend::Postgres => {
-                let mut query = sqlx::query_as::<_, T>(sql.postgres);
+                let mut query = sqlx::query(sql.postgres);
                 for param in params {
                     query = query.bind(*param);
                 }
-                query.fetch_all(db.get_postgres_connection_pool()).await
+                let rows = query.fetch_all(db.get_postgres_connection_pool()).await;
+                rows.map(|rows| rows.into_iter().map(QueryResult::from).collect::<Vec<_>>())
             }
             DbBackend::Sqlite => {
-                let mut query = sqlx::query_as::<_, T>(sql.sqlite);
+                let mut query = sqlx::query(sql.sqlite);
                 for param in params {
                     query = query.bind(*param);
                 }
-                query.fetch_all(db.get_sqlite_connection_pool()).await
+                let rows = query.fetch_all(db.get_sqlite_connection_pool()).await;
+                rows.map(|rows| rows.into_iter().map(QueryResult::from).collect::<Vec<_>>())
             }
             other => Err(sqlx::Error::Configuration(
                 format!("idmesh stores data in PostgreSQL or SQLite, not {other:?}").into(),
@@ -64,7 +65,11 @@ where
     }
     .instrument(span)
     .await;
-    fetched.map_err(db_err)
+    fetched
+        .map_err(db_err)?
+        .iter()
+        .map(|row| T::from_query_result(row, ""))
+        .collect()
 }
 
 /// The OpenTelemetry `db.system` of `backend`.

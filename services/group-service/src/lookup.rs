@@ -9,8 +9,8 @@
 use idmesh_proto::v1::Membership;
 use idmesh_store::direct::{self, Sql};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, Statement, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Select, Statement, Value,
 };
 
 use crate::Error;
@@ -28,9 +28,11 @@ pub const MAX_ANSWERED: usize = 100_000;
 /// user it answers. The `LIMIT` is [`MAX_ANSWERED`] + 1.
 pub(crate) const GROUPS_OF_ONE: Sql = Sql {
     name: "SELECT group_members",
-    postgres: "SELECT m.group_id, g.display_name FROM group_members m JOIN groups g ON g.id = m.group_id \
+    postgres: "SELECT m.group_id, g.display_name AS group_display_name FROM group_members m \
+               JOIN groups g ON g.id = m.group_id \
                WHERE m.member_id = $1 AND m.directory_id = $2 ORDER BY m.group_id LIMIT 100001",
-    sqlite: "SELECT m.group_id, g.display_name FROM group_members m JOIN groups g ON g.id = m.group_id \
+    sqlite: "SELECT m.group_id, g.display_name AS group_display_name FROM group_members m \
+             JOIN groups g ON g.id = m.group_id \
              WHERE m.member_id = ? AND m.directory_id = ? ORDER BY m.group_id LIMIT 100001",
 };
 
@@ -42,18 +44,25 @@ pub(crate) async fn groups_of_one(
     directory_id: &str,
     member_id: &str,
 ) -> Result<Vec<Membership>, Error> {
-    let rows: Vec<(String, String)> = direct::fetch_all(db, &GROUPS_OF_ONE, &[member_id, directory_id]).await?;
+    let rows: Vec<GroupOfOne> = direct::fetch_all(db, &GROUPS_OF_ONE, &[member_id, directory_id]).await?;
     if rows.len() > MAX_ANSWERED {
         return Err(too_many_memberships());
     }
     Ok(rows
         .into_iter()
-        .map(|(group_id, group_display_name)| Membership {
+        .map(|row| Membership {
             member_id: member_id.to_owned(),
-            group_id,
-            group_display_name,
+            group_id: row.group_id,
+            group_display_name: row.group_display_name,
         })
         .collect())
+}
+
+/// A row of [`GROUPS_OF_ONE`].
+#[derive(FromQueryResult)]
+struct GroupOfOne {
+    group_id: String,
+    group_display_name: String,
 }
 
 fn too_many_memberships() -> Error {

@@ -39,67 +39,23 @@ pub(crate) struct StoredUser {
     pub last_modified: OffsetDateTime,
 }
 
-/// The columns of [`FIND`], in its order.
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    bool,
-    Option<String>,
-    String,
-    Option<String>,
-    i64,
-    OffsetDateTime,
-    OffsetDateTime,
-);
-
 /// One user by id and directory: the read of every GET, PUT and PATCH,
 /// run through sqlx directly ([`idmesh_store::direct`]).
 const FIND: Sql = Sql {
     name: "SELECT users",
     postgres: "SELECT id, directory_id, user_name, user_name_folded, external_id, active, display_name, \
-               CAST(resource AS TEXT), password_hash, version, created, last_modified \
+               CAST(resource AS TEXT) AS resource, password_hash, version, created, last_modified \
                FROM users WHERE id = $1 AND directory_id = $2",
     sqlite: "SELECT id, directory_id, user_name, user_name_folded, external_id, active, display_name, \
-             CAST(resource AS TEXT), password_hash, version, created, last_modified \
+             CAST(resource AS TEXT) AS resource, password_hash, version, created, last_modified \
              FROM users WHERE id = ? AND directory_id = ?",
 };
 
 impl StoredUser {
     /// The user `id` of `directory_id`, if there is one.
     pub async fn find(db: &DatabaseConnection, directory_id: &str, id: &str) -> Result<Option<StoredUser>, DbErr> {
-        let rows: Vec<Row> = direct::fetch_all(db, &FIND, &[id, directory_id]).await?;
-        Ok(rows.into_iter().next().map(
-            |(
-                id,
-                directory_id,
-                user_name,
-                user_name_folded,
-                external_id,
-                active,
-                display_name,
-                resource,
-                password_hash,
-                version,
-                created,
-                last_modified,
-            )| StoredUser {
-                id,
-                directory_id,
-                user_name,
-                user_name_folded,
-                external_id,
-                active,
-                display_name,
-                resource,
-                password_hash,
-                version,
-                created,
-                last_modified,
-            },
-        ))
+        let rows: Vec<StoredUser> = direct::fetch_all(db, &FIND, &[id, directory_id]).await?;
+        Ok(rows.into_iter().next())
     }
 
     /// The row `model` describes, once written, its document serialised as
