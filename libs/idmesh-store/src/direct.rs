@@ -26,7 +26,8 @@ pub struct Sql {
 }
 
 /// The rows `sql` selects with `params`, each decoded as `T` by the
-/// names of its columns, as sea-orm decodes them.
+/// names of its columns, as sea-orm decodes them. All of them: the
+/// statement bounds its rows itself (a primary key, a `LIMIT`).
 pub async fn fetch_all<T: FromQueryResult>(
     db: &DatabaseConnection,
     sql: &Sql,
