@@ -25,42 +25,83 @@ pub const MAX_ANSWERED: usize = 100_000;
 
 /// The direct groups of one member with their names, ordered by group, in
 /// one statement run straight through sqlx: what the gateway asks for each
-/// user it answers. The `LIMIT` is [`MAX_ANSWERED`] + 1.
+/// user it answers. Parameters: the member, the directory. The `LIMIT` is
+/// [`MAX_ANSWERED`] + 1.
 pub(crate) const GROUPS_OF_ONE: Sql = Sql {
     name: "SELECT group_members",
-    postgres: "SELECT m.group_id, g.display_name AS group_display_name FROM group_members m \
+    postgres: "SELECT m.member_id, m.group_id, g.display_name AS group_display_name FROM group_members m \
                JOIN groups g ON g.id = m.group_id \
                WHERE m.member_id = $1 AND m.directory_id = $2 ORDER BY m.group_id LIMIT 100001",
-    sqlite: "SELECT m.group_id, g.display_name AS group_display_name FROM group_members m \
+    sqlite: "SELECT m.member_id, m.group_id, g.display_name AS group_display_name FROM group_members m \
              JOIN groups g ON g.id = m.group_id \
              WHERE m.member_id = ? AND m.directory_id = ? ORDER BY m.group_id LIMIT 100001",
 };
 
-/// The groups `member_id` is a direct member of, with their display names,
-/// ordered by group; `tooMany` past [`MAX_ANSWERED`]. The same answer as
-/// [`memberships`] followed by a lookup of the names, in one statement.
+/// [`GROUPS_OF_ONE`] and every membership of the groups above them, up to
+/// [`MAX_ANCESTOR_DEPTH`] levels, each once with its group's name, ordered
+/// by member, then group: what role-mapping-service asks for each user
+/// whose roles it decides. The recursion is [`with_ancestors`]'s. Each name
+/// is looked up by primary key: joined instead, the few rows PostgreSQL
+/// guesses a recursion gives made it hash every group of an unanalysed
+/// table. A group gone meanwhile has an empty name, as the general path
+/// answers it. Parameters: the member, the directory, the directory again.
+pub(crate) const GROUPS_ABOVE_ONE: Sql = Sql {
+    name: "SELECT group_members",
+    postgres: "WITH RECURSIVE reached (member_id, group_id, depth) AS ( \
+                 SELECT member_id, group_id, 0 FROM group_members WHERE member_id = $1 AND directory_id = $2 \
+               UNION \
+                 SELECT m.member_id, m.group_id, r.depth + 1 FROM group_members m \
+                 JOIN reached r ON m.member_id = r.group_id WHERE m.directory_id = $3 AND r.depth < 16 \
+               ) \
+               SELECT d.member_id, d.group_id, \
+                 COALESCE((SELECT g.display_name FROM groups g WHERE g.id = d.group_id), '') AS group_display_name \
+               FROM (SELECT DISTINCT member_id, group_id FROM reached) d \
+               ORDER BY d.member_id, d.group_id LIMIT 100001",
+    sqlite: "WITH RECURSIVE reached (member_id, group_id, depth) AS ( \
+               SELECT member_id, group_id, 0 FROM group_members WHERE member_id = ? AND directory_id = ? \
+             UNION \
+               SELECT m.member_id, m.group_id, r.depth + 1 FROM group_members m \
+               JOIN reached r ON m.member_id = r.group_id WHERE m.directory_id = ? AND r.depth < 16 \
+             ) \
+             SELECT d.member_id, d.group_id, \
+               COALESCE((SELECT g.display_name FROM groups g WHERE g.id = d.group_id), '') AS group_display_name \
+             FROM (SELECT DISTINCT member_id, group_id FROM reached) d \
+             ORDER BY d.member_id, d.group_id LIMIT 100001",
+};
+
+/// The groups `member_id` is a direct member of and, with
+/// `include_ancestors`, the memberships of the groups above them, with
+/// their display names, ordered by member, then group; `tooMany` past
+/// [`MAX_ANSWERED`]. The same answer as [`memberships`] followed by a
+/// lookup of the names, in one statement.
 pub(crate) async fn groups_of_one(
     db: &DatabaseConnection,
     directory_id: &str,
     member_id: &str,
+    include_ancestors: bool,
 ) -> Result<Vec<Membership>, Error> {
-    let rows: Vec<GroupOfOne> = direct::fetch_all(db, &GROUPS_OF_ONE, &[member_id, directory_id]).await?;
+    let rows: Vec<MembershipRow> = if include_ancestors {
+        direct::fetch_all(db, &GROUPS_ABOVE_ONE, &[member_id, directory_id, directory_id]).await?
+    } else {
+        direct::fetch_all(db, &GROUPS_OF_ONE, &[member_id, directory_id]).await?
+    };
     if rows.len() > MAX_ANSWERED {
         return Err(too_many_memberships());
     }
     Ok(rows
         .into_iter()
         .map(|row| Membership {
-            member_id: member_id.to_owned(),
+            member_id: row.member_id,
             group_id: row.group_id,
             group_display_name: row.group_display_name,
         })
         .collect())
 }
 
-/// A row of [`GROUPS_OF_ONE`].
+/// A row of [`GROUPS_OF_ONE`] or [`GROUPS_ABOVE_ONE`].
 #[derive(FromQueryResult)]
-struct GroupOfOne {
+struct MembershipRow {
+    member_id: String,
     group_id: String,
     group_display_name: String,
 }
@@ -156,7 +197,12 @@ mod tests {
     #[test]
     fn one_members_groups_are_bounded_like_every_answer() {
         let limit = format!("LIMIT {}", MAX_ANSWERED + 1);
-        assert!(GROUPS_OF_ONE.postgres.ends_with(&limit));
-        assert!(GROUPS_OF_ONE.sqlite.ends_with(&limit));
+        let depth = format!("r.depth < {MAX_ANCESTOR_DEPTH} ");
+        for sql in [GROUPS_OF_ONE, GROUPS_ABOVE_ONE] {
+            assert!(sql.postgres.ends_with(&limit), "{}", sql.postgres);
+            assert!(sql.sqlite.ends_with(&limit), "{}", sql.sqlite);
+        }
+        assert!(GROUPS_ABOVE_ONE.postgres.contains(&depth));
+        assert!(GROUPS_ABOVE_ONE.sqlite.contains(&depth));
     }
 }

@@ -557,8 +557,9 @@ impl GroupService for GroupApi {
             )))
             .into());
         }
-        if let ([member_id], false) = (request.member_ids.as_slice(), request.include_ancestors) {
-            let memberships = lookup::groups_of_one(&self.db, &request.directory_id, member_id).await?;
+        if let [member_id] = request.member_ids.as_slice() {
+            let memberships =
+                lookup::groups_of_one(&self.db, &request.directory_id, member_id, request.include_ancestors).await?;
             return Ok(Response::new(ListGroupsOfMemberResponse { memberships }));
         }
         let rows = lookup::memberships(

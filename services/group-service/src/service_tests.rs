@@ -14,8 +14,8 @@ use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::user_service_client::UserServiceClient;
 use idmesh_proto::v1::{
     CreateGroupRequest, CreateUserRequest, DeleteGroupRequest, GetGroupRequest, Group, ListGroupsOfMemberRequest,
-    ListGroupsRequest, ListMembersRequest, Member, MemberType, PageRequest, PatchGroupRequest, PatchMembersRequest,
-    RemoveMemberEverywhereRequest, ReplaceMembersRequest, SortRequest, UpdateGroupRequest,
+    ListGroupsRequest, ListMembersRequest, Member, MemberType, Membership, PageRequest, PatchGroupRequest,
+    PatchMembersRequest, RemoveMemberEverywhereRequest, ReplaceMembersRequest, SortRequest, UpdateGroupRequest,
 };
 use idmesh_runtime::auth::AuthChannel;
 use idmesh_testkit::{ScratchDatabase, unused_addr};
@@ -768,7 +768,12 @@ on_both!(
         let first = mesh.group("First", &[&ids[0], &ids[1]]).await;
         let second = mesh.group("Second", &[&ids[0]]).await;
         mesh.group("Other", &[&ids[1]]).await;
-        let ask = |member_ids: Vec<String>| {
+        // Second is in Parent and Parent in Second: a cycle above ids[0].
+        let parent = mesh.group("Parent", &[&second.id]).await;
+        mesh.try_patch_members(&second.id, &[&parent.id], &[])
+            .await
+            .expect("Parent into Second");
+        let ask = |member_ids: Vec<String>, include_ancestors| {
             let (groups, directory_id) = (mesh.groups.clone(), mesh.directory_id.clone());
             async move {
                 groups
@@ -776,7 +781,7 @@ on_both!(
                     .list_groups_of_member(ListGroupsOfMemberRequest {
                         directory_id,
                         member_ids,
-                        include_ancestors: false,
+                        include_ancestors,
                     })
                     .await
                     .expect("ListGroupsOfMember")
@@ -784,24 +789,50 @@ on_both!(
                     .memberships
             }
         };
-        let alone = ask(vec![ids[0].clone()]).await;
-        let mut expected = vec![
+        let triples = |memberships: &[Membership]| -> Vec<(String, String, String)> {
+            memberships
+                .iter()
+                .map(|m| (m.member_id.clone(), m.group_id.clone(), m.group_display_name.clone()))
+                .collect()
+        };
+        let sorted = |mut triples: Vec<(String, String, String)>| {
+            triples.sort();
+            triples
+        };
+        let direct = vec![
             (ids[0].clone(), first.id.clone(), "First".to_owned()),
             (ids[0].clone(), second.id.clone(), "Second".to_owned()),
         ];
-        expected.sort();
-        let got: Vec<(String, String, String)> = alone
-            .iter()
-            .map(|m| (m.member_id.clone(), m.group_id.clone(), m.group_display_name.clone()))
-            .collect();
-        assert_eq!(got, expected, "ordered by group id, with names");
-        let among: Vec<_> = ask(vec![ids[1].clone(), ids[0].clone()])
+        let alone = ask(vec![ids[0].clone()], false).await;
+        assert_eq!(
+            triples(&alone),
+            sorted(direct.clone()),
+            "ordered by group id, with names"
+        );
+        let mut above = direct;
+        above.push((second.id.clone(), parent.id.clone(), "Parent".to_owned()));
+        above.push((parent.id.clone(), second.id.clone(), "Second".to_owned()));
+        let alone_with_ancestors = ask(vec![ids[0].clone()], true).await;
+        assert_eq!(
+            triples(&alone_with_ancestors),
+            sorted(above),
+            "ordered by member, then group, each membership once, the cycle included"
+        );
+        for (include_ancestors, alone) in [(false, alone), (true, alone_with_ancestors)] {
+            let with_nobody = ask(vec![ids[0].clone(), "no-such-member".to_owned()], include_ancestors).await;
+            assert_eq!(alone, with_nobody, "with ancestors: {include_ancestors}");
+            assert!(
+                ask(vec!["no-such-member".to_owned()], include_ancestors)
+                    .await
+                    .is_empty()
+            );
+        }
+        let among: Vec<_> = ask(vec![ids[1].clone(), ids[0].clone()], false)
             .await
             .into_iter()
             .filter(|m| m.member_id == ids[0])
             .collect();
-        assert_eq!(alone, among);
-        assert!(ask(vec!["no-such-member".to_owned()]).await.is_empty());
+        assert_eq!(triples(&among), triples(&ask(vec![ids[0].clone()], false).await));
     }
 );
 
