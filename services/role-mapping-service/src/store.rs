@@ -8,10 +8,11 @@
 
 use std::collections::BTreeSet;
 
+use idmesh_store::direct::{self, Sql};
 use scim::ScimError;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -88,21 +89,57 @@ pub async fn delete_role(db: &DatabaseConnection, key: &str) -> Result<(), Error
     Ok(())
 }
 
+/// A directory's mapping with its rules, one row per role of each rule, in
+/// one statement straight through sqlx: every role read makes it. A
+/// directory without rules gives one row whose rule columns are NULL. The
+/// `LIMIT` is the most rows a saved mapping has,
+/// [`MAX_RULES`](crate::mapping::MAX_RULES) ×
+/// [`MAX_ROLES_PER_RULE`](crate::mapping::MAX_ROLES_PER_RULE).
+const MAPPING: Sql = Sql {
+    name: "SELECT role_mappings",
+    postgres: "SELECT m.mode, m.default_role, m.version, m.revoke_sessions, \
+               r.position, r.group_id, r.roles_value, r.role_key, r.precedence \
+               FROM role_mappings m LEFT JOIN role_rules r ON r.directory_id = m.directory_id \
+               WHERE m.directory_id = $1 ORDER BY r.position, r.role_index LIMIT 16000",
+    sqlite: "SELECT m.mode, m.default_role, m.version, m.revoke_sessions, \
+             r.position, r.group_id, r.roles_value, r.role_key, r.precedence \
+             FROM role_mappings m LEFT JOIN role_rules r ON r.directory_id = m.directory_id \
+             WHERE m.directory_id = ? ORDER BY r.position, r.role_index LIMIT 16000",
+};
+
+/// A row of [`MAPPING`].
+#[derive(FromQueryResult)]
+struct MappingRow {
+    mode: String,
+    default_role: String,
+    version: i64,
+    revoke_sessions: bool,
+    position: Option<i32>,
+    group_id: Option<String>,
+    roles_value: Option<String>,
+    role_key: Option<String>,
+    precedence: Option<i32>,
+}
+
 /// The directory's role mapping; an empty one when it has none.
 pub async fn load_mapping(db: &DatabaseConnection, directory_id: &str) -> Result<Mapping, Error> {
-    let Some(row) = role_mapping::Entity::find_by_id(directory_id).one(db).await? else {
+    let rows: Vec<MappingRow> = direct::fetch_all(db, &MAPPING, &[directory_id]).await?;
+    let Some(first) = rows.first() else {
         return Ok(Mapping::empty());
     };
-    let rows = role_rule::Entity::find()
-        .filter(role_rule::Column::DirectoryId.eq(directory_id))
-        .order_by_asc(role_rule::Column::Position)
-        .order_by_asc(role_rule::Column::RoleIndex)
-        .all(db)
-        .await?;
+    let (mode, default_role, version, revoke_sessions) = (
+        Mode::parse(&first.mode).unwrap_or(Mode::Multiple),
+        Some(first.default_role.clone()).filter(|role| !role.is_empty()),
+        first.version,
+        first.revoke_sessions,
+    );
     let mut rules: Vec<(i32, Rule)> = Vec::new();
     for row in rows {
+        let (Some(position), Some(role_key), Some(precedence)) = (row.position, row.role_key, row.precedence) else {
+            continue;
+        };
         match rules.last_mut() {
-            Some((position, rule)) if *position == row.position => rule.roles.push(row.role_key),
+            Some((last, rule)) if *last == position => rule.roles.push(role_key),
             _ => {
                 let source = match (row.group_id, row.roles_value) {
                     (Some(group_id), _) => Source::Group(group_id),
@@ -111,19 +148,19 @@ pub async fn load_mapping(db: &DatabaseConnection, directory_id: &str) -> Result
                 };
                 let rule = Rule {
                     source,
-                    roles: vec![row.role_key],
-                    precedence: row.precedence,
+                    roles: vec![role_key],
+                    precedence,
                 };
-                rules.push((row.position, rule));
+                rules.push((position, rule));
             }
         }
     }
     Ok(Mapping {
-        mode: Mode::parse(&row.mode).unwrap_or(Mode::Multiple),
+        mode,
         rules: rules.into_iter().map(|(_, rule)| rule).collect(),
-        default_role: Some(row.default_role).filter(|role| !role.is_empty()),
-        version: row.version,
-        revoke_sessions: row.revoke_sessions,
+        default_role,
+        version,
+        revoke_sessions,
     })
 }
 
@@ -271,4 +308,80 @@ pub async fn save_attributes(
     }
     txn.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use idmesh_testkit::{Backend, ScratchDatabase};
+
+    use super::*;
+    use crate::mapping::{MAX_ROLES_PER_RULE, MAX_RULES};
+
+    #[test]
+    fn a_saved_mapping_is_read_whole() {
+        let limit = format!("LIMIT {}", MAX_RULES * MAX_ROLES_PER_RULE);
+        assert!(MAPPING.postgres.ends_with(&limit));
+        assert!(MAPPING.sqlite.ends_with(&limit));
+    }
+
+    #[tokio::test]
+    async fn a_mapping_reads_back_as_it_was_saved() {
+        for backend in [Backend::Postgres, Backend::Sqlite] {
+            let database = ScratchDatabase::new(backend);
+            let db = idmesh_store::connect(database.url()).await.expect("connect");
+            idmesh_store::migrate::<crate::migration::Migrator>(&db)
+                .await
+                .expect("migrate");
+            let now = OffsetDateTime::now_utc();
+            assert_eq!(load_mapping(&db, "d1").await.expect("read"), Mapping::empty());
+            for key in ["admin", "member", "guest"] {
+                let row = role::Model {
+                    key: key.to_owned(),
+                    name: key.to_owned(),
+                    description: String::new(),
+                    created: now,
+                };
+                create_role(&db, row).await.expect("a role");
+            }
+            let rule = |source, roles: &[&str], precedence| Rule {
+                source,
+                roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+                precedence,
+            };
+            let mapping = Mapping {
+                mode: Mode::Single,
+                rules: vec![
+                    rule(Source::Group("g1".to_owned()), &["admin", "member"], 2),
+                    rule(Source::RolesValue("Engineer".to_owned()), &["member"], 1),
+                    rule(Source::Group("g2".to_owned()), &["guest", "admin", "member"], 3),
+                ],
+                default_role: Some("guest".to_owned()),
+                version: 0,
+                revoke_sessions: true,
+            };
+            let saved = save_mapping(&db, "d1", mapping, None, now).await.expect("saved");
+            assert_eq!(load_mapping(&db, "d1").await.expect("read"), saved, "{backend:?}");
+            let bare = Mapping {
+                mode: Mode::Multiple,
+                rules: Vec::new(),
+                default_role: None,
+                revoke_sessions: false,
+                ..saved.clone()
+            };
+            let saved = save_mapping(&db, "d1", bare, Some(saved.version), now)
+                .await
+                .expect("saved");
+            assert_eq!(saved.version, 2);
+            assert_eq!(
+                load_mapping(&db, "d1").await.expect("read"),
+                saved,
+                "{backend:?}: no rules"
+            );
+            assert_eq!(
+                load_mapping(&db, "d2").await.expect("read"),
+                Mapping::empty(),
+                "another directory's"
+            );
+        }
+    }
 }
