@@ -69,21 +69,46 @@ pub(crate) const GROUPS_ABOVE_ONE: Sql = Sql {
              ORDER BY d.member_id, d.group_id LIMIT 100001",
 };
 
+/// [`GROUPS_ABOVE_ONE`] without the names, each left empty. Parameters: the
+/// member, the directory, the directory again.
+pub(crate) const MEMBERSHIPS_ABOVE_ONE: Sql = Sql {
+    name: "SELECT group_members",
+    postgres: "WITH RECURSIVE reached (member_id, group_id, depth) AS ( \
+                 SELECT member_id, group_id, 0 FROM group_members WHERE member_id = $1 AND directory_id = $2 \
+               UNION \
+                 SELECT m.member_id, m.group_id, r.depth + 1 FROM group_members m \
+                 JOIN reached r ON m.member_id = r.group_id WHERE m.directory_id = $3 AND r.depth < 16 \
+               ) \
+               SELECT DISTINCT member_id, group_id, CAST('' AS TEXT) AS group_display_name FROM reached \
+               ORDER BY member_id, group_id LIMIT 100001",
+    sqlite: "WITH RECURSIVE reached (member_id, group_id, depth) AS ( \
+               SELECT member_id, group_id, 0 FROM group_members WHERE member_id = ? AND directory_id = ? \
+             UNION \
+               SELECT m.member_id, m.group_id, r.depth + 1 FROM group_members m \
+               JOIN reached r ON m.member_id = r.group_id WHERE m.directory_id = ? AND r.depth < 16 \
+             ) \
+             SELECT DISTINCT member_id, group_id, '' AS group_display_name FROM reached \
+             ORDER BY member_id, group_id LIMIT 100001",
+};
+
 /// The groups `member_id` is a direct member of and, with
 /// `include_ancestors`, the memberships of the groups above them, with
-/// their display names, ordered by member, then group; `tooMany` past
-/// [`MAX_ANSWERED`]. The same answer as [`memberships`] followed by a
-/// lookup of the names, in one statement.
+/// their display names unless `without_names`, ordered by member, then
+/// group; `tooMany` past [`MAX_ANSWERED`]. The same answer as
+/// [`memberships`] followed by a lookup of the names, in one statement.
 pub(crate) async fn groups_of_one(
     db: &DatabaseConnection,
     directory_id: &str,
     member_id: &str,
     include_ancestors: bool,
+    without_names: bool,
 ) -> Result<Vec<Membership>, Error> {
-    let rows: Vec<MembershipRow> = if include_ancestors {
-        direct::fetch_all(db, &GROUPS_ABOVE_ONE, &[member_id, directory_id, directory_id]).await?
-    } else {
-        direct::fetch_all(db, &GROUPS_OF_ONE, &[member_id, directory_id]).await?
+    let rows: Vec<MembershipRow> = match (include_ancestors, without_names) {
+        // A direct member's names come with the index lookup: no statement
+        // without them.
+        (false, _) => direct::fetch_all(db, &GROUPS_OF_ONE, &[member_id, directory_id]).await?,
+        (true, false) => direct::fetch_all(db, &GROUPS_ABOVE_ONE, &[member_id, directory_id, directory_id]).await?,
+        (true, true) => direct::fetch_all(db, &MEMBERSHIPS_ABOVE_ONE, &[member_id, directory_id, directory_id]).await?,
     };
     if rows.len() > MAX_ANSWERED {
         return Err(too_many_memberships());
@@ -93,12 +118,17 @@ pub(crate) async fn groups_of_one(
         .map(|row| Membership {
             member_id: row.member_id,
             group_id: row.group_id,
-            group_display_name: row.group_display_name,
+            group_display_name: if without_names {
+                String::new()
+            } else {
+                row.group_display_name
+            },
         })
         .collect())
 }
 
-/// A row of [`GROUPS_OF_ONE`] or [`GROUPS_ABOVE_ONE`].
+/// A row of [`GROUPS_OF_ONE`], [`GROUPS_ABOVE_ONE`] or
+/// [`MEMBERSHIPS_ABOVE_ONE`].
 #[derive(FromQueryResult)]
 struct MembershipRow {
     member_id: String,
@@ -198,11 +228,13 @@ mod tests {
     fn one_members_groups_are_bounded_like_every_answer() {
         let limit = format!("LIMIT {}", MAX_ANSWERED + 1);
         let depth = format!("r.depth < {MAX_ANCESTOR_DEPTH} ");
-        for sql in [GROUPS_OF_ONE, GROUPS_ABOVE_ONE] {
+        for sql in [GROUPS_OF_ONE, GROUPS_ABOVE_ONE, MEMBERSHIPS_ABOVE_ONE] {
             assert!(sql.postgres.ends_with(&limit), "{}", sql.postgres);
             assert!(sql.sqlite.ends_with(&limit), "{}", sql.sqlite);
         }
-        assert!(GROUPS_ABOVE_ONE.postgres.contains(&depth));
-        assert!(GROUPS_ABOVE_ONE.sqlite.contains(&depth));
+        for sql in [GROUPS_ABOVE_ONE, MEMBERSHIPS_ABOVE_ONE] {
+            assert!(sql.postgres.contains(&depth), "{}", sql.postgres);
+            assert!(sql.sqlite.contains(&depth), "{}", sql.sqlite);
+        }
     }
 }

@@ -310,7 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_members_groups_and_their_names_are_read_by_index_without_statistics() {
-        use crate::lookup::{GROUPS_ABOVE_ONE, GROUPS_OF_ONE};
+        use crate::lookup::{GROUPS_ABOVE_ONE, GROUPS_OF_ONE, MEMBERSHIPS_ABOVE_ONE};
         for backend in [Backend::Postgres, Backend::Sqlite] {
             let (_database, db) = directory_after_a_bulk_load(backend).await;
             let groups = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999) \
@@ -325,6 +325,7 @@ mod tests {
             for (sql, params) in [
                 (GROUPS_OF_ONE, vec!["u300", "d1"]),
                 (GROUPS_ABOVE_ONE, vec!["u300", "d1", "d1"]),
+                (MEMBERSHIPS_ABOVE_ONE, vec!["u300", "d1", "d1"]),
             ] {
                 let (explain, sql, column) = match backend {
                     Backend::Postgres => ("EXPLAIN", sql.postgres, "QUERY PLAN"),

@@ -558,8 +558,14 @@ impl GroupService for GroupApi {
             .into());
         }
         if let [member_id] = request.member_ids.as_slice() {
-            let memberships =
-                lookup::groups_of_one(&self.db, &request.directory_id, member_id, request.include_ancestors).await?;
+            let memberships = lookup::groups_of_one(
+                &self.db,
+                &request.directory_id,
+                member_id,
+                request.include_ancestors,
+                request.without_group_names,
+            )
+            .await?;
             return Ok(Response::new(ListGroupsOfMemberResponse { memberships }));
         }
         let rows = lookup::memberships(
@@ -569,7 +575,11 @@ impl GroupService for GroupApi {
             request.include_ancestors,
         )
         .await?;
-        let mut group_ids: Vec<&String> = rows.iter().map(|(_, group_id)| group_id).collect();
+        let mut group_ids: Vec<&String> = if request.without_group_names {
+            Vec::new()
+        } else {
+            rows.iter().map(|(_, group_id)| group_id).collect()
+        };
         group_ids.sort_unstable();
         group_ids.dedup();
         // By primary key alone: the ids come from the directory's own

@@ -753,6 +753,7 @@ on_both!(deleting_a_group_removes_it_from_its_parents, |mesh| async move {
             directory_id: mesh.directory_id.clone(),
             member_ids: vec![child.id.clone(), ids[1].clone()],
             include_ancestors: false,
+            without_group_names: false,
         })
         .await
         .expect("ListGroupsOfMember")
@@ -773,7 +774,7 @@ on_both!(
         mesh.try_patch_members(&second.id, &[&parent.id], &[])
             .await
             .expect("Parent into Second");
-        let ask = |member_ids: Vec<String>, include_ancestors| {
+        let ask_for = |member_ids: Vec<String>, include_ancestors, without_group_names| {
             let (groups, directory_id) = (mesh.groups.clone(), mesh.directory_id.clone());
             async move {
                 groups
@@ -782,6 +783,7 @@ on_both!(
                         directory_id,
                         member_ids,
                         include_ancestors,
+                        without_group_names,
                     })
                     .await
                     .expect("ListGroupsOfMember")
@@ -789,6 +791,7 @@ on_both!(
                     .memberships
             }
         };
+        let ask = |member_ids: Vec<String>, include_ancestors| ask_for(member_ids, include_ancestors, false);
         let triples = |memberships: &[Membership]| -> Vec<(String, String, String)> {
             memberships
                 .iter()
@@ -821,6 +824,20 @@ on_both!(
         for (include_ancestors, alone) in [(false, alone), (true, alone_with_ancestors)] {
             let with_nobody = ask(vec![ids[0].clone(), "no-such-member".to_owned()], include_ancestors).await;
             assert_eq!(alone, with_nobody, "with ancestors: {include_ancestors}");
+            let unnamed: Vec<Membership> = alone
+                .iter()
+                .map(|m| Membership {
+                    group_display_name: String::new(),
+                    ..m.clone()
+                })
+                .collect();
+            for member_ids in [vec![ids[0].clone()], vec![ids[0].clone(), "no-such-member".to_owned()]] {
+                let without_names = ask_for(member_ids, include_ancestors, true).await;
+                assert_eq!(
+                    without_names, unnamed,
+                    "with ancestors: {include_ancestors}, without names"
+                );
+            }
             assert!(
                 ask(vec!["no-such-member".to_owned()], include_ancestors)
                     .await
@@ -847,6 +864,7 @@ on_both!(remove_member_everywhere_leaves_every_group_once, |mesh| async move {
             directory_id: mesh.directory_id.clone(),
             member_ids: vec![ids[1].clone(), ids[0].clone()],
             include_ancestors: false,
+            without_group_names: false,
         })
         .await
         .expect("ListGroupsOfMember")
@@ -1226,6 +1244,7 @@ on_both!(
                         directory_id: mesh.directory_id.clone(),
                         member_ids,
                         include_ancestors,
+                        without_group_names: false,
                     })
                     .await
                     .expect("ListGroupsOfMember")

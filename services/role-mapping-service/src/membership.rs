@@ -1,7 +1,8 @@
 //! Which groups users are in, directly and through nested groups, asked of
-//! group-service in one `ListGroupsOfMember` call (with ancestors) per
-//! 1,000 users: it answers the users' memberships and those of every group
-//! above them, up to 16 levels, each once.
+//! group-service in one `ListGroupsOfMember` call (with ancestors, without
+//! the groups' names, which no rule reads) per 1,000 users: it answers the
+//! users' memberships and those of every group above them, up to 16
+//! levels, each once.
 //!
 //! Bounded whatever the data: group-service climbs at most 16 levels and
 //! answers at most 100,000 memberships per call (a larger answer is an
@@ -37,6 +38,7 @@ pub async fn closure(
                 directory_id: directory_id.to_owned(),
                 member_ids: chunk.to_vec(),
                 include_ancestors: true,
+                without_group_names: true,
             })
             .await
             .map_err(Error::groups)?

@@ -314,6 +314,7 @@ pub async fn groups_of_users(
             directory_id: directory_id.to_owned(),
             member_ids: ids.iter().map(|id| (*id).to_owned()).collect(),
             include_ancestors: false,
+            without_group_names: false,
         };
         let memberships = groups.clone().list_groups_of_member(request).await?.into_inner();
         for membership in memberships.memberships {

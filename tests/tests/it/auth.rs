@@ -461,6 +461,7 @@ async fn call_against(channel: AuthChannel, method: &'static str, b: &Fixture) -
                 directory_id: dir,
                 member_ids: vec![b.user_id.clone()],
                 include_ancestors: false,
+                without_group_names: false,
             };
             call(channel, method, request).await
         }
