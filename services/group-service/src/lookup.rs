@@ -37,58 +37,67 @@ pub(crate) const GROUPS_OF_ONE: Sql = Sql {
              WHERE m.member_id = ? AND m.directory_id = ? ORDER BY m.group_id LIMIT 100001",
 };
 
+/// The recursion of [`GROUPS_ABOVE_ONE`] and [`MEMBERSHIPS_ABOVE_ONE`]
+/// ([`with_ancestors`]'s, for one member), written once with each
+/// backend's placeholders for the member, the directory and the directory
+/// again.
+macro_rules! reached_from_one {
+    ($member:literal, $directory:literal, $directory_again:literal) => {
+        concat!(
+            "WITH RECURSIVE reached (member_id, group_id, depth) AS ( \
+               SELECT member_id, group_id, 0 FROM group_members WHERE member_id = ",
+            $member,
+            " AND directory_id = ",
+            $directory,
+            " UNION \
+               SELECT m.member_id, m.group_id, r.depth + 1 FROM group_members m \
+               JOIN reached r ON m.member_id = r.group_id WHERE m.directory_id = ",
+            $directory_again,
+            " AND r.depth < 16 ) "
+        )
+    };
+}
+
+/// What [`GROUPS_ABOVE_ONE`] selects from the rows reached, on both
+/// backends.
+macro_rules! reached_with_names {
+    () => {
+        "SELECT d.member_id, d.group_id, \
+           COALESCE((SELECT g.display_name FROM groups g WHERE g.id = d.group_id), '') AS group_display_name \
+         FROM (SELECT DISTINCT member_id, group_id FROM reached) d \
+         ORDER BY d.member_id, d.group_id LIMIT 100001"
+    };
+}
+
+/// What [`MEMBERSHIPS_ABOVE_ONE`] selects from the rows reached, on both
+/// backends.
+macro_rules! reached_without_names {
+    () => {
+        "SELECT DISTINCT member_id, group_id, CAST('' AS TEXT) AS group_display_name FROM reached \
+         ORDER BY member_id, group_id LIMIT 100001"
+    };
+}
+
 /// [`GROUPS_OF_ONE`] and every membership of the groups above them, up to
 /// [`MAX_ANCESTOR_DEPTH`] levels, each once with its group's name, ordered
-/// by member, then group: what role-mapping-service asks for each user
-/// whose roles it decides. The recursion is [`with_ancestors`]'s. Each name
-/// is looked up by primary key: joined instead, the few rows PostgreSQL
-/// guesses a recursion gives made it hash every group of an unanalysed
-/// table. A group gone meanwhile has an empty name, as the general path
-/// answers it. Parameters: the member, the directory, the directory again.
+/// by member, then group. Each name is looked up by primary key: joined
+/// instead, the few rows PostgreSQL guesses a recursion gives made it hash
+/// every group of an unanalysed table. A group gone meanwhile has an empty
+/// name, as the general path answers it. Parameters: the member, the
+/// directory, the directory again.
 pub(crate) const GROUPS_ABOVE_ONE: Sql = Sql {
     name: "SELECT group_members",
-    postgres: "WITH RECURSIVE reached (member_id, group_id, depth) AS ( \
-                 SELECT member_id, group_id, 0 FROM group_members WHERE member_id = $1 AND directory_id = $2 \
-               UNION \
-                 SELECT m.member_id, m.group_id, r.depth + 1 FROM group_members m \
-                 JOIN reached r ON m.member_id = r.group_id WHERE m.directory_id = $3 AND r.depth < 16 \
-               ) \
-               SELECT d.member_id, d.group_id, \
-                 COALESCE((SELECT g.display_name FROM groups g WHERE g.id = d.group_id), '') AS group_display_name \
-               FROM (SELECT DISTINCT member_id, group_id FROM reached) d \
-               ORDER BY d.member_id, d.group_id LIMIT 100001",
-    sqlite: "WITH RECURSIVE reached (member_id, group_id, depth) AS ( \
-               SELECT member_id, group_id, 0 FROM group_members WHERE member_id = ? AND directory_id = ? \
-             UNION \
-               SELECT m.member_id, m.group_id, r.depth + 1 FROM group_members m \
-               JOIN reached r ON m.member_id = r.group_id WHERE m.directory_id = ? AND r.depth < 16 \
-             ) \
-             SELECT d.member_id, d.group_id, \
-               COALESCE((SELECT g.display_name FROM groups g WHERE g.id = d.group_id), '') AS group_display_name \
-             FROM (SELECT DISTINCT member_id, group_id FROM reached) d \
-             ORDER BY d.member_id, d.group_id LIMIT 100001",
+    postgres: concat!(reached_from_one!("$1", "$2", "$3"), reached_with_names!()),
+    sqlite: concat!(reached_from_one!("?", "?", "?"), reached_with_names!()),
 };
 
-/// [`GROUPS_ABOVE_ONE`] without the names, each left empty. Parameters: the
-/// member, the directory, the directory again.
+/// [`GROUPS_ABOVE_ONE`] without the names, each left empty: what
+/// role-mapping-service asks for each user whose roles it decides.
+/// Parameters: the member, the directory, the directory again.
 pub(crate) const MEMBERSHIPS_ABOVE_ONE: Sql = Sql {
     name: "SELECT group_members",
-    postgres: "WITH RECURSIVE reached (member_id, group_id, depth) AS ( \
-                 SELECT member_id, group_id, 0 FROM group_members WHERE member_id = $1 AND directory_id = $2 \
-               UNION \
-                 SELECT m.member_id, m.group_id, r.depth + 1 FROM group_members m \
-                 JOIN reached r ON m.member_id = r.group_id WHERE m.directory_id = $3 AND r.depth < 16 \
-               ) \
-               SELECT DISTINCT member_id, group_id, CAST('' AS TEXT) AS group_display_name FROM reached \
-               ORDER BY member_id, group_id LIMIT 100001",
-    sqlite: "WITH RECURSIVE reached (member_id, group_id, depth) AS ( \
-               SELECT member_id, group_id, 0 FROM group_members WHERE member_id = ? AND directory_id = ? \
-             UNION \
-               SELECT m.member_id, m.group_id, r.depth + 1 FROM group_members m \
-               JOIN reached r ON m.member_id = r.group_id WHERE m.directory_id = ? AND r.depth < 16 \
-             ) \
-             SELECT DISTINCT member_id, group_id, '' AS group_display_name FROM reached \
-             ORDER BY member_id, group_id LIMIT 100001",
+    postgres: concat!(reached_from_one!("$1", "$2", "$3"), reached_without_names!()),
+    sqlite: concat!(reached_from_one!("?", "?", "?"), reached_without_names!()),
 };
 
 /// The groups `member_id` is a direct member of and, with
