@@ -9,7 +9,10 @@
 //!    (no work: the gRPC ceiling of that server on this machine), then
 //!    GetEffectiveRoles and GetProfile of the target users, then Health/Check
 //!    again, each at `--concurrency` for `--duration` seconds, and prints
-//!    throughput and latency percentiles.
+//!    throughput and latency percentiles; given `--mesh-pid` and
+//!    `--database`, also the CPU the mesh and the database's PostgreSQL
+//!    backends spent per call (from `/proc`, Linux only), which varies less
+//!    than throughput on a machine shared with other work.
 //!
 //! `scripts/bench-roles` starts the mesh (`idmesh serve`) on a fresh
 //! PostgreSQL database and runs this against it.
@@ -69,6 +72,45 @@ struct Args {
     /// Seconds of each measured load, after a second of warm-up.
     #[arg(long, default_value_t = 10)]
     duration: u64,
+    /// The process id of the mesh, whose CPU per call is then reported.
+    #[arg(long)]
+    mesh_pid: Option<u32>,
+    /// The mesh's PostgreSQL database, whose backends' CPU per call is then
+    /// reported.
+    #[arg(long)]
+    database: Option<String>,
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The CPU time (user and system) that `pids` have used so far, in seconds;
+/// a process gone meanwhile counts nothing.
+fn cpu_seconds(pids: &[u32]) -> f64 {
+    let ticks = |pid: &u32| -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command, in parentheses: state, then 13 more fields,
+        // of which utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    };
+    pids.iter().filter_map(ticks).sum::<u64>() as f64 / TICKS_PER_SECOND
+}
+
+/// The PostgreSQL backends serving `database` now, by their process titles
+/// (`postgres: <cluster>: <user> <database> <client> <state>`).
+fn backends_of(database: &str) -> Vec<u32> {
+    let needle = format!(" {database} ");
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    processes
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let title = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+            (title.starts_with("postgres: ") && title.contains(&needle)).then_some(pid)
+        })
+        .collect()
 }
 
 struct Mesh {
@@ -382,12 +424,30 @@ async fn measure(
             Ok::<_, tonic::Status>(latencies)
         });
     }
+    let (mesh_pid, database) = (args.mesh_pid, args.database.clone());
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let backends = database.as_deref().map(backends_of).unwrap_or_default();
+        let mesh: Vec<u32> = mesh_pid.into_iter().collect();
+        let before = (cpu_seconds(&mesh), cpu_seconds(&backends));
+        tokio::time::sleep_until(measure_until.into()).await;
+        (cpu_seconds(&mesh) - before.0, cpu_seconds(&backends) - before.1)
+    });
     let mut latencies = histogram();
     while let Some(worker) = tasks.join_next().await {
         latencies.add(worker??)?;
     }
+    let (mesh_cpu, database_cpu) = cpu.await?;
+    let per_call = |seconds: f64| millis((seconds * 1e6 / latencies.len().max(1) as f64) as u64);
+    let mut spent = String::new();
+    if args.mesh_pid.is_some() {
+        spent.push_str(&format!(", mesh CPU {} per call", per_call(mesh_cpu)));
+    }
+    if args.database.is_some() {
+        spent.push_str(&format!(", PostgreSQL CPU {} per call", per_call(database_cpu)));
+    }
     println!(
-        "{}: {} in flight on {} connections, {} s: {:.0} calls/s, p50 {}, p99 {}, max {}",
+        "{}: {} in flight on {} connections, {} s: {:.0} calls/s, p50 {}, p99 {}, max {}{spent}",
         load.name(),
         args.concurrency,
         mesh.roles.len(),
