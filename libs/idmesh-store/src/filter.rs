@@ -108,6 +108,29 @@ impl Target {
         self.translate(filter, &Scope::Resource)
     }
 
+    /// When `filter` is one string attribute kept in a text column compared
+    /// `eq` with a string (`userName eq "…"`, what every IdP asks before it
+    /// creates a user): that column and the value a matching row holds in
+    /// it, folded unless the attribute is caseExact, as [`Target::condition`]
+    /// compares it. A service can then read the row by the column's index
+    /// itself. `None` for every other filter.
+    pub fn column_equality(&self, filter: &Filter) -> Option<(Column, String)> {
+        let Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: CompValue::Str(value),
+        } = filter
+        else {
+            return None;
+        };
+        match self.reach(path, &Scope::Resource).ok()? {
+            Reach::Column(column, case_exact) if column.kind == ColumnKind::Text => {
+                Some((column, if case_exact { value.clone() } else { fold_text(value) }))
+            }
+            _ => None,
+        }
+    }
+
     /// The expression that orders resources by `path` (RFC 7644 §3.4.2.3):
     /// an attribute's value, compared as the filter compares it (folded
     /// unless caseExact); a multi-valued attribute by its primary value,
@@ -787,7 +810,60 @@ fn escape_like(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::past_prefix;
+    use scim::schema::USER_RESOURCE;
+    use sea_orm::DbBackend;
+
+    use super::{Column, ColumnKind, Target, past_prefix};
+
+    const USER_NAME: Column = Column {
+        attribute: "userName",
+        name: "user_name_folded",
+        kind: ColumnKind::Text,
+    };
+
+    #[test]
+    fn only_one_string_equality_on_a_column_names_the_column_and_its_stored_value() {
+        let users = Target {
+            backend: DbBackend::Sqlite,
+            schema: &USER_RESOURCE,
+            folded_document: "resource_folded",
+            columns: &[USER_NAME],
+            common_columns: true,
+        };
+        let equality = |filter: &str| {
+            let filter = scim::filter::parse(filter).expect("a filter");
+            users
+                .column_equality(&filter)
+                .map(|(column, value)| (column.name, value))
+        };
+        let folded = Some(("user_name_folded", "émile@example.com".to_owned()));
+        assert_eq!(equality(r#"userName eq "Émile@Example.com""#), folded);
+        assert_eq!(equality(r#"USERNAME eq "ÉMILE@EXAMPLE.COM""#), folded);
+        assert_eq!(
+            equality(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "Émile@Example.com""#),
+            folded
+        );
+        assert_eq!(
+            equality(r#"externalId eq "Ext-1""#),
+            Some(("external_id", "Ext-1".to_owned())),
+            "externalId is caseExact: kept as sent"
+        );
+
+        for other in [
+            r#"userName ne "a""#,
+            r#"userName sw "a""#,
+            "userName eq null",
+            "userName pr",
+            r#"userName eq "a" and userName pr"#,
+            r#"not (userName eq "a")"#,
+            r#"displayName eq "a""#,
+            r#"emails.value eq "a@example.com""#,
+            r#"emails[type eq "work"].value eq "a@example.com""#,
+            r#"meta.created eq "2026-01-01T00:00:00Z""#,
+        ] {
+            assert_eq!(equality(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn past_a_prefix_is_its_last_character_that_has_a_successor_moved_on_by_one() {

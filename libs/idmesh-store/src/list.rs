@@ -54,6 +54,14 @@ pub struct Window<'a> {
     pub cursor: Option<&'a str>,
 }
 
+impl Window<'_> {
+    /// Whether this asks for a page by index in the default order: the
+    /// windows [`Listed::at_most_one`] answers.
+    pub fn by_index_unsorted(&self) -> bool {
+        self.cursor.is_none() && self.sort_by.trim().is_empty()
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed<M> {
@@ -117,6 +125,21 @@ impl Target {
 }
 
 impl<M> Listed<M> {
+    /// The page `window` asks for, by index and in any order, of a list
+    /// of `found` alone or of nothing: what an equality on a unique column
+    /// reads ([`Target::column_equality`]). No count and no sort are
+    /// needed; the total is what was found, as [`Target::list`] would
+    /// answer. Only for a window [`Window::by_index_unsorted`]: a cursor
+    /// or a `sort_by` has errors of its own that [`Target::list`] gives.
+    pub fn at_most_one(found: Option<M>, window: &Window<'_>) -> Listed<M> {
+        let total = u64::from(found.is_some());
+        let rows = match page_window(window.start_index, window.count) {
+            Some((0, _)) => found.into_iter().collect(),
+            _ => Vec::new(),
+        };
+        Listed::index(rows, total)
+    }
+
     fn index(rows: Vec<M>, total: u64) -> Listed<M> {
         Listed {
             rows,
@@ -251,7 +274,40 @@ fn page_window(start_index: i64, count: i32) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{PAGE_BYTES, end_at_budget, page_window, total_from_page};
+    use super::{Listed, PAGE_BYTES, Window, end_at_budget, page_window, total_from_page};
+
+    #[test]
+    fn a_list_of_at_most_one_row_answers_every_window_by_index() {
+        let window = |start_index, count| Window {
+            start_index,
+            count,
+            ..Window::default()
+        };
+        let page = |found: Option<&'static str>, start_index, count| {
+            let listed = Listed::at_most_one(found, &window(start_index, count));
+            (listed.rows, listed.total)
+        };
+        assert_eq!(page(Some("u"), 1, 100), (vec!["u"], 1));
+        assert_eq!(page(Some("u"), 0, 1), (vec!["u"], 1), "below 1 reads as 1");
+        assert_eq!(page(Some("u"), -4, 1), (vec!["u"], 1));
+        assert_eq!(page(Some("u"), 1, 0), (vec![], 1), "the total only");
+        assert_eq!(page(Some("u"), 1, -1), (vec![], 1));
+        assert_eq!(page(Some("u"), 2, 10), (vec![], 1), "past the only row");
+        assert_eq!(page(None, 1, 100), (vec![], 0));
+        assert_eq!(page(None, 3, 0), (vec![], 0));
+
+        assert!(window(1, 10).by_index_unsorted());
+        let sorted = Window {
+            sort_by: "userName",
+            ..window(1, 10)
+        };
+        assert!(!sorted.by_index_unsorted());
+        let walked = Window {
+            cursor: Some(""),
+            ..window(1, 10)
+        };
+        assert!(!walked.by_index_unsorted());
+    }
 
     #[test]
     fn a_page_ends_at_the_row_that_reaches_the_byte_budget() {

@@ -5,8 +5,9 @@
 //! paths, URN-qualified extension attributes, `not`, mixed-case names and
 //! values in several scripts) then select users in both databases, and each
 //! answer must equal what `scim::filter::matches` says about the stored
-//! resources. A second test checks that an indexed `userName eq` in a
-//! directory of 100,000 users reads the index rather than scanning.
+//! resources. Other tests check that an indexed `userName eq` in a
+//! directory of 100,000 users reads the index rather than scanning, and
+//! that its direct read answers as the list pipeline does.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use idmesh_api::timestamp;
 use idmesh_proto::v1::user_service_server::UserService;
-use idmesh_proto::v1::{CreateUserRequest, ListUsersRequest, PageRequest, User};
+use idmesh_proto::v1::{CreateUserRequest, ListUsersRequest, ListUsersResponse, PageRequest, User};
 use idmesh_testkit::{Backend, ScratchDatabase};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -30,6 +31,7 @@ use time::macros::datetime;
 use tonic::Request;
 
 use crate::UserApi;
+use crate::stored::FIND_BY_USER_NAME;
 
 /// A request from a caller with every scope, as the auth layer would pass
 /// it on.
@@ -502,20 +504,22 @@ fn postgres_sqlite_and_memory_select_the_same_users() {
 
 /// What the database plans for `filter` among 100,000 users.
 async fn plan_for(api: &UserApi, db: &impl ConnectionTrait, directory_id: &str, filter: &str) -> String {
-    let backend = db.get_database_backend();
+    let filter = crate::service::parse_filter(filter).expect("a valid filter");
     let query = api
-        .matching(directory_id, filter)
+        .matching(directory_id, filter.as_ref())
         .expect("a valid filter")
-        .build(backend);
+        .build(db.get_database_backend());
+    plan_of(db, &query.sql, query.values.map(|v| v.0).unwrap_or_default()).await
+}
+
+/// What the database plans for `sql` with `values`.
+async fn plan_of(db: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> String {
+    let backend = db.get_database_backend();
     let explain = match backend {
         sea_orm::DbBackend::Postgres => "EXPLAIN",
         _ => "EXPLAIN QUERY PLAN",
     };
-    let statement = Statement::from_sql_and_values(
-        backend,
-        format!("{explain} {}", query.sql),
-        query.values.map(|v| v.0).unwrap_or_default(),
-    );
+    let statement = Statement::from_sql_and_values(backend, format!("{explain} {sql}"), values);
     let rows = db.query_all_raw(statement).await.expect("explain");
     rows.iter()
         .map(|row| {
@@ -527,6 +531,16 @@ async fn plan_for(api: &UserApi, db: &impl ConnectionTrait, directory_id: &str, 
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// What the database plans for the direct read of a lookup by `userName`.
+async fn plan_of_lookup(db: &impl ConnectionTrait, directory_id: &str) -> String {
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => FIND_BY_USER_NAME.postgres,
+        _ => FIND_BY_USER_NAME.sqlite,
+    };
+    let values = vec![directory_id.into(), "user77777@example.com".into()];
+    plan_of(db, sql, values).await
 }
 
 const USER_NAME_EQ: &str = r#"userName eq "User77777@Example.com""#;
@@ -563,9 +577,13 @@ async fn user_name_eq_reads_the_index_among_100_000_users_on_postgres() {
     let (api, db) = service(database.url()).await;
     let directory_id = uuid::Uuid::now_v7().to_string();
     fill(&db, &directory_id).await;
-    let plan = plan_for(&api, &db, &directory_id, USER_NAME_EQ).await;
-    assert!(plan.contains("users_unique_user_name"), "{plan}");
-    assert!(!plan.contains("Seq Scan"), "{plan}");
+    for plan in [
+        plan_for(&api, &db, &directory_id, USER_NAME_EQ).await,
+        plan_of_lookup(&db, &directory_id).await,
+    ] {
+        assert!(plan.contains("users_unique_user_name"), "{plan}");
+        assert!(!plan.contains("Seq Scan"), "{plan}");
+    }
 }
 
 #[tokio::test]
@@ -574,8 +592,12 @@ async fn user_name_eq_reads_the_index_among_100_000_users_on_sqlite() {
     let (api, db) = service(database.url()).await;
     let directory_id = uuid::Uuid::now_v7().to_string();
     fill(&db, &directory_id).await;
-    let plan = plan_for(&api, &db, &directory_id, USER_NAME_EQ).await;
-    assert!(plan.contains("USING INDEX users_unique_user_name"), "{plan}");
+    for plan in [
+        plan_for(&api, &db, &directory_id, USER_NAME_EQ).await,
+        plan_of_lookup(&db, &directory_id).await,
+    ] {
+        assert!(plan.contains("USING INDEX users_unique_user_name"), "{plan}");
+    }
 }
 
 #[tokio::test]
@@ -593,4 +615,64 @@ async fn user_name_sw_reads_a_range_of_the_index_among_100_000_users_on_sqlite()
         ),
         "{plan}"
     );
+}
+
+/// The page of `stored`'s directory that `filter` selects by index.
+async fn listed(stored: &Stored, filter: &str, start_index: i64, count: i32) -> ListUsersResponse {
+    stored
+        .api
+        .list_users(admin(ListUsersRequest {
+            directory_id: stored.directory_id.clone(),
+            filter: filter.to_owned(),
+            page: Some(PageRequest {
+                start_index,
+                count,
+                cursor: None,
+            }),
+            sort: None,
+        }))
+        .await
+        .expect("a list")
+        .into_inner()
+}
+
+/// A lookup by `userName eq`, which reads the unique index straight
+/// through sqlx, answers every page by index as the list pipeline answers
+/// the same lookup (made to take the pipeline by a redundant `userName pr`).
+#[tokio::test]
+async fn a_lookup_by_user_name_answers_as_the_list_pipeline_does() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let database = ScratchDatabase::new(backend);
+        let (api, _) = service(database.url()).await;
+        let user = |user_name: &str| json!({"userName": user_name, "emails": [{"value": user_name, "primary": true}]});
+        let stored = Stored::create(api.clone(), &[user("Émile@Example.com"), user("ann@example.com")]).await;
+        // Another directory's Émile must not be found.
+        Stored::create(api, &[user("emile@example.com"), user("ÉMILE@example.org")]).await;
+
+        let found = listed(&stored, r#"userName eq "émile@EXAMPLE.com""#, 1, 100).await;
+        assert_eq!(
+            (found.total_results, found.users.len()),
+            (1, 1),
+            "{backend:?}: {found:?}"
+        );
+        assert_eq!(found.users[0].user_name, "Émile@Example.com");
+
+        for filter in [
+            r#"userName eq "émile@EXAMPLE.com""#,
+            r#"USERNAME eq "ÉMILE@EXAMPLE.COM""#,
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "Émile@Example.com""#,
+            r#"userName eq "ANN@example.com""#,
+            r#"userName eq "émile@example.org""#,
+            r#"userName eq "nobody@example.com""#,
+        ] {
+            for (start_index, count) in [(1, 100), (0, 1), (-2, 1), (1, 0), (1, -1), (2, 10)] {
+                let lookup = listed(&stored, filter, start_index, count).await;
+                let pipeline = listed(&stored, &format!("{filter} and userName pr"), start_index, count).await;
+                assert_eq!(
+                    lookup, pipeline,
+                    "{backend:?}: {filter}, startIndex {start_index}, count {count}"
+                );
+            }
+        }
+    }
 }

@@ -27,7 +27,8 @@ use idmesh_runtime::auth;
 use idmesh_runtime::clock::Clock;
 use idmesh_runtime::cpu::CpuPool;
 use idmesh_store::filter::{Column, ColumnKind, Target};
-use idmesh_store::list::Window;
+use idmesh_store::list::{Listed, Window};
+use scim::filter::Filter;
 use scim::resource::Normalized;
 use scim::schema::USER_RESOURCE;
 use scim::{Limits, ScimError};
@@ -131,11 +132,20 @@ fn normalize_user(body: Value, limits: &Limits) -> Result<Normalized, Error> {
 /// The User attribute kept in a column of its own besides the common ones:
 /// `userName`, folded, with the unique index that makes it unique per
 /// directory ignoring case.
-const COLUMNS: &[Column] = &[Column {
+const USER_NAME: Column = Column {
     attribute: "userName",
     name: "user_name_folded",
     kind: ColumnKind::Text,
-}];
+};
+const COLUMNS: &[Column] = &[USER_NAME];
+
+/// A List's filter, parsed; `None` when it is blank.
+pub(crate) fn parse_filter(filter: &str) -> Result<Option<Filter>, Error> {
+    if filter.trim().is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(scim::filter::parse(filter)?))
+}
 
 /// The event of a write that left `model` behind.
 fn event(event_type: EventType, model: &user::Model, changed_attributes: Vec<String>) -> Event {
@@ -239,15 +249,37 @@ impl UserApi {
         }
     }
 
-    /// The users of a directory that match a SCIM filter (all of them when
-    /// the filter is blank), as one query.
-    pub(crate) fn matching(&self, directory_id: &str, filter: &str) -> Result<Select<user::Entity>, Error> {
+    /// The users of a directory that match a SCIM filter (all of them
+    /// without one), as one query.
+    pub(crate) fn matching(&self, directory_id: &str, filter: Option<&Filter>) -> Result<Select<user::Entity>, Error> {
         let query = user::Entity::find().filter(user::Column::DirectoryId.eq(directory_id));
-        if filter.trim().is_empty() {
+        let Some(filter) = filter else {
             return Ok(query);
+        };
+        Ok(query.filter(self.target().condition(filter)?))
+    }
+
+    /// The page of users that `filter` and `window` ask for. A lookup by
+    /// `userName eq "…"` (what IdPs send before every create) is one read
+    /// of the unique index on the folded userName; every other list runs
+    /// the list pipeline.
+    async fn list(
+        &self,
+        directory_id: &str,
+        filter: Option<&Filter>,
+        window: Window<'_>,
+    ) -> Result<Listed<StoredUser>, Error> {
+        if let Some(filter) = filter
+            && window.by_index_unsorted()
+            && let Some((USER_NAME, user_name_folded)) = self.target().column_equality(filter)
+        {
+            let found = StoredUser::find_by_user_name(&self.db, directory_id, &user_name_folded).await?;
+            return Ok(Listed::at_most_one(found, &window));
         }
-        let filter = scim::filter::parse(filter)?;
-        Ok(query.filter(self.target().condition(&filter)?))
+        let query = self.matching(directory_id, filter)?;
+        self.target()
+            .list::<_, StoredUser, Error>(&self.db, query, user::Column::Id, window)
+            .await
     }
 
     async fn load(&self, directory_id: &str, id: &str) -> Result<StoredUser, Error> {
@@ -619,7 +651,7 @@ impl UserService for UserApi {
     async fn list_users(&self, request: Request<ListUsersRequest>) -> Result<Response<ListUsersResponse>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let query = self.matching(&request.directory_id, &request.filter)?;
+        let filter = parse_filter(&request.filter)?;
         let (sort, page) = (request.sort.unwrap_or_default(), request.page.unwrap_or_default());
         let window = Window {
             sort_by: &sort.sort_by,
@@ -628,10 +660,7 @@ impl UserService for UserApi {
             count: page.count,
             cursor: page.cursor.as_deref(),
         };
-        let listed = self
-            .target()
-            .list::<_, StoredUser, Error>(&self.db, query, user::Column::Id, window)
-            .await?;
+        let listed = self.list(&request.directory_id, filter.as_ref(), window).await?;
         Ok(Response::new(ListUsersResponse {
             users: listed.rows.into_iter().map(StoredUser::into_proto).collect(),
             total_results: i64::try_from(listed.total).unwrap_or(i64::MAX),

@@ -39,22 +39,53 @@ pub(crate) struct StoredUser {
     pub last_modified: OffsetDateTime,
 }
 
+/// What a direct read of users selects: [`StoredUser`]'s columns.
+macro_rules! select_stored_users {
+    () => {
+        "SELECT id, directory_id, user_name, user_name_folded, external_id, active, display_name, \
+         CAST(resource AS TEXT) AS resource, password_hash, version, created, last_modified FROM users "
+    };
+}
+
 /// One user by id and directory: the read of every GET, PUT and PATCH,
 /// run through sqlx directly ([`idmesh_store::direct`]).
 const FIND: Sql = Sql {
     name: "SELECT users",
-    postgres: "SELECT id, directory_id, user_name, user_name_folded, external_id, active, display_name, \
-               CAST(resource AS TEXT) AS resource, password_hash, version, created, last_modified \
-               FROM users WHERE id = $1 AND directory_id = $2",
-    sqlite: "SELECT id, directory_id, user_name, user_name_folded, external_id, active, display_name, \
-             CAST(resource AS TEXT) AS resource, password_hash, version, created, last_modified \
-             FROM users WHERE id = ? AND directory_id = ?",
+    postgres: concat!(select_stored_users!(), "WHERE id = $1 AND directory_id = $2"),
+    sqlite: concat!(select_stored_users!(), "WHERE id = ? AND directory_id = ?"),
+};
+
+/// One user by directory and folded userName, through the unique index
+/// on the two: a lookup by `userName eq`, as IdPs send before they create
+/// a user.
+pub(crate) const FIND_BY_USER_NAME: Sql = Sql {
+    name: "SELECT users",
+    postgres: concat!(
+        select_stored_users!(),
+        "WHERE directory_id = $1 AND user_name_folded = $2"
+    ),
+    sqlite: concat!(
+        select_stored_users!(),
+        "WHERE directory_id = ? AND user_name_folded = ?"
+    ),
 };
 
 impl StoredUser {
     /// The user `id` of `directory_id`, if there is one.
     pub async fn find(db: &DatabaseConnection, directory_id: &str, id: &str) -> Result<Option<StoredUser>, DbErr> {
         let rows: Vec<StoredUser> = direct::fetch_all(db, &FIND, &[id, directory_id]).await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// The user of `directory_id` whose folded userName is
+    /// `user_name_folded`, if there is one (there is at most one).
+    pub async fn find_by_user_name(
+        db: &DatabaseConnection,
+        directory_id: &str,
+        user_name_folded: &str,
+    ) -> Result<Option<StoredUser>, DbErr> {
+        let rows: Vec<StoredUser> =
+            direct::fetch_all(db, &FIND_BY_USER_NAME, &[directory_id, user_name_folded]).await?;
         Ok(rows.into_iter().next())
     }
 
