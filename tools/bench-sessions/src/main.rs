@@ -12,7 +12,8 @@
 //!
 //! session-service runs in this process, on a runtime of its own, over
 //! real gRPC on loopback and the Redis given, with the telemetry the chart
-//! deploys (JSON log lines, a span per call); `scripts/bench-sessions`
+//! deploys (JSON log lines, a span per call) and the allocator of the
+//! `idmesh` binary that runs it there (jemalloc); `scripts/bench-sessions`
 //! builds this in release and runs it next to `redis-benchmark`.
 
 use std::collections::HashMap;
@@ -32,6 +33,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+
+/// The allocator `idmesh serve` runs session-service with
+/// (services/idmesh/src/main.rs), so that its cost per call is measured.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// How far apart the sessions one worker checks in turn are: a prime, so
 /// that workers starting at neighbouring sessions do not walk the list in
