@@ -23,18 +23,38 @@ pub const MAX_ANCESTOR_DEPTH: u32 = 16;
 /// limit.
 pub const MAX_ANSWERED: usize = 100_000;
 
+/// The name of the group of the membership row `$row`, looked up by
+/// primary key; empty if the group is gone meanwhile, as the general path
+/// answers it.
+macro_rules! name_of_group {
+    ($row:literal) => {
+        concat!(
+            "COALESCE((SELECT g.display_name FROM groups g WHERE g.id = ",
+            $row,
+            ".group_id), '') AS group_display_name"
+        )
+    };
+}
+
 /// The direct groups of one member with their names, ordered by group, in
 /// one statement run straight through sqlx: what the gateway asks for each
-/// user it answers. Parameters: the member, the directory. The `LIMIT` is
-/// [`MAX_ANSWERED`] + 1.
+/// user it answers. Each name is a lookup by primary key rather than a
+/// join: PostgreSQL plans every execution afresh
+/// ([`idmesh_store::PLAN_CACHE_MODE`]), and a join with `groups` cost it
+/// more to plan than to run (docs/benchmarks.md). Parameters: the member, the
+/// directory. The `LIMIT` is [`MAX_ANSWERED`] + 1.
 pub(crate) const GROUPS_OF_ONE: Sql = Sql {
     name: "SELECT group_members",
-    postgres: "SELECT m.member_id, m.group_id, g.display_name AS group_display_name FROM group_members m \
-               JOIN groups g ON g.id = m.group_id \
-               WHERE m.member_id = $1 AND m.directory_id = $2 ORDER BY m.group_id LIMIT 100001",
-    sqlite: "SELECT m.member_id, m.group_id, g.display_name AS group_display_name FROM group_members m \
-             JOIN groups g ON g.id = m.group_id \
-             WHERE m.member_id = ? AND m.directory_id = ? ORDER BY m.group_id LIMIT 100001",
+    postgres: concat!(
+        "SELECT m.member_id, m.group_id, ",
+        name_of_group!("m"),
+        " FROM group_members m WHERE m.member_id = $1 AND m.directory_id = $2 ORDER BY m.group_id LIMIT 100001"
+    ),
+    sqlite: concat!(
+        "SELECT m.member_id, m.group_id, ",
+        name_of_group!("m"),
+        " FROM group_members m WHERE m.member_id = ? AND m.directory_id = ? ORDER BY m.group_id LIMIT 100001"
+    ),
 };
 
 /// The recursion of [`GROUPS_ABOVE_ONE`] and [`MEMBERSHIPS_ABOVE_ONE`]
@@ -62,10 +82,12 @@ macro_rules! reached_from_one {
 /// backends.
 macro_rules! reached_with_names {
     () => {
-        "SELECT d.member_id, d.group_id, \
-           COALESCE((SELECT g.display_name FROM groups g WHERE g.id = d.group_id), '') AS group_display_name \
-         FROM (SELECT DISTINCT member_id, group_id FROM reached) d \
-         ORDER BY d.member_id, d.group_id LIMIT 100001"
+        concat!(
+            "SELECT d.member_id, d.group_id, ",
+            name_of_group!("d"),
+            " FROM (SELECT DISTINCT member_id, group_id FROM reached) d \
+             ORDER BY d.member_id, d.group_id LIMIT 100001"
+        )
     };
 }
 
@@ -113,8 +135,8 @@ pub(crate) async fn groups_of_one(
     without_names: bool,
 ) -> Result<Vec<Membership>, Error> {
     let rows: Vec<MembershipRow> = match (include_ancestors, without_names) {
-        // A direct member's names come with the index lookup: no statement
-        // without them.
+        // A direct member's few names cost a primary-key lookup each: no
+        // statement without them.
         (false, _) => direct::fetch_all(db, &GROUPS_OF_ONE, &[member_id, directory_id]).await?,
         (true, false) => direct::fetch_all(db, &GROUPS_ABOVE_ONE, &[member_id, directory_id, directory_id]).await?,
         (true, true) => direct::fetch_all(db, &MEMBERSHIPS_ABOVE_ONE, &[member_id, directory_id, directory_id]).await?,
