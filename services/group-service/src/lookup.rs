@@ -135,7 +135,7 @@ pub(crate) async fn groups_of_one(
     without_names: bool,
 ) -> Result<Vec<Membership>, Error> {
     let rows: Vec<MembershipRow> = match (include_ancestors, without_names) {
-        // A direct member's few names cost a primary-key lookup each: no
+        // A direct member's names are a primary-key lookup each: no
         // statement without them.
         (false, _) => direct::fetch_all(db, &GROUPS_OF_ONE, &[member_id, directory_id]).await?,
         (true, false) => direct::fetch_all(db, &GROUPS_ABOVE_ONE, &[member_id, directory_id, directory_id]).await?,
