@@ -41,8 +41,8 @@ macro_rules! name_of_group {
 /// user it answers. Each name is a lookup by primary key rather than a
 /// join: PostgreSQL plans every execution afresh
 /// ([`idmesh_store::PLAN_CACHE_MODE`]), and a join with `groups` cost it
-/// more to plan than to run (docs/benchmarks.md). Parameters: the member, the
-/// directory. The `LIMIT` is [`MAX_ANSWERED`] + 1.
+/// more to plan than to run (docs/benchmarks.md). Parameters: the member,
+/// the directory. The `LIMIT` is [`MAX_ANSWERED`] + 1.
 pub(crate) const GROUPS_OF_ONE: Sql = Sql {
     name: "SELECT group_members",
     postgres: concat!(
