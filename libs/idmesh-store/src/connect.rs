@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnection, SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 use crate::StoreError;
 
@@ -152,10 +152,13 @@ async fn plan_once_per_statement(connection: &mut SqliteConnection) -> Result<()
 }
 
 async fn connect_postgres(url: &str) -> Result<DatabaseConnection, StoreError> {
-    match Database::connect(postgres_options(url)).await {
+    match Database::connect(postgres_options(url, Some(PLAN_CACHE_MODE))).await {
         Err(err) if sqlstate(&err).as_deref() == Some(INVALID_CATALOG_NAME) => {
             let created = create_postgres_database(url).await;
-            match (Database::connect(postgres_options(url)).await, created) {
+            match (
+                Database::connect(postgres_options(url, Some(PLAN_CACHE_MODE))).await,
+                created,
+            ) {
                 (Ok(db), _) => Ok(db),
                 // Why the database could not be created says more.
                 (Err(_), Err(create_err)) => Err(create_err),
@@ -186,10 +189,37 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// during an initial sync of 100,000 users each lookup took 90–170 ms
 /// instead of 0.05 ms through the unique index (docs/benchmarks.md).
 /// Autovacuum's `ANALYZE` would replace such a plan eventually; this
-/// does not wait for it.
+/// does not wait for it. The few statements whose generic plans are
+/// tested run on [`connect_plan_cached`]'s pool instead.
 pub const PLAN_CACHE_MODE: &str = "force_custom_plan";
 
-fn postgres_options(url: &str) -> ConnectOptions {
+/// The most connections of the pool that [`connect_plan_cached`] opens.
+pub const PLAN_CACHED_CONNECTIONS: u32 = 4;
+
+/// A pool for the few statements whose generic plans are known right
+/// whatever a table's size: on PostgreSQL a second pool on `url`, of at
+/// most [`PLAN_CACHED_CONNECTIONS`], that keeps PostgreSQL's default plan
+/// cache (`auto`), so that such a statement is planned a few times per
+/// connection rather than at every execution; on SQLite `db` itself,
+/// whose statements keep their plans anyway. Planning every execution
+/// cost PostgreSQL half of its CPU for a GET of a user (docs/benchmarks.md).
+///
+/// Only statements whose generic plan a test has read on an empty,
+/// never-analysed schema belong on it: one made while a table is nearly
+/// empty is kept for the connection's life, and an ill-chosen one walks a
+/// whole directory at each execution ([`PLAN_CACHE_MODE`]).
+pub async fn connect_plan_cached(url: &str, db: &DatabaseConnection) -> Result<DatabaseConnection, StoreError> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(db.clone());
+    }
+    let mut options = postgres_options(url, None);
+    options.max_connections(PLAN_CACHED_CONNECTIONS);
+    Ok(Database::connect(options).await?)
+}
+
+/// The options of every PostgreSQL pool; `plan_cache_mode`, when given,
+/// overrides PostgreSQL's default for its sessions.
+fn postgres_options(url: &str, plan_cache_mode: Option<&'static str>) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     let timeout = STATEMENT_TIMEOUT.as_millis().to_string();
     options
@@ -197,11 +227,14 @@ fn postgres_options(url: &str) -> ConnectOptions {
         .max_connections(16)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .map_sqlx_postgres_opts(move |opts| {
-            opts.options([
+            let opts = opts.options([
                 ("statement_timeout", timeout.as_str()),
                 ("lock_timeout", timeout.as_str()),
-                ("plan_cache_mode", PLAN_CACHE_MODE),
-            ])
+            ]);
+            match plan_cache_mode {
+                Some(mode) => opts.options([("plan_cache_mode", mode)]),
+                None => opts,
+            }
         });
     options
 }
@@ -218,7 +251,11 @@ async fn create_postgres_database(url: &str) -> Result<(), StoreError> {
         None => (rest, String::new()),
     };
     tracing::info!(database = name, "creating missing PostgreSQL database");
-    let admin = Database::connect(postgres_options(&format!("{server}/postgres{query}"))).await?;
+    let admin = Database::connect(postgres_options(
+        &format!("{server}/postgres{query}"),
+        Some(PLAN_CACHE_MODE),
+    ))
+    .await?;
     let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
     let result = admin.execute_unprepared(&create).await;
     admin.close().await?;

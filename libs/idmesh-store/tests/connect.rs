@@ -127,3 +127,25 @@ async fn sqlite_statements_keep_their_plan_whatever_is_bound_to_them() {
         .expect("rows");
     assert_eq!(limited.len(), 7, "the limit still applies");
 }
+
+#[tokio::test]
+async fn the_plan_cached_pool_keeps_postgres_default_and_the_others_plan_each_execution() {
+    let database = ScratchDatabase::new(Backend::Postgres);
+    let db = idmesh_store::connect(database.url()).await.expect("connects");
+    let plan_cached = idmesh_store::connect_plan_cached(database.url(), &db)
+        .await
+        .expect("connects");
+    let mode = |db: sea_orm::DatabaseConnection| async move {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT current_setting('plan_cache_mode') AS mode",
+            ))
+            .await
+            .expect("a setting")
+            .expect("one row");
+        row.try_get::<String>("", "mode").expect("the mode")
+    };
+    assert_eq!(mode(db).await, idmesh_store::PLAN_CACHE_MODE);
+    assert_eq!(mode(plan_cached).await, "auto");
+}

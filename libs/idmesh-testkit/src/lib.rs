@@ -2,8 +2,9 @@
 //! database of each test's own on PostgreSQL or SQLite, the macro that runs
 //! one test body on both, Redis test keys that are cleaned up, loopback
 //! addresses and gRPC channels, PostgreSQL and Redis servers of a test's
-//! own that it may stop and start again, and the tests' `tracing`
-//! subscriber, which keeps sampled spans in memory.
+//! own that it may stop and start again, the generic plan PostgreSQL keeps
+//! for a statement, and the tests' `tracing` subscriber, which keeps
+//! sampled spans in memory.
 //!
 //! Service crates dev-depend on this crate, so it depends on no service
 //! crate; the mesh launcher and the SCIM client live in the end-to-end crate
@@ -11,6 +12,7 @@
 
 mod database;
 mod net;
+mod plan;
 mod process;
 mod redis;
 mod servers;
@@ -21,6 +23,7 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider}
 pub use database::{Backend, ScratchDatabase};
 pub use net::{channel, unused_addr};
 pub use opentelemetry_sdk::trace::SpanData;
+pub use plan::postgres_generic_plan;
 pub use process::once_per_process;
 pub use redis::{delete_keys, redis_cluster_url, redis_url};
 pub use servers::{PrivatePostgres, PrivateRedis};

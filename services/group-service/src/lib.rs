@@ -71,7 +71,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
             idmesh_store::is_reachable(db.clone())
         })
     };
-    let api = GroupApi::new(db.clone(), users, idmesh_runtime::clock::system()).with_limits(config.limits);
+    let plan_cached = idmesh_store::connect_plan_cached(&config.database_url, &db).await?;
+    let api = GroupApi::new(db.clone(), users, idmesh_runtime::clock::system())
+        .with_limits(config.limits)
+        .with_plan_cached(plan_cached);
     let measuring = shutdown.child_token();
     let outbox = idmesh_outbox::OutboxApi::server(db, api.outbox(), "group-service", measuring.clone());
     let server =

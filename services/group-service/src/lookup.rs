@@ -41,8 +41,11 @@ macro_rules! name_of_group {
 /// user it answers. Each name is a lookup by primary key rather than a
 /// join: PostgreSQL plans every execution afresh
 /// ([`idmesh_store::PLAN_CACHE_MODE`]), and a join with `groups` cost it
-/// more to plan than to run (docs/benchmarks.md). Parameters: the member,
-/// the directory. The `LIMIT` is [`MAX_ANSWERED`] + 1.
+/// more to plan than to run (docs/benchmarks.md). Its generic plan reads
+/// by index on any table (a test reads it), so it runs on the
+/// plan-cached pool ([`idmesh_store::connect_plan_cached`]).
+/// Parameters: the member, the directory. The `LIMIT` is
+/// [`MAX_ANSWERED`] + 1.
 pub(crate) const GROUPS_OF_ONE: Sql = Sql {
     name: "SELECT group_members",
     postgres: concat!(
@@ -126,9 +129,12 @@ pub(crate) const MEMBERSHIPS_ABOVE_ONE: Sql = Sql {
 /// `include_ancestors`, the memberships of the groups above them, with
 /// their display names unless `without_names`, ordered by member, then
 /// group; `tooMany` past [`MAX_ANSWERED`]. The same answer as
-/// [`memberships`] followed by a lookup of the names, in one statement.
+/// [`memberships`] followed by a lookup of the names, in one statement:
+/// the direct groups on `plan_cached`, the recursion (whose generic plan
+/// is not right on an empty table) on `db`.
 pub(crate) async fn groups_of_one(
     db: &DatabaseConnection,
+    plan_cached: &DatabaseConnection,
     directory_id: &str,
     member_id: &str,
     include_ancestors: bool,
@@ -137,7 +143,7 @@ pub(crate) async fn groups_of_one(
     let rows: Vec<MembershipRow> = match (include_ancestors, without_names) {
         // A direct member's names are a primary-key lookup each: no
         // statement without them.
-        (false, _) => direct::fetch_all(db, &GROUPS_OF_ONE, &[member_id, directory_id]).await?,
+        (false, _) => direct::fetch_all(plan_cached, &GROUPS_OF_ONE, &[member_id, directory_id]).await?,
         (true, false) => direct::fetch_all(db, &GROUPS_ABOVE_ONE, &[member_id, directory_id, directory_id]).await?,
         (true, true) => direct::fetch_all(db, &MEMBERSHIPS_ABOVE_ONE, &[member_id, directory_id, directory_id]).await?,
     };

@@ -308,6 +308,23 @@ mod tests {
         assert!(plan.contains("INDEX group_members_by_member_id (member_id="), "{plan}");
     }
 
+    /// One member's direct groups run on the plan-cached pool
+    /// (`idmesh_store::connect_plan_cached`), where PostgreSQL may keep the
+    /// generic plan it makes after five executions for the connection's
+    /// life. Made on tables that are empty and were never analysed, as in
+    /// a new deployment, that plan must still read by index.
+    #[tokio::test]
+    async fn one_members_groups_keep_an_index_plan_made_on_empty_tables() {
+        let database = ScratchDatabase::new(Backend::Postgres);
+        let db = idmesh_store::connect(database.url()).await.expect("connect");
+        idmesh_store::migrate::<Migrator>(&db).await.expect("migrate");
+        let plan =
+            idmesh_testkit::postgres_generic_plan(&db, crate::lookup::GROUPS_OF_ONE.postgres, &["u1", "d1"]).await;
+        assert!(plan.contains("using group_members_by_member_id"), "{plan}");
+        assert!(plan.contains("using groups_pkey"), "{plan}");
+        assert!(!plan.contains("Seq Scan") && !plan.contains("Filter"), "{plan}");
+    }
+
     #[tokio::test]
     async fn one_members_groups_and_their_names_are_read_by_index_without_statistics() {
         use crate::lookup::{GROUPS_ABOVE_ONE, GROUPS_OF_ONE, MEMBERSHIPS_ABOVE_ONE};

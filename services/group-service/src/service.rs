@@ -57,6 +57,10 @@ const CHUNK: usize = 1_000;
 #[derive(Clone)]
 pub struct GroupApi {
     db: DatabaseConnection,
+    /// The pool of the reads whose generic plans are tested
+    /// ([`idmesh_store::connect_plan_cached`]); `db` until
+    /// [`GroupApi::with_plan_cached`] says otherwise.
+    plan_cached: DatabaseConnection,
     users: UserServiceClient<AuthChannel>,
     clock: Clock,
     limits: Limits,
@@ -187,6 +191,7 @@ impl GroupApi {
     /// The API over `db`, with the default [`Limits`].
     pub(crate) fn new(db: DatabaseConnection, users: AuthChannel, clock: Clock) -> Self {
         Self {
+            plan_cached: db.clone(),
             db,
             users: idmesh_runtime::with_message_limits!(UserServiceClient::new(users)),
             clock,
@@ -204,6 +209,12 @@ impl GroupApi {
     /// The same API bounded by `limits`.
     pub(crate) fn with_limits(self, limits: Limits) -> Self {
         Self { limits, ..self }
+    }
+
+    /// Reads one member's direct groups on `plan_cached`, a pool on the
+    /// same database that keeps PostgreSQL's plans.
+    pub(crate) fn with_plan_cached(self, plan_cached: DatabaseConnection) -> Self {
+        Self { plan_cached, ..self }
     }
 
     fn filters(&self) -> GroupFilters {
@@ -560,6 +571,7 @@ impl GroupService for GroupApi {
         if let [member_id] = request.member_ids.as_slice() {
             let memberships = lookup::groups_of_one(
                 &self.db,
+                &self.plan_cached,
                 &request.directory_id,
                 member_id,
                 request.include_ancestors,

@@ -80,7 +80,10 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Cancellation
             idmesh_store::is_reachable(db.clone())
         })
     };
-    let api = UserApi::new(db.clone(), clock, revocations).with_limits(config.limits);
+    let plan_cached = idmesh_store::connect_plan_cached(&config.database_url, &db).await?;
+    let api = UserApi::new(db.clone(), clock, revocations)
+        .with_limits(config.limits)
+        .with_plan_cached(plan_cached);
     let outbox = idmesh_outbox::OutboxApi::server(db, api.outbox(), "user-service", stop_delivering.clone());
     let server =
         idmesh_runtime::with_message_limits!(idmesh_proto::v1::user_service_server::UserServiceServer::new(api));

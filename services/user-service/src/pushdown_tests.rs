@@ -31,7 +31,7 @@ use time::macros::datetime;
 use tonic::Request;
 
 use crate::UserApi;
-use crate::stored::FIND_BY_USER_NAME;
+use crate::stored::{FIND, FIND_BY_USER_NAME};
 
 /// A request from a caller with every scope, as the auth layer would pass
 /// it on.
@@ -675,4 +675,23 @@ async fn a_lookup_by_user_name_answers_as_the_list_pipeline_does() {
             }
         }
     }
+}
+
+/// The read of one user by id runs on the plan-cached pool
+/// (`idmesh_store::connect_plan_cached`), where PostgreSQL may keep the
+/// generic plan it makes after five executions for the connection's
+/// life. Made on a table that is empty and was never analysed, as in a
+/// new deployment, that plan must still read one row by its primary key.
+/// (The lookup by userName stays on custom plans: its generic plan there
+/// walks the directory's index and filters on the name.)
+#[tokio::test]
+async fn a_read_by_id_keeps_its_index_plan_made_on_an_empty_table_on_postgres() {
+    let database = ScratchDatabase::new(Backend::Postgres);
+    let (_, db) = service(database.url()).await;
+    let plan = idmesh_testkit::postgres_generic_plan(&db, FIND.postgres, &["u1"]).await;
+    assert!(plan.contains("using users_pkey"), "{plan}");
+    assert!(
+        !plan.contains("Filter") && !plan.contains("Seq Scan"),
+        "the condition is the index's:\n{plan}"
+    );
 }

@@ -63,6 +63,10 @@ pub(crate) const OUTBOX_TABLE: &str = "user_event_outbox";
 #[derive(Clone)]
 pub struct UserApi {
     db: DatabaseConnection,
+    /// The pool of the reads whose generic plans are tested
+    /// ([`idmesh_store::connect_plan_cached`]); `db` until
+    /// [`UserApi::with_plan_cached`] says otherwise.
+    plan_cached: DatabaseConnection,
     clock: Clock,
     revocations: Revocations,
     /// Where every write records its event.
@@ -202,6 +206,7 @@ impl UserApi {
     /// per core.
     pub(crate) fn new(db: DatabaseConnection, clock: Clock, revocations: Revocations) -> Self {
         Self {
+            plan_cached: db.clone(),
             db,
             clock,
             revocations,
@@ -220,6 +225,12 @@ impl UserApi {
     /// The same API bounded by `limits`.
     pub(crate) fn with_limits(self, limits: Limits) -> Self {
         Self { limits, ..self }
+    }
+
+    /// Reads a user by id on `plan_cached`, a pool on the same database
+    /// that keeps PostgreSQL's plans.
+    pub(crate) fn with_plan_cached(self, plan_cached: DatabaseConnection) -> Self {
+        Self { plan_cached, ..self }
     }
 
     /// Validates a new user's document and fills in what the server decides:
@@ -283,7 +294,7 @@ impl UserApi {
     }
 
     async fn load(&self, directory_id: &str, id: &str) -> Result<StoredUser, Error> {
-        StoredUser::find(&self.db, directory_id, id)
+        StoredUser::find(&self.plan_cached, directory_id, id)
             .await?
             .ok_or_else(|| not_found(id))
     }

@@ -52,8 +52,11 @@ macro_rules! select_stored_users {
 /// [`StoredUser::find`] checks the directory on the row it reads. Named in
 /// the statement, the directory gave PostgreSQL three more indexes to
 /// weigh in planning each execution, about a fifth of the statement's
-/// cost (docs/benchmarks.md).
-const FIND: Sql = Sql {
+/// cost, and a generic plan to choose among them by a tie
+/// (docs/benchmarks.md). By primary key alone its generic plan is right
+/// on any table (a test reads it), so it runs on the plan-cached pool
+/// ([`idmesh_store::connect_plan_cached`]).
+pub(crate) const FIND: Sql = Sql {
     name: "SELECT users",
     postgres: concat!(select_stored_users!(), "WHERE id = $1"),
     sqlite: concat!(select_stored_users!(), "WHERE id = ?"),
@@ -61,7 +64,9 @@ const FIND: Sql = Sql {
 
 /// One user by directory and folded userName, through the unique index
 /// on the two: a lookup by `userName eq`, as IdPs send before they create
-/// a user.
+/// a user. Planned at each execution: the generic plan PostgreSQL makes
+/// for it on an empty, never-analysed table walks the directory's index
+/// and filters on the name.
 pub(crate) const FIND_BY_USER_NAME: Sql = Sql {
     name: "SELECT users",
     postgres: concat!(
