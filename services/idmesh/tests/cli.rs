@@ -1084,10 +1084,15 @@ async fn every_service_in_its_own_process_calls_with_its_own_key_from_a_service_
         .spawn()
         .expect("events tail starts");
     let lines = read_lines(tail.stdout.take().expect("piped stdout"));
-    let types: Vec<String> = (0..4)
+    let mut types: Vec<String> = (0..4)
         .map(|_| next_event(&lines)["type"].as_str().expect("a type").to_owned())
         .collect();
-    assert_eq!(types, ["token.issued", "user.created", "group.created", "member.added"]);
+    // A token's events are ordered against no other service's (the drain
+    // appends each pass's token batch first, whenever it was pulled), so
+    // only the order of the user's and the group's events is asserted.
+    let token = types.iter().position(|kind| kind == "token.issued");
+    types.remove(token.expect("the directory's token was logged"));
+    assert_eq!(types, ["user.created", "group.created", "member.added"]);
     tail.kill().expect("tail stops");
     tail.wait().expect("tail exits");
 
