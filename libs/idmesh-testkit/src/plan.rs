@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Transac
 /// name may run at every execution once its first five are past. `args`
 /// fill the parameters; a generic plan does not depend on them.
 pub async fn postgres_generic_plan(db: &DatabaseConnection, sql: &str, args: &[&str]) -> String {
-    const NAME: &str = "idmesh_generic_plan";
+    const NAME: &str = "plan_under_test";
     // One connection throughout: a prepared statement is its session's.
     let txn = db.begin().await.expect("a transaction");
     txn.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
