@@ -33,18 +33,20 @@ async fn sqlite_files_and_their_directories_are_created() {
     assert!(path.exists());
 }
 
+/// The first value of the one row `sql` answers on a connection of `db`.
+async fn select_one<T: sea_orm::TryGetable>(db: &sea_orm::DatabaseConnection, sql: &str) -> T {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect(sql)
+        .expect("a row");
+    row.try_get_by_index(0).expect("a value")
+}
+
 /// What `PRAGMA synchronous` answers on a connection of `db`: 1 is NORMAL,
 /// 2 is FULL.
 async fn synchronous(db: &sea_orm::DatabaseConnection) -> i64 {
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            "PRAGMA synchronous",
-        ))
-        .await
-        .expect("PRAGMA synchronous")
-        .expect("a row");
-    row.try_get_by_index(0).expect("a number")
+    select_one(db, "PRAGMA synchronous").await
 }
 
 #[tokio::test]
@@ -135,17 +137,7 @@ async fn the_plan_cached_pool_keeps_postgres_default_and_the_others_plan_each_ex
     let plan_cached = idmesh_store::connect_plan_cached(database.url(), &db)
         .await
         .expect("connects");
-    let mode = |db: sea_orm::DatabaseConnection| async move {
-        let row = db
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                "SELECT current_setting('plan_cache_mode') AS mode",
-            ))
-            .await
-            .expect("a setting")
-            .expect("one row");
-        row.try_get::<String>("", "mode").expect("the mode")
-    };
-    assert_eq!(mode(db).await, idmesh_store::PLAN_CACHE_MODE);
-    assert_eq!(mode(plan_cached).await, "auto");
+    const MODE: &str = "SELECT current_setting('plan_cache_mode')";
+    assert_eq!(select_one::<String>(&db, MODE).await, idmesh_store::PLAN_CACHE_MODE);
+    assert_eq!(select_one::<String>(&plan_cached, MODE).await, "auto");
 }
