@@ -36,6 +36,22 @@ macro_rules! name_of_group {
     };
 }
 
+/// [`GROUPS_OF_ONE`], written once with each backend's placeholders for
+/// the member and the directory.
+macro_rules! groups_of_one {
+    ($member:literal, $directory:literal) => {
+        concat!(
+            "SELECT m.member_id, m.group_id, ",
+            name_of_group!("m"),
+            " FROM group_members m WHERE m.member_id = ",
+            $member,
+            " AND m.directory_id = ",
+            $directory,
+            " ORDER BY m.group_id LIMIT 100001"
+        )
+    };
+}
+
 /// The direct groups of one member with their names, ordered by group, in
 /// one statement run straight through sqlx: what the gateway asks for each
 /// user it answers. Each name is a lookup by primary key rather than a
@@ -48,16 +64,8 @@ macro_rules! name_of_group {
 /// [`MAX_ANSWERED`] + 1.
 pub(crate) const GROUPS_OF_ONE: Sql = Sql {
     name: "SELECT group_members",
-    postgres: concat!(
-        "SELECT m.member_id, m.group_id, ",
-        name_of_group!("m"),
-        " FROM group_members m WHERE m.member_id = $1 AND m.directory_id = $2 ORDER BY m.group_id LIMIT 100001"
-    ),
-    sqlite: concat!(
-        "SELECT m.member_id, m.group_id, ",
-        name_of_group!("m"),
-        " FROM group_members m WHERE m.member_id = ? AND m.directory_id = ? ORDER BY m.group_id LIMIT 100001"
-    ),
+    postgres: groups_of_one!("$1", "$2"),
+    sqlite: groups_of_one!("?", "?"),
 };
 
 /// The recursion of [`GROUPS_ABOVE_ONE`] and [`MEMBERSHIPS_ABOVE_ONE`]
