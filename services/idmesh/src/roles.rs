@@ -447,6 +447,7 @@ pub async fn profile(command: ProfileCommand) -> anyhow::Result<()> {
                 .get_profile(pb::GetProfileRequest {
                     directory_id: directory,
                     user_id: user,
+                    ..Default::default()
                 })
                 .await
                 .with_context(|| connection.role_context())?

@@ -7,7 +7,8 @@
 //! they are and are asked for over gRPC (user-service `GetUser` and
 //! `ListUsers`, group-service `ListGroupsOfMember`) each time an answer is
 //! computed, so answers follow SCIM changes at once and nothing has to be
-//! kept in step. Beside the answers, the [`follow`]er turns changes of
+//! kept in step. A caller that accepts an answer up to a minute old says
+//! so and is answered from memory ([`recent`]). Beside the answers, the [`follow`]er turns changes of
 //! users' roles into events of the change stream and, where a mapping asks
 //! for it, into session revocations.
 
@@ -18,6 +19,7 @@ mod mapping;
 mod membership;
 mod migration;
 mod profile;
+mod recent;
 mod service;
 mod store;
 

@@ -3,12 +3,16 @@
 //! Nothing here is materialised: each answer reads the directory's mapping
 //! from this service's tables and the users and memberships it concerns
 //! from user-service and group-service at the time of the call, so it is
-//! right immediately after any SCIM change, whichever replica answers.
-//! (The roles the follower records, [`crate::follow`], are only what it
-//! last announced in the change stream.)
+//! right immediately after any SCIM change, whichever replica answers. A
+//! caller that names a `max_staleness` may get an answer computed that
+//! long before instead ([`crate::recent`]). (The roles the follower
+//! records, [`crate::follow`], are only what it last announced in the
+//! change stream.)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
+use idmesh_api::timestamp;
 use idmesh_proto::v1 as pb;
 use idmesh_proto::v1::group_service_client::GroupServiceClient;
 use idmesh_proto::v1::role_mapping_service_server::RoleMappingService;
@@ -19,6 +23,7 @@ use idmesh_runtime::clock::Clock;
 use scim::ScimError;
 use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 use tonic::{Code, Request, Response, Status};
 
 use crate::Error;
@@ -26,6 +31,7 @@ use crate::entity::role;
 use crate::mapping::{Mapping, UserFacts};
 use crate::membership;
 use crate::profile::AttributeMapping;
+use crate::recent::{self, Recent};
 use crate::store;
 
 /// Users looked at per ListRoleHolders or PreviewMappings page unless asked
@@ -46,6 +52,8 @@ pub struct RoleApi {
     users: UserServiceClient<AuthChannel>,
     groups: GroupServiceClient<AuthChannel>,
     clock: Clock,
+    recent_roles: Arc<Recent<pb::EffectiveRoles>>,
+    recent_profiles: Arc<Recent<pb::Profile>>,
 }
 
 impl std::fmt::Debug for RoleApi {
@@ -136,6 +144,7 @@ fn effective(
     user: &pb::User,
     roles: BTreeMap<String, Vec<pb::RoleSource>>,
     mapping_version: i64,
+    computed_at: OffsetDateTime,
 ) -> pb::EffectiveRoles {
     pb::EffectiveRoles {
         directory_id: directory_id.to_owned(),
@@ -146,6 +155,7 @@ fn effective(
             .map(|(role, sources)| pb::EffectiveRole { role, sources })
             .collect(),
         mapping_version,
+        computed_at: Some(timestamp::to_proto(computed_at)),
     }
 }
 
@@ -166,6 +176,8 @@ impl RoleApi {
             users: idmesh_runtime::with_message_limits!(UserServiceClient::new(users)),
             groups: idmesh_runtime::with_message_limits!(GroupServiceClient::new(groups)),
             clock,
+            recent_roles: Arc::new(Recent::new()),
+            recent_profiles: Arc::new(Recent::new()),
         }
     }
 
@@ -183,8 +195,14 @@ impl RoleApi {
         Subject::new(user)
     }
 
-    /// The user, its groups and the mapping, asked for at once.
-    async fn decide(&self, directory_id: &str, user_id: &str) -> Result<(Subject, pb::EffectiveRoles), Error> {
+    /// The user, its groups and the mapping, asked for at once; the answer
+    /// says it was computed at `now`, a time taken before any of it was read.
+    async fn decide(
+        &self,
+        directory_id: &str,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Subject, pb::EffectiveRoles), Error> {
         let ids = [user_id.to_owned()];
         let (mapping, subject, mut groups) = tokio::try_join!(
             store::load_mapping(&self.db, directory_id),
@@ -192,7 +210,7 @@ impl RoleApi {
             membership::closure(&self.groups, directory_id, &ids),
         )?;
         let roles = mapping.decide(&subject.facts(groups.remove(user_id).unwrap_or_default()));
-        let answer = effective(directory_id, &subject.user, roles, mapping.version);
+        let answer = effective(directory_id, &subject.user, roles, mapping.version, now);
         Ok((subject, answer))
     }
 
@@ -479,7 +497,15 @@ impl RoleMappingService for RoleApi {
     ) -> Result<Response<pb::EffectiveRoles>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let (_, roles) = self.decide(&request.directory_id, &request.user_id).await?;
+        let max_staleness = recent::max_staleness(request.max_staleness).map_err(Error::from)?;
+        let (directory_id, user_id) = (&request.directory_id, &request.user_id);
+        let roles = self
+            .recent_roles
+            .answer(directory_id, user_id, max_staleness, || async {
+                let (_, roles) = self.decide(directory_id, user_id, (self.clock)()).await?;
+                Ok(roles)
+            })
+            .await?;
         Ok(Response::new(roles))
     }
 
@@ -517,16 +543,24 @@ impl RoleMappingService for RoleApi {
     async fn get_profile(&self, request: Request<pb::GetProfileRequest>) -> Result<Response<pb::Profile>, Status> {
         auth::authorize(&request)?;
         let request = request.into_inner();
-        let (attributes, (subject, roles)) = tokio::try_join!(
-            store::load_attributes(&self.db, &request.directory_id),
-            self.decide(&request.directory_id, &request.user_id),
-        )?;
-        let fields = attributes.profile(&subject.doc);
-        Ok(Response::new(pb::Profile {
-            directory_id: request.directory_id,
-            user_id: subject.user.id,
-            fields_json: idmesh_api::document::to_json(&fields),
-            roles: Some(roles),
-        }))
+        let max_staleness = recent::max_staleness(request.max_staleness).map_err(Error::from)?;
+        let (directory_id, user_id) = (&request.directory_id, &request.user_id);
+        let profile = self
+            .recent_profiles
+            .answer(directory_id, user_id, max_staleness, || async {
+                let (attributes, (subject, roles)) = tokio::try_join!(
+                    store::load_attributes(&self.db, directory_id),
+                    self.decide(directory_id, user_id, (self.clock)()),
+                )?;
+                let fields = attributes.profile(&subject.doc);
+                Ok(pb::Profile {
+                    directory_id: directory_id.clone(),
+                    user_id: subject.user.id,
+                    fields_json: idmesh_api::document::to_json(&fields),
+                    roles: Some(roles),
+                })
+            })
+            .await?;
+        Ok(Response::new(profile))
     }
 }

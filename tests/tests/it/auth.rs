@@ -567,6 +567,7 @@ async fn call_against(channel: AuthChannel, method: &'static str, b: &Fixture) -
             let request = GetEffectiveRolesRequest {
                 directory_id: dir,
                 user_id: b.user_id.clone(),
+                ..Default::default()
             };
             call(channel, method, request).await
         }
@@ -582,6 +583,7 @@ async fn call_against(channel: AuthChannel, method: &'static str, b: &Fixture) -
             let request = GetProfileRequest {
                 directory_id: dir,
                 user_id: b.user_id.clone(),
+                ..Default::default()
             };
             call(channel, method, request).await
         }

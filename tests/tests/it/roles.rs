@@ -76,6 +76,7 @@ async fn roles_of(roles: &mut Roles, scim: &ScimClient, user_id: &str) -> Vec<St
         .get_effective_roles(GetEffectiveRolesRequest {
             directory_id: scim.directory_id.clone(),
             user_id: user_id.to_owned(),
+            ..Default::default()
         })
         .await
         .expect("GetEffectiveRoles")
@@ -130,6 +131,7 @@ both_backends!(
             .get_effective_roles(GetEffectiveRolesRequest {
                 directory_id: scim.directory_id.clone(),
                 user_id: ada.clone(),
+                ..Default::default()
             })
             .await
             .expect("GetEffectiveRoles")
@@ -151,6 +153,7 @@ both_backends!(
             .get_effective_roles(GetEffectiveRolesRequest {
                 directory_id: scim.directory_id.clone(),
                 user_id: ada.clone(),
+                ..Default::default()
             })
             .await
             .expect("GetEffectiveRoles")
@@ -188,6 +191,7 @@ both_backends!(
             .get_effective_roles(GetEffectiveRolesRequest {
                 directory_id: scim.directory_id.clone(),
                 user_id: grace.clone(),
+                ..Default::default()
             })
             .await
             .expect("GetEffectiveRoles")
@@ -243,6 +247,7 @@ both_backends!(
             .get_effective_roles(GetEffectiveRolesRequest {
                 directory_id: scim.directory_id.clone(),
                 user_id: boss.clone(),
+                ..Default::default()
             })
             .await
             .expect("GetEffectiveRoles")
@@ -254,6 +259,7 @@ both_backends!(
             .get_effective_roles(GetEffectiveRolesRequest {
                 directory_id: scim.directory_id.clone(),
                 user_id: "no-such-user".to_owned(),
+                ..Default::default()
             })
             .await
             .expect_err("an unknown user");
@@ -302,6 +308,7 @@ both_backends!(
             .get_effective_roles(GetEffectiveRolesRequest {
                 directory_id: scim.directory_id.clone(),
                 user_id: ada.clone(),
+                ..Default::default()
             })
             .await
             .expect("GetEffectiveRoles")
@@ -511,6 +518,7 @@ async fn profile_of(roles: &mut Roles, scim: &ScimClient, user_id: &str) -> Valu
         .get_profile(GetProfileRequest {
             directory_id: scim.directory_id.clone(),
             user_id: user_id.to_owned(),
+            ..Default::default()
         })
         .await
         .expect("GetProfile")
@@ -609,6 +617,7 @@ both_backends!(
             .get_profile(GetProfileRequest {
                 directory_id: scim.directory_id.clone(),
                 user_id: sam.clone(),
+                ..Default::default()
             })
             .await
             .expect("GetProfile")
@@ -854,5 +863,145 @@ both_backends!(
         let (seen, events) = role_events(&mesh, &scim, 10).await;
         assert_eq!(seen[9], (RoleRemoved, ada.clone(), "member".to_owned()));
         assert_eq!(events[9].version, 0, "a deleted user has no version");
+    }
+);
+
+fn staleness(millis: u64) -> Option<prost_types::Duration> {
+    prost_types::Duration::try_from(Duration::from_millis(millis)).ok()
+}
+
+/// When an answer was computed, as (seconds, nanoseconds): comparable.
+fn computed_at(at: Option<prost_types::Timestamp>) -> (i64, i32) {
+    let at = at.expect("computed_at");
+    (at.seconds, at.nanos)
+}
+
+/// The user's role keys and when they were computed, accepting an answer
+/// up to `max_staleness` old.
+async fn roles_within(
+    roles: &mut Roles,
+    scim: &ScimClient,
+    user_id: &str,
+    max_staleness: Option<prost_types::Duration>,
+) -> (Vec<String>, (i64, i32)) {
+    let answer = roles
+        .get_effective_roles(GetEffectiveRolesRequest {
+            directory_id: scim.directory_id.clone(),
+            user_id: user_id.to_owned(),
+            max_staleness,
+        })
+        .await
+        .expect("GetEffectiveRoles")
+        .into_inner();
+    let keys = answer.roles.into_iter().map(|role| role.role).collect();
+    (keys, computed_at(answer.computed_at))
+}
+
+both_backends!(
+    an_answer_up_to_max_staleness_old_may_be_served_but_never_an_older_one,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        let mut roles = mesh.roles();
+        create_roles(&mut roles, &["admin", "guest"]).await;
+        let ada = user(&scim, "ada").await;
+        let admins = group(&scim, "Admins", &[&ada]).await;
+        let rules = vec![group_rule(&admins, &["admin"], 1)];
+        set_mapping(&mut roles, &scim, RoleMappingMode::Single, rules, "guest").await;
+        let minute = staleness(60_000);
+
+        let (first, first_at) = roles_within(&mut roles, &scim, &ada, minute).await;
+        assert_eq!(first, ["admin"]);
+        remove_member(&scim, &admins, &ada).await;
+        // Accepting a minute-old answer: the one computed before the change.
+        assert_eq!(roles_within(&mut roles, &scim, &ada, minute).await, (first, first_at));
+        // Asking for a fresh one (the default): the change, at once.
+        let (fresh, fresh_at) = roles_within(&mut roles, &scim, &ada, None).await;
+        assert_eq!(fresh, ["guest"]);
+        assert!(fresh_at > first_at, "{fresh_at:?} after {first_at:?}");
+        // That fresh answer is now the one kept.
+        assert_eq!(roles_within(&mut roles, &scim, &ada, minute).await, (fresh, fresh_at));
+
+        // A kept answer older than the caller accepts is computed again.
+        add_member(&scim, &admins, &ada).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (again, again_at) = roles_within(&mut roles, &scim, &ada, staleness(200)).await;
+        assert_eq!(again, ["admin"]);
+        assert!(again_at > fresh_at, "{again_at:?} after {fresh_at:?}");
+
+        // The profile keeps its fields and roles together, under the same rule.
+        roles
+            .set_attribute_mapping(SetAttributeMappingRequest {
+                directory_id: scim.directory_id.clone(),
+                fields: vec![field("name", ProfileFieldType::String, &["displayName"])],
+                ..Default::default()
+            })
+            .await
+            .expect("SetAttributeMapping");
+        let profile = |max_staleness| {
+            let (mut roles, directory_id, user_id) = (roles.clone(), scim.directory_id.clone(), ada.clone());
+            async move {
+                let profile = roles
+                    .get_profile(GetProfileRequest {
+                        directory_id,
+                        user_id,
+                        max_staleness,
+                    })
+                    .await
+                    .expect("GetProfile")
+                    .into_inner();
+                let fields: Value = serde_json::from_str(&profile.fields_json).expect("a JSON object");
+                let roles = profile.roles.expect("roles");
+                let keys: Vec<String> = roles.roles.into_iter().map(|role| role.role).collect();
+                (fields["name"].clone(), keys, computed_at(roles.computed_at))
+            }
+        };
+        scim.users()
+            .patch(&ada, json!([{"op": "replace", "path": "displayName", "value": "Ada"}]))
+            .await;
+        let before = profile(minute).await;
+        assert_eq!(
+            (&before.0, before.1.as_slice()),
+            (&json!("Ada"), ["admin".to_owned()].as_slice())
+        );
+        scim.users()
+            .patch(
+                &ada,
+                json!([{"op": "replace", "path": "displayName", "value": "Ada Lovelace"}]),
+            )
+            .await;
+        remove_member(&scim, &admins, &ada).await;
+        assert_eq!(profile(minute).await, before);
+        let after = profile(None).await;
+        assert_eq!(
+            (&after.0, after.1.as_slice()),
+            (&json!("Ada Lovelace"), ["guest".to_owned()].as_slice())
+        );
+        assert!(after.2 > before.2);
+
+        // A negative staleness, or more than a minute, is the caller's mistake.
+        let refused = [
+            Some(prost_types::Duration { seconds: -1, nanos: 0 }),
+            Some(prost_types::Duration { seconds: 60, nanos: 1 }),
+        ];
+        for max_staleness in refused {
+            let err = roles
+                .get_effective_roles(GetEffectiveRolesRequest {
+                    directory_id: scim.directory_id.clone(),
+                    user_id: ada.clone(),
+                    max_staleness,
+                })
+                .await
+                .expect_err("refused");
+            assert_eq!(err.code(), Code::InvalidArgument, "{max_staleness:?}: {err:?}");
+            let err = roles
+                .get_profile(GetProfileRequest {
+                    directory_id: scim.directory_id.clone(),
+                    user_id: ada.clone(),
+                    max_staleness,
+                })
+                .await
+                .expect_err("refused");
+            assert_eq!(err.code(), Code::InvalidArgument, "{max_staleness:?}: {err:?}");
+        }
     }
 );

@@ -7,8 +7,10 @@
 //!    preset;
 //! 2. calls `grpc.health.v1.Health/Check` on role-mapping-service's server
 //!    (no work: the gRPC ceiling of that server on this machine), then
-//!    GetEffectiveRoles and GetProfile of the target users, then Health/Check
-//!    again, each at `--concurrency` for `--duration` seconds, and prints
+//!    GetEffectiveRoles and GetProfile of the target users, computed at each
+//!    call, then both again accepting answers up to `--max-staleness-ms`
+//!    old, then Health/Check again, each at `--concurrency` for
+//!    `--duration` seconds, and prints
 //!    throughput and latency percentiles; given `--mesh-pid` and
 //!    `--database`, also the CPU the mesh and the database's PostgreSQL
 //!    backends spent per call (from `/proc`, Linux only), which varies less
@@ -79,6 +81,10 @@ struct Args {
     /// reported.
     #[arg(long)]
     database: Option<String>,
+    /// The `max_staleness` of the second round of GetEffectiveRoles and
+    /// GetProfile, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    max_staleness_ms: u64,
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
@@ -176,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         .get_effective_roles(pb::GetEffectiveRolesRequest {
             directory_id: directory_id.clone(),
             user_id: targets[0].clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -185,15 +192,22 @@ async fn main() -> anyhow::Result<()> {
         sample.roles.iter().map(|r| r.role.as_str()).collect::<Vec<_>>()
     );
 
+    let staleness = Some(Duration::from_millis(args.max_staleness_ms));
     for load in [
         Load::HealthCheck,
-        Load::EffectiveRoles,
-        Load::Profile,
+        Load::EffectiveRoles(None),
+        Load::Profile(None),
+        Load::EffectiveRoles(staleness),
+        Load::Profile(staleness),
         Load::HealthCheck,
     ] {
         measure(load, &mesh, &args, &directory_id, &targets).await?;
     }
     Ok(())
+}
+
+fn to_proto_duration(duration: Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(duration).expect("a staleness of milliseconds fits")
 }
 
 /// Runs `concurrency` tasks over `jobs`, each job by `work`.
@@ -345,19 +359,25 @@ async fn map_roles(mesh: &Mesh, args: &Args, directory_id: &str, groups: &[Strin
     Ok(count)
 }
 
+/// What one load calls; the role reads with the `max_staleness` they
+/// accept, if any.
 #[derive(Debug, Clone, Copy)]
 enum Load {
     HealthCheck,
-    EffectiveRoles,
-    Profile,
+    EffectiveRoles(Option<Duration>),
+    Profile(Option<Duration>),
 }
 
 impl Load {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
+        let accepting = |call: &str, staleness: Option<Duration>| match staleness {
+            None => format!("{call} (computed at each call)"),
+            Some(staleness) => format!("{call} (max_staleness {} ms)", staleness.as_millis()),
+        };
         match self {
-            Load::HealthCheck => "Health/Check (no work: the gRPC ceiling)",
-            Load::EffectiveRoles => "GetEffectiveRoles",
-            Load::Profile => "GetProfile",
+            Load::HealthCheck => "Health/Check (no work: the gRPC ceiling)".to_owned(),
+            Load::EffectiveRoles(staleness) => accepting("GetEffectiveRoles", staleness),
+            Load::Profile(staleness) => accepting("GetProfile", staleness),
         }
     }
 }
@@ -401,17 +421,19 @@ async fn measure(
                     Load::HealthCheck => {
                         health.check(HealthCheckRequest::default()).await?;
                     }
-                    Load::EffectiveRoles => {
+                    Load::EffectiveRoles(staleness) => {
                         let request = pb::GetEffectiveRolesRequest {
                             directory_id: directory_id.clone(),
                             user_id,
+                            max_staleness: staleness.map(to_proto_duration),
                         };
                         roles.get_effective_roles(request).await?;
                     }
-                    Load::Profile => {
+                    Load::Profile(staleness) => {
                         let request = pb::GetProfileRequest {
                             directory_id: directory_id.clone(),
                             user_id,
+                            max_staleness: staleness.map(to_proto_duration),
                         };
                         roles.get_profile(request).await?;
                     }
