@@ -8,9 +8,9 @@
 //! `ListUsers`, group-service `ListGroupsOfMember`) each time an answer is
 //! computed, so answers follow SCIM changes at once and nothing has to be
 //! kept in step. A caller that accepts an answer up to a minute old says
-//! so and is answered from memory ([`recent`]). Beside the answers, the [`follow`]er turns changes of
-//! users' roles into events of the change stream and, where a mapping asks
-//! for it, into session revocations.
+//! so and is answered from memory ([`recent`]). Beside the answers, the
+//! [`follow`]er turns changes of users' roles into events of the change
+//! stream and, where a mapping asks for it, into session revocations.
 
 mod entity;
 mod error;
