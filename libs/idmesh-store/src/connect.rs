@@ -25,8 +25,9 @@ const INVALID_CATALOG_NAME: &str = "3D000";
 /// case-sensitive on SQLite, as it is on PostgreSQL, so a filter means the
 /// same on both. A
 /// PostgreSQL database that does not exist yet is created; its statements
-/// and lock waits are limited to [`STATEMENT_TIMEOUT`], and a connection is
-/// waited for at most [`ACQUIRE_TIMEOUT`].
+/// and lock waits are limited to [`STATEMENT_TIMEOUT`], a connection is
+/// waited for at most [`ACQUIRE_TIMEOUT`], and its socket runs with
+/// `TCP_NODELAY` ([`crate::nodelay`]).
 pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     if url.starts_with("sqlite:") {
         connect_sqlite(url).await
@@ -218,7 +219,8 @@ pub async fn connect_plan_cached(url: &str, db: &DatabaseConnection) -> Result<D
 }
 
 /// The options of every PostgreSQL pool; `plan_cache_mode`, when given,
-/// overrides PostgreSQL's default for its sessions.
+/// overrides PostgreSQL's default for its sessions. Each new connection's
+/// socket gets `TCP_NODELAY` ([`crate::nodelay`]).
 fn postgres_options(url: &str, plan_cache_mode: Option<&'static str>) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     let timeout = STATEMENT_TIMEOUT.as_millis().to_string();
@@ -235,6 +237,14 @@ fn postgres_options(url: &str, plan_cache_mode: Option<&'static str>) -> Connect
                 Some(mode) => opts.options([("plan_cache_mode", mode)]),
                 None => opts,
             }
+        })
+        .map_sqlx_postgres_pool_opts(|pool| {
+            pool.after_connect(|_, _| {
+                Box::pin(async {
+                    crate::nodelay::set_where_missing();
+                    Ok(())
+                })
+            })
         });
     options
 }

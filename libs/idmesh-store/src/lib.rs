@@ -8,6 +8,7 @@ pub mod direct;
 pub mod filter;
 pub mod list;
 mod migrate;
+pub mod nodelay;
 mod pool;
 mod transient;
 

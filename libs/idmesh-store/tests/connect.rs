@@ -141,3 +141,23 @@ async fn the_plan_cached_pool_keeps_postgres_default_and_the_others_plan_each_ex
     assert_eq!(select_one::<String>(&db, MODE).await, idmesh_store::PLAN_CACHE_MODE);
     assert_eq!(select_one::<String>(&plan_cached, MODE).await, "auto");
 }
+
+/// sqlx 0.9.0 leaves Nagle's algorithm on; a statement binding more than
+/// one TLS record then waited 40 ms for the server's delayed
+/// acknowledgement (idmesh_store::nodelay).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn every_postgres_connection_runs_with_tcp_nodelay() {
+    let database = ScratchDatabase::new(Backend::Postgres);
+    let db = idmesh_store::connect(database.url()).await.expect("connects");
+    // Three statements at once, so that the pool opens three connections.
+    const WAIT: &str = "SELECT 1 FROM pg_sleep(0.1)";
+    let answers: (i32, i32, i32) = tokio::join!(select_one(&db, WAIT), select_one(&db, WAIT), select_one(&db, WAIT));
+    assert_eq!(answers, (1, 1, 1));
+    let sockets = idmesh_store::nodelay::tcp_sockets();
+    assert!(
+        sockets.len() >= 3,
+        "the pool's connections are TCP sockets: {sockets:?}"
+    );
+    assert!(sockets.iter().all(|&(_, on)| on), "without TCP_NODELAY: {sockets:?}");
+}
