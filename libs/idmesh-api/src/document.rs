@@ -10,25 +10,6 @@ pub fn to_json(doc: &Map<String, Value>) -> String {
     serde_json::to_string(doc).expect("a JSON object serialises")
 }
 
-/// How many bytes `value` takes as JSON text, counted without building the
-/// text (what a list page's byte budget weighs a stored document by).
-pub fn json_len(value: &Value) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // Writing to a counter cannot fail, nor can a serde_json value.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
-}
-
 /// The JSON object a request's `*_json` field carries. Empty text (a
 /// caller who left the field out) is an empty object, which fails
 /// validation like any document without its required attributes.
@@ -76,12 +57,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn json_len_is_the_length_of_the_text() {
-        let value = json!({"userName": "ada", "emails": [{"value": "ä@example.com"}], "n": 1.5});
-        assert_eq!(json_len(&value), value.to_string().len());
-    }
 
     #[test]
     fn integers_beyond_a_double_survive_the_trip() {

@@ -19,7 +19,10 @@ use crate::patch::PatchOperation;
 /// The bounds of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// The largest request body of a single-resource request, in bytes.
+    /// The largest request body of a single-resource request, and the
+    /// largest a user or group may be as stored (its JSON text, a group's
+    /// members aside), in bytes: a PATCH may not grow a resource past what
+    /// an IdP could send whole in a PUT.
     pub max_document_bytes: usize,
     /// How deeply a request's JSON may nest (a SCIM user is four levels
     /// deep: the enterprise extension's `manager.value`).
@@ -102,8 +105,9 @@ impl Limits {
 
     /// 400 `tooMany` if a multi-valued attribute of `document` (at the top
     /// level or in an extension) has more than
-    /// [`Limits::max_attribute_values`] values, and 400 `invalidSyntax` if
-    /// it nests deeper than [`Limits::max_json_depth`].
+    /// [`Limits::max_attribute_values`] values, 400 `invalidSyntax` if it
+    /// nests deeper than [`Limits::max_json_depth`], and 400 `invalidValue`
+    /// if its JSON text is longer than [`Limits::max_document_bytes`].
     pub fn check_document(&self, document: &serde_json::Map<String, Value>) -> Result<(), ScimError> {
         self.check_depth_of(document)?;
         let extensions = document
@@ -122,6 +126,13 @@ impl Limits {
                 )));
             }
         }
+        let bytes = json_len(document);
+        if bytes > self.max_document_bytes {
+            return Err(ScimError::invalid_value(format!(
+                "the resource would be {bytes} bytes long; the limit is {}",
+                self.max_document_bytes
+            )));
+        }
         Ok(())
     }
 
@@ -136,6 +147,25 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// The length of `value`'s JSON text (as `serde_json::to_string` writes it),
+/// counted without building the text.
+pub fn json_len(value: &impl serde::Serialize) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail, nor can a serde_json value.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 impl Default for Limits {
@@ -154,6 +184,35 @@ mod tests {
 
     fn nested(depth: usize) -> Value {
         (0..depth).fold(json!("leaf"), |inner, _| json!({ "a": inner }))
+    }
+
+    #[test]
+    fn json_len_is_the_length_of_the_text() {
+        let value = json!({"userName": "ada", "emails": [{"value": "ä@example.com"}], "n": 1.5});
+        assert_eq!(json_len(&value), value.to_string().len());
+    }
+
+    #[test]
+    fn a_document_up_to_max_document_bytes_passes_and_a_longer_one_is_invalid_value() {
+        let document = |name: &str| {
+            let Value::Object(doc) = json!({"userName": name}) else {
+                unreachable!()
+            };
+            doc
+        };
+        // `{"userName":"…"}` is 15 bytes besides the name.
+        let limits = Limits {
+            max_document_bytes: 20,
+            ..Limits::DEFAULT
+        };
+        assert_eq!(limits.check_document(&document("abcde")), Ok(()));
+        let err = limits.check_document(&document("abcdef")).expect_err("one byte over");
+        assert_eq!((err.status, err.scim_type), (400, Some(ScimType::InvalidValue)));
+        assert!(
+            err.detail.contains("21 bytes") && err.detail.contains("limit is 20"),
+            "{}",
+            err.detail
+        );
     }
 
     #[test]

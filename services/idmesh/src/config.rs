@@ -140,7 +140,8 @@ pub struct Settings {
     #[arg(long, env = "IDMESH_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
     /// The largest body of a single-resource request, in bytes; larger is
-    /// 413 [default: 1048576].
+    /// 413. No PATCH may grow a user or group past it either (400)
+    /// [default: 1048576].
     #[arg(long, env = "IDMESH_MAX_DOCUMENT_BYTES")]
     pub max_document_bytes: Option<usize>,
     /// How deeply a request's JSON may nest [default: 16, at most 127].

@@ -472,6 +472,38 @@ both_backends!(
     }
 );
 
+both_backends!(
+    a_patch_growing_a_resource_past_max_document_bytes_is_invalid_value_and_changes_nothing,
+    start_with_small_limits,
+    |mesh: TestMesh| async move {
+        let scim = mesh.new_directory().await;
+        // Each request is under the 4,096 bytes of a body, the two together
+        // are not: a resource stays one that an IdP could PUT whole.
+        let set =
+            |op: &str, attribute: &str| patch_op(json!([{"op": op, "path": attribute, "value": "x".repeat(2500)}]));
+        let created = scim.create_user("growing@example.com").await;
+        let path = format!("/Users/{}", created["id"].as_str().expect("an id"));
+        let grown = scim.patch(&path, set("add", "displayName"), 200).await.body;
+        let refused = scim.patch(&path, set("add", "nickName"), 400).await;
+        assert_scim_error(&refused, Some("invalidValue"));
+        assert!(
+            refused.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("the limit is 4096")),
+            "{}",
+            refused.body
+        );
+        assert_eq!(scim.get(&path, 200).await.body, grown, "nothing applied");
+
+        let group = scim.create_group("Growing", &[]).await;
+        let path = format!("/Groups/{}", group["id"].as_str().expect("an id"));
+        let grown = scim.patch(&path, set("replace", "displayName"), 200).await.body;
+        let refused = scim.patch(&path, set("add", "externalId"), 400).await;
+        assert_scim_error(&refused, Some("invalidValue"));
+        assert_eq!(scim.get(&path, 200).await.body, grown, "nothing applied");
+    }
+);
+
 /// `{"a": {"a": … 1 …}}`, `levels` objects deep, as text: serde_json could
 /// not build a value this deep to serialise.
 fn nested(levels: usize) -> String {

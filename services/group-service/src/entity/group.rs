@@ -48,6 +48,6 @@ impl idmesh_store::list::ListedRow<Entity> for Model {
     }
 
     fn size(&self) -> usize {
-        idmesh_api::document::json_len(&self.resource)
+        scim::limits::json_len(&self.resource)
     }
 }
