@@ -91,7 +91,12 @@ impl Limits {
     }
 
     /// 400 `tooMany` for a PATCH with more than
-    /// [`Limits::max_patch_operations`] operations.
+    /// [`Limits::max_patch_operations`] operations, or with an operation
+    /// that names more values of one attribute than a resource may hold
+    /// ([`Limits::max_attribute_values`]; a group's `members` are bounded
+    /// per request instead, [`Limits::check_members`]). Such a PATCH could
+    /// not succeed, and is refused before applying it costs what its values
+    /// cost.
     pub fn check_patch(&self, operations: &[PatchOperation]) -> Result<(), ScimError> {
         if operations.len() > self.max_patch_operations {
             return Err(ScimError::too_many(format!(
@@ -99,6 +104,35 @@ impl Limits {
                 operations.len(),
                 self.max_patch_operations
             )));
+        }
+        for operation in operations {
+            let named: Vec<(&str, &Value)> = match (&operation.path, &operation.value) {
+                (Some(path), Some(value)) => vec![(path.as_str(), value)],
+                // Without a path the value is an object of attributes, and an
+                // extension's are an object under its URN.
+                (None, Some(Value::Object(attributes))) => attributes
+                    .iter()
+                    .flat_map(|(name, value)| match value {
+                        Value::Object(extension) if name.starts_with("urn:") => {
+                            extension.iter().map(|(name, value)| (name.as_str(), value)).collect()
+                        }
+                        _ => vec![(name.as_str(), value)],
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (path, value) in named {
+                if let Value::Array(values) = value
+                    && values.len() > self.max_attribute_values
+                    && !names_members(path)
+                {
+                    return Err(ScimError::too_many(format!(
+                        "an operation names {} values of {path}; the limit is {}",
+                        values.len(),
+                        self.max_attribute_values
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -147,6 +181,15 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// Whether a PATCH path names a group's `members` (`members`,
+/// `members[value eq "…"]`, the attribute qualified by its URN).
+fn names_members(path: &str) -> bool {
+    let unfiltered = path.split('[').next().unwrap_or_default();
+    let unqualified = unfiltered.rsplit(':').next().unwrap_or_default();
+    let attribute = unqualified.split('.').next().unwrap_or_default();
+    attribute.eq_ignore_ascii_case("members")
 }
 
 /// The length of `value`'s JSON text (as `serde_json::to_string` writes it),
@@ -240,6 +283,46 @@ mod tests {
             }
             .check_depth(&user)
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_patch_naming_more_values_of_one_attribute_than_a_resource_holds_is_too_many() {
+        let limits = Limits {
+            max_attribute_values: 2,
+            max_members_per_request: 5,
+            ..Limits::DEFAULT
+        };
+        let check = |path: Option<&str>, value: Value| {
+            let op = PatchOperation {
+                op: PatchOpKind::Add,
+                path: path.map(str::to_owned),
+                value: Some(value),
+            };
+            limits.check_patch(&[op]).map_err(|err| (err.status, err.scim_type))
+        };
+        let too_many = Err((400, Some(ScimType::TooMany)));
+        assert_eq!(check(Some("emails"), json!([1, 2])), Ok(()));
+        assert_eq!(check(Some("emails"), json!([1, 2, 3])), too_many);
+        assert_eq!(check(None, json!({"emails": [1, 2, 3]})), too_many);
+        assert_eq!(check(None, json!({"urn:example:ext": {"badges": [1, 2, 3]}})), too_many);
+        assert_eq!(check(None, json!({"emails": [1, 2], "displayName": "x"})), Ok(()));
+        // Members are bounded per request, by max_members_per_request.
+        for path in [
+            "members",
+            "Members",
+            "urn:ietf:params:scim:schemas:core:2.0:Group:members",
+            "members[value eq \"a.b\"]",
+        ] {
+            assert_eq!(check(Some(path), json!([1, 2, 3])), Ok(()), "{path}");
+        }
+        assert_eq!(check(None, json!({"members": [1, 2, 3]})), Ok(()));
+        assert_eq!(
+            check(
+                Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:badges"),
+                json!([1, 2, 3])
+            ),
+            too_many
         );
     }
 

@@ -282,7 +282,11 @@ pub async fn patch_resource<R: ResourceType>(
     body: &Value,
     preconditions: &Preconditions,
 ) -> Result<Resource, ApiError> {
-    let operations = idmesh_api::patch::to_proto(&scim::patch::parse_request(body)?);
+    let operations = scim::patch::parse_request(body)?;
+    // Refused here, before the PATCH crosses a hop: the services check the
+    // same for their gRPC callers.
+    state.limits.check_patch(&operations)?;
+    let operations = idmesh_api::patch::to_proto(&operations);
     let expected_version = expected_version::<R>(state, &directory_id, &id, preconditions).await?;
     R::patch(state, directory_id, id, operations, expected_version).await
 }
