@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use sea_orm::sqlx::Connection as _;
 use sea_orm::sqlx::sqlite::{SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
@@ -220,7 +221,8 @@ pub async fn connect_plan_cached(url: &str, db: &DatabaseConnection) -> Result<D
 
 /// The options of every PostgreSQL pool; `plan_cache_mode`, when given,
 /// overrides PostgreSQL's default for its sessions. Each new connection's
-/// socket gets `TCP_NODELAY` ([`crate::nodelay`]).
+/// socket gets `TCP_NODELAY` ([`crate::nodelay`]), and a connection given
+/// back to the pool gives back its buffers beyond 8 KiB.
 fn postgres_options(url: &str, plan_cache_mode: Option<&'static str>) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     let timeout = STATEMENT_TIMEOUT.as_millis().to_string();
@@ -243,6 +245,15 @@ fn postgres_options(url: &str, plan_cache_mode: Option<&'static str>) -> Connect
                 Box::pin(async {
                     crate::nodelay::set_where_missing();
                     Ok(())
+                })
+            })
+            // A connection's buffers grow to the largest message it carried
+            // and sqlx keeps them: after a burst of megabyte documents every
+            // pooled connection held megabytes. Back to 8 KiB on release.
+            .after_release(|connection, _| {
+                Box::pin(async {
+                    connection.shrink_buffers();
+                    Ok(true)
                 })
             })
         });
