@@ -206,7 +206,8 @@ pub fn json_len(value: &impl serde::Serialize) -> usize {
         }
     }
     let mut counter = Counter(0);
-    // Writing to a counter cannot fail, nor can a serde_json value.
+    // Writing to a counter cannot fail, and the JSON values and objects
+    // this weighs always serialise.
     let _ = serde_json::to_writer(&mut counter, value);
     counter.0
 }
