@@ -30,13 +30,15 @@ pub fn tcp_sockets() -> Vec<(std::os::fd::RawFd, bool)> {
 }
 
 /// Turns `TCP_NODELAY` on for every TCP socket of this process that runs
-/// without it, and answers how many it changed.
+/// without it. A socket that refuses keeps Nagle's algorithm: slower, not
+/// wrong.
 #[cfg(target_os = "linux")]
-pub fn set_where_missing() -> usize {
-    tcp_sockets()
-        .into_iter()
-        .filter(|&(fd, on)| !on && set_nodelay(fd))
-        .count()
+pub fn set_where_missing() {
+    for (fd, on) in tcp_sockets() {
+        if !on {
+            set_nodelay(fd);
+        }
+    }
 }
 
 /// Whether the TCP socket `fd` runs with `TCP_NODELAY`; `None` for a
@@ -62,29 +64,26 @@ fn nodelay(fd: std::os::fd::RawFd) -> Option<bool> {
     (rc == 0).then_some(value != 0)
 }
 
-/// Turns `TCP_NODELAY` on for the TCP socket `fd`; whether it took.
+/// Turns `TCP_NODELAY` on for the TCP socket `fd`, if it still is one.
 #[cfg(target_os = "linux")]
-fn set_nodelay(fd: std::os::fd::RawFd) -> bool {
+fn set_nodelay(fd: std::os::fd::RawFd) {
     let on: libc::c_int = 1;
     // SAFETY: the call reads `size_of::<c_int>()` bytes from `on`, which
     // lives across it. Should `fd` have been closed and its number reused
     // since it was listed, the call fails, or sets `TCP_NODELAY` on another
     // TCP socket of this process, which wants it as well.
     #[allow(unsafe_code)]
-    let rc = unsafe {
+    unsafe {
         libc::setsockopt(
             fd,
             libc::IPPROTO_TCP,
             libc::TCP_NODELAY,
             (&raw const on).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    rc == 0
+        );
+    }
 }
 
 /// Elsewhere sqlx's sockets stay as sqlx opens them.
 #[cfg(not(target_os = "linux"))]
-pub fn set_where_missing() -> usize {
-    0
-}
+pub fn set_where_missing() {}
