@@ -19,8 +19,9 @@ use crate::config::{Config, Mode, Settings};
 use crate::dev_state::DevState;
 
 /// jemalloc gives memory back to the system after a burst (its background
-/// threads purge freed pages within seconds); glibc's malloc kept most of a
-/// burst of large PATCHes for good. Not on MSVC, which jemalloc does not support.
+/// threads purge freed pages after a second, `.cargo/config.toml`); glibc's
+/// malloc kept most of a burst of large PATCHes for good. Not on MSVC, which
+/// jemalloc does not support.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
