@@ -139,6 +139,12 @@ pub struct Settings {
     /// Requests each directory may send at once [default: 100].
     #[arg(long, env = "IDMESH_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
+    /// Bytes of a request's or an answer's body, beyond each one's first
+    /// so many, that count as one request more against the directory's
+    /// rate, so that a directory sending megabytes is held to its share of
+    /// the work [default: 16384].
+    #[arg(long, env = "IDMESH_RATE_LIMIT_BYTES_PER_REQUEST")]
+    pub rate_limit_bytes_per_request: Option<usize>,
     /// The largest body of a single-resource request, in bytes; larger is
     /// 413. No PATCH may grow a user or group past it either (400)
     /// [default: 1048576].
@@ -281,6 +287,7 @@ pub struct Config {
     pub max_body_bytes_in_flight: usize,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    pub rate_limit_bytes_per_request: usize,
     pub max_document_bytes: usize,
     pub max_json_depth: usize,
     pub max_patch_operations: usize,
@@ -359,6 +366,7 @@ impl Settings {
             max_body_bytes_in_flight: self.max_body_bytes_in_flight.or(lower.max_body_bytes_in_flight),
             rate_limit_per_second: self.rate_limit_per_second.or(lower.rate_limit_per_second),
             rate_limit_burst: self.rate_limit_burst.or(lower.rate_limit_burst),
+            rate_limit_bytes_per_request: self.rate_limit_bytes_per_request.or(lower.rate_limit_bytes_per_request),
             max_document_bytes: self.max_document_bytes.or(lower.max_document_bytes),
             max_json_depth: self.max_json_depth.or(lower.max_json_depth),
             max_patch_operations: self.max_patch_operations.or(lower.max_patch_operations),
@@ -528,6 +536,12 @@ fn resolve(settings: Settings, mode: Mode, keys: EnvironmentKeys) -> Result<Conf
             settings.rate_limit_burst,
             traffic.default_rate.burst.get(),
             1..=u32::MAX,
+        )?,
+        rate_limit_bytes_per_request: within(
+            "rate_limit_bytes_per_request",
+            settings.rate_limit_bytes_per_request,
+            traffic.bytes_per_request.get(),
+            1..=usize::MAX,
         )?,
         max_document_bytes: within(
             "max_document_bytes",
@@ -948,6 +962,8 @@ impl Config {
                     per_second: nonzero(self.rate_limit_per_second),
                     burst: nonzero(self.rate_limit_burst),
                 },
+                bytes_per_request: std::num::NonZeroUsize::new(self.rate_limit_bytes_per_request)
+                    .unwrap_or(std::num::NonZeroUsize::MIN),
             },
             limits: scim::Limits {
                 max_document_bytes: self.max_document_bytes,

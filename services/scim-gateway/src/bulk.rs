@@ -110,7 +110,7 @@ pub async fn bulk(
                 // a request of its own; those beyond it answer 429 in the
                 // response, and the IdP sends them again.
                 Some(operation) => match state.rate_limits.admit(&tenant.directory_id, rate, tenant.resolved_at) {
-                    Ok(()) => run(&state, &directory_id, &base, operation, &created).await,
+                    Ok(_) => run(&state, &directory_id, &base, operation, &created).await,
                     Err(_) => (OperationResult::failed(operation, None, &over_rate()), None),
                 },
                 None => continue,

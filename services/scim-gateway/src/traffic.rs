@@ -15,7 +15,14 @@
 //!    [`Traffic::default_rate`], or the directory's own, set through
 //!    directory-service); a request beyond it is answered 429 with the
 //!    whole seconds until the bucket has a token again in `Retry-After`,
-//!    which Okta honours and Entra ID retries after.
+//!    which Okta honours and Entra ID retries after. A request takes one
+//!    token, and its bodies pay for what they carry as they cross: every
+//!    [`Traffic::bytes_per_request`] of the request's or the answer's body
+//!    beyond each one's first counts as one request more. So a directory
+//!    that sends megabyte PATCHes (or PATCHes a megabyte user, whose answer
+//!    is the whole user) is held to its share of the mesh's work, not only
+//!    of its request count. The charge may leave the bucket in debt, which
+//!    the directory's next requests wait out.
 //! 5. [`body_budget`]: the bodies of the requests running at once add up
 //!    to at most [`Traffic::max_body_bytes_in_flight`]. A request costs the
 //!    mesh about twenty times its body while it runs (the document is
@@ -24,17 +31,18 @@
 //!    fit waits, with its body unread, up to [`BODY_BUDGET_WAIT`], then is
 //!    answered 503 with `Retry-After`.
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::HttpBody;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota};
+use http_body::{Frame, SizeHint};
 use scim::ScimError;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -99,6 +107,10 @@ pub struct Traffic {
     pub max_body_bytes_in_flight: usize,
     /// Each directory's rate unless it has its own.
     pub default_rate: Rate,
+    /// How many bytes of a request's or an answer's body, beyond each
+    /// one's first so many, count as one request more against the
+    /// directory's rate.
+    pub bytes_per_request: NonZeroUsize,
 }
 
 impl Traffic {
@@ -110,6 +122,13 @@ impl Traffic {
         // peak, measured (docs/benchmarks.md, "Limits").
         max_body_bytes_in_flight: 2 << 20,
         default_rate: Rate::DEFAULT,
+        // Well above what an ordinary request carries: a user as Okta or
+        // Entra ID sends it is one or two KiB. A PATCH rewriting a 1 MB
+        // user then counts as about 115 requests (its body and its
+        // answer); measured, it costs the mesh and PostgreSQL the CPU of
+        // about 66 small reads, in stretches of 100 ms or more that other
+        // directories' reads wait behind (docs/benchmarks.md, "Limits").
+        bytes_per_request: NonZeroUsize::new(16 << 10).expect("16 KiB is not zero"),
     };
 }
 
@@ -142,12 +161,65 @@ pub struct RateLimits {
     buckets: moka::sync::Cache<Arc<str>, Arc<Bucket>>,
 }
 
+/// One directory's token bucket. It may go into debt: a request is
+/// admitted while the bucket holds a whole token, and its bodies are
+/// charged as they cross, however much that takes.
 #[derive(Debug)]
-struct Bucket {
+pub struct Bucket {
     rate: Rate,
     /// When the rate was learnt ([`Tenant::resolved_at`]).
     since: Instant,
-    limiter: DefaultDirectRateLimiter,
+    level: Mutex<Level>,
+}
+
+#[derive(Debug)]
+struct Level {
+    /// Below zero while the directory is in debt.
+    tokens: f64,
+    /// When `tokens` was last brought up to date.
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(rate: Rate, since: Instant, now: Instant) -> Bucket {
+        Bucket {
+            rate,
+            since,
+            level: Mutex::new(Level {
+                tokens: f64::from(rate.burst.get()),
+                at: now,
+            }),
+        }
+    }
+
+    /// The level at `now`, refilled at the rate up to the burst.
+    fn refilled(&self, now: Instant) -> std::sync::MutexGuard<'_, Level> {
+        // The lock guards two numbers that every update leaves consistent.
+        let mut level = self.level.lock().unwrap_or_else(PoisonError::into_inner);
+        let elapsed = now.saturating_duration_since(level.at).as_secs_f64();
+        level.tokens =
+            (level.tokens + elapsed * f64::from(self.rate.per_second.get())).min(f64::from(self.rate.burst.get()));
+        level.at = level.at.max(now);
+        level
+    }
+
+    /// Takes one token at `now`, or says how long until there is one.
+    fn take(&self, now: Instant) -> Result<(), Duration> {
+        let mut level = self.refilled(now);
+        if level.tokens >= 1.0 {
+            level.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - level.tokens) / f64::from(self.rate.per_second.get()),
+            ))
+        }
+    }
+
+    /// Takes `tokens` at `now`, into debt if the bucket holds fewer.
+    fn charge(&self, tokens: f64, now: Instant) {
+        self.refilled(now).tokens -= tokens;
+    }
 }
 
 impl RateLimits {
@@ -161,27 +233,69 @@ impl RateLimits {
     }
 
     /// Takes a token from `directory_id`'s bucket at `rate`, learnt at
-    /// `resolved_at`, or says how long until one is there. A rate learnt
-    /// later than the bucket's starts a new, full bucket; one learnt
-    /// earlier (a token cached before the change) is old news and changes
-    /// nothing, so alternating two tokens cannot reset the bucket.
-    pub fn admit(&self, directory_id: &Arc<str>, rate: Rate, resolved_at: Instant) -> Result<(), Duration> {
-        let fresh = || {
-            Arc::new(Bucket {
-                rate,
-                since: resolved_at,
-                limiter: DefaultDirectRateLimiter::direct(Quota::per_second(rate.per_second).allow_burst(rate.burst)),
-            })
-        };
+    /// `resolved_at`, and answers the bucket to charge the request's bodies
+    /// to; or says how long until a token is there. A rate learnt later
+    /// than the bucket's starts a new, full bucket; one learnt earlier (a
+    /// token cached before the change) is old news and changes nothing, so
+    /// alternating two tokens cannot reset the bucket.
+    pub fn admit(&self, directory_id: &Arc<str>, rate: Rate, resolved_at: Instant) -> Result<Arc<Bucket>, Duration> {
+        let now = Instant::now();
+        let fresh = || Arc::new(Bucket::full(rate, resolved_at, now));
         let mut bucket = self.buckets.get_with_by_ref(directory_id, fresh);
         if bucket.rate != rate && resolved_at > bucket.since {
             bucket = fresh();
             self.buckets.insert(directory_id.clone(), bucket.clone());
         }
-        bucket
-            .limiter
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        bucket.take(now).map(|()| bucket)
+    }
+}
+
+/// A body that charges what it carries to its directory's bucket, frame by
+/// frame as it crosses, beyond its first [`Traffic::bytes_per_request`]
+/// bytes: one token per that many.
+pub struct Metered {
+    inner: Body,
+    bucket: Arc<Bucket>,
+    bytes_per_token: f64,
+    /// Bytes still carried without charge.
+    free: usize,
+}
+
+impl Metered {
+    pub fn wrap(inner: Body, bucket: Arc<Bucket>, bytes_per_request: NonZeroUsize) -> Body {
+        Body::new(Metered {
+            inner,
+            bucket,
+            bytes_per_token: bytes_per_request.get() as f64,
+            free: bytes_per_request.get(),
+        })
+    }
+}
+
+impl HttpBody for Metered {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let paid = data.len().saturating_sub(self.free);
+            self.free = self.free.saturating_sub(data.len());
+            if paid > 0 {
+                self.bucket.charge(paid as f64 / self.bytes_per_token, Instant::now());
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -282,15 +396,22 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     };
     let rate = tenant.rate.unwrap_or(state.traffic.default_rate);
     match state.rate_limits.admit(&tenant.directory_id, rate, tenant.resolved_at) {
-        Ok(()) => next.run(request).await,
+        Ok(bucket) => {
+            let per_request = state.traffic.bytes_per_request;
+            let request = request.map(|body| Metered::wrap(body, bucket.clone(), per_request));
+            next.run(request)
+                .await
+                .map(|body| Metered::wrap(body, bucket, per_request))
+        }
         Err(wait) => {
             metrics::counter!(RATE_LIMITED_METRIC, "directory_id" => tenant.directory_id.to_string()).increment(1);
             let mut response = ApiError(ScimError::new(
                 429,
                 None,
                 format!(
-                    "this directory sends more than {} requests a second (bursts of {}); retry later",
-                    rate.per_second, rate.burst
+                    "this directory sends more than {} requests a second (bursts of {}; every {} bytes of a \
+                     body beyond its first {} count as one request more); retry later",
+                    rate.per_second, rate.burst, state.traffic.bytes_per_request, state.traffic.bytes_per_request
                 ),
             ))
             .into_response();
@@ -316,7 +437,7 @@ mod tests {
         let limits = RateLimits::new();
         let directory: Arc<str> = Arc::from("d1");
         for _ in 0..3 {
-            assert_eq!(limits.admit(&directory, rate(1, 3), Instant::now()), Ok(()));
+            assert!(limits.admit(&directory, rate(1, 3), Instant::now()).is_ok());
         }
         let wait = limits
             .admit(&directory, rate(1, 3), Instant::now())
@@ -331,9 +452,9 @@ mod tests {
     fn directories_have_buckets_of_their_own() {
         let limits = RateLimits::new();
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
-        assert_eq!(limits.admit(&a, rate(1, 1), Instant::now()), Ok(()));
+        assert!(limits.admit(&a, rate(1, 1), Instant::now()).is_ok());
         assert!(limits.admit(&a, rate(1, 1), Instant::now()).is_err());
-        assert_eq!(limits.admit(&b, rate(1, 1), Instant::now()), Ok(()));
+        assert!(limits.admit(&b, rate(1, 1), Instant::now()).is_ok());
     }
 
     #[test]
@@ -341,9 +462,9 @@ mod tests {
         let limits = RateLimits::new();
         let directory: Arc<str> = Arc::from("d");
         let (before, after) = (Instant::now(), Instant::now() + Duration::from_secs(1));
-        assert_eq!(limits.admit(&directory, rate(1, 1), before), Ok(()));
+        assert!(limits.admit(&directory, rate(1, 1), before).is_ok());
         assert!(limits.admit(&directory, rate(1, 1), before).is_err());
-        assert_eq!(limits.admit(&directory, rate(100, 10), after), Ok(()));
+        assert!(limits.admit(&directory, rate(100, 10), after).is_ok());
     }
 
     #[test]
@@ -353,11 +474,56 @@ mod tests {
         let (before, after) = (Instant::now(), Instant::now() + Duration::from_secs(1));
         // Two tokens of one directory: one cached before its rate went
         // down to 1/s, one after. Alternating them keeps the new bucket.
-        assert_eq!(limits.admit(&directory, rate(1, 1), after), Ok(()));
+        assert!(limits.admit(&directory, rate(1, 1), after).is_ok());
         for _ in 0..3 {
             assert!(limits.admit(&directory, rate(100, 100), before).is_err());
             assert!(limits.admit(&directory, rate(1, 1), after).is_err());
         }
+    }
+
+    #[test]
+    fn a_debt_is_waited_out_at_the_rate_and_the_refill_stops_at_the_burst() {
+        let start = Instant::now();
+        let bucket = Bucket::full(rate(10, 5), start, start);
+        assert_eq!(bucket.take(start), Ok(()));
+        bucket.charge(24.0, start);
+        // 4 - 24 = -20 tokens: 2.1 s at 10 a second until a whole one.
+        assert_eq!(bucket.take(start), Err(Duration::from_millis(2100)));
+        assert!(bucket.take(start + Duration::from_millis(2050)).is_err());
+        assert_eq!(bucket.take(start + Duration::from_millis(2100)), Ok(()));
+        // An hour idle fills it to the burst, not beyond.
+        let later = start + Duration::from_secs(3600);
+        for _ in 0..5 {
+            assert_eq!(bucket.take(later), Ok(()));
+        }
+        assert!(bucket.take(later).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_body_pays_one_token_per_bytes_per_request_beyond_its_first() {
+        let start = Instant::now();
+        let per_request = NonZeroUsize::new(1000).expect("non-zero");
+        let charged = |body_bytes: usize| async move {
+            let bucket = Arc::new(Bucket::full(rate(1, 100), start, start));
+            let body = Body::from(vec![b'x'; body_bytes]);
+            let read = axum::body::to_bytes(Metered::wrap(body, bucket.clone(), per_request), usize::MAX)
+                .await
+                .expect("an in-memory body");
+            assert_eq!(read.len(), body_bytes, "the body crosses whole");
+            100.0 - bucket.refilled(start).tokens
+        };
+        assert_eq!(charged(0).await, 0.0);
+        assert_eq!(charged(1000).await, 0.0);
+        assert_eq!(charged(1500).await, 0.5);
+        assert_eq!(charged(51_000).await, 50.0);
+    }
+
+    #[tokio::test]
+    async fn a_metered_body_keeps_its_size_hint_for_the_body_budget() {
+        let start = Instant::now();
+        let bucket = Arc::new(Bucket::full(rate(1, 1), start, start));
+        let body = Metered::wrap(Body::from(vec![0_u8; 4096]), bucket, Traffic::DEFAULT.bytes_per_request);
+        assert_eq!(body.size_hint().exact(), Some(4096));
     }
 
     #[test]

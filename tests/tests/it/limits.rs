@@ -10,11 +10,13 @@
 //! fast; the defaults are in `scim::Limits::DEFAULT` and
 //! `scim_gateway::Traffic::DEFAULT`.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::{Duration, Instant};
 
 use idmesh::{MeshConfig, Target};
-use idmesh_proto::v1::{GetDirectoryRequest, ListUsersRequest, PageRequest, RateLimit, SetRateLimitRequest};
+use idmesh_proto::v1::{
+    CreateUserRequest, GetDirectoryRequest, ListUsersRequest, PageRequest, RateLimit, SetRateLimitRequest,
+};
 use idmesh_tests::{
     Backend, ScimClient, ScimResponse, ScratchDatabase, TestMesh, both_backends, encode, patch_op, user,
 };
@@ -63,6 +65,16 @@ fn slow_rate(config: &mut MeshConfig) {
 
 async fn start_with_slow_rate(database: &ScratchDatabase) -> TestMesh {
     TestMesh::start_with(database, &Target::ALL, slow_rate).await
+}
+
+/// [`slow_rate`], and every 1,000 bytes of a body beyond its first count
+/// as one request more.
+async fn start_with_slow_rate_by_bytes(database: &ScratchDatabase) -> TestMesh {
+    TestMesh::start_with(database, &Target::ALL, |config| {
+        slow_rate(config);
+        config.traffic.bytes_per_request = NonZeroUsize::new(1000).expect("not zero");
+    })
+    .await
 }
 
 /// The userNames stored in `scim`'s directory, read over gRPC.
@@ -256,6 +268,57 @@ both_backends!(
             written,
             "refused operations write nothing"
         );
+    }
+);
+
+both_backends!(
+    large_bodies_count_against_the_rate_whether_sent_or_answered,
+    start_with_slow_rate_by_bytes,
+    |mesh: TestMesh| async move {
+        let mut large = user("large@example.com");
+        large["displayName"] = json!("x".repeat(10_000));
+
+        // A POST of about 10 KB from a full bucket of 3 is admitted. It
+        // owes 1 token, about 9 for its body and 9 for its answer (the user
+        // as stored), so the directory waits about 17 seconds.
+        let sender = mesh.new_directory().await;
+        sender.post("/Users", large.clone(), 201).await;
+        let refused = sender.send_expecting_one_of(Method::GET, "/Users", None, &[429]).await;
+        assert_scim_error(&refused, None);
+        let detail = refused.body["detail"].as_str().expect("a detail");
+        assert!(detail.contains("every 1000 bytes of a body"), "{detail}");
+        let wait = retry_after(&refused);
+        assert!((15..=20).contains(&wait), "Retry-After {wait} for about 17 tokens owed");
+
+        // A GET without a body whose answer is the same user (written over
+        // gRPC, which the gateway does not count) owes 1 token and about 9
+        // for the answer.
+        let reader = mesh.new_directory().await;
+        let created = mesh
+            .users()
+            .create_user(CreateUserRequest {
+                directory_id: reader.directory_id.clone(),
+                resource_json: large.to_string(),
+            })
+            .await
+            .expect("CreateUser")
+            .into_inner();
+        let path = format!("/Users/{}", created.id);
+        let read = reader.get(&path, 200).await;
+        assert_eq!(
+            read.body["displayName"], large["displayName"],
+            "the answer crosses whole"
+        );
+        let refused = reader.send_expecting_one_of(Method::GET, &path, None, &[429]).await;
+        let wait = retry_after(&refused);
+        assert!((7..=10).contains(&wait), "Retry-After {wait} for about 8 tokens owed");
+
+        // A small answer costs one token: a fresh directory reads its
+        // empty list three times, its burst.
+        let small = mesh.new_directory().await;
+        for _ in 0..3 {
+            small.get("/Users", 200).await;
+        }
     }
 );
 
