@@ -126,7 +126,7 @@ impl Traffic {
         // Entra ID sends it is one or two KiB. A PATCH rewriting a 1 MB
         // user then counts as about 115 requests (its body and its
         // answer); measured, it costs the mesh and PostgreSQL the CPU of
-        // about 66 small reads, in stretches of 100 ms or more that other
+        // about 70 small reads, in stretches of 100 ms or more that other
         // directories' reads wait behind (docs/benchmarks.md, "Limits").
         bytes_per_request: NonZeroUsize::new(16 << 10).expect("16 KiB is not zero"),
     };

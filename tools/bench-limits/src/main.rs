@@ -16,6 +16,10 @@
 //!    times, in directory D (whose rate must admit them all), then a
 //!    minute of rest: the resident memory of the process `--pid` before,
 //!    at its peak, and after 10, 30 and 60 s.
+//! 4. **Cost.** The CPU that a small read and the largest PATCH each take
+//!    in the mesh (`--pid`) and in PostgreSQL, one request at a time in
+//!    directory D: what the rate's charge for large bodies
+//!    (`rate_limit_bytes_per_request`) stands for.
 //!
 //! Phases alternate (alone, loaded, alone, loaded) so that a drift of the
 //! machine shows. `scripts/bench-limits` starts `idmesh dev` and runs this.
@@ -73,7 +77,7 @@ struct Args {
     /// The `idmesh dev` process, for its resident memory.
     #[arg(long)]
     pid: u32,
-    /// Run only these scenarios (all three by default), e.g. `--only memory`
+    /// Run only these scenarios (all four by default), e.g. `--only memory`
     /// to measure memory from a freshly started process.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
@@ -84,6 +88,7 @@ enum Scenario {
     Noisy,
     Heavy,
     Memory,
+    Cost,
 }
 
 /// A SCIM client for one directory.
@@ -287,6 +292,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if runs(Scenario::Memory) {
         memory(&args, &bulk).await?;
+    }
+    if runs(Scenario::Cost) {
+        cost(&args, &bulk).await?;
     }
     Ok(())
 }
@@ -511,4 +519,76 @@ async fn memory(args: &Args, bulk: &Scim) -> anyhow::Result<()> {
         println!("   after {mark} s: {:.1} MiB", resident_mib(args.pid)?);
     }
     Ok(())
+}
+
+/// Scenario 4: the CPU of 1,000 reads of a small user and of 40 PATCHes
+/// rewriting a user with `--emails` addresses of `--email-bytes`, one
+/// request at a time.
+async fn cost(args: &Args, bulk: &Scim) -> anyhow::Result<()> {
+    const READS: u32 = 1_000;
+    const PATCHES: u32 = 40;
+    let small = format!("/Users/{}", bulk.create_user("cost-small@example.com").await?);
+    let large = format!("/Users/{}", bulk.create_user("cost-large@example.com").await?);
+    let bodies = [heavy_patch(args, 1), heavy_patch(args, 2)];
+    let expect_ok = |answer: &Answer| {
+        ensure!(answer.status == StatusCode::OK, "{}: {}", answer.status, answer.body);
+        Ok(())
+    };
+    expect_ok(&bulk.send(Method::PATCH, &large, Some(&bodies[1])).await?)?;
+
+    let before = cpu_seconds(args.pid)?;
+    for _ in 0..READS {
+        expect_ok(&bulk.send(Method::GET, &small, None).await?)?;
+    }
+    let reads = cpu_seconds(args.pid)?;
+    let mut answer_bytes = 0;
+    for i in 0..PATCHES {
+        let answer = bulk.send(Method::PATCH, &large, Some(&bodies[i as usize % 2])).await?;
+        expect_ok(&answer)?;
+        answer_bytes = answer.body.to_string().len();
+    }
+    let patches = cpu_seconds(args.pid)?;
+
+    let read = (reads.0 - before.0, reads.1 - before.1);
+    let patch = (patches.0 - reads.0, patches.1 - reads.1);
+    let per = |(mesh, postgres): (f64, f64), n: u32| (mesh * 1_000.0 / f64::from(n), postgres * 1_000.0 / f64::from(n));
+    let (read, patch) = (per(read, READS), per(patch, PATCHES));
+    let reads_per_patch = (patch.0 + patch.1) / (read.0 + read.1);
+    let body_bytes = bodies[0].to_string().len();
+    println!("4. cost, one request at a time: CPU in ms, the mesh + PostgreSQL");
+    println!("   a small read: {:.2} + {:.2}", read.0, read.1);
+    println!(
+        "   a PATCH of {body_bytes} bytes answered with {answer_bytes}: {:.1} + {:.1}, as much as {reads_per_patch:.0} small reads",
+        patch.0, patch.1
+    );
+    println!(
+        "   a charge in proportion to CPU: one request per {:.0} bytes of body and answer",
+        (body_bytes + answer_bytes) as f64 / reads_per_patch
+    );
+    Ok(())
+}
+
+/// CPU seconds used so far by the process `pid` and by every `postgres`
+/// process (Linux /proc; their backends are pooled, so none exits while
+/// it is measured).
+fn cpu_seconds(pid: u32) -> anyhow::Result<(f64, f64)> {
+    // utime and stime, the 14th and 15th fields, in USER_HZ ticks (1/100 s
+    // on Linux); the command name before them may hold spaces.
+    let ticks = |pid: &str| -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    };
+    let mesh = ticks(&pid.to_string()).context("the mesh's /proc/<pid>/stat")?;
+    let mut postgres = 0;
+    for entry in std::fs::read_dir("/proc")? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str().filter(|name| name.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        if std::fs::read_to_string(format!("/proc/{name}/comm")).is_ok_and(|comm| comm.trim() == "postgres") {
+            postgres += ticks(name).unwrap_or(0);
+        }
+    }
+    Ok((mesh as f64 / 100.0, postgres as f64 / 100.0))
 }
