@@ -22,7 +22,11 @@
 //!    (`rate_limit_bytes_per_request`) stands for.
 //!
 //! Phases alternate (alone, loaded, alone, loaded) so that a drift of the
-//! machine shows. `scripts/bench-limits` starts `idmesh dev` and runs this.
+//! machine shows: each latency ratio is printed next to the same ratio
+//! between the two phases alone (what the machine's noise alone makes of
+//! it), and each phase with the CPU time the host took from this virtual
+//! machine meanwhile (steal). `scripts/bench-limits` starts `idmesh dev`
+//! and runs this.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -190,15 +194,24 @@ where
     Ok(latencies)
 }
 
+/// B's latencies in one phase, and the CPU time the host took from this
+/// virtual machine meanwhile (steal): a stall of the whole machine shows
+/// there, not in the mesh.
+struct Phase {
+    latencies: Histogram<u64>,
+    stolen: Duration,
+}
+
 /// B's steady reads of one user for a phase, while `load` runs beside them
-/// (nothing, a flood, heavy PATCHes); B's latencies.
+/// (nothing, a flood, heavy PATCHes); B's latencies, and the load's report.
 async fn phase(
     args: &Args,
     steady: &Scim,
     steady_user: &str,
     load: Option<tokio::task::JoinHandle<anyhow::Result<String>>>,
     stop_load: &Arc<AtomicBool>,
-) -> anyhow::Result<(Histogram<u64>, Option<String>)> {
+) -> anyhow::Result<(Phase, Option<String>)> {
+    let stolen_before = stolen()?;
     let stop = Arc::new(AtomicBool::new(false));
     let reads = {
         let (steady, path, stop, rate) = (
@@ -219,25 +232,42 @@ async fn phase(
     stop.store(true, Ordering::Relaxed);
     stop_load.store(true, Ordering::Relaxed);
     let latencies = reads.await??;
+    let stolen = stolen()?.saturating_sub(stolen_before);
     let load_report = match load {
         Some(load) => Some(load.await??),
         None => None,
     };
     stop_load.store(false, Ordering::Relaxed);
-    Ok((latencies, load_report))
+    Ok((Phase { latencies, stolen }, load_report))
+}
+
+/// CPU time the host has taken from this virtual machine since it booted,
+/// over all its cores: the `steal` column of /proc/stat's `cpu` line, in
+/// USER_HZ ticks (1/100 s on Linux).
+fn stolen() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .and_then(|cpu| cpu.split_whitespace().nth(8))
+        .context("no steal column in /proc/stat")?
+        .parse()
+        .context("steal is not a number")?;
+    Ok(Duration::from_millis(ticks * 10))
 }
 
 fn millis(micros: u64) -> f64 {
     micros as f64 / 1_000.0
 }
 
-fn describe(latencies: &Histogram<u64>) -> String {
+fn describe(Phase { latencies, stolen }: &Phase) -> String {
     format!(
-        "{} reads, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{} reads, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; the host took {} ms",
         latencies.len(),
         millis(latencies.value_at_quantile(0.5)),
         millis(latencies.value_at_quantile(0.99)),
-        millis(latencies.max())
+        millis(latencies.max()),
+        stolen.as_millis()
     )
 }
 
@@ -314,8 +344,8 @@ async fn noisy_neighbour(args: &Args, steady: &Scim, steady_user: &str, noisy: &
             let (noisy, stop, rate) = (noisy.clone(), stop_load.clone(), args.noisy_rate);
             on_own_thread(move || async move { flood(noisy.with_own_client()?, rate, stop).await })
         };
-        let (latencies, report) = phase(args, steady, steady_user, Some(flood), &stop_load).await?;
-        loaded.push(latencies);
+        let (measured, report) = phase(args, steady, steady_user, Some(flood), &stop_load).await?;
+        loaded.push(measured);
         println!("   A: {}", report.unwrap_or_default());
     }
     report("B alone", "B while A floods", &alone, &loaded);
@@ -357,8 +387,8 @@ async fn heavy_patches(args: &Args, steady: &Scim, steady_user: &str, heavy: &Sc
                     move || async move { patch_loop(heavy.with_own_client()?, path, body, expected, stop).await },
                 )
             };
-            let (latencies, report) = phase(args, steady, steady_user, Some(patching), &stop_load).await?;
-            loaded.push(latencies);
+            let (measured, report) = phase(args, steady, steady_user, Some(patching), &stop_load).await?;
+            loaded.push(measured);
             println!("   C: {}", report.unwrap_or_default());
         }
         report("B alone", "B while C PATCHes", &alone, &loaded);
@@ -449,19 +479,22 @@ async fn patch_loop(
     ))
 }
 
-/// Both phases' p99 and the ratio of the worse loaded one to the better
-/// one alone.
-fn report(alone_name: &str, loaded_name: &str, alone: &[Histogram<u64>], loaded: &[Histogram<u64>]) {
+/// Each phase's p99 and the ratio of the worst loaded one to the best one
+/// alone, next to the same ratio between the phases alone: how far the
+/// machine alone moves the statistic (the noise floor).
+fn report(alone_name: &str, loaded_name: &str, alone: &[Phase], loaded: &[Phase]) {
     for (i, (a, l)) in alone.iter().zip(loaded).enumerate() {
         println!("   round {}: {alone_name}: {}", i + 1, describe(a));
         println!("   round {}: {loaded_name}: {}", i + 1, describe(l));
     }
-    let p99 = |h: &Histogram<u64>| h.value_at_quantile(0.99);
+    let p99 = |phase: &Phase| phase.latencies.value_at_quantile(0.99);
     let best_alone = alone.iter().map(p99).min().unwrap_or(1).max(1);
+    let worst_alone = alone.iter().map(p99).max().unwrap_or(0);
     let worst_loaded = loaded.iter().map(p99).max().unwrap_or(0);
     println!(
-        "   p99 ratio (worst loaded / best alone): {:.2}",
-        worst_loaded as f64 / best_alone as f64
+        "   p99 ratio (worst loaded / best alone): {:.2}; alone against alone: {:.2}",
+        worst_loaded as f64 / best_alone as f64,
+        worst_alone as f64 / best_alone as f64
     );
 }
 
