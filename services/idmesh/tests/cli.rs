@@ -1383,6 +1383,21 @@ async fn json_logs_carry_the_trace_id_of_the_request_into_every_service() {
     stop(child);
 }
 
+#[test]
+fn text_logs_written_to_a_pipe_are_plain_text() {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    // NO_COLOR empty does not ask for plain text: the pipe alone must.
+    let (child, lines, logs) = start_dev_logging(data_dir.path(), &[], &[("NO_COLOR", "")]);
+    next_line(&lines);
+    let line = next_line(&logs);
+    assert!(
+        !line.contains('\u{1b}'),
+        "a log line into a pipe carries terminal escapes: {line:?}"
+    );
+    assert!(line.contains(" INFO ") || line.contains(" WARN "), "{line:?}");
+    stop(child);
+}
+
 #[tokio::test]
 async fn metrics_name_routes_by_template_and_grpc_methods_and_never_an_id() {
     let data_dir = tempfile::tempdir().expect("a temporary directory");

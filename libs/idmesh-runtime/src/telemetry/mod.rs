@@ -11,6 +11,7 @@
 pub mod context;
 mod json;
 
+use std::io::IsTerminal;
 use std::str::FromStr;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -152,17 +153,31 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry,
 /// already installed.
 pub fn install(format: LogFormat, provider: SdkTracerProvider) {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    // Text lines are coloured for a terminal only: written to a file or a
+    // pipe (a container's log, `2>idmesh.log`), escape codes would be noise
+    // in every line, and writing them cost 6-9 % of a POST's instructions
+    // (docs/benchmarks.md). NO_COLOR (no-color.org) turns them off on a
+    // terminal too.
+    let colours = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     // Err only means a subscriber is already installed, which is fine.
-    let _ = subscriber(format, &provider, log_filter(), BoxMakeWriter::new(std::io::stderr)).try_init();
+    let _ = subscriber(
+        format,
+        &provider,
+        log_filter(),
+        BoxMakeWriter::new(std::io::stderr),
+        colours,
+    )
+    .try_init();
 }
 
 /// The layers [`install`] installs, writing log lines that `filter` lets
-/// through to `writer`.
+/// through to `writer`, text lines with terminal colours if `colours`.
 fn subscriber(
     format: LogFormat,
     provider: &SdkTracerProvider,
     filter: EnvFilter,
     writer: BoxMakeWriter,
+    colours: bool,
 ) -> impl tracing::Subscriber + Send + Sync + 'static {
     // What the layer does by default on every entry and exit of a span,
     // that is on every poll of an instrumented future, is left out: it was
@@ -188,7 +203,10 @@ fn subscriber(
         LogFormat::Json => TRACE_FILTER,
     }));
     let lines = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(colours)
+            .with_writer(writer)
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .fmt_fields(NoSpanFields)
             .event_format(JsonLines)
@@ -306,7 +324,7 @@ mod tests {
             BoxMakeWriter::new(move || lines.clone())
         };
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        let subscriber = subscriber(LogFormat::Json, &provider, EnvFilter::new("info"), writer);
+        let subscriber = subscriber(LogFormat::Json, &provider, EnvFilter::new("info"), writer, false);
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!("before any request");
             let request = tracing::info_span!("http.request");
