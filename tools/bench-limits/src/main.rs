@@ -241,19 +241,22 @@ async fn phase(
     Ok((Phase { latencies, stolen }, load_report))
 }
 
+/// The clock tick in which /proc counts CPU time (USER_HZ, 100 a second
+/// on Linux).
+const TICK: Duration = Duration::from_millis(10);
+
 /// CPU time the host has taken from this virtual machine since it booted,
-/// over all its cores: the `steal` column of /proc/stat's `cpu` line, in
-/// USER_HZ ticks (1/100 s on Linux).
+/// over all its cores: the `steal` column of /proc/stat's `cpu` line.
 fn stolen() -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
-    let ticks: u64 = stat
+    let ticks: u32 = stat
         .lines()
         .next()
         .and_then(|cpu| cpu.split_whitespace().nth(8))
         .context("no steal column in /proc/stat")?
         .parse()
         .context("steal is not a number")?;
-    Ok(Duration::from_millis(ticks * 10))
+    Ok(TICK * ticks)
 }
 
 fn millis(micros: u64) -> f64 {
@@ -605,8 +608,8 @@ async fn cost(args: &Args, bulk: &Scim) -> anyhow::Result<()> {
 /// process (Linux /proc; their backends are pooled, so none exits while
 /// it is measured).
 fn cpu_seconds(pid: u32) -> anyhow::Result<(f64, f64)> {
-    // utime and stime, the 14th and 15th fields, in USER_HZ ticks (1/100 s
-    // on Linux); the command name before them may hold spaces.
+    // utime and stime, the 14th and 15th fields, in ticks ([`TICK`]); the
+    // command name before them may hold spaces.
     let ticks = |pid: &str| -> Option<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -623,5 +626,6 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<(f64, f64)> {
             postgres += ticks(name).unwrap_or(0);
         }
     }
-    Ok((mesh as f64 / 100.0, postgres as f64 / 100.0))
+    let seconds = |ticks: u64| ticks as f64 * TICK.as_secs_f64();
+    Ok((seconds(mesh), seconds(postgres)))
 }
