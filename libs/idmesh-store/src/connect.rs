@@ -101,13 +101,18 @@ async fn connect_sqlite(url: &str) -> Result<DatabaseConnection, StoreError> {
         format!("{url}?mode=rwc")
     };
     let mut options = ConnectOptions::new(url);
-    options.sqlx_logging(false).map_sqlx_sqlite_opts(move |opts| {
-        opts.journal_mode(SqliteJournalMode::Wal)
-            .synchronous(synchronous)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            .pragma("case_sensitive_like", "ON")
-    });
+    // A connection to a file has no server to lose it: sqlx's test of each
+    // connection handed out (a round trip to its worker thread) finds nothing.
+    options
+        .sqlx_logging(false)
+        .test_before_acquire(false)
+        .map_sqlx_sqlite_opts(move |opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(synchronous)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .pragma("case_sensitive_like", "ON")
+        });
     options.map_sqlx_sqlite_pool_opts(|pool| {
         pool.after_connect(|connection, _| Box::pin(plan_once_per_statement(connection)))
     });
@@ -195,6 +200,20 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// tested run on [`connect_plan_cached`]'s pool instead.
 pub const PLAN_CACHE_MODE: &str = "force_custom_plan";
 
+/// How long a PostgreSQL connection may have waited in its pool before it
+/// is pinged when it is handed out again.
+///
+/// sqlx pings a connection when it goes back to the pool, and by default
+/// again when it is handed out: two round trips besides each statement's
+/// own. The ping on release stays (sqlx always makes it). Handing out a
+/// connection pinged less than this ago finds it alive unless the server
+/// went away in between, which the statement then reports as an error
+/// (answered 503, as any database failure) and the connection is closed;
+/// one that waited longer, such as after a quiet night or a restart of
+/// PostgreSQL, is pinged first and replaced if it is dead. Under load every
+/// connection is reused within milliseconds, so none is pinged twice.
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// The most connections of the pool that [`connect_plan_cached`] opens.
 pub const PLAN_CACHED_CONNECTIONS: u32 = 4;
 
@@ -221,8 +240,9 @@ pub async fn connect_plan_cached(url: &str, db: &DatabaseConnection) -> Result<D
 
 /// The options of every PostgreSQL pool; `plan_cache_mode`, when given,
 /// overrides PostgreSQL's default for its sessions. Each new connection's
-/// socket gets `TCP_NODELAY` ([`crate::nodelay`]), and a connection given
-/// back to the pool gives back its buffers beyond 8 KiB.
+/// socket gets `TCP_NODELAY` ([`crate::nodelay`]), a connection is pinged
+/// when handed out only after [`PING_AFTER_IDLE`] in the pool, and a
+/// connection given back to the pool gives back its buffers beyond 8 KiB.
 fn postgres_options(url: &str, plan_cache_mode: Option<&'static str>) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     let timeout = STATEMENT_TIMEOUT.as_millis().to_string();
@@ -230,6 +250,7 @@ fn postgres_options(url: &str, plan_cache_mode: Option<&'static str>) -> Connect
         .sqlx_logging(false)
         .max_connections(16)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire_if_idle_for(PING_AFTER_IDLE)
         .map_sqlx_postgres_opts(move |opts| {
             let opts = opts.options([
                 ("statement_timeout", timeout.as_str()),

@@ -13,7 +13,8 @@ mod pool;
 mod transient;
 
 pub use connect::{
-    ACQUIRE_TIMEOUT, PLAN_CACHE_MODE, PLAN_CACHED_CONNECTIONS, STATEMENT_TIMEOUT, connect, connect_plan_cached,
+    ACQUIRE_TIMEOUT, PING_AFTER_IDLE, PLAN_CACHE_MODE, PLAN_CACHED_CONNECTIONS, STATEMENT_TIMEOUT, connect,
+    connect_plan_cached,
 };
 pub use migrate::migrate;
 pub use pool::{POOL_CONNECTIONS_METRIC, POOL_MAX_CONNECTIONS_METRIC, record_pool_usage};

@@ -161,3 +161,176 @@ async fn every_postgres_connection_runs_with_tcp_nodelay() {
     );
     assert!(sockets.iter().all(|&(_, on)| on), "without TCP_NODELAY: {sockets:?}");
 }
+
+/// Waits until every connection of `pool` is back in it: sqlx gives a
+/// connection back in a task of its own, after pinging it.
+async fn all_returned(pool: &sea_orm::sqlx::PgPool) {
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while pool.num_idle() < pool.size() as usize {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the connections go back to the pool");
+}
+
+/// The PostgreSQL server and the rest of `url`: the part before the server,
+/// and the database after it.
+fn split_postgres_url(url: &str) -> (&str, &str, &str) {
+    let (credentials, rest) = url.split_once('@').expect("user@server");
+    let (server, database) = rest.split_once('/').expect("server/database");
+    (credentials, server, database)
+}
+
+#[tokio::test]
+async fn a_busy_postgres_connection_is_pinged_once_per_statement_and_an_idle_one_before_use_too() {
+    let database = ScratchDatabase::new(Backend::Postgres);
+    let created = idmesh_store::connect(database.url())
+        .await
+        .expect("creates the database");
+    created.close().await.expect("closes");
+    let (credentials, server, name) = split_postgres_url(database.url());
+    let relay = relay::SyncCounter::start(server.to_owned()).await;
+    // Without TLS, so that the relay reads the protocol's messages.
+    let db = idmesh_store::connect(&format!("{credentials}@{}/{name}?sslmode=disable", relay.addr))
+        .await
+        .expect("connects through the relay");
+    let pool = db.get_postgres_connection_pool();
+    const STATEMENT: &str = "SELECT 1";
+    // The first execution also prepares the statement.
+    assert_eq!(select_one::<i32>(&db, STATEMENT).await, 1);
+    all_returned(pool).await;
+    assert_eq!(pool.size(), 1, "one connection, reused");
+
+    let before = relay.syncs();
+    for _ in 0..10 {
+        assert_eq!(select_one::<i32>(&db, STATEMENT).await, 1);
+        all_returned(pool).await;
+    }
+    assert_eq!(
+        relay.syncs() - before,
+        20,
+        "each statement's own Sync, and sqlx's ping when its connection goes back; none when it is handed out"
+    );
+
+    tokio::time::sleep(idmesh_store::PING_AFTER_IDLE + std::time::Duration::from_millis(100)).await;
+    let before = relay.syncs();
+    assert_eq!(select_one::<i32>(&db, STATEMENT).await, 1);
+    all_returned(pool).await;
+    assert_eq!(
+        relay.syncs() - before,
+        3,
+        "a connection idle that long is pinged before it is used"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_connections_are_handed_out_without_a_ping() {
+    // A file has no server that could have dropped the connection; sqlx's
+    // test would be a round trip to the connection's worker thread.
+    let database = ScratchDatabase::new(Backend::Sqlite);
+    let db = idmesh_store::connect(database.url()).await.expect("SQLite opens");
+    assert!(!db.get_sqlite_connection_pool().options().get_test_before_acquire());
+    assert_eq!(select_one::<i32>(&db, "SELECT 1").await, 1);
+}
+
+#[tokio::test]
+async fn a_postgres_connection_that_died_in_the_pool_is_replaced_before_it_is_used() {
+    let database = ScratchDatabase::new(Backend::Postgres);
+    let db = idmesh_store::connect(database.url()).await.expect("connects");
+    const BACKEND: &str = "SELECT pg_backend_pid()";
+    let first: i32 = select_one(&db, BACKEND).await;
+    all_returned(db.get_postgres_connection_pool()).await;
+    let admin = idmesh_store::connect(database.url()).await.expect("connects");
+    let terminated: bool = select_one(&admin, &format!("SELECT pg_terminate_backend({first})")).await;
+    assert!(terminated, "PostgreSQL ends the pooled connection's backend");
+
+    tokio::time::sleep(idmesh_store::PING_AFTER_IDLE + std::time::Duration::from_millis(100)).await;
+    let second: i32 = select_one(&db, BACKEND).await;
+    assert_ne!(
+        second, first,
+        "a new connection answers, not an error from the dead one"
+    );
+}
+
+/// A TCP relay between sqlx and PostgreSQL that keeps what clients send, to
+/// count their Sync messages: each is a round trip, answered by the
+/// server's ReadyForQuery.
+mod relay {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    type Sent = Arc<Mutex<Vec<Vec<u8>>>>;
+
+    pub struct SyncCounter {
+        pub addr: std::net::SocketAddr,
+        sent: Sent,
+    }
+
+    impl SyncCounter {
+        /// Relays each connection made to [`SyncCounter::addr`] to `server`.
+        pub async fn start(server: String) -> SyncCounter {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+            let addr = listener.local_addr().expect("its address");
+            let sent = Sent::default();
+            let connections = Arc::clone(&sent);
+            tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let server = TcpStream::connect(&server).await.expect("PostgreSQL accepts");
+                    let index = {
+                        let mut sent = connections.lock().expect("unpoisoned");
+                        sent.push(Vec::new());
+                        sent.len() - 1
+                    };
+                    tokio::spawn(relay(client, server, Arc::clone(&connections), index));
+                }
+            });
+            SyncCounter { addr, sent }
+        }
+
+        /// The Sync messages sent so far, over every connection.
+        pub fn syncs(&self) -> usize {
+            self.sent
+                .lock()
+                .expect("unpoisoned")
+                .iter()
+                .map(|bytes| syncs(bytes))
+                .sum()
+        }
+    }
+
+    async fn relay(client: TcpStream, server: TcpStream, sent: Sent, index: usize) {
+        let (mut from_client, mut to_client) = client.into_split();
+        let (mut from_server, mut to_server) = server.into_split();
+        let answers = tokio::spawn(async move { tokio::io::copy(&mut from_server, &mut to_client).await });
+        let mut buffer = vec![0; 8192];
+        while let Ok(read @ 1..) = from_client.read(&mut buffer).await {
+            sent.lock().expect("unpoisoned")[index].extend_from_slice(&buffer[..read]);
+            if to_server.write_all(&buffer[..read]).await.is_err() {
+                break;
+            }
+        }
+        answers.abort();
+    }
+
+    /// The Sync messages in what one client sent: first the startup message
+    /// (its length, then the rest), then messages of a type byte and a
+    /// length that counts itself but not the type.
+    fn syncs(bytes: &[u8]) -> usize {
+        let length = |at: usize| {
+            let field = bytes.get(at..at + 4)?;
+            Some(u32::from_be_bytes(field.try_into().expect("four bytes")) as usize)
+        };
+        let Some(mut at) = length(0) else {
+            return 0;
+        };
+        let mut count = 0;
+        while let (Some(&kind), Some(len)) = (bytes.get(at), length(at + 1)) {
+            count += usize::from(kind == b'S');
+            at += 1 + len;
+        }
+        count
+    }
+}
