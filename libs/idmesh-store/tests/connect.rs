@@ -174,8 +174,8 @@ async fn all_returned(pool: &sea_orm::sqlx::PgPool) {
     .expect("the connections go back to the pool");
 }
 
-/// The PostgreSQL server and the rest of `url`: the part before the server,
-/// and the database after it.
+/// `url` in three: what comes before the server (scheme and user), the
+/// server, and the database.
 fn split_postgres_url(url: &str) -> (&str, &str, &str) {
     let (credentials, rest) = url.split_once('@').expect("user@server");
     let (server, database) = rest.split_once('/').expect("server/database");
