@@ -1,5 +1,8 @@
 //! What the load generators in `tools/` share: a SCIM client for one
-//! directory that fails loudly on any answer a benchmark did not expect.
+//! directory that fails loudly on any answer a benchmark did not expect,
+//! and the CPU time that /proc counts ([`cpu`]).
+
+pub mod cpu;
 
 use std::time::Duration;
 

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use bench_kit::cpu;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use reqwest::{Client, Method, StatusCode};
@@ -241,22 +242,10 @@ async fn phase(
     Ok((Phase { latencies, stolen }, load_report))
 }
 
-/// The clock tick in which /proc counts CPU time (USER_HZ, 100 a second
-/// on Linux).
-const TICK: Duration = Duration::from_millis(10);
-
-/// CPU time the host has taken from this virtual machine since it booted,
-/// over all its cores: the `steal` column of /proc/stat's `cpu` line.
+/// CPU time the host has taken from this virtual machine since it booted
+/// ([`cpu::stolen`]).
 fn stolen() -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
-    let ticks: u32 = stat
-        .lines()
-        .next()
-        .and_then(|cpu| cpu.split_whitespace().nth(8))
-        .context("no steal column in /proc/stat")?
-        .parse()
-        .context("steal is not a number")?;
-    Ok(TICK * ticks)
+    cpu::stolen().context("no steal column in /proc/stat")
 }
 
 fn millis(micros: u64) -> f64 {
@@ -608,24 +597,16 @@ async fn cost(args: &Args, bulk: &Scim) -> anyhow::Result<()> {
 /// process (Linux /proc; their backends are pooled, so none exits while
 /// it is measured).
 fn cpu_seconds(pid: u32) -> anyhow::Result<(f64, f64)> {
-    // utime and stime, the 14th and 15th fields, in ticks ([`TICK`]); the
-    // command name before them may hold spaces.
-    let ticks = |pid: &str| -> Option<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-    };
-    let mesh = ticks(&pid.to_string()).context("the mesh's /proc/<pid>/stat")?;
-    let mut postgres = 0;
+    let mesh = cpu::of_process(pid).context("the mesh's /proc/<pid>/stat")?;
+    let mut postgres = 0.0;
     for entry in std::fs::read_dir("/proc")? {
         let name = entry?.file_name();
-        let Some(name) = name.to_str().filter(|name| name.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name.to_str().and_then(|name| name.parse::<u32>().ok()) else {
             continue;
         };
-        if std::fs::read_to_string(format!("/proc/{name}/comm")).is_ok_and(|comm| comm.trim() == "postgres") {
-            postgres += ticks(name).unwrap_or(0);
+        if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "postgres") {
+            postgres += cpu::of_process(pid).unwrap_or(0.0);
         }
     }
-    let seconds = |ticks: u64| ticks as f64 * TICK.as_secs_f64();
-    Ok((seconds(mesh), seconds(postgres)))
+    Ok((mesh, postgres))
 }

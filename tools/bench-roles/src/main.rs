@@ -87,20 +87,10 @@ struct Args {
     max_staleness_ms: u64,
 }
 
-/// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
-const TICKS_PER_SECOND: f64 = 100.0;
-
 /// The CPU time (user and system) that `pids` have used so far, in seconds;
 /// a process gone meanwhile counts nothing.
 fn cpu_seconds(pids: &[u32]) -> f64 {
-    let ticks = |pid: &u32| -> Option<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // After the command, in parentheses: state, then 13 more fields,
-        // of which utime and stime are the 12th and 13th.
-        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
-        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-    };
-    pids.iter().filter_map(ticks).sum::<u64>() as f64 / TICKS_PER_SECOND
+    pids.iter().filter_map(|&pid| bench_kit::cpu::of_process(pid)).sum()
 }
 
 /// The PostgreSQL backends serving `database` now, by their process titles
