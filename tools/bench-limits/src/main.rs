@@ -33,10 +33,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use bench_kit::cpu;
+use bench_kit::{Answer, Scim, cpu, id_of};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -96,74 +96,22 @@ enum Scenario {
     Cost,
 }
 
-/// A SCIM client for one directory.
-#[derive(Clone)]
-struct Scim {
-    http: Client,
-    base_url: String,
-    token: String,
+/// A directory's SCIM client from its `<SCIM base URL> <token>` argument.
+/// No request is cut short: the heavy PATCHes take as long as they take.
+fn scim(url_and_token: &[String]) -> anyhow::Result<Scim> {
+    let [base_url, token] = url_and_token else {
+        bail!("a directory is given as its SCIM base URL and a token");
+    };
+    Scim::new(base_url, token, Duration::from_secs(600))
 }
 
-impl Scim {
-    fn new(http: &Client, url_and_token: &[String]) -> anyhow::Result<Scim> {
-        let [base_url, token] = url_and_token else {
-            bail!("a directory is given as its SCIM base URL and a token");
-        };
-        Ok(Scim {
-            http: http.clone(),
-            base_url: base_url.clone(),
-            token: token.clone(),
-        })
-    }
-
-    /// Sends a request; its answer.
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Answer> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base_url))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.header("content-type", "application/scim+json").json(body);
-        }
-        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|value| value.to_str().ok()?.parse().ok())
-            .map(Duration::from_secs);
-        let bytes = response.bytes().await.with_context(|| format!("{method} {path}"))?;
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Answer {
-            status,
-            body,
-            retry_after,
-        })
-    }
-
-    /// The same directory through a client of its own, for a load run on a
-    /// runtime of its own ([`on_own_thread`]).
-    fn with_own_client(&self) -> anyhow::Result<Scim> {
-        Ok(Scim {
-            http: Client::builder().pool_max_idle_per_host(64).build()?,
-            ..self.clone()
-        })
-    }
-
-    async fn create_user(&self, user_name: &str) -> anyhow::Result<String> {
-        let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name});
-        let Answer { status, body, .. } = self.send(Method::POST, "/Users", Some(&user)).await?;
-        ensure!(status == StatusCode::CREATED, "POST /Users: {status}: {body}");
-        body["id"].as_str().map(str::to_owned).context("a user without an id")
-    }
-}
-
-/// A SCIM answer: its status, its JSON body (null if none), and its
-/// `Retry-After` in seconds.
-struct Answer {
-    status: StatusCode,
-    body: Value,
-    retry_after: Option<Duration>,
+/// Creates a user; its id.
+async fn create_user(scim: &Scim, user_name: &str) -> anyhow::Result<String> {
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name});
+    let (_, created) = scim
+        .send(Method::POST, "/Users", Some(&user), &[StatusCode::CREATED])
+        .await?;
+    id_of(&created)
 }
 
 /// Sends `send` at `per_second` until `stop`, each on a task of its own
@@ -224,7 +172,7 @@ async fn phase(
         tokio::spawn(async move {
             at_rate(rate, stop, move || {
                 let (steady, path) = (steady.clone(), path.clone());
-                async move { Ok(steady.send(Method::GET, &path, None).await?.status) }
+                async move { Ok(steady.answer(Method::GET, &path, None).await?.status) }
             })
             .await
         })
@@ -294,17 +242,16 @@ fn resident_mib(pid: u32) -> anyhow::Result<f64> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let http = Client::builder().pool_max_idle_per_host(64).build()?;
     let (noisy, steady, heavy, bulk) = (
-        Scim::new(&http, &args.noisy)?,
-        Scim::new(&http, &args.steady)?,
-        Scim::new(&http, &args.heavy)?,
-        Scim::new(&http, &args.bulk)?,
+        scim(&args.noisy)?,
+        scim(&args.steady)?,
+        scim(&args.heavy)?,
+        scim(&args.bulk)?,
     );
     println!("resident memory at start: {:.1} MiB", resident_mib(args.pid)?);
     let runs = |scenario| args.only.is_empty() || args.only.contains(&scenario);
     if runs(Scenario::Noisy) || runs(Scenario::Heavy) {
-        let steady_user = steady.create_user("steady@example.com").await?;
+        let steady_user = create_user(&steady, "steady@example.com").await?;
         if runs(Scenario::Noisy) {
             noisy_neighbour(&args, &steady, &steady_user, &noisy).await?;
         }
@@ -349,11 +296,11 @@ async fn noisy_neighbour(args: &Args, steady: &Scim, steady_user: &str, noisy: &
 /// (refused), `--emails` ordinary addresses (the most of them the limits
 /// accept), and `--emails` of `--email-bytes` each (the largest document).
 async fn heavy_patches(args: &Args, steady: &Scim, steady_user: &str, heavy: &Scim) -> anyhow::Result<()> {
-    let heavy_user = heavy.create_user("heavy@example.com").await?;
+    let heavy_user = create_user(heavy, "heavy@example.com").await?;
     let path = format!("/Users/{heavy_user}");
     let oversized = json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "emails",
         "value": (0..20_000).map(|i| json!({"value": format!("u{i}@example.com")})).collect::<Vec<_>>()}]});
-    let Answer { status, body, .. } = heavy.send(Method::PATCH, &path, Some(&oversized)).await?;
+    let Answer { status, body, .. } = heavy.answer(Method::PATCH, &path, Some(&oversized)).await?;
     println!(
         "2. heavy PATCH: 20,000 e-mails in one PATCH answers {status} {}",
         body["scimType"].as_str().unwrap_or("")
@@ -414,7 +361,7 @@ async fn flood(noisy: Scim, rate: u32, stop: Arc<AtomicBool>) -> anyhow::Result<
         ticks.tick().await;
         let (noisy, ok, limited) = (noisy.clone(), ok.clone(), limited.clone());
         requests.spawn(async move {
-            match noisy.send(Method::GET, "/Users?count=1", None).await {
+            match noisy.answer(Method::GET, "/Users?count=1", None).await {
                 Ok(Answer {
                     status: StatusCode::OK, ..
                 }) => ok.fetch_add(1, Ordering::Relaxed),
@@ -447,7 +394,7 @@ async fn patch_loop(
     let (mut done, mut limited, mut busy, mut waited) = (0u32, 0u32, Duration::ZERO, Duration::ZERO);
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        let answer = heavy.send(Method::PATCH, &path, Some(&body)).await?;
+        let answer = heavy.answer(Method::PATCH, &path, Some(&body)).await?;
         if answer.status == StatusCode::TOO_MANY_REQUESTS {
             let wait = answer.retry_after.context("a 429 without Retry-After")?;
             limited += 1;
@@ -495,7 +442,7 @@ fn report(alone_name: &str, loaded_name: &str, alone: &[Phase], loaded: &[Phase]
 async fn memory(args: &Args, bulk: &Scim) -> anyhow::Result<()> {
     let mut users = Vec::new();
     for i in 0..args.writers {
-        users.push(bulk.create_user(&format!("memory{i}@example.com")).await?);
+        users.push(create_user(bulk, &format!("memory{i}@example.com")).await?);
     }
     let before = resident_mib(args.pid)?;
     let peak = Arc::new(AtomicU64::new(0));
@@ -520,7 +467,7 @@ async fn memory(args: &Args, bulk: &Scim) -> anyhow::Result<()> {
                 format!("/Users/{user}"),
                 heavy_patch(args, round * 100 + i),
             );
-            writes.spawn(async move { bulk.send(Method::PATCH, &path, Some(&body)).await });
+            writes.spawn(async move { bulk.answer(Method::PATCH, &path, Some(&body)).await });
         }
         while let Some(done) = writes.join_next().await {
             let Answer { status, body, .. } = done??;
@@ -552,23 +499,25 @@ async fn memory(args: &Args, bulk: &Scim) -> anyhow::Result<()> {
 async fn cost(args: &Args, bulk: &Scim) -> anyhow::Result<()> {
     const READS: u32 = 1_000;
     const PATCHES: u32 = 40;
-    let small = format!("/Users/{}", bulk.create_user("cost-small@example.com").await?);
-    let large = format!("/Users/{}", bulk.create_user("cost-large@example.com").await?);
+    let small = format!("/Users/{}", create_user(bulk, "cost-small@example.com").await?);
+    let large = format!("/Users/{}", create_user(bulk, "cost-large@example.com").await?);
     let bodies = [heavy_patch(args, 1), heavy_patch(args, 2)];
     let expect_ok = |answer: &Answer| {
         ensure!(answer.status == StatusCode::OK, "{}: {}", answer.status, answer.body);
         Ok(())
     };
-    expect_ok(&bulk.send(Method::PATCH, &large, Some(&bodies[1])).await?)?;
+    expect_ok(&bulk.answer(Method::PATCH, &large, Some(&bodies[1])).await?)?;
 
     let before = cpu_seconds(args.pid)?;
     for _ in 0..READS {
-        expect_ok(&bulk.send(Method::GET, &small, None).await?)?;
+        expect_ok(&bulk.answer(Method::GET, &small, None).await?)?;
     }
     let reads = cpu_seconds(args.pid)?;
     let mut answer_bytes = 0;
     for i in 0..PATCHES {
-        let answer = bulk.send(Method::PATCH, &large, Some(&bodies[i as usize % 2])).await?;
+        let answer = bulk
+            .answer(Method::PATCH, &large, Some(&bodies[i as usize % 2]))
+            .await?;
         expect_ok(&answer)?;
         answer_bytes = answer.body.to_string().len();
     }
