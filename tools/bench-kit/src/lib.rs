@@ -1,6 +1,7 @@
 //! What the load generators in `tools/` share: a SCIM client for one
-//! directory that fails loudly on any answer a benchmark did not expect,
-//! and the CPU time that /proc counts ([`cpu`]).
+//! directory that fails loudly on any answer a benchmark did not expect
+//! (or hands back any answer, for loads that count refusals), and the CPU
+//! time that /proc counts ([`cpu`]).
 
 pub mod cpu;
 

@@ -97,7 +97,8 @@ enum Scenario {
 }
 
 /// A directory's SCIM client from its `<SCIM base URL> <token>` argument.
-/// No request is cut short: the heavy PATCHes take as long as they take.
+/// A request may take ten minutes: the heavy PATCHes are measured, not
+/// cut short.
 fn scim(url_and_token: &[String]) -> anyhow::Result<Scim> {
     let [base_url, token] = url_and_token else {
         bail!("a directory is given as its SCIM base URL and a token");
